@@ -1,0 +1,31 @@
+# The two commands of the quick start: `make demo` and `make test`.
+SHELL := /bin/bash
+CARGO ?= cargo
+export CARGO_TARGET_DIR ?= $(CURDIR)/target
+
+.PHONY: demo test build lint fmt down clean
+
+## Run the whole pipeline offline on the shipped sample year and show where every output is.
+demo: build
+	@bash scripts/demo.sh
+
+## Every test: formatting, clippy, unit, integration and end-to-end tests.
+test:
+	@bash scripts/test.sh
+
+build:
+	$(CARGO) build --release --locked -p rps-cli
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --release --locked --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## Stop anything `make demo` left running.
+down:
+	@bash scripts/down.sh
+
+clean: down
+	rm -rf .rps

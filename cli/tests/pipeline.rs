@@ -1,0 +1,282 @@
+//! Black-box tests of the `rps` binary: the Open-Meteo replay on a free port, the
+//! pipeline against it, and a corrupted input stopped at the quality gate.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const RPS: &str = env!("CARGO_BIN_EXE_rps");
+
+fn sample() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/sample/open-meteo-archive-sandpoint-ak-2023.json")
+}
+
+/// `rps sample serve` on a free port, killed when dropped.
+struct Replay {
+    child: Child,
+    port: u16,
+}
+
+impl Replay {
+    fn start(dir: &Path, file: Option<&Path>) -> Self {
+        let port_file = dir.join("replay.port");
+        let mut cmd = Command::new(RPS);
+        cmd.args(["sample", "serve", "--port", "0", "--port-file"])
+            .arg(&port_file);
+        if let Some(f) = file {
+            cmd.arg("--file").arg(f);
+        }
+        // Owned by `Replay` at once, so it is killed even if the wait below panics.
+        let mut replay = Self {
+            child: cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap(),
+            port: 0,
+        };
+        let started = Instant::now();
+        while replay.port == 0 {
+            match std::fs::read_to_string(&port_file)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+            {
+                Some(port) => replay.port = port,
+                None => {
+                    assert!(
+                        started.elapsed() < Duration::from_secs(10),
+                        "the replay did not start"
+                    );
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+        replay
+    }
+}
+
+impl Drop for Replay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rps(store: &Path, replay: &Replay, args: &[&str]) -> Output {
+    Command::new(RPS)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RPS_STORE", store)
+        .env(
+            "OPEN_METEO_ARCHIVE_URL",
+            format!("http://127.0.0.1:{}/v1/archive", replay.port),
+        )
+        .env(
+            "OPEN_METEO_FORECAST_URL",
+            format!("http://127.0.0.1:{}/v1/forecast", replay.port),
+        )
+        .output()
+        .unwrap()
+}
+
+fn last_json_line(out: &Output) -> Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout
+        .lines()
+        .last()
+        .unwrap_or_else(|| panic!("no stdout; stderr: {}", String::from_utf8_lossy(&out.stderr)));
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("last line is not JSON ({e}): {last}"))
+}
+
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(e.path().strip_prefix(dir).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn pipeline_run_on_the_shipped_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let replay = Replay::start(dir.path(), None);
+    let out = rps(
+        &store,
+        &replay,
+        &[
+            "pipeline",
+            "run",
+            "--start",
+            "2023-01-01",
+            "--end",
+            "2023-12-31",
+            "--json",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = last_json_line(&out);
+
+    let version = summary["data_version"].as_str().unwrap();
+    assert_eq!(version.len(), 32);
+    assert!(version.chars().all(|c| c.is_ascii_hexdigit()));
+    assert!(summary["rows"].as_u64().unwrap() > 8000);
+    assert_eq!(summary["model_name"], "rps-temperature");
+    assert!(summary["model_version"].as_str().is_some_and(|v| !v.is_empty()));
+    let metrics = summary["metrics"].as_object().unwrap();
+    for h in 1..=6 {
+        for m in ["rmse", "mae", "r2", "persistence_rmse", "seasonal_naive_rmse"] {
+            let name = format!("{m}_h{h}");
+            let v = metrics
+                .get(&name)
+                .and_then(Value::as_f64)
+                .unwrap_or_else(|| panic!("{name} missing"));
+            assert!(v.is_finite(), "{name} = {v}");
+        }
+    }
+    let (rmse6, pers6) = (
+        metrics["rmse_h6"].as_f64().unwrap(),
+        metrics["persistence_rmse_h6"].as_f64().unwrap(),
+    );
+    assert!(
+        rmse6 <= pers6,
+        "6 h RMSE {rmse6} is worse than persistence {pers6}"
+    );
+
+    // Every output is where the summary says, and the dataset file is the data version.
+    let files = files_under(&store);
+    for key in [
+        &summary["ingest"]["snapshot"],
+        &summary["validate"]["report"],
+        &summary["transform"]["dataset"],
+        &summary["transform"]["profile"],
+        &summary["train"]["bundle"],
+        &summary["train"]["evaluation"],
+    ] {
+        let key = key.as_str().unwrap();
+        assert!(files.iter().any(|f| f == key), "{key} not in {files:?}");
+    }
+    let parquet = std::fs::read(store.join(summary["transform"]["dataset"].as_str().unwrap())).unwrap();
+    assert_eq!(&parquet[..4], b"PAR1");
+    let profile =
+        std::fs::read_to_string(store.join(summary["transform"]["profile"].as_str().unwrap())).unwrap();
+    assert!(profile.contains("Correlation with the target") && profile.contains(version));
+
+    // The stages also run one by one, and the same snapshot gives the same data version.
+    let t = rps(&store, &replay, &["transform", "--json"]);
+    assert!(t.status.success(), "{}", String::from_utf8_lossy(&t.stderr));
+    assert_eq!(last_json_line(&t)["data_version"], version);
+    let v = rps(&store, &replay, &["validate", "--json"]);
+    assert!(v.status.success());
+    let tr = rps(&store, &replay, &["train", "--data-version", version, "--json"]);
+    assert!(tr.status.success(), "{}", String::from_utf8_lossy(&tr.stderr));
+    assert_eq!(
+        last_json_line(&tr)["metrics"]["rmse_h6"],
+        summary["metrics"]["rmse_h6"],
+        "training is deterministic"
+    );
+}
+
+#[test]
+fn five_percent_missing_temperatures_stop_the_run_at_the_gate() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let mut doc: Value = serde_json::from_slice(&std::fs::read(sample()).unwrap()).unwrap();
+    let temps = doc["hourly"]["temperature_2m"].as_array_mut().unwrap();
+    for i in (3..temps.len()).step_by(20) {
+        temps[i] = Value::Null;
+    }
+    let corrupted = dir.path().join("corrupted.json");
+    std::fs::write(&corrupted, serde_json::to_vec(&doc).unwrap()).unwrap();
+    let replay = Replay::start(dir.path(), Some(&corrupted));
+
+    let out = rps(
+        &store,
+        &replay,
+        &[
+            "pipeline",
+            "run",
+            "--start",
+            "2023-01-01",
+            "--end",
+            "2023-12-31",
+            "--json",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("data quality gate failed 1 check(s)"), "{stderr}");
+    assert!(stderr.contains("null_share.temperature_2m: 5.0"), "{stderr}");
+    assert!(
+        stderr.contains("of 8751 values are null (limit 1.00%)"),
+        "{stderr}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).trim().is_empty(),
+        "no summary on failure"
+    );
+
+    // The raw snapshot and the report are kept; nothing downstream was written.
+    let files = files_under(&store);
+    assert!(
+        files
+            .iter()
+            .any(|f| f.starts_with("raw/") && f.ends_with("Z.json")),
+        "{files:?}"
+    );
+    assert!(files.iter().any(|f| f.starts_with("quality/")), "{files:?}");
+    assert!(
+        !files
+            .iter()
+            .any(|f| f.starts_with("datasets/") || f.starts_with("models/")),
+        "{files:?}"
+    );
+
+    // A transform of that snapshot is refused too.
+    let t = rps(&store, &replay, &["transform"]);
+    assert_eq!(t.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&t.stderr).contains("has not passed the quality gate"));
+}
+
+#[test]
+fn invalid_configuration_names_the_variable() {
+    let out = Command::new(RPS)
+        .args(["pipeline", "run", "--start", "2023-01-01", "--end", "2023-01-31"])
+        .env("RPS_LATITUDE", "north")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .contains("RPS_LATITUDE=\"north\" is invalid: expected a latitude in degrees between -90 and 90"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_start_after_the_end_is_refused() {
+    let out = Command::new(RPS)
+        .args(["ingest", "--start", "2023-02-01", "--end", "2023-01-01"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is after the end date"));
+}

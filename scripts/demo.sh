@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# make demo: the whole pipeline on the embedded local default, fully offline unless
+# OPEN_METEO_ARCHIVE_URL points somewhere else.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+export RPS_STORE="${RPS_STORE:-$STATE/store}"
+trap 'stop_bg replay' EXIT
+
+if [[ -z "${OPEN_METEO_ARCHIVE_URL:-}" ]]; then
+  rm -f "$STATE/run/replay.port"
+  start_bg replay "$RPS" sample serve --port 0 --port-file "$STATE/run/replay.port"
+  wait_for_file "$STATE/run/replay.port" 10
+  port=$(cat "$STATE/run/replay.port")
+  export OPEN_METEO_ARCHIVE_URL="http://127.0.0.1:$port/v1/archive"
+  export OPEN_METEO_FORECAST_URL="http://127.0.0.1:$port/v1/forecast"
+  echo "Offline: Open-Meteo replay of the shipped sample year on http://127.0.0.1:$port"
+  range=(--start "${RPS_DEMO_START:-2023-01-01}" --end "${RPS_DEMO_END:-2023-12-31}")
+else
+  echo "Using Open-Meteo at $OPEN_METEO_ARCHIVE_URL"
+  range=()
+  [[ -n "${RPS_DEMO_START:-}" ]] && range=(--start "$RPS_DEMO_START" --end "${RPS_DEMO_END:?set RPS_DEMO_END too}")
+fi
+
+echo "Store: $RPS_STORE"
+echo
+"$RPS" pipeline run "${range[@]}"

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# make test: every check CI runs. Installs what it needs, idempotently.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+echo "== format"
+cargo fmt --all -- --check
+echo "== clippy"
+cargo clippy --release --locked --workspace --all-targets -- -D warnings
+echo "== tests"
+cargo test --release --locked --workspace

@@ -1,0 +1,35 @@
+//! Scores every default candidate alone on a recorded Open-Meteo file (default: the
+//! shipped sample), to see what changing a candidate or a feature does.
+//!
+//!     cargo run --release -p shared --example candidates [-- path/to/open-meteo.json]
+
+use shared::evaluate::metrics_map;
+use shared::observations::RawSeries;
+use shared::train::{default_candidates, train};
+use shared::transform::{Dataset, regularise};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let path = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "data/sample/open-meteo-archive-sandpoint-ak-2023.json".into());
+    let (series, _) = regularise(&[RawSeries::parse(&std::fs::read(&path)?)?], 3)?;
+    let set = Dataset::build(&series)?.training_set()?;
+    println!("{} rows from {path}", set.rows.len());
+    println!("{:<62} {:>8} {:>15} {:>15} {:>8}", "candidate", "val RMSE", "h1 RMSE/pers.", "h6 RMSE/pers.", "seconds");
+    for c in default_candidates() {
+        let started = std::time::Instant::now();
+        let t = train(&set, std::slice::from_ref(&c), 0.15, 0.15, 42)?;
+        let m = metrics_map(&t.holdout);
+        println!(
+            "{:<62} {:>8.3} {:>7.3}/{:<7.3} {:>7.3}/{:<7.3} {:>8.2}",
+            c.describe(),
+            t.candidates[0].mean_validation_rmse,
+            m["rmse_h1"],
+            m["persistence_rmse_h1"],
+            m["rmse_h6"],
+            m["persistence_rmse_h6"],
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,424 @@
+//! Configuration: one typed struct, read from the environment once at start.
+//!
+//! Every value is parsed into a domain type here, so the rest of the library never
+//! re-checks it. A missing or invalid value is a [`ConfigError`] naming the variable
+//! and what it expects. Empty variables count as unset.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+/// Default endpoints of the live Open-Meteo API (no key needed).
+pub const DEFAULT_ARCHIVE_URL: &str = "https://archive-api.open-meteo.com/v1/archive";
+pub const DEFAULT_FORECAST_URL: &str = "https://api.open-meteo.com/v1/forecast";
+/// The embedded default store: a folder in the working directory.
+pub const DEFAULT_STORE: &str = ".rps/store";
+/// Sand Point, Alaska: the station of the shipped sample year.
+pub const DEFAULT_LATITUDE: f64 = 55.317;
+pub const DEFAULT_LONGITUDE: f64 = -160.517;
+pub const DEFAULT_MODEL_NAME: &str = "rps-temperature";
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ConfigError {
+    #[error("{var} is required: expected {expected}")]
+    Missing {
+        var: &'static str,
+        expected: &'static str,
+    },
+    #[error("{var}={value:?} is invalid: expected {expected}")]
+    Invalid {
+        var: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+}
+
+/// Where objects live: a local directory (the embedded default) or an S3 prefix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum StoreLocation {
+    Local { path: PathBuf },
+    S3 { bucket: String, prefix: String },
+}
+
+impl StoreLocation {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if let Some(rest) = raw.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            let valid_bucket = (3..=63).contains(&bucket.len())
+                && bucket
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+            if !valid_bucket {
+                return Err(format!("{bucket:?} is not a valid S3 bucket name"));
+            }
+            Ok(StoreLocation::S3 {
+                bucket: bucket.to_owned(),
+                prefix: prefix.trim_matches('/').to_owned(),
+            })
+        } else if raw.contains("://") {
+            Err("only local paths and s3:// URLs are supported".to_owned())
+        } else {
+            Ok(StoreLocation::Local {
+                path: PathBuf::from(raw),
+            })
+        }
+    }
+}
+
+impl fmt::Display for StoreLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreLocation::Local { path } => write!(f, "{}", path.display()),
+            StoreLocation::S3 { bucket, prefix } if prefix.is_empty() => write!(f, "s3://{bucket}"),
+            StoreLocation::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+        }
+    }
+}
+
+/// A latitude in degrees, -90..=90.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "f64")]
+pub struct Latitude(f64);
+/// A longitude in degrees, -180..=180.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "f64")]
+pub struct Longitude(f64);
+
+impl TryFrom<f64> for Latitude {
+    type Error = String;
+    fn try_from(v: f64) -> Result<Self, String> {
+        Self::new(v).ok_or_else(|| format!("latitude {v} is outside -90..=90"))
+    }
+}
+
+impl TryFrom<f64> for Longitude {
+    type Error = String;
+    fn try_from(v: f64) -> Result<Self, String> {
+        Self::new(v).ok_or_else(|| format!("longitude {v} is outside -180..=180"))
+    }
+}
+
+impl Latitude {
+    pub fn new(v: f64) -> Option<Self> {
+        (v.is_finite() && (-90.0..=90.0).contains(&v)).then_some(Self(v))
+    }
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
+
+impl Longitude {
+    pub fn new(v: f64) -> Option<Self> {
+        (v.is_finite() && (-180.0..=180.0).contains(&v)).then_some(Self(v))
+    }
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Location {
+    pub latitude: Latitude,
+    pub longitude: Longitude,
+}
+
+/// How to reach Open-Meteo and how hard to try.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SourceConfig {
+    pub archive_url: Url,
+    pub forecast_url: Url,
+    /// Per attempt.
+    pub timeout: Duration,
+    /// Attempts in all, including the first.
+    pub max_attempts: u32,
+    /// Upper bound on the time spent retrying, sleeps included.
+    pub max_retry_time: Duration,
+    /// Hours of history the live (forecast) endpoint is asked for, as `past_days`.
+    pub past_days: u8,
+}
+
+/// Thresholds of the data quality gate.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QualityConfig {
+    /// Largest share of nulls a key column may have (0.01 = 1%).
+    pub max_null_share: f64,
+    /// Longest run of missing hours (absent or null) that is tolerated.
+    pub max_gap_hours: u32,
+    /// How old the newest hour of a live snapshot may be.
+    pub max_staleness_hours: u32,
+    /// Fewest hours a snapshot must hold to be useful for training.
+    pub min_rows: usize,
+}
+
+/// Gaps up to this many hours are interpolated by the transform; longer ones stay missing.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TransformConfig {
+    pub max_fill_hours: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrainConfig {
+    /// Share of the rows (the newest) held out for the final evaluation.
+    pub holdout_fraction: f64,
+    /// Share of the rows before the hold-out used to select the model.
+    pub validation_fraction: f64,
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Config {
+    pub store: StoreLocation,
+    pub location: Location,
+    pub source: SourceConfig,
+    pub quality: QualityConfig,
+    pub transform: TransformConfig,
+    pub train: TrainConfig,
+    pub model_name: String,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads from a map (tests, and callers that build their own environment).
+    pub fn from_map(map: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| map.get(k).cloned())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env { lookup: &lookup };
+        let store = env.parse(
+            "RPS_STORE",
+            "a local directory or s3://bucket/prefix",
+            DEFAULT_STORE,
+            |s| StoreLocation::parse(s).ok(),
+        )?;
+        let latitude = env.parse(
+            "RPS_LATITUDE",
+            "a latitude in degrees between -90 and 90",
+            &DEFAULT_LATITUDE.to_string(),
+            |s| s.parse().ok().and_then(Latitude::new),
+        )?;
+        let longitude = env.parse(
+            "RPS_LONGITUDE",
+            "a longitude in degrees between -180 and 180",
+            &DEFAULT_LONGITUDE.to_string(),
+            |s| s.parse().ok().and_then(Longitude::new),
+        )?;
+        let http_url = |s: &str| {
+            Url::parse(s)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+        };
+        let source = SourceConfig {
+            archive_url: env.parse(
+                "OPEN_METEO_ARCHIVE_URL",
+                "a full http(s) URL",
+                DEFAULT_ARCHIVE_URL,
+                http_url,
+            )?,
+            forecast_url: env.parse(
+                "OPEN_METEO_FORECAST_URL",
+                "a full http(s) URL",
+                DEFAULT_FORECAST_URL,
+                http_url,
+            )?,
+            timeout: Duration::from_secs_f64(env.parse(
+                "RPS_HTTP_TIMEOUT_SECS",
+                "a number of seconds between 0.1 and 600",
+                "30",
+                |s| s.parse().ok().filter(|v: &f64| (0.1..=600.0).contains(v)),
+            )?),
+            max_attempts: env.parse(
+                "RPS_HTTP_MAX_ATTEMPTS",
+                "a whole number of attempts between 1 and 10",
+                "4",
+                |s| s.parse().ok().filter(|v| (1..=10).contains(v)),
+            )?,
+            max_retry_time: Duration::from_secs_f64(env.parse(
+                "RPS_HTTP_MAX_RETRY_SECS",
+                "a number of seconds between 0 and 3600",
+                "60",
+                |s| s.parse().ok().filter(|v: &f64| (0.0..=3600.0).contains(v)),
+            )?),
+            past_days: env.parse(
+                "RPS_PAST_DAYS",
+                "a whole number of days between 2 and 92",
+                "7",
+                |s| s.parse().ok().filter(|v| (2..=92).contains(v)),
+            )?,
+        };
+        let quality = QualityConfig {
+            max_null_share: env.parse(
+                "RPS_MAX_NULL_SHARE",
+                "a share between 0 and 1 (0.01 = 1%)",
+                "0.01",
+                |s| s.parse().ok().filter(|v: &f64| (0.0..=1.0).contains(v)),
+            )?,
+            max_gap_hours: env.parse(
+                "RPS_MAX_GAP_HOURS",
+                "a whole number of hours between 1 and 8760",
+                "6",
+                |s| s.parse().ok().filter(|v| (1..=8760).contains(v)),
+            )?,
+            max_staleness_hours: env.parse(
+                "RPS_MAX_STALENESS_HOURS",
+                "a whole number of hours between 1 and 8760",
+                "3",
+                |s| s.parse().ok().filter(|v| (1..=8760).contains(v)),
+            )?,
+            min_rows: env.parse(
+                "RPS_MIN_ROWS",
+                "a whole number of hours of at least 48",
+                "48",
+                |s| s.parse().ok().filter(|v| *v >= 48),
+            )?,
+        };
+        let transform = TransformConfig {
+            max_fill_hours: env.parse(
+                "RPS_MAX_FILL_HOURS",
+                "a whole number of hours between 0 and 24",
+                "3",
+                |s| s.parse().ok().filter(|v| *v <= 24),
+            )?,
+        };
+        let train = TrainConfig {
+            holdout_fraction: env.parse(
+                "RPS_HOLDOUT_FRACTION",
+                "a share between 0.05 and 0.5",
+                "0.15",
+                |s| s.parse().ok().filter(|v: &f64| (0.05..=0.5).contains(v)),
+            )?,
+            validation_fraction: env.parse(
+                "RPS_VALIDATION_FRACTION",
+                "a share between 0.05 and 0.5",
+                "0.15",
+                |s| s.parse().ok().filter(|v: &f64| (0.05..=0.5).contains(v)),
+            )?,
+            seed: env.parse("RPS_SEED", "a whole number", "42", |s| s.parse().ok())?,
+        };
+        let model_name = env.parse(
+            "RPS_MODEL_NAME",
+            "a model name of letters, digits, '-', '_' or '.' (at most 100)",
+            DEFAULT_MODEL_NAME,
+            |s| valid_model_name(s).then(|| s.to_owned()),
+        )?;
+        Ok(Config {
+            store,
+            location: Location { latitude, longitude },
+            source,
+            quality,
+            transform,
+            train,
+            model_name,
+        })
+    }
+}
+
+pub fn valid_model_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 100
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+struct Env<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Env<'_> {
+    fn get(&self, var: &str) -> Option<String> {
+        (self.lookup)(var)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// Parses `var` (or `default` when unset) with `parse`; `None` from `parse` is an
+    /// invalid value.
+    fn parse<T>(
+        &self,
+        var: &'static str,
+        expected: &'static str,
+        default: &str,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Result<T, ConfigError> {
+        let raw = self.get(var).unwrap_or_else(|| default.to_owned());
+        parse(&raw).ok_or(ConfigError::Invalid {
+            var,
+            value: raw,
+            expected,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_map(&map)
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_local_setup() {
+        let c = config(&[]).unwrap();
+        assert_eq!(
+            c.store,
+            StoreLocation::Local {
+                path: PathBuf::from(DEFAULT_STORE)
+            }
+        );
+        assert_eq!(c.source.archive_url.as_str(), DEFAULT_ARCHIVE_URL);
+        assert_eq!(c.source.forecast_url.as_str(), DEFAULT_FORECAST_URL);
+        assert_eq!(c.quality.max_null_share, 0.01);
+        assert_eq!(c.model_name, DEFAULT_MODEL_NAME);
+    }
+
+    #[test]
+    fn invalid_values_name_the_variable_and_the_expectation() {
+        let err = config(&[("RPS_LATITUDE", "91")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "RPS_LATITUDE=\"91\" is invalid: expected a latitude in degrees between -90 and 90"
+        );
+        let err = config(&[("OPEN_METEO_ARCHIVE_URL", "archive-api.open-meteo.com")]).unwrap_err();
+        assert!(err.to_string().starts_with("OPEN_METEO_ARCHIVE_URL="), "{err}");
+        let err = config(&[("RPS_STORE", "gs://bucket/x")]).unwrap_err();
+        assert!(err.to_string().contains("RPS_STORE"), "{err}");
+        let err = config(&[("RPS_MAX_NULL_SHARE", "5%")]).unwrap_err();
+        assert!(err.to_string().contains("RPS_MAX_NULL_SHARE"), "{err}");
+        let err = config(&[("RPS_MODEL_NAME", "my model")]).unwrap_err();
+        assert!(err.to_string().contains("RPS_MODEL_NAME"), "{err}");
+    }
+
+    #[test]
+    fn empty_variables_count_as_unset() {
+        let c = config(&[("RPS_LATITUDE", ""), ("RPS_STORE", "  ")]).unwrap();
+        assert_eq!(c.location.latitude.get(), DEFAULT_LATITUDE);
+    }
+
+    #[test]
+    fn s3_store_urls_parse_into_bucket_and_prefix() {
+        let c = config(&[("RPS_STORE", "s3://my-bucket/rps/prod/")]).unwrap();
+        assert_eq!(
+            c.store,
+            StoreLocation::S3 {
+                bucket: "my-bucket".into(),
+                prefix: "rps/prod".into()
+            }
+        );
+        assert_eq!(c.store.to_string(), "s3://my-bucket/rps/prod");
+        assert!(config(&[("RPS_STORE", "s3://A_B/x")]).is_err());
+    }
+}

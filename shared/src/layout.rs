@@ -1,0 +1,99 @@
+//! Where everything lives in the store: the one place that names object keys.
+//!
+//! ```text
+//! raw/open-meteo/<endpoint>/<YYYY>/<MM>/<DD>/<stamp>.json       response body, immutable
+//! raw/open-meteo/<endpoint>/<YYYY>/<MM>/<DD>/<stamp>.meta.json  how and when it was fetched
+//! quality/open-meteo/<endpoint>/<YYYY>/<MM>/<DD>/<stamp>.json   the gate's report on it
+//! datasets/<md5>/data.parquet                                   processed dataset (by content)
+//! datasets/<md5>/profile.html, manifest.json                    its profile and lineage
+//! models/<name>/<version>/model.rpsb, evaluation.json|.md       bundle and its scores
+//! ```
+
+use chrono::{DateTime, Utc};
+
+use crate::store::{ObjectKey, StoreError};
+
+pub const RAW_PREFIX: &str = "raw/open-meteo/";
+
+/// `20231001T120000.123456Z`: sortable, unique to the microsecond.
+pub fn stamp(t: DateTime<Utc>) -> String {
+    t.format("%Y%m%dT%H%M%S%.6fZ").to_string()
+}
+
+pub fn raw_snapshot(endpoint: &str, collected_at: DateTime<Utc>) -> Result<ObjectKey, StoreError> {
+    ObjectKey::new(format!(
+        "{RAW_PREFIX}{endpoint}/{}/{}.json",
+        collected_at.format("%Y/%m/%d"),
+        stamp(collected_at)
+    ))
+}
+
+fn stem(key: &ObjectKey) -> &str {
+    key.file_name().trim_end_matches(".json")
+}
+
+pub fn snapshot_meta(snapshot: &ObjectKey) -> Result<ObjectKey, StoreError> {
+    snapshot.sibling(&format!("{}.meta.json", stem(snapshot)))
+}
+
+/// Is this key a snapshot body (not its metadata)?
+pub fn is_snapshot(key: &ObjectKey) -> bool {
+    key.as_str().starts_with(RAW_PREFIX)
+        && key.as_str().ends_with(".json")
+        && !key.as_str().ends_with(".meta.json")
+}
+
+pub fn quality_report(snapshot: &ObjectKey) -> Result<ObjectKey, StoreError> {
+    let rest = snapshot
+        .as_str()
+        .strip_prefix("raw/")
+        .unwrap_or(snapshot.as_str());
+    ObjectKey::new(format!("quality/{rest}"))
+}
+
+pub fn dataset(data_version: &str) -> Result<ObjectKey, StoreError> {
+    ObjectKey::new(format!("datasets/{data_version}/data.parquet"))
+}
+
+pub fn dataset_profile(data_version: &str) -> Result<ObjectKey, StoreError> {
+    ObjectKey::new(format!("datasets/{data_version}/profile.html"))
+}
+
+pub fn dataset_manifest(data_version: &str) -> Result<ObjectKey, StoreError> {
+    ObjectKey::new(format!("datasets/{data_version}/manifest.json"))
+}
+
+pub fn model_bundle(name: &str, version: &str) -> Result<ObjectKey, StoreError> {
+    ObjectKey::new(format!("models/{name}/{version}/model.rpsb"))
+}
+
+pub fn model_evaluation(name: &str, version: &str, ext: &str) -> Result<ObjectKey, StoreError> {
+    ObjectKey::new(format!("models/{name}/{version}/evaluation.{ext}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn keys_follow_the_layout() {
+        let t = Utc.with_ymd_and_hms(2023, 10, 1, 12, 0, 0).unwrap();
+        let k = raw_snapshot("archive", t).unwrap();
+        assert_eq!(
+            k.as_str(),
+            "raw/open-meteo/archive/2023/10/01/20231001T120000.000000Z.json"
+        );
+        assert!(is_snapshot(&k));
+        let meta = snapshot_meta(&k).unwrap();
+        assert_eq!(
+            meta.as_str(),
+            "raw/open-meteo/archive/2023/10/01/20231001T120000.000000Z.meta.json"
+        );
+        assert!(!is_snapshot(&meta));
+        assert_eq!(
+            quality_report(&k).unwrap().as_str(),
+            "quality/open-meteo/archive/2023/10/01/20231001T120000.000000Z.json"
+        );
+    }
+}

@@ -1,0 +1,30 @@
+//! rps: the domain library behind the `rps` CLI, the Lambda functions and the server.
+//!
+//! Data flow, one module per stage:
+//! [`source`] fetches Open-Meteo → the raw snapshot goes to the [`store`] (keys in
+//! [`layout`]) → [`quality`] gates it → `transform` regularises it and builds the
+//! [`features`] → `profile` describes the dataset → `train` fits and scores models
+//! ([`evaluate`]) → [`model`] bundles them. [`pipeline`] holds the stage functions,
+//! each a serde input to a serde output. The batch stages need polars and sit behind
+//! the `batch` feature; serving does not.
+
+pub mod config;
+pub mod dvc;
+pub mod evaluate;
+pub mod features;
+pub mod git;
+pub mod layout;
+pub mod model;
+pub mod observations;
+pub mod pipeline;
+pub mod quality;
+pub mod replay;
+pub mod source;
+pub mod store;
+
+#[cfg(feature = "batch")]
+pub mod profile;
+#[cfg(feature = "batch")]
+pub mod train;
+#[cfg(feature = "batch")]
+pub mod transform;

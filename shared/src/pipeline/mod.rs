@@ -1,0 +1,94 @@
+//! The pipeline stages. Each takes a serde input and returns a serde output: the same
+//! JSON is a Lambda event, an Airflow XCom and a Step Functions state.
+//!
+//! ingest → validate → transform → train, one file each; [`run`] chains them. Each
+//! stage reads what the previous one wrote from the store; a stage that fails writes
+//! nothing the next one would read.
+
+use std::sync::Arc;
+
+use crate::config::{Config, ConfigError};
+use crate::observations::ShapeError;
+use crate::source::{self, SourceError};
+use crate::store::{self, ObjectStore, StoreError};
+
+mod ingest;
+#[cfg(feature = "batch")]
+mod run;
+#[cfg(feature = "batch")]
+mod train;
+#[cfg(feature = "batch")]
+mod transform;
+mod validate;
+
+pub use ingest::*;
+#[cfg(feature = "batch")]
+pub use run::*;
+#[cfg(feature = "batch")]
+pub use train::*;
+#[cfg(feature = "batch")]
+pub use transform::*;
+pub use validate::*;
+
+/// What every stage needs: the configuration, the store and an HTTP client.
+#[derive(Clone)]
+pub struct Context {
+    pub config: Config,
+    pub store: Arc<dyn ObjectStore>,
+    pub http: reqwest::Client,
+}
+
+impl Context {
+    pub fn new(config: Config) -> Result<Self, StageError> {
+        let store = store::open(&config.store)?;
+        Self::with_store(config, store)
+    }
+
+    pub fn with_store(config: Config, store: Arc<dyn ObjectStore>) -> Result<Self, StageError> {
+        Ok(Self {
+            config,
+            store,
+            http: source::http_client()?,
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("fetching Open-Meteo failed: {0}")]
+    Source(#[from] SourceError),
+    #[error("snapshot {snapshot} was stored, but {source}")]
+    Shape {
+        snapshot: String,
+        #[source]
+        source: ShapeError,
+    },
+    #[error("the data quality gate failed {} check(s) (report: {report}):\n  - {}", failures.len(), failures.join("\n  - "))]
+    QualityGate { report: String, failures: Vec<String> },
+    #[error("snapshot {snapshot} has not passed the quality gate: {why}")]
+    NotValidated { snapshot: String, why: String },
+    #[cfg(feature = "batch")]
+    #[error("transform failed: {0}")]
+    Transform(#[from] crate::transform::TransformError),
+    #[cfg(feature = "batch")]
+    #[error("training failed: {0}")]
+    Train(#[from] crate::train::TrainError),
+    #[error("model bundle: {0}")]
+    Model(#[from] crate::model::ModelError),
+    #[error("invalid stage input: {0}")]
+    Input(String),
+}
+
+impl StageError {
+    /// Exit status for command lines: 3 when the quality gate refused the data.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            StageError::QualityGate { .. } | StageError::NotValidated { .. } => 3,
+            _ => 1,
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! Helpers shared by the integration tests: the shipped sample and ways to damage it.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use shared::observations::RawSeries;
+
+pub fn sample_path() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../data/sample/open-meteo-archive-sandpoint-ak-2023.json")
+}
+
+pub fn sample_bytes() -> Vec<u8> {
+    std::fs::read(sample_path()).expect("the shipped sample is readable")
+}
+
+pub fn sample_json() -> Value {
+    serde_json::from_slice(&sample_bytes()).unwrap()
+}
+
+/// The sample's first `hours` hours, as a JSON document.
+pub fn sample_head(hours: usize) -> Value {
+    let mut v = sample_json();
+    for (_, col) in v["hourly"].as_object_mut().unwrap() {
+        col.as_array_mut().unwrap().truncate(hours);
+    }
+    v
+}
+
+pub fn raw(v: &Value) -> RawSeries {
+    RawSeries::parse(&serde_json::to_vec(v).unwrap()).unwrap()
+}
+
+pub fn hourly<'a>(v: &'a mut Value, var: &str) -> &'a mut Vec<Value> {
+    v["hourly"][var].as_array_mut().unwrap()
+}
+
+/// Sets every `step`-th value of `var` to null, starting at `offset`.
+pub fn null_every(v: &mut Value, var: &str, step: usize, offset: usize) -> usize {
+    let col = hourly(v, var);
+    let mut n = 0;
+    for i in (offset..col.len()).step_by(step) {
+        col[i] = Value::Null;
+        n += 1;
+    }
+    n
+}
