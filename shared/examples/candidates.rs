@@ -15,7 +15,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (series, _) = regularise(&[RawSeries::parse(&std::fs::read(&path)?)?], 3)?;
     let set = Dataset::build(&series)?.training_set()?;
     println!("{} rows from {path}", set.rows.len());
-    println!("{:<62} {:>8} {:>15} {:>15} {:>8}", "candidate", "val RMSE", "h1 RMSE/pers.", "h6 RMSE/pers.", "seconds");
+    println!(
+        "{:<62} {:>8} {:>15} {:>15} {:>8}",
+        "candidate", "val RMSE", "h1 RMSE/pers.", "h6 RMSE/pers.", "seconds"
+    );
     for c in default_candidates() {
         let started = std::time::Instant::now();
         let t = train(&set, std::slice::from_ref(&c), 0.15, 0.15, 42)?;
