@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# make demo: the whole pipeline on the embedded local default, fully offline unless
-# OPEN_METEO_ARCHIVE_URL points somewhere else.
+# make demo: the whole pipeline on the embedded local default: offline (a replay of
+# Open-Meteo from the shipped sample) unless OPEN_METEO_ARCHIVE_URL points elsewhere,
+# tracked in a local MLflow server unless MLFLOW_TRACKING_URI points elsewhere.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
 export RPS_STORE="${RPS_STORE:-$STATE/store}"
+export RPS_MODEL_CACHE="${RPS_MODEL_CACHE:-$STATE/model-cache}"
 trap 'stop_bg replay' EXIT
+
+ensure_mlflow
 
 if [[ -z "${OPEN_METEO_ARCHIVE_URL:-}" ]]; then
   rm -f "$STATE/run/replay.port"
@@ -15,14 +19,21 @@ if [[ -z "${OPEN_METEO_ARCHIVE_URL:-}" ]]; then
   port=$(cat "$STATE/run/replay.port")
   export OPEN_METEO_ARCHIVE_URL="http://127.0.0.1:$port/v1/archive"
   export OPEN_METEO_FORECAST_URL="http://127.0.0.1:$port/v1/forecast"
-  echo "Offline: Open-Meteo replay of the shipped sample year on http://127.0.0.1:$port"
+  echo "Open-Meteo: offline replay of the shipped sample year on http://127.0.0.1:$port"
   range=(--start "${RPS_DEMO_START:-2023-01-01}" --end "${RPS_DEMO_END:-2023-12-31}")
 else
-  echo "Using Open-Meteo at $OPEN_METEO_ARCHIVE_URL"
+  echo "Open-Meteo: $OPEN_METEO_ARCHIVE_URL"
   range=()
   [[ -n "${RPS_DEMO_START:-}" ]] && range=(--start "$RPS_DEMO_START" --end "${RPS_DEMO_END:?set RPS_DEMO_END too}")
 fi
-
 echo "Store: $RPS_STORE"
 echo
+
 "$RPS" pipeline run "${range[@]}"
+echo
+"$RPS" models list
+
+cat <<MSG
+
+MLflow UI:  $MLFLOW_TRACKING_URI  (still running; \`make down\` stops it)
+MSG

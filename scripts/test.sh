@@ -4,6 +4,8 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
+echo "== tools"
+bash scripts/setup-python.sh
 echo "== format"
 cargo fmt --all -- --check
 echo "== clippy"

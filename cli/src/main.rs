@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 use shared::config::Config;
 use shared::pipeline::{self, Context, StageError};
+use shared::registry::{self, ModelRef};
 use shared::source::{DateRange, IngestRequest};
 use shared::store::ObjectKey;
 
@@ -66,6 +67,11 @@ enum Command {
         #[command(subcommand)]
         command: PipelineCommand,
     },
+    /// Registered model versions
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
+    },
     /// Serve the shipped sample year in Open-Meteo's shape (offline runs)
     Sample {
         #[command(subcommand)]
@@ -82,6 +88,21 @@ enum PipelineCommand {
         #[command(flatten)]
         range: RangeArgs,
         /// Print the summary as one JSON object on the last line of stdout
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Every version with its aliases, headline metrics and data version
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// One version (a number or @alias): lineage, windows and all metrics
+    Show {
+        reference: ModelRef,
         #[arg(long)]
         json: bool,
     },
@@ -288,6 +309,45 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tokio::select! {
                 r = handle => r??,
                 _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Command::Models { command } => {
+            let ctx = context()?;
+            let name = &ctx.config.registry.model_name;
+            match command {
+                ModelsCommand::List { json } => {
+                    let versions = ctx.registry.list_versions(name).await?;
+                    if json {
+                        print_json(&versions)?;
+                    } else if versions.is_empty() {
+                        println!("{} has no versions of {name} yet", ctx.registry.describe());
+                    } else {
+                        println!("{name} in {}", ctx.registry.describe());
+                        println!("{}", output::versions_table(&versions));
+                    }
+                }
+                ModelsCommand::Show { reference, json } => {
+                    let loaded = registry::load(
+                        ctx.registry.as_ref(),
+                        name,
+                        &reference,
+                        &ctx.config.registry.cache_dir,
+                    )
+                    .await?;
+                    let url = ctx.registry.version_url(name, &loaded.info.version);
+                    if json {
+                        print_json(&serde_json::json!({
+                            "version": loaded.info,
+                            "url": url,
+                            "bundle_sha256": loaded.sha256,
+                            "bundle_bytes": loaded.bytes,
+                            "schema": loaded.bundle.schema,
+                            "metadata": loaded.bundle.metadata,
+                        }))?;
+                    } else {
+                        output::print_version(&loaded, url.as_deref());
+                    }
+                }
             }
         }
         Command::Config => {

@@ -9,6 +9,7 @@ use comfy_table::{CellAlignment, Table, presets};
 use indicatif::{ProgressBar, ProgressStyle};
 use shared::features::HORIZONS;
 use shared::pipeline::{Context, Observer, RunOutput};
+use shared::registry::{LoadedModel, VersionInfo, tags};
 use tracing_subscriber::EnvFilter;
 
 /// Logs go to stderr: human-readable by default, JSON with `RPS_LOG_FORMAT=json`.
@@ -123,6 +124,44 @@ pub fn metrics_table(m: &BTreeMap<String, f64>) -> Table {
     t
 }
 
+/// Registered versions, newest first.
+pub fn versions_table(versions: &[VersionInfo]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(presets::UTF8_FULL_CONDENSED);
+    t.set_header([
+        "version",
+        "aliases",
+        "created (UTC)",
+        "algorithm",
+        "data version",
+        "RMSE 1 h",
+        "RMSE 6 h",
+        "persistence 6 h",
+    ]);
+    for v in versions {
+        let tag = |k: &str| v.tag(k).unwrap_or("–").to_owned();
+        t.add_row([
+            v.version.clone(),
+            v.aliases
+                .iter()
+                .map(|a| format!("@{a}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            v.created_at
+                .map(|c| c.format("%Y-%m-%d %H:%M").to_string())
+                .unwrap_or_default(),
+            tag(tags::ALGORITHM),
+            v.data_version()
+                .map(|d| d.chars().take(12).collect())
+                .unwrap_or_default(),
+            tag("rps.rmse_h1"),
+            tag("rps.rmse_h6"),
+            tag("rps.persistence_rmse_h6"),
+        ]);
+    }
+    t
+}
+
 pub fn print_metrics(m: &BTreeMap<String, f64>) {
     println!("{}", metrics_table(m));
 }
@@ -133,8 +172,8 @@ pub fn print_run_summary(ctx: &Context, out: &RunOutput, json: bool) {
     let s = ctx.store.as_ref();
     let mut text = String::new();
     text.push_str(&format!(
-        "\nModel {} {}: {} on {} rows (data version {})\n",
-        out.model_name, out.model_version, out.algorithm, out.rows, out.data_version
+        "\nModel {} version {} (@candidate in {}): {} on {} rows (data version {})\n",
+        out.model_name, out.model_version, out.train.registry, out.algorithm, out.rows, out.data_version
     ));
     text.push_str(&format!("{}\n\nOutputs:\n", metrics_table(&out.metrics)));
     let rows = [
@@ -151,10 +190,75 @@ pub fn print_run_summary(ctx: &Context, out: &RunOutput, json: bool) {
     for (what, url) in rows {
         text.push_str(&format!("  {what:<22} {url}\n"));
     }
+    if let Some(url) = &out.run_url {
+        text.push_str(&format!("  {:<22} {url}\n", "MLflow run"));
+    }
+    if let Some(url) = &out.train.version_url {
+        text.push_str(&format!("  {:<22} {url}\n", "model version"));
+    }
     if json {
         eprint!("{text}");
     } else {
         print!("{text}");
         let _ = std::io::stdout().flush();
     }
+}
+
+/// One version in detail.
+pub fn print_version(loaded: &LoadedModel, url: Option<&str>) {
+    let (v, m) = (&loaded.info, &loaded.bundle.metadata);
+    let aliases = v
+        .aliases
+        .iter()
+        .map(|a| format!("@{a}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    println!("{} version {} {aliases}", v.name, v.version);
+    let rows: Vec<(&str, String)> = vec![
+        ("algorithm", m.algorithm.clone()),
+        ("trained at", m.created_at.to_rfc3339()),
+        ("data version", m.data_version.clone()),
+        ("dataset", m.dataset_key.clone()),
+        (
+            "git commit",
+            m.git_commit.clone().unwrap_or_else(|| "unknown".into()),
+        ),
+        ("run", v.run_id.clone().unwrap_or_else(|| "untracked".into())),
+        (
+            "training window",
+            format!(
+                "{} → {} ({} rows)",
+                fmt_time(m.training_window.start),
+                fmt_time(m.training_window.end),
+                m.train_rows
+            ),
+        ),
+        (
+            "hold-out window",
+            format!(
+                "{} → {} ({} rows)",
+                fmt_time(m.holdout_window.start),
+                fmt_time(m.holdout_window.end),
+                m.holdout_rows
+            ),
+        ),
+        ("input hours", loaded.bundle.schema.input_hours.to_string()),
+        (
+            "bundle",
+            format!("{} bytes, sha256 {}", loaded.bytes, loaded.sha256),
+        ),
+        ("source", v.source.clone()),
+        ("stage", v.stage.clone().unwrap_or_else(|| "–".into())),
+    ];
+    for (k, val) in rows {
+        println!("  {k:<16} {val}");
+    }
+    if let Some(u) = url {
+        println!("  {:<16} {u}", "MLflow");
+    }
+    println!("{}", metrics_table(&m.metrics));
+}
+
+fn fmt_time(t: chrono::NaiveDateTime) -> String {
+    shared::observations::format_time(t)
 }

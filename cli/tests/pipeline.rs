@@ -66,6 +66,7 @@ fn rps(store: &Path, replay: &Replay, args: &[&str]) -> Output {
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("RPS_STORE", store)
+        .env("RPS_MODEL_CACHE", store.with_file_name("cache"))
         .env(
             "OPEN_METEO_ARCHIVE_URL",
             format!("http://127.0.0.1:{}/v1/archive", replay.port),
@@ -134,7 +135,11 @@ fn pipeline_run_on_the_shipped_sample() {
     assert!(version.chars().all(|c| c.is_ascii_hexdigit()));
     assert!(summary["rows"].as_u64().unwrap() > 8000);
     assert_eq!(summary["model_name"], "rps-temperature");
-    assert!(summary["model_version"].as_str().is_some_and(|v| !v.is_empty()));
+    assert_eq!(
+        summary["model_version"], "1",
+        "the first version in the local registry"
+    );
+    assert_eq!(summary["train"]["aliases"], serde_json::json!(["candidate"]));
     let metrics = summary["metrics"].as_object().unwrap();
     for h in 1..=6 {
         for m in ["rmse", "mae", "r2", "persistence_rmse", "seasonal_naive_rmse"] {

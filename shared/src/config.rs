@@ -21,6 +21,7 @@ pub const DEFAULT_STORE: &str = ".rps/store";
 pub const DEFAULT_LATITUDE: f64 = 55.317;
 pub const DEFAULT_LONGITUDE: f64 = -160.517;
 pub const DEFAULT_MODEL_NAME: &str = "rps-temperature";
+pub const DEFAULT_EXPERIMENT: &str = "rps";
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ConfigError {
@@ -170,6 +171,59 @@ pub struct TrainConfig {
     pub seed: u64,
 }
 
+/// A secret value: never printed, logged or serialised.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    /// The value, for the one place that needs it (an Authorization header).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("***")
+    }
+}
+
+/// How to authenticate to MLflow: Basic when a user name and password are set, else a
+/// bearer token, else nothing.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum MlflowAuth {
+    None,
+    Basic { username: String, password: Secret },
+    Bearer { token: Secret },
+}
+
+/// A tracking server (and its model registry).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MlflowConfig {
+    pub tracking_uri: Url,
+    pub auth: MlflowAuth,
+    pub experiment: String,
+    pub timeout: Duration,
+}
+
+/// Where models are registered and how serving finds them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RegistryConfig {
+    pub model_name: String,
+    /// Downloaded bundles, by version (verified before use).
+    pub cache_dir: PathBuf,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Config {
     pub store: StoreLocation,
@@ -178,7 +232,9 @@ pub struct Config {
     pub quality: QualityConfig,
     pub transform: TransformConfig,
     pub train: TrainConfig,
-    pub model_name: String,
+    pub registry: RegistryConfig,
+    /// `None`: no tracking server; models go to the local registry in the store.
+    pub mlflow: Option<MlflowConfig>,
 }
 
 impl Config {
@@ -310,6 +366,65 @@ impl Config {
             DEFAULT_MODEL_NAME,
             |s| valid_model_name(s).then(|| s.to_owned()),
         )?;
+        let default_cache = std::env::temp_dir().join("rps-models");
+        let registry = RegistryConfig {
+            model_name,
+            cache_dir: env.parse(
+                "RPS_MODEL_CACHE",
+                "a directory path",
+                &default_cache.to_string_lossy(),
+                |s| Some(PathBuf::from(s)),
+            )?,
+        };
+        let mlflow = match env.get("MLFLOW_TRACKING_URI") {
+            None => None,
+            Some(_) => Some(MlflowConfig {
+                tracking_uri: env.parse(
+                    "MLFLOW_TRACKING_URI",
+                    "the http(s) URL of an MLflow tracking server",
+                    "",
+                    http_url,
+                )?,
+                auth: match (
+                    env.get("MLFLOW_TRACKING_USERNAME"),
+                    env.get("MLFLOW_TRACKING_PASSWORD"),
+                    env.get("MLFLOW_TRACKING_TOKEN"),
+                ) {
+                    (Some(username), Some(password), _) => MlflowAuth::Basic {
+                        username,
+                        password: Secret::new(password),
+                    },
+                    (Some(_), None, _) => {
+                        return Err(ConfigError::Missing {
+                            var: "MLFLOW_TRACKING_PASSWORD",
+                            expected: "a password, since MLFLOW_TRACKING_USERNAME is set",
+                        });
+                    }
+                    (None, Some(_), _) => {
+                        return Err(ConfigError::Missing {
+                            var: "MLFLOW_TRACKING_USERNAME",
+                            expected: "a user name, since MLFLOW_TRACKING_PASSWORD is set",
+                        });
+                    }
+                    (None, None, Some(token)) => MlflowAuth::Bearer {
+                        token: Secret::new(token),
+                    },
+                    (None, None, None) => MlflowAuth::None,
+                },
+                experiment: env.parse(
+                    "MLFLOW_EXPERIMENT_NAME",
+                    "an experiment name",
+                    DEFAULT_EXPERIMENT,
+                    |s| Some(s.to_owned()),
+                )?,
+                timeout: Duration::from_secs_f64(env.parse(
+                    "MLFLOW_HTTP_REQUEST_TIMEOUT",
+                    "a number of seconds between 1 and 600",
+                    "120",
+                    |s| s.parse().ok().filter(|v: &f64| (1.0..=600.0).contains(v)),
+                )?),
+            }),
+        };
         Ok(Config {
             store,
             location: Location { latitude, longitude },
@@ -317,7 +432,8 @@ impl Config {
             quality,
             transform,
             train,
-            model_name,
+            registry,
+            mlflow,
         })
     }
 }
@@ -382,7 +498,62 @@ mod tests {
         assert_eq!(c.source.archive_url.as_str(), DEFAULT_ARCHIVE_URL);
         assert_eq!(c.source.forecast_url.as_str(), DEFAULT_FORECAST_URL);
         assert_eq!(c.quality.max_null_share, 0.01);
-        assert_eq!(c.model_name, DEFAULT_MODEL_NAME);
+        assert_eq!(c.registry.model_name, DEFAULT_MODEL_NAME);
+        assert_eq!(c.mlflow, None);
+    }
+
+    #[test]
+    fn mlflow_auth_follows_the_standard_variables() {
+        let c = config(&[
+            ("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000"),
+            ("MLFLOW_TRACKING_USERNAME", "ada"),
+            ("MLFLOW_TRACKING_PASSWORD", "s3cret"),
+            ("MLFLOW_TRACKING_TOKEN", "tok"),
+        ])
+        .unwrap();
+        let m = c.mlflow.as_ref().unwrap();
+        assert!(matches!(&m.auth, MlflowAuth::Basic { username, .. } if username == "ada"));
+        assert_eq!(m.experiment, DEFAULT_EXPERIMENT);
+        let c = config(&[
+            ("MLFLOW_TRACKING_URI", "https://dagshub.com/u/r.mlflow"),
+            ("MLFLOW_TRACKING_TOKEN", "tok"),
+        ])
+        .unwrap();
+        assert!(matches!(c.mlflow.unwrap().auth, MlflowAuth::Bearer { .. }));
+        let err = config(&[
+            ("MLFLOW_TRACKING_URI", "http://x"),
+            ("MLFLOW_TRACKING_USERNAME", "ada"),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "MLFLOW_TRACKING_PASSWORD is required: expected a password, since MLFLOW_TRACKING_USERNAME is set"
+        );
+        let err = config(&[("MLFLOW_TRACKING_URI", "databricks")]).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("MLFLOW_TRACKING_URI=\"databricks\" is invalid"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn secrets_never_appear_in_debug_or_json() {
+        let c = config(&[
+            ("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000"),
+            ("MLFLOW_TRACKING_USERNAME", "ada"),
+            ("MLFLOW_TRACKING_PASSWORD", "hunter2-password"),
+        ])
+        .unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+        assert!(!serde_json::to_string(&c).unwrap().contains("hunter2"));
+        let c = config(&[
+            ("MLFLOW_TRACKING_URI", "http://x"),
+            ("MLFLOW_TRACKING_TOKEN", "tok-very-secret"),
+        ])
+        .unwrap();
+        assert!(!format!("{c:?}").contains("very-secret"));
+        assert!(!serde_json::to_string(&c).unwrap().contains("very-secret"));
     }
 
     #[test]

@@ -369,6 +369,8 @@ pub struct ModelMetadata {
     pub data_version: String,
     pub dataset_key: String,
     pub git_commit: Option<String>,
+    /// The tracking run that produced the model, when there was one.
+    pub run_id: Option<String>,
     pub raw_snapshots: Vec<String>,
     /// The rows the final model was fitted on (training and validation).
     pub training_window: TimeWindow,

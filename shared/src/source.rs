@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::config::{Location, SourceConfig};
+pub use crate::http::RetryPolicy;
+use crate::http::error_chain;
 use crate::observations::ALL_VARIABLES;
 
 /// An inclusive range of UTC dates, start not after end.
@@ -129,40 +131,6 @@ impl IngestRequest {
     }
 }
 
-/// How hard to try.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RetryPolicy {
-    pub max_attempts: u32,
-    pub timeout: Duration,
-    pub base_delay: Duration,
-    pub max_delay: Duration,
-    /// Bound on the whole fetch, sleeps included: no retry starts past it.
-    pub max_total: Duration,
-}
-
-impl RetryPolicy {
-    pub fn from_config(cfg: &SourceConfig) -> Self {
-        Self {
-            max_attempts: cfg.max_attempts,
-            timeout: cfg.timeout,
-            base_delay: Duration::from_millis(500),
-            max_delay: Duration::from_secs(10),
-            max_total: cfg.max_retry_time,
-        }
-    }
-
-    /// Exponential backoff with "equal jitter": half the capped exponential delay plus a
-    /// random share of the other half, so retries spread out but still grow.
-    pub fn backoff(&self, retry: u32) -> Duration {
-        let exp = self
-            .base_delay
-            .saturating_mul(2u32.saturating_pow(retry.min(16)))
-            .min(self.max_delay);
-        let half = exp / 2;
-        half + half.mul_f64(rand::random::<f64>())
-    }
-}
-
 /// A successful response.
 #[derive(Debug, Clone)]
 pub struct Fetched {
@@ -200,11 +168,7 @@ fn short(url: &Url) -> String {
 }
 
 pub fn http_client() -> Result<reqwest::Client, SourceError> {
-    reqwest::Client::builder()
-        .user_agent(concat!("rps/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(Duration::from_secs(10))
-        .build()
-        .map_err(|e| SourceError::Client(e.to_string()))
+    crate::http::client().map_err(SourceError::Client)
 }
 
 enum Attempt {
@@ -286,17 +250,6 @@ fn error_message(status: StatusCode, body: &[u8]) -> String {
             }
         }
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 /// GETs `url`, retrying as the policy allows.
@@ -384,22 +337,10 @@ mod tests {
     }
 
     #[test]
-    fn backoff_grows_and_stays_capped() {
-        let p = RetryPolicy {
-            max_attempts: 5,
-            timeout: Duration::from_secs(1),
-            base_delay: Duration::from_millis(100),
-            max_delay: Duration::from_secs(1),
-            max_total: Duration::from_secs(10),
-        };
-        for retry in 0..10 {
-            let d = p.backoff(retry);
-            let cap = (Duration::from_millis(100) * 2u32.pow(retry)).min(Duration::from_secs(1));
-            assert!(
-                d >= cap / 2 && d <= cap,
-                "retry {retry}: {d:?} outside [{:?}, {cap:?}]",
-                cap / 2
-            );
-        }
+    fn the_policy_follows_the_configuration() {
+        let cfg = Config::from_lookup(|k| (k == "RPS_HTTP_MAX_ATTEMPTS").then(|| "7".into())).unwrap();
+        let p = RetryPolicy::from_config(&cfg.source);
+        assert_eq!(p.max_attempts, 7);
+        assert_eq!(p.timeout, cfg.source.timeout);
     }
 }

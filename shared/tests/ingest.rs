@@ -3,75 +3,16 @@
 
 mod common;
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
 use chrono::NaiveDate;
 use shared::config::Config;
 use shared::pipeline::{self, Context, StageError};
 use shared::source::{DateRange, IngestRequest, RetryPolicy, SourceError, fetch};
 use shared::store::{MemoryStore, ObjectStore};
-
-#[derive(Clone)]
-struct Reply {
-    status: u16,
-    body: &'static str,
-    delay: Duration,
-    retry_after: Option<&'static str>,
-}
-
-fn reply(status: u16, body: &'static str) -> Reply {
-    Reply {
-        status,
-        body,
-        delay: Duration::ZERO,
-        retry_after: None,
-    }
-}
-
-/// A server answering each request with the next scripted reply (the last one repeats).
-struct Scripted {
-    addr: SocketAddr,
-    hits: Arc<AtomicUsize>,
-}
-
-async fn scripted(replies: Vec<Reply>) -> Scripted {
-    let queue = Arc::new(Mutex::new(VecDeque::from(replies)));
-    let hits = Arc::new(AtomicUsize::new(0));
-    let h = hits.clone();
-    let app = Router::new().fallback(move || {
-        let queue = queue.clone();
-        let h = h.clone();
-        async move {
-            h.fetch_add(1, Ordering::SeqCst);
-            let r = {
-                let mut q = queue.lock().unwrap();
-                if q.len() > 1 {
-                    q.pop_front().unwrap()
-                } else {
-                    q.front().cloned().unwrap()
-                }
-            };
-            tokio::time::sleep(r.delay).await;
-            let mut headers = HeaderMap::new();
-            headers.insert("content-type", "application/json".parse().unwrap());
-            if let Some(ra) = r.retry_after {
-                headers.insert("retry-after", ra.parse().unwrap());
-            }
-            (StatusCode::from_u16(r.status).unwrap(), headers, r.body).into_response()
-        }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    Scripted { addr, hits }
-}
+use testkit::stub::{Reply, Stub};
 
 fn policy(max_attempts: u32) -> RetryPolicy {
     RetryPolicy {
@@ -86,31 +27,28 @@ fn policy(max_attempts: u32) -> RetryPolicy {
 const OK_BODY: &str =
     r#"{"utc_offset_seconds":0,"hourly":{"time":["2023-01-01T00:00"],"temperature_2m":[1.5]}}"#;
 
-fn url(s: &Scripted) -> url::Url {
-    format!("http://{}/v1/archive?latitude=1&longitude=2", s.addr)
+fn url(s: &Stub) -> url::Url {
+    format!("{}/v1/archive?latitude=1&longitude=2", s.url())
         .parse()
         .unwrap()
 }
 
 #[tokio::test]
 async fn a_503_then_200_is_retried_and_succeeds() {
-    let s = scripted(vec![reply(503, "busy"), reply(200, OK_BODY)]).await;
+    let s = Stub::start(vec![Reply::text(503, "busy"), Reply::new(200, OK_BODY)]).await;
     let got = fetch(&reqwest::Client::new(), &url(&s), &policy(4))
         .await
         .unwrap();
     assert_eq!(got.attempts, 2);
     assert_eq!(&got.body[..], OK_BODY.as_bytes());
-    assert_eq!(s.hits.load(Ordering::SeqCst), 2);
+    assert_eq!(s.hits(), 2);
 }
 
 #[tokio::test]
 async fn a_429_honours_retry_after() {
-    let s = scripted(vec![
-        Reply {
-            retry_after: Some("0"),
-            ..reply(429, "slow down")
-        },
-        reply(200, OK_BODY),
+    let s = Stub::start(vec![
+        Reply::text(429, "slow down").header("retry-after", "0"),
+        Reply::new(200, OK_BODY),
     ])
     .await;
     let got = fetch(&reqwest::Client::new(), &url(&s), &policy(3))
@@ -121,12 +59,9 @@ async fn a_429_honours_retry_after() {
 
 #[tokio::test]
 async fn timeouts_are_retried() {
-    let s = scripted(vec![
-        Reply {
-            delay: Duration::from_secs(2),
-            ..reply(200, OK_BODY)
-        },
-        reply(200, OK_BODY),
+    let s = Stub::start(vec![
+        Reply::new(200, OK_BODY).delayed(Duration::from_secs(2)),
+        Reply::new(200, OK_BODY),
     ])
     .await;
     let got = fetch(&reqwest::Client::new(), &url(&s), &policy(3))
@@ -137,22 +72,18 @@ async fn timeouts_are_retried() {
 
 #[tokio::test]
 async fn persistent_5xx_gives_up_after_the_bounded_attempts() {
-    let s = scripted(vec![reply(500, "oops")]).await;
+    let s = Stub::start(vec![Reply::text(500, "oops")]).await;
     let err = fetch(&reqwest::Client::new(), &url(&s), &policy(3))
         .await
         .unwrap_err();
     assert!(matches!(err, SourceError::GaveUp { attempts: 3, .. }), "{err}");
     assert!(err.to_string().contains("500 Internal Server Error"), "{err}");
-    assert_eq!(s.hits.load(Ordering::SeqCst), 3);
+    assert_eq!(s.hits(), 3);
 }
 
 #[tokio::test]
 async fn the_total_time_bound_stops_retries_early() {
-    let s = scripted(vec![Reply {
-        delay: Duration::from_millis(300),
-        ..reply(503, "busy")
-    }])
-    .await;
+    let s = Stub::start(vec![Reply::text(503, "busy").delayed(Duration::from_millis(300))]).await;
     let p = RetryPolicy {
         max_total: Duration::from_millis(500),
         ..policy(10)
@@ -165,7 +96,7 @@ async fn the_total_time_bound_stops_retries_early() {
 
 #[tokio::test]
 async fn other_4xx_fail_at_once_quoting_open_meteo() {
-    let s = scripted(vec![reply(
+    let s = Stub::start(vec![Reply::new(
         400,
         r#"{"error":true,"reason":"Parameter 'start_date' is out of allowed range"}"#,
     )])
@@ -173,7 +104,7 @@ async fn other_4xx_fail_at_once_quoting_open_meteo() {
     let err = fetch(&reqwest::Client::new(), &url(&s), &policy(4))
         .await
         .unwrap_err();
-    assert_eq!(s.hits.load(Ordering::SeqCst), 1);
+    assert_eq!(s.hits(), 1);
     let msg = err.to_string();
     assert!(
         msg.contains("answered 400") && msg.contains("out of allowed range"),
@@ -209,9 +140,9 @@ fn range() -> IngestRequest {
 #[tokio::test]
 async fn truncated_json_is_a_clear_error_after_the_raw_body_is_stored() {
     let truncated = r#"{"utc_offset_seconds":0,"hourly":{"time":["2023-01-01T00:00","2023-01-01T01"#;
-    let s = scripted(vec![reply(200, truncated)]).await;
+    let s = Stub::start(vec![Reply::new(200, truncated)]).await;
     let store = Arc::new(MemoryStore::new());
-    let ctx = context(&format!("http://{}/v1/archive", s.addr), store.clone());
+    let ctx = context(&format!("{}/v1/archive", s.url()), store.clone());
     let err = pipeline::ingest(&ctx, range()).await.unwrap_err();
     assert!(matches!(err, StageError::Shape { .. }), "{err}");
     assert!(err.to_string().contains("is not valid JSON"), "{err}");
@@ -227,11 +158,8 @@ async fn truncated_json_is_a_clear_error_after_the_raw_body_is_stored() {
 
 #[tokio::test]
 async fn a_body_of_the_wrong_shape_is_a_clear_error() {
-    let s = scripted(vec![reply(200, r#"{"daily":{"time":[]}}"#)]).await;
-    let ctx = context(
-        &format!("http://{}/v1/archive", s.addr),
-        Arc::new(MemoryStore::new()),
-    );
+    let s = Stub::start(vec![Reply::new(200, r#"{"daily":{"time":[]}}"#)]).await;
+    let ctx = context(&format!("{}/v1/archive", s.url()), Arc::new(MemoryStore::new()));
     let err = pipeline::ingest(&ctx, range()).await.unwrap_err();
     assert!(err.to_string().contains("there is no \"hourly\" field"), "{err}");
 }

@@ -133,6 +133,7 @@ fn bundle() -> ModelBundle {
             data_version: "0".repeat(32),
             dataset_key: "datasets/x/data.parquet".into(),
             git_commit: None,
+            run_id: None,
             raw_snapshots: vec![],
             training_window: w,
             holdout_window: w,

@@ -8,7 +8,9 @@
 use std::sync::Arc;
 
 use crate::config::{Config, ConfigError};
+use crate::mlflow::{MlflowClient, MlflowError};
 use crate::observations::ShapeError;
+use crate::registry::{self, Registry, RegistryError};
 use crate::source::{self, SourceError};
 use crate::store::{self, ObjectStore, StoreError};
 
@@ -30,11 +32,14 @@ pub use train::*;
 pub use transform::*;
 pub use validate::*;
 
-/// What every stage needs: the configuration, the store and an HTTP client.
+/// What every stage needs: the configuration, the store, the model registry, the
+/// tracking server (if any) and an HTTP client.
 #[derive(Clone)]
 pub struct Context {
     pub config: Config,
     pub store: Arc<dyn ObjectStore>,
+    pub registry: Arc<dyn Registry>,
+    pub mlflow: Option<MlflowClient>,
     pub http: reqwest::Client,
 }
 
@@ -45,9 +50,13 @@ impl Context {
     }
 
     pub fn with_store(config: Config, store: Arc<dyn ObjectStore>) -> Result<Self, StageError> {
+        let registry = registry::open(&config, store.clone())?;
+        let mlflow = config.mlflow.as_ref().map(MlflowClient::new).transpose()?;
         Ok(Self {
             config,
             store,
+            registry,
+            mlflow,
             http: source::http_client()?,
         })
     }
@@ -79,6 +88,10 @@ pub enum StageError {
     Train(#[from] crate::train::TrainError),
     #[error("model bundle: {0}")]
     Model(#[from] crate::model::ModelError),
+    #[error("model registry: {0}")]
+    Registry(#[from] RegistryError),
+    #[error("tracking: {0}")]
+    Tracking(#[from] MlflowError),
     #[error("invalid stage input: {0}")]
     Input(String),
 }

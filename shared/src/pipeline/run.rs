@@ -23,6 +23,8 @@ pub struct RunOutput {
     pub model_name: String,
     pub model_version: String,
     pub algorithm: String,
+    /// The MLflow UI page of the training run, when tracked.
+    pub run_url: Option<String>,
     pub ingest: IngestOutput,
     pub validate: ValidateOutput,
     pub transform: TransformOutput,
@@ -82,7 +84,10 @@ pub async fn run(ctx: &Context, input: RunInput, obs: &dyn Observer) -> Result<R
     let trained = train(ctx, (&transformed).into()).await?;
     obs.finished(
         "train",
-        &format!("{} → {}", trained.algorithm, trained.model_version),
+        &format!(
+            "{} → {} version {} @candidate",
+            trained.algorithm, trained.model_name, trained.model_version
+        ),
     );
 
     Ok(RunOutput {
@@ -92,6 +97,7 @@ pub async fn run(ctx: &Context, input: RunInput, obs: &dyn Observer) -> Result<R
         model_name: trained.model_name.clone(),
         model_version: trained.model_version.clone(),
         algorithm: trained.algorithm.clone(),
+        run_url: trained.run_url.clone(),
         ingest: ingested,
         validate: validated,
         transform: transformed,

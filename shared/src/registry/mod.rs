@@ -1,0 +1,366 @@
+//! The model registry: the single source of truth for which model is which.
+//!
+//! [`Registry`] is the port. [`MlflowRegistry`] is the real one (a local server,
+//! DagsHub or any hosted MLflow). [`LocalRegistry`] keeps the same records in the
+//! object store, for runs without a tracking server. Serving and promotion load models
+//! with [`load`]: resolve a version or `@alias`, download the bundle once into a
+//! cache keyed by version and checksum, and verify it before use.
+
+mod local;
+mod mlflow;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub use local::LocalRegistry;
+pub use mlflow::MlflowRegistry;
+
+use crate::config::Config;
+use crate::mlflow::{MlflowClient, MlflowError};
+use crate::model::{ModelBundle, ModelError};
+use crate::store::{ObjectStore, StoreError};
+
+/// The file a version's bundle has inside its source folder.
+pub const BUNDLE_FILE: &str = "model.rpsb";
+
+/// Tags rps puts on every model version.
+pub mod tags {
+    pub const BUNDLE_SHA256: &str = "rps.bundle_sha256";
+    pub const DATA_VERSION: &str = "rps.data_version";
+    pub const GIT_COMMIT: &str = "rps.git_commit";
+    pub const RUN_ID: &str = "rps.run_id";
+    pub const ALGORITHM: &str = "rps.algorithm";
+    pub const TRAINED_AT: &str = "rps.trained_at";
+    /// Headline metrics, so listings need no extra requests.
+    pub const HEADLINE_METRICS: [&str; 4] = ["rmse_h1", "rmse_h6", "persistence_rmse_h6", "skill_h6"];
+}
+
+/// Aliases with a meaning in rps.
+pub mod aliases {
+    pub const CANDIDATE: &str = "candidate";
+    pub const STAGING: &str = "staging";
+    pub const PRODUCTION: &str = "production";
+    pub const PREVIOUS: &str = "previous";
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error(transparent)]
+    Mlflow(#[from] MlflowError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("model {name} version {version}: {source}")]
+    Bundle {
+        name: String,
+        version: String,
+        #[source]
+        source: ModelError,
+    },
+    #[error("model cache {path}: {source}")]
+    Cache {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl RegistryError {
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            RegistryError::NotFound(_) => true,
+            RegistryError::Mlflow(e) => e.is_not_found(),
+            RegistryError::Store(StoreError::NotFound { .. }) => true,
+            _ => false,
+        }
+    }
+}
+
+/// A model version by number or by alias: `3` or `@production`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum ModelRef {
+    Version(String),
+    Alias(String),
+}
+
+impl FromStr for ModelRef {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if let Some(alias) = s.strip_prefix('@') {
+            let ok = !alias.is_empty()
+                && alias
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if ok {
+                return Ok(ModelRef::Alias(alias.to_owned()));
+            }
+        } else if let Ok(n) = s.parse::<u64>() {
+            return Ok(ModelRef::Version(n.to_string()));
+        }
+        Err(format!(
+            "{s:?} is not a model reference: expected a version number (3) or an alias (@production)"
+        ))
+    }
+}
+
+impl TryFrom<String> for ModelRef {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<ModelRef> for String {
+    fn from(r: ModelRef) -> Self {
+        r.to_string()
+    }
+}
+
+impl fmt::Display for ModelRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ModelRef::Version(v) => write!(f, "{v}"),
+            ModelRef::Alias(a) => write!(f, "@{a}"),
+        }
+    }
+}
+
+/// A registered model version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionInfo {
+    pub name: String,
+    pub version: String,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    #[serde(default)]
+    pub run_id: Option<String>,
+    /// The folder holding the bundle: an artifact URI (MLflow) or a store key (local).
+    pub source: String,
+    #[serde(default)]
+    pub stage: Option<String>,
+    #[serde(default)]
+    pub created_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+impl VersionInfo {
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags.get(key).map(String::as_str)
+    }
+
+    pub fn bundle_sha256(&self) -> Option<&str> {
+        self.tag(tags::BUNDLE_SHA256)
+    }
+
+    pub fn data_version(&self) -> Option<&str> {
+        self.tag(tags::DATA_VERSION)
+    }
+
+    pub fn has_alias(&self, alias: &str) -> bool {
+        self.aliases.iter().any(|a| a == alias)
+    }
+
+    /// Versions sort numerically.
+    pub fn number(&self) -> u64 {
+        self.version.parse().unwrap_or(0)
+    }
+}
+
+/// What registering a version needs.
+#[derive(Debug, Clone)]
+pub struct NewVersion {
+    pub name: String,
+    /// The folder holding [`BUNDLE_FILE`].
+    pub source: String,
+    pub run_id: Option<String>,
+    pub tags: BTreeMap<String, String>,
+    pub description: String,
+}
+
+/// The outcome of a best-effort legacy stage transition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StageOutcome {
+    Done,
+    /// The registry has no stages (or no longer does): nothing to mirror.
+    Unsupported(String),
+}
+
+#[async_trait]
+pub trait Registry: Send + Sync {
+    /// For messages: where the registry is.
+    fn describe(&self) -> String;
+    /// A link to a version in a UI, if there is one.
+    fn version_url(&self, _name: &str, _version: &str) -> Option<String> {
+        None
+    }
+    async fn create_version(&self, new: NewVersion) -> Result<VersionInfo, RegistryError>;
+    async fn get_version(&self, name: &str, version: &str) -> Result<VersionInfo, RegistryError>;
+    /// The version an alias points at; a not-found error if it points nowhere.
+    async fn get_alias(&self, name: &str, alias: &str) -> Result<VersionInfo, RegistryError>;
+    /// Every version with its aliases, newest first.
+    async fn list_versions(&self, name: &str) -> Result<Vec<VersionInfo>, RegistryError>;
+    async fn set_alias(&self, name: &str, alias: &str, version: &str) -> Result<(), RegistryError>;
+    async fn delete_alias(&self, name: &str, alias: &str) -> Result<(), RegistryError>;
+    async fn set_version_tag(
+        &self,
+        name: &str,
+        version: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<(), RegistryError>;
+    /// Mirrors an alias move to the legacy stages, where the registry has them.
+    async fn set_stage(&self, name: &str, version: &str, stage: &str) -> Result<StageOutcome, RegistryError>;
+    async fn download_bundle(&self, v: &VersionInfo) -> Result<Bytes, RegistryError>;
+
+    async fn resolve(&self, name: &str, r: &ModelRef) -> Result<VersionInfo, RegistryError> {
+        match r {
+            ModelRef::Version(v) => self.get_version(name, v).await,
+            ModelRef::Alias(a) => self.get_alias(name, a).await,
+        }
+    }
+}
+
+/// The registry the configuration names: MLflow when `MLFLOW_TRACKING_URI` is set,
+/// else the local registry in the store.
+pub fn open(config: &Config, store: Arc<dyn ObjectStore>) -> Result<Arc<dyn Registry>, RegistryError> {
+    match &config.mlflow {
+        Some(m) => Ok(Arc::new(MlflowRegistry::new(MlflowClient::new(m)?))),
+        None => Ok(Arc::new(LocalRegistry::new(store))),
+    }
+}
+
+/// A verified bundle and the version it is.
+#[derive(Debug)]
+pub struct LoadedModel {
+    pub info: VersionInfo,
+    pub bundle: ModelBundle,
+    pub sha256: String,
+    pub bytes: usize,
+    pub from_cache: bool,
+}
+
+fn cache_path(cache_dir: &Path, info: &VersionInfo, sha: &str) -> PathBuf {
+    let safe = |s: &str| {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect::<String>()
+    };
+    cache_dir
+        .join(safe(&info.name))
+        .join(safe(&info.version))
+        .join(format!("{}.rpsb", safe(sha)))
+}
+
+/// Resolves `r`, then returns its bundle from the cache or the registry, verified
+/// (checksum against the version's tag, format version, internal consistency).
+pub async fn load(
+    registry: &dyn Registry,
+    name: &str,
+    r: &ModelRef,
+    cache_dir: &Path,
+) -> Result<LoadedModel, RegistryError> {
+    let info = registry.resolve(name, r).await?;
+    load_version(registry, info, cache_dir).await
+}
+
+pub async fn load_version(
+    registry: &dyn Registry,
+    info: VersionInfo,
+    cache_dir: &Path,
+) -> Result<LoadedModel, RegistryError> {
+    let bundle_err = |source| RegistryError::Bundle {
+        name: info.name.clone(),
+        version: info.version.clone(),
+        source,
+    };
+    let sha = info
+        .bundle_sha256()
+        .ok_or_else(|| {
+            RegistryError::Invalid(format!(
+                "model {} version {} has no {} tag: it was not registered by rps",
+                info.name,
+                info.version,
+                tags::BUNDLE_SHA256
+            ))
+        })?
+        .to_owned();
+    let path = cache_path(cache_dir, &info, &sha);
+    if let Ok(bytes) = tokio::fs::read(&path).await {
+        match ModelBundle::decode_verified(&bytes, &sha) {
+            Ok(bundle) => {
+                return Ok(LoadedModel {
+                    info,
+                    bundle,
+                    sha256: sha,
+                    bytes: bytes.len(),
+                    from_cache: true,
+                });
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), "discarding a bad cached bundle: {e}");
+                let _ = tokio::fs::remove_file(&path).await;
+            }
+        }
+    }
+    let bytes = registry.download_bundle(&info).await?;
+    let bundle = ModelBundle::decode_verified(&bytes, &sha).map_err(bundle_err)?;
+    write_cache(&path, &bytes).await?;
+    Ok(LoadedModel {
+        info,
+        bundle,
+        sha256: sha,
+        bytes: bytes.len(),
+        from_cache: false,
+    })
+}
+
+async fn write_cache(path: &Path, bytes: &[u8]) -> Result<(), RegistryError> {
+    let err = |source| RegistryError::Cache {
+        path: path.display().to_string(),
+        source,
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    tokio::fs::create_dir_all(dir).await.map_err(err)?;
+    let tmp = dir.join(format!(".tmp-{}-{}", std::process::id(), rand::random::<u64>()));
+    tokio::fs::write(&tmp, bytes).await.map_err(err)?;
+    tokio::fs::rename(&tmp, path).await.map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_refs_parse_versions_and_aliases() {
+        assert_eq!("3".parse::<ModelRef>().unwrap(), ModelRef::Version("3".into()));
+        assert_eq!("007".parse::<ModelRef>().unwrap(), ModelRef::Version("7".into()));
+        assert_eq!(
+            "@production".parse::<ModelRef>().unwrap(),
+            ModelRef::Alias("production".into())
+        );
+        for bad in ["", "@", "v3", "@pro duction", "3.1", "latest"] {
+            assert!(bad.parse::<ModelRef>().is_err(), "{bad:?}");
+        }
+        assert_eq!(ModelRef::Alias("candidate".into()).to_string(), "@candidate");
+    }
+}

@@ -1,0 +1,128 @@
+//! Helpers for tests that talk to real components on 127.0.0.1.
+//!
+//! Servers run under a watchdog: a shell that owns a process group, exits when the test
+//! process does, and takes the group with it, so no server outlives its tests. A test
+//! that needs a component calls [`require`]: where it is missing, the test fails in CI
+//! (`CI=true`) and is skipped, loudly, on a developer's machine.
+
+pub mod mlflow;
+pub mod stub;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("testkit sits in the workspace")
+        .to_path_buf()
+}
+
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// The path of a tool the test needs, or `None` (skip) outside CI; panics in CI.
+pub fn require(what: &str, path: &Path) -> Option<PathBuf> {
+    if path.exists() {
+        return Some(path.to_path_buf());
+    }
+    let msg = format!(
+        "{what} is not installed at {} (`make test` installs it)",
+        path.display()
+    );
+    if in_ci() {
+        panic!("{msg}");
+    }
+    eprintln!("SKIPPED: {msg}");
+    None
+}
+
+/// A program from the project's Python environment (`.venv/bin/<name>`).
+pub fn venv_bin(name: &str) -> PathBuf {
+    workspace_root().join(".venv/bin").join(name)
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A process group started under a watchdog; killed when dropped or when the test
+/// process exits.
+pub struct Background {
+    child: std::process::Child,
+    pub log: PathBuf,
+}
+
+impl Background {
+    pub fn spawn(program: &Path, args: &[&str], envs: &[(&str, &str)], log: PathBuf) -> Self {
+        use std::os::unix::process::CommandExt;
+        let out = std::fs::File::create(&log).expect("a log file");
+        let err = out.try_clone().expect("a log file");
+        let watchdog = r#"parent=$1; shift
+"$@" & child=$!
+trap 'kill -TERM -- -$$ 2>/dev/null' EXIT
+while kill -0 "$parent" 2>/dev/null && kill -0 "$child" 2>/dev/null; do sleep 0.5; done"#;
+        let child = Command::new("bash")
+            .arg("-c")
+            .arg(watchdog)
+            .arg("rps-test-watchdog")
+            .arg(std::process::id().to_string())
+            .arg(program)
+            .args(args)
+            .envs(envs.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+        Self { child, log }
+    }
+
+    /// Stops the whole group now (the watchdog's group id is its pid).
+    pub fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", "--", &format!("-{}", self.child.id())])
+            .status();
+        let _ = self.child.wait();
+    }
+
+    pub fn log_tail(&self) -> String {
+        let s = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = s.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Polls `GET http://127.0.0.1:<port><path>` until it answers 2xx.
+pub fn wait_http_ok(port: u16, path: &str, timeout: Duration) -> bool {
+    use std::io::{Read, Write};
+    let started = Instant::now();
+    while started.elapsed() < timeout {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+            let mut buf = [0u8; 16];
+            if s.write_all(req.as_bytes()).is_ok()
+                && s.read(&mut buf).is_ok()
+                && buf.starts_with(b"HTTP/1.1 2")
+            {
+                return true;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
+}

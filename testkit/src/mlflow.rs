@@ -1,0 +1,97 @@
+//! A real MLflow tracking server (sqlite backend, proxied local artifacts) on a free port.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use crate::{Background, free_port, require, venv_bin, wait_http_ok};
+
+pub struct MlflowServer {
+    pub uri: String,
+    pub port: u16,
+    process: Option<Background>,
+    _dir: tempfile::TempDir,
+}
+
+/// The admin account of [`MlflowServer::start_basic_auth`].
+pub const ADMIN_USER: &str = "admin";
+pub const ADMIN_PASSWORD: &str = "rps-test-admin-password";
+
+impl MlflowServer {
+    /// A plain server; `None` (skip) when MLflow is not installed outside CI.
+    pub fn start() -> Option<Self> {
+        Self::launch(false)
+    }
+
+    /// A server with `--app-name basic-auth` and an admin account.
+    pub fn start_basic_auth() -> Option<Self> {
+        Self::launch(true)
+    }
+
+    fn launch(auth: bool) -> Option<Self> {
+        let bin = require("MLflow", &venv_bin("mlflow"))?;
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let port = free_port();
+        let db = format!("sqlite:///{}", dir.path().join("mlflow.db").display());
+        let artifacts = dir.path().join("artifacts").display().to_string();
+        let port_s = port.to_string();
+        let mut args = vec![
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port_s,
+            "--backend-store-uri",
+            &db,
+            "--artifacts-destination",
+            &artifacts,
+            "--workers",
+            "1",
+        ];
+        if auth {
+            args.extend(["--app-name", "basic-auth"]);
+        }
+        let auth_db = format!("sqlite:///{}", dir.path().join("auth.db").display());
+        let auth_ini = dir.path().join("auth.ini");
+        std::fs::write(
+            &auth_ini,
+            format!(
+                "[mlflow]\ndefault_permission = READ\ndatabase_uri = {auth_db}\nadmin_username = {ADMIN_USER}\nadmin_password = {ADMIN_PASSWORD}\nauthorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+            ),
+        )
+        .expect("an auth config");
+        let auth_ini = auth_ini.display().to_string();
+        let process = Background::spawn(
+            &bin,
+            &args,
+            &[
+                ("MLFLOW_AUTH_CONFIG_PATH", &auth_ini),
+                ("MLFLOW_FLASK_SERVER_SECRET_KEY", "rps-test-secret"),
+            ],
+            dir.path().join("server.log"),
+        );
+        if !wait_http_ok(port, "/health", Duration::from_secs(90)) {
+            panic!(
+                "MLflow did not become healthy on port {port}:\n{}",
+                process.log_tail()
+            );
+        }
+        Some(Self {
+            uri: format!("http://127.0.0.1:{port}"),
+            port,
+            process: Some(process),
+            _dir: dir,
+        })
+    }
+
+    /// Stops the server (to test behaviour when the registry is unreachable).
+    pub fn stop(&mut self) {
+        // Dropping the process stops its group.
+        self.process.take();
+    }
+
+    /// One plain server per test binary, shared by its tests (each uses its own names).
+    pub fn shared() -> Option<&'static MlflowServer> {
+        static SERVER: OnceLock<Option<MlflowServer>> = OnceLock::new();
+        SERVER.get_or_init(MlflowServer::start).as_ref()
+    }
+}
