@@ -27,13 +27,25 @@ else
   [[ -n "${RPS_DEMO_START:-}" ]] && range=(--start "$RPS_DEMO_START" --end "${RPS_DEMO_END:?set RPS_DEMO_END too}")
 fi
 echo "Store: $RPS_STORE"
+
+# Point the project's DVC remote at the local one, unless the user configured their own.
+if [[ $RPS_STORE != s3://* && -z "${RPS_DVC_REMOTE:-}" ]]; then
+  marker="# written by make demo"
+  if [[ ! -f .dvc/config.local ]] || grep -q "$marker" .dvc/config.local; then
+    printf '%s\n[\x27remote "storage"\x27]\n    url = %s\n' "$marker" "$RPS_STORE/dvc" >.dvc/config.local
+    echo "DVC: remote 'storage' → $RPS_STORE/dvc (in .dvc/config.local)"
+  fi
+fi
 echo
 
-"$RPS" pipeline run "${range[@]}"
+"$RPS" pipeline run "${range[@]}" --dvc-file data.dvc
 echo
 "$RPS" models list
+echo
+"$RPS" trace @candidate
 
 cat <<MSG
 
+data.dvc    data version $(awk '/md5:/ {print $NF; exit}' data.dvc): \`dvc pull\` or \`rps data pull data.dvc\` restores it
 MLflow UI:  $MLFLOW_TRACKING_URI  (still running; \`make down\` stops it)
 MSG

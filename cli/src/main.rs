@@ -67,6 +67,18 @@ enum Command {
         #[command(subcommand)]
         command: PipelineCommand,
     },
+    /// Data versions (DVC)
+    Data {
+        #[command(subcommand)]
+        command: DataCommand,
+    },
+    /// The lineage of a model version: run, git commit, data version, raw snapshots
+    Trace {
+        /// A version number or @alias
+        reference: ModelRef,
+        #[arg(long)]
+        json: bool,
+    },
     /// Registered model versions
     Models {
         #[command(subcommand)]
@@ -87,9 +99,32 @@ enum PipelineCommand {
     Run {
         #[command(flatten)]
         range: RangeArgs,
+        /// Also write the processed dataset's .dvc file here (e.g. data.dvc)
+        #[arg(long)]
+        dvc_file: Option<PathBuf>,
         /// Print the summary as one JSON object on the last line of stdout
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum DataCommand {
+    /// Write the .dvc file of a processed dataset (default: the newest)
+    Version {
+        #[arg(long)]
+        data_version: Option<String>,
+        /// Where to write it
+        #[arg(long, default_value = "data.dvc")]
+        output: PathBuf,
+    },
+    /// Fetch a dataset version from the DVC remote (no DVC needed) and verify its md5
+    Pull {
+        /// A data version (md5) or a .dvc file
+        version: String,
+        /// Where to write the dataset (default: the path in the .dvc file, or data/processed.parquet)
+        #[arg(long)]
+        output: Option<PathBuf>,
     },
 }
 
@@ -177,13 +212,30 @@ fn main() -> ExitCode {
     }
 }
 
-fn context() -> anyhow::Result<Context> {
+async fn context() -> anyhow::Result<Context> {
     let config = Config::from_env().context("invalid configuration")?;
-    Ok(Context::new(config)?)
+    Ok(Context::new(config).await?)
 }
 
 fn print_json<T: Serialize>(v: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string(v)?);
+    Ok(())
+}
+
+/// Writes a file atomically (a temporary file renamed into place), creating folders.
+fn write_file(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("out"),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 
@@ -204,7 +256,7 @@ async fn newest_snapshot(ctx: &Context) -> anyhow::Result<ObjectKey> {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Ingest { range, json } => {
-            let ctx = context()?;
+            let ctx = context().await?;
             let out = pipeline::ingest(&ctx, range.request()?).await?;
             if json {
                 print_json(&out)?;
@@ -213,7 +265,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Validate { snapshot, json } => {
-            let ctx = context()?;
+            let ctx = context().await?;
             let snapshot = match snapshot {
                 Some(s) => key(&s)?,
                 None => newest_snapshot(&ctx).await?,
@@ -231,7 +283,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Transform { snapshots, json } => {
-            let ctx = context()?;
+            let ctx = context().await?;
             let snapshots = if snapshots.is_empty() {
                 vec![newest_snapshot(&ctx).await?]
             } else {
@@ -243,14 +295,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 println!(
                     "{} rows, data version {} → {}",
-                    out.rows,
-                    out.data_version,
-                    ctx.store.url(&out.dataset)
+                    out.rows, out.data_version, out.dataset
                 );
             }
         }
         Command::Train { data_version, json } => {
-            let ctx = context()?;
+            let ctx = context().await?;
             let data_version = match data_version {
                 Some(v) => v,
                 None => pipeline::newest_dataset(&ctx)
@@ -271,14 +321,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Pipeline {
-            command: PipelineCommand::Run { range, json },
+            command:
+                PipelineCommand::Run {
+                    range,
+                    dvc_file,
+                    json,
+                },
         } => {
-            let ctx = context()?;
+            let ctx = context().await?;
             let request = range.request()?;
             let progress = output::Progress::new();
             let out = pipeline::run(&ctx, pipeline::RunInput { ingest: request }, &progress).await;
             progress.clear();
             let out = out?;
+            if let Some(path) = dvc_file {
+                write_file(&path, out.transform.dvc.to_dvc_file().as_bytes())?;
+                eprintln!("wrote {} (data version {})", path.display(), out.data_version);
+            }
             output::print_run_summary(&ctx, &out, json);
             if json {
                 print_json(&out)?;
@@ -311,8 +370,59 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 _ = tokio::signal::ctrl_c() => {}
             }
         }
+        Command::Data { command } => {
+            let ctx = context().await?;
+            match command {
+                DataCommand::Version { data_version, output } => {
+                    let version = match data_version {
+                        Some(v) => v,
+                        None => pipeline::newest_dataset(&ctx)
+                            .await?
+                            .context("the store holds no processed dataset yet; run `rps transform` first")?,
+                    };
+                    let manifest: pipeline::DatasetManifest = shared::store::get_json(
+                        ctx.store.as_ref(),
+                        &shared::layout::dataset_manifest(&version)?,
+                    )
+                    .await
+                    .with_context(|| format!("no dataset with data version {version}"))?;
+                    write_file(&output, manifest.dvc.to_dvc_file().as_bytes())?;
+                    println!("wrote {} for data version {version}", output.display());
+                    println!(
+                        "DVC remote: {}  (set it in .dvc/config.local to `dvc pull`)",
+                        ctx.dvc.url()
+                    );
+                }
+                DataCommand::Pull { version, output } => {
+                    let (md5, default_path) = if shared::dvc::is_md5(&version) {
+                        (version, PathBuf::from(shared::dvc::DEFAULT_OUT_PATH))
+                    } else {
+                        let path = PathBuf::from(&version);
+                        let text = std::fs::read_to_string(&path).with_context(|| {
+                            format!("{version:?} is neither a data version (md5) nor a readable .dvc file")
+                        })?;
+                        let out = shared::dvc::DvcOut::parse_dvc_file(&text)?;
+                        let base = path.parent().unwrap_or(std::path::Path::new(""));
+                        (out.md5, base.join(out.path))
+                    };
+                    let bytes = ctx.dvc.pull(&md5).await?;
+                    let target = output.unwrap_or(default_path);
+                    write_file(&target, &bytes)?;
+                    println!("{} ({} bytes, md5 {md5} verified)", target.display(), bytes.len());
+                }
+            }
+        }
+        Command::Trace { reference, json } => {
+            let ctx = context().await?;
+            let lineage = shared::lineage::trace(&ctx, &reference).await?;
+            if json {
+                print_json(&lineage)?;
+            } else {
+                output::print_lineage(&lineage);
+            }
+        }
         Command::Models { command } => {
-            let ctx = context()?;
+            let ctx = context().await?;
             let name = &ctx.config.registry.model_name;
             match command {
                 ModelsCommand::List { json } => {

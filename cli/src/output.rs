@@ -180,7 +180,7 @@ pub fn print_run_summary(ctx: &Context, out: &RunOutput, json: bool) {
         ("raw snapshot", s.url(&out.ingest.snapshot)),
         ("snapshot metadata", s.url(&out.ingest.meta)),
         ("quality report", s.url(&out.validate.report)),
-        ("processed dataset", s.url(&out.transform.dataset)),
+        ("processed dataset", out.transform.dataset.clone()),
         ("data profile", s.url(&out.transform.profile)),
         ("dataset manifest", s.url(&out.transform.manifest)),
         ("model bundle", s.url(&out.train.bundle)),
@@ -261,4 +261,84 @@ pub fn print_version(loaded: &LoadedModel, url: Option<&str>) {
 
 fn fmt_time(t: chrono::NaiveDateTime) -> String {
     shared::observations::format_time(t)
+}
+
+/// A lineage as a tree.
+pub fn print_lineage(l: &shared::lineage::Lineage) {
+    let m = &l.model;
+    let aliases = m
+        .aliases
+        .iter()
+        .map(|a| format!("@{a}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    println!("{} version {} {aliases}", m.name, m.version);
+    println!("│ {} in {}", m.algorithm, m.registry);
+    if let Some(u) = &m.url {
+        println!("│ {u}");
+    }
+    println!("│ bundle sha256 {}", m.bundle_sha256.as_deref().unwrap_or("–"));
+    println!(
+        "│ trained {} on {} → {}, scored on {} → {}",
+        m.trained_at.format("%Y-%m-%d %H:%M UTC"),
+        fmt_time(m.training_window.start),
+        fmt_time(m.training_window.end),
+        fmt_time(m.holdout_window.start),
+        fmt_time(m.holdout_window.end)
+    );
+    match &l.run {
+        Some(r) => println!(
+            "├─ run {} {} {}",
+            r.run_id,
+            r.status.as_deref().unwrap_or(""),
+            r.url.as_deref().unwrap_or("")
+        ),
+        None => println!("├─ run: untracked"),
+    }
+    println!("├─ git commit {}", l.git_commit.as_deref().unwrap_or("unknown"));
+    let d = &l.data;
+    println!("├─ data version {}", d.data_version);
+    println!("│  ├─ dataset {}", d.dataset);
+    if let (Some(rows), Some(w)) = (d.rows, d.window) {
+        println!("│  ├─ {rows} rows, {} → {}", fmt_time(w.start), fmt_time(w.end));
+    }
+    println!("│  ├─ manifest {}", d.manifest);
+    match &d.dvc_file {
+        Some(f) => {
+            println!("│  └─ .dvc file (DVC remote {}):", d.dvc_remote);
+            for line in f.lines() {
+                println!("│       {line}");
+            }
+        }
+        None => println!("│  └─ no manifest found: the dataset's lineage is not in this store"),
+    }
+    println!("└─ raw snapshots");
+    for (i, s) in l.snapshots.iter().enumerate() {
+        let last = i + 1 == l.snapshots.len();
+        let (branch, pipe) = if last {
+            ("└─", "   ")
+        } else {
+            ("├─", "│  ")
+        };
+        println!("   {branch} {}", s.url);
+        if let Some(c) = s.collected_at {
+            println!("   {pipe}   collected {}", c.to_rfc3339());
+        }
+        if let Some(u) = &s.source_url {
+            println!("   {pipe}   from {u}");
+        }
+        if let Some(sha) = &s.sha256 {
+            println!("   {pipe}   sha256 {sha}, {} bytes", s.bytes.unwrap_or(0));
+        }
+        let verdict = match s.quality_passed {
+            Some(true) => "passed",
+            Some(false) => "FAILED",
+            None => "no report",
+        };
+        println!("   {pipe}   quality gate {verdict} ({})", s.quality_report);
+    }
+    println!("\nTo rebuild:");
+    for c in &l.rebuild {
+        println!("  {c}");
+    }
 }

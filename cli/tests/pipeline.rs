@@ -165,7 +165,6 @@ fn pipeline_run_on_the_shipped_sample() {
     for key in [
         &summary["ingest"]["snapshot"],
         &summary["validate"]["report"],
-        &summary["transform"]["dataset"],
         &summary["transform"]["profile"],
         &summary["train"]["bundle"],
         &summary["train"]["evaluation"],
@@ -173,8 +172,18 @@ fn pipeline_run_on_the_shipped_sample() {
         let key = key.as_str().unwrap();
         assert!(files.iter().any(|f| f == key), "{key} not in {files:?}");
     }
-    let parquet = std::fs::read(store.join(summary["transform"]["dataset"].as_str().unwrap())).unwrap();
+    // The dataset is in the DVC remote (inside the store by default), named by its md5.
+    let dataset = summary["transform"]["dataset"].as_str().unwrap();
+    assert_eq!(
+        dataset,
+        store
+            .join(format!("dvc/files/md5/{}/{}", &version[..2], &version[2..]))
+            .display()
+            .to_string()
+    );
+    let parquet = std::fs::read(dataset).unwrap();
     assert_eq!(&parquet[..4], b"PAR1");
+    assert_eq!(shared::dvc::md5_hex(&parquet), version);
     let profile =
         std::fs::read_to_string(store.join(summary["transform"]["profile"].as_str().unwrap())).unwrap();
     assert!(profile.contains("Correlation with the target") && profile.contains(version));

@@ -227,6 +227,8 @@ pub struct RegistryConfig {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Config {
     pub store: StoreLocation,
+    /// The DVC remote processed datasets are pushed to (default: `<store>/dvc`).
+    pub dvc_remote: StoreLocation,
     pub location: Location,
     pub source: SourceConfig,
     pub quality: QualityConfig,
@@ -254,6 +256,25 @@ impl Config {
             "RPS_STORE",
             "a local directory or s3://bucket/prefix",
             DEFAULT_STORE,
+            |s| StoreLocation::parse(s).ok(),
+        )?;
+        let default_remote = match &store {
+            StoreLocation::Local { path } => StoreLocation::Local {
+                path: path.join("dvc"),
+            },
+            StoreLocation::S3 { bucket, prefix } => StoreLocation::S3 {
+                bucket: bucket.clone(),
+                prefix: if prefix.is_empty() {
+                    "dvc".into()
+                } else {
+                    format!("{prefix}/dvc")
+                },
+            },
+        };
+        let dvc_remote = env.parse(
+            "RPS_DVC_REMOTE",
+            "a local directory or s3://bucket/prefix",
+            &default_remote.to_string(),
             |s| StoreLocation::parse(s).ok(),
         )?;
         let latitude = env.parse(
@@ -427,6 +448,7 @@ impl Config {
         };
         Ok(Config {
             store,
+            dvc_remote,
             location: Location { latitude, longitude },
             source,
             quality,
@@ -590,6 +612,7 @@ mod tests {
             }
         );
         assert_eq!(c.store.to_string(), "s3://my-bucket/rps/prod");
+        assert_eq!(c.dvc_remote.to_string(), "s3://my-bucket/rps/prod/dvc");
         assert!(config(&[("RPS_STORE", "s3://A_B/x")]).is_err());
     }
 }

@@ -1,9 +1,10 @@
-//! The git commit the running code was built from, for lineage.
+//! The git commit of the code that runs, for lineage.
 
 use std::process::Command;
 
-/// `RPS_GIT_COMMIT` (set by CI or a Lambda deploy), else `GITHUB_SHA`, else
-/// `git rev-parse HEAD` in the working directory. `None` outside a repository.
+/// `RPS_GIT_COMMIT` (set by CI or a deploy), else `GITHUB_SHA`, else the commit the
+/// binary was built from, else `git rev-parse HEAD` in the working directory. `None`
+/// when none of them is known.
 pub fn current_commit() -> Option<String> {
     for var in ["RPS_GIT_COMMIT", "GITHUB_SHA"] {
         if let Ok(v) = std::env::var(var) {
@@ -12,6 +13,9 @@ pub fn current_commit() -> Option<String> {
                 return Some(v);
             }
         }
+    }
+    if let Some(built) = option_env!("RPS_BUILD_COMMIT") {
+        return Some(built.to_owned());
     }
     let out = Command::new("git").args(["rev-parse", "HEAD"]).output().ok()?;
     if !out.status.success() {

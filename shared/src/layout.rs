@@ -4,8 +4,9 @@
 //! raw/open-meteo/<endpoint>/<YYYY>/<MM>/<DD>/<stamp>.json       response body, immutable
 //! raw/open-meteo/<endpoint>/<YYYY>/<MM>/<DD>/<stamp>.meta.json  how and when it was fetched
 //! quality/open-meteo/<endpoint>/<YYYY>/<MM>/<DD>/<stamp>.json   the gate's report on it
-//! datasets/<md5>/data.parquet                                   processed dataset (by content)
-//! datasets/<md5>/profile.html, manifest.json                    its profile and lineage
+//! datasets/<md5>/profile.html, manifest.json                    a dataset's profile and lineage
+//! dvc/files/md5/<2 hex>/<30 hex>                                the dataset itself (DVC remote,
+//!                                                               by default inside the store)
 //! models/<name>/<version>/model.rpsb, evaluation.json|.md       bundle and its scores
 //! ```
 
@@ -49,10 +50,6 @@ pub fn quality_report(snapshot: &ObjectKey) -> Result<ObjectKey, StoreError> {
         .strip_prefix("raw/")
         .unwrap_or(snapshot.as_str());
     ObjectKey::new(format!("quality/{rest}"))
-}
-
-pub fn dataset(data_version: &str) -> Result<ObjectKey, StoreError> {
-    ObjectKey::new(format!("datasets/{data_version}/data.parquet"))
 }
 
 pub fn dataset_profile(data_version: &str) -> Result<ObjectKey, StoreError> {

@@ -26,6 +26,8 @@ pub mod source;
 pub mod store;
 
 #[cfg(feature = "batch")]
+pub mod lineage;
+#[cfg(feature = "batch")]
 pub mod profile;
 #[cfg(feature = "batch")]
 pub mod train;

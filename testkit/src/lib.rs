@@ -6,6 +6,7 @@
 //! (`CI=true`) and is skipped, loudly, on a developer's machine.
 
 pub mod mlflow;
+pub mod moto;
 pub mod stub;
 
 use std::net::TcpListener;

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use crate::config::{Config, ConfigError};
+use crate::dvc::{DvcError, DvcRemote};
 use crate::mlflow::{MlflowClient, MlflowError};
 use crate::observations::ShapeError;
 use crate::registry::{self, Registry, RegistryError};
@@ -38,23 +39,40 @@ pub use validate::*;
 pub struct Context {
     pub config: Config,
     pub store: Arc<dyn ObjectStore>,
+    /// Where processed datasets are versioned.
+    pub dvc: DvcRemote,
     pub registry: Arc<dyn Registry>,
     pub mlflow: Option<MlflowClient>,
     pub http: reqwest::Client,
 }
 
 impl Context {
-    pub fn new(config: Config) -> Result<Self, StageError> {
-        let store = store::open(&config.store)?;
-        Self::with_store(config, store)
+    pub async fn new(config: Config) -> Result<Self, StageError> {
+        let store = store::open(&config.store).await?;
+        let dvc = DvcRemote::open(&config.dvc_remote).await?;
+        Self::with_stores(config, store, dvc)
     }
 
+    /// A context on one store, with the DVC remote in its `dvc/` folder (tests).
     pub fn with_store(config: Config, store: Arc<dyn ObjectStore>) -> Result<Self, StageError> {
+        let dvc = DvcRemote::new(
+            Arc::new(store::Prefixed::new(store.clone(), "dvc")),
+            config.dvc_remote.clone(),
+        );
+        Self::with_stores(config, store, dvc)
+    }
+
+    pub fn with_stores(
+        config: Config,
+        store: Arc<dyn ObjectStore>,
+        dvc: DvcRemote,
+    ) -> Result<Self, StageError> {
         let registry = registry::open(&config, store.clone())?;
         let mlflow = config.mlflow.as_ref().map(MlflowClient::new).transpose()?;
         Ok(Self {
             config,
             store,
+            dvc,
             registry,
             mlflow,
             http: source::http_client()?,
@@ -88,6 +106,8 @@ pub enum StageError {
     Train(#[from] crate::train::TrainError),
     #[error("model bundle: {0}")]
     Model(#[from] crate::model::ModelError),
+    #[error("data versioning: {0}")]
+    Dvc(#[from] DvcError),
     #[error("model registry: {0}")]
     Registry(#[from] RegistryError),
     #[error("tracking: {0}")]

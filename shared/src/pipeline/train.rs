@@ -78,18 +78,13 @@ struct Tracked<'a> {
 
 /// Trains, scores, bundles and registers a model on a processed dataset.
 pub async fn train(ctx: &Context, input: TrainInput) -> Result<TrainOutput, StageError> {
-    let store = ctx.store.as_ref();
-    let manifest: DatasetManifest =
-        store::get_json(store, &layout::dataset_manifest(&input.data_version)?).await?;
-    let parquet = store.get(&manifest.dataset).await?;
-    let md5 = crate::dvc::md5_hex(&parquet);
-    if md5 != input.data_version {
-        return Err(StageError::Input(format!(
-            "{} has md5 {md5}, not the data version {} it is stored under",
-            store.url(&manifest.dataset),
-            input.data_version
-        )));
-    }
+    let manifest: DatasetManifest = store::get_json(
+        ctx.store.as_ref(),
+        &layout::dataset_manifest(&input.data_version)?,
+    )
+    .await?;
+    // Pulled from the DVC remote and checked against its md5.
+    let parquet = ctx.dvc.pull(&input.data_version).await?;
     let tracked = match &ctx.mlflow {
         Some(client) => Some(start_run(ctx, client, &manifest).await?),
         None => None,
@@ -124,7 +119,7 @@ async fn start_run<'a>(
     let experiment = client.get_or_create_experiment(&cfg.experiment).await?;
     let mut run_tags = vec![
         Tag::new(tags::DATA_VERSION, &manifest.data_version),
-        Tag::new("rps.dataset", manifest.dataset.as_str()),
+        Tag::new("rps.dataset", &manifest.dataset),
         Tag::new(
             "rps.raw_snapshots",
             manifest
@@ -204,7 +199,7 @@ async fn fit_and_register(
             params: params.clone(),
             created_at,
             data_version: manifest.data_version.clone(),
-            dataset_key: manifest.dataset.to_string(),
+            dataset_key: manifest.dataset.clone(),
             git_commit: git_commit.clone(),
             run_id: tracked.map(|t| t.run.run_id.clone()),
             raw_snapshots: manifest.snapshots.iter().map(ToString::to_string).collect(),

@@ -1,17 +1,17 @@
 //! Stage 3, transform: validated snapshots → the processed dataset (parquet, addressed
 //! by its md5, the data version), its HTML profile and its manifest (lineage).
 
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::validate::load_snapshot;
 use super::{Context, StageError};
+use crate::dvc::{DEFAULT_OUT_PATH, DvcOut};
 use crate::layout;
 use crate::model::TimeWindow;
 use crate::profile::{self, ProfileContext};
 use crate::quality::QualityReport;
-use crate::store::{self, ObjectKey, ObjectStore, StoreError};
+use crate::store::{self, ObjectKey, StoreError};
 use crate::transform::{self, Dataset, RegulariseStats};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -24,7 +24,10 @@ pub struct TransformInput {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DatasetManifest {
     pub data_version: String,
-    pub dataset: ObjectKey,
+    /// Where the dataset is: its object in the DVC remote.
+    pub dataset: String,
+    /// The `.dvc` entry that restores it.
+    pub dvc: DvcOut,
     pub bytes: usize,
     pub rows: usize,
     pub columns: Vec<String>,
@@ -39,7 +42,8 @@ pub struct DatasetManifest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TransformOutput {
     pub data_version: String,
-    pub dataset: ObjectKey,
+    pub dataset: String,
+    pub dvc: DvcOut,
     pub profile: ObjectKey,
     pub manifest: ObjectKey,
     pub rows: usize,
@@ -63,14 +67,6 @@ async fn require_validated(ctx: &Context, snapshot: &ObjectKey) -> Result<(), St
         Err(StoreError::NotFound { .. }) => Err(not_validated(
             "it has no quality report; run validate first".into(),
         )),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Writes a content-addressed object; an identical one already there is fine.
-async fn put_content(store: &dyn ObjectStore, key: &ObjectKey, body: Bytes) -> Result<(), StageError> {
-    match store.put_new(key, body).await {
-        Ok(()) | Err(StoreError::AlreadyExists { .. }) => Ok(()),
         Err(e) => Err(e.into()),
     }
 }
@@ -109,15 +105,20 @@ pub async fn transform(ctx: &Context, input: TransformInput) -> Result<Transform
         start: times[0],
         end: times[times.len() - 1],
     };
-    let (key, profile_key, manifest_key) = (
-        layout::dataset(&data_version)?,
+    let (profile_key, manifest_key) = (
         layout::dataset_profile(&data_version)?,
         layout::dataset_manifest(&data_version)?,
     );
+    let bytes = parquet.len();
+    // The dataset goes to the DVC remote; its profile and then its manifest (the mark of
+    // a finished dataset) to the store.
+    let dvc = ctx.dvc.push(parquet.into(), DEFAULT_OUT_PATH).await?;
+    let dataset_url = ctx.dvc.object_url(&data_version)?;
     let manifest = DatasetManifest {
         data_version: data_version.clone(),
-        dataset: key.clone(),
-        bytes: parquet.len(),
+        dataset: dataset_url.clone(),
+        dvc: dvc.clone(),
+        bytes,
         rows: dataset.rows(),
         columns: dataset.column_names(),
         window,
@@ -127,15 +128,15 @@ pub async fn transform(ctx: &Context, input: TransformInput) -> Result<Transform
         created_at: Utc::now(),
         git_commit: crate::git::current_commit(),
     };
-    put_content(ctx.store.as_ref(), &key, parquet.into()).await?;
-    put_content(ctx.store.as_ref(), &profile_key, html.into()).await?;
-    let manifest_body = serde_json::to_vec_pretty(&manifest)
-        .map_err(|e| StoreError::io("serialize", ctx.store.url(&manifest_key), e))?;
-    put_content(ctx.store.as_ref(), &manifest_key, manifest_body.into()).await?;
+    // The same bytes can come from other snapshots; the manifest names the ones this run
+    // used, so the run's lineage and the store agree. Each write is atomic.
+    ctx.store.put(&profile_key, html.into()).await?;
+    store::put_json(ctx.store.as_ref(), &manifest_key, &manifest, false).await?;
     tracing::info!(data_version = %data_version, rows = manifest.rows, "transformed");
     Ok(TransformOutput {
         data_version,
-        dataset: key,
+        dataset: dataset_url,
+        dvc,
         profile: profile_key,
         manifest: manifest_key,
         rows: manifest.rows,
