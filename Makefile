@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 
-.PHONY: demo test build lint fmt down clean
+.PHONY: demo test build lint fmt down clean bench
 
 ## Run the whole pipeline offline on the shipped sample year and show where every output is.
 demo: build
@@ -12,6 +12,10 @@ demo: build
 ## Every test: formatting, clippy, unit, integration and end-to-end tests.
 test:
 	@bash scripts/test.sh
+
+## The serving benchmark: rps-api against a Python peer; writes bench/results/latest.md.
+bench:
+	@bash bench/run.sh
 
 build:
 	$(CARGO) build --release --locked -p rps-cli

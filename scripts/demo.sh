@@ -38,14 +38,52 @@ if [[ $RPS_STORE != s3://* && -z "${RPS_DVC_REMOTE:-}" ]]; then
 fi
 echo
 
-"$RPS" pipeline run "${range[@]}" --dvc-file data.dvc
+# A staging API that serves whatever @staging is (re-checked every second): the
+# release flow deploys each candidate there and smoke-tests it before promoting.
+stop_bg staging
+staging_port=$(free_port 8081)
+RPS_MODEL_ALIAS=staging RPS_MODEL_REFRESH_SECS=1 start_bg staging "$RPS" serve --port "$staging_port"
+wait_http "http://127.0.0.1:$staging_port/health" 30 || { tail -20 "$STATE/run/staging.log"; exit 1; }
+export RPS_STAGING_URL="http://127.0.0.1:$staging_port"
+echo "Staging API: $RPS_STAGING_URL (serves @staging)"
+
+echo
+echo "== Release 1: a year of data → train → @staging → gates → promote"
+"$RPS" pipeline promote "${range[@]}"
+"$RPS" data version --output data.dvc
+
+echo
+echo "== Release 2: six summer weeks only; the gates must refuse it"
+status=0
+"$RPS" pipeline promote --start 2023-06-01 --end 2023-07-15 || status=$?
+if [[ $status -ne 4 ]]; then
+  echo "expected the gates to refuse the summer-only model (exit 4), got exit $status" >&2
+  exit 1
+fi
+echo "(refused with exit code 4, as a CI job would see it; production did not move)"
+stop_bg staging
+unset RPS_STAGING_URL
+
 echo
 "$RPS" models list
 echo
-"$RPS" trace @candidate
+"$RPS" trace @production
+
+# Fresh observations for the API's /forecast (offline, the replay puts the recorded year
+# onto today's calendar), then the API itself, in the background.
+echo
+"$RPS" ingest --live
+"$RPS" validate >/dev/null
+stop_bg api
+api_port=$(free_port 8080)
+RPS_MODEL_ALIAS="${RPS_MODEL_ALIAS:-production}" start_bg api "$RPS" serve --port "$api_port"
+wait_http "http://127.0.0.1:$api_port/ready" 60 || { tail -20 "$STATE/run/api.log"; exit 1; }
+echo "http://127.0.0.1:$api_port" >"$STATE/run/api.uri"
 
 cat <<MSG
 
 data.dvc    data version $(awk '/md5:/ {print $NF; exit}' data.dvc): \`dvc pull\` or \`rps data pull data.dvc\` restores it
-MLflow UI:  $MLFLOW_TRACKING_URI  (still running; \`make down\` stops it)
+MLflow UI:  $MLFLOW_TRACKING_URI
+Web page:   http://127.0.0.1:$api_port/   (the API: /predict, /forecast, /model, /metrics, /openapi.json)
+Both keep running; \`make down\` stops them.
 MSG

@@ -5,7 +5,9 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
 echo "== tools"
+bash scripts/setup-system.sh
 bash scripts/setup-python.sh
+bash scripts/setup-node.sh
 echo "== format"
 cargo fmt --all -- --check
 echo "== clippy"

@@ -62,6 +62,44 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run every promotion gate on a candidate against production; write the report
+    /// (exit 4 when a gate fails)
+    Evaluate {
+        /// The candidate: a version number or @alias
+        #[arg(long, default_value = "@candidate")]
+        candidate: ModelRef,
+        /// Cut the hold-out from this dataset (default: the one reaching furthest)
+        #[arg(long)]
+        data_version: Option<String>,
+        /// Also copy the report (JSON, Markdown, PNG) into this folder
+        #[arg(long)]
+        output: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move @production to a candidate if every gate passes; the old one becomes
+    /// @previous (exit 4 when refused, 5 when another promotion won)
+    Promote {
+        /// A version number or @alias
+        reference: ModelRef,
+        /// Reuse this stored gate report if it is still fresh
+        #[arg(long)]
+        report: Option<String>,
+        #[arg(long)]
+        data_version: Option<String>,
+        /// Recorded as who promoted (default: $GITHUB_ACTOR or $USER)
+        #[arg(long)]
+        actor: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move @production back to @previous
+    Rollback {
+        #[arg(long)]
+        actor: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Run stages end to end
     Pipeline {
         #[command(subcommand)]
@@ -78,6 +116,14 @@ enum Command {
         reference: ModelRef,
         #[arg(long)]
         json: bool,
+    },
+    /// Serve the prediction API and web page (the model at RPS_MODEL_NAME@RPS_MODEL_ALIAS)
+    Serve {
+        #[arg(long, default_value = "127.0.0.1")]
+        host: std::net::IpAddr,
+        /// 0 picks a free port
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
     },
     /// Registered model versions
     Models {
@@ -103,6 +149,17 @@ enum PipelineCommand {
         #[arg(long)]
         dvc_file: Option<PathBuf>,
         /// Print the summary as one JSON object on the last line of stdout
+        #[arg(long)]
+        json: bool,
+    },
+    /// The release flow: train a candidate, deploy it to @staging, run the gates (smoke
+    /// test on RPS_STAGING_URL when set) and promote it on success
+    Promote {
+        #[command(flatten)]
+        range: RangeArgs,
+        #[arg(long)]
+        actor: Option<String>,
+        /// Print the outcome as one JSON object on the last line of stdout
         #[arg(long)]
         json: bool,
     },
@@ -239,6 +296,44 @@ fn write_file(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Who is promoting, for the version tags: the CI actor or the local user.
+fn actor(given: Option<String>) -> String {
+    if let Some(a) = given {
+        return a;
+    }
+    let who = std::env::var("GITHUB_ACTOR")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "unknown".into());
+    match std::env::var("GITHUB_RUN_ID") {
+        Ok(run) => format!("{who} (GitHub Actions run {run})"),
+        Err(_) => format!("{who} (rps CLI)"),
+    }
+}
+
+/// Prints a stored gate report's Markdown (to stderr with `--json`, so stdout stays one
+/// JSON object).
+async fn show_report(ctx: &Context, markdown: &ObjectKey, json: bool) {
+    match ctx.store.get(markdown).await {
+        Ok(md) => {
+            let text = String::from_utf8_lossy(&md);
+            if json {
+                eprintln!("{text}");
+            } else {
+                println!("{text}");
+            }
+        }
+        Err(e) => eprintln!("(the report's Markdown could not be read: {e})"),
+    }
+}
+
+/// A refused promotion still shows its report before the error.
+async fn refused<T>(ctx: &Context, r: Result<T, StageError>, json: bool) -> anyhow::Result<T> {
+    if let Err(StageError::PromotionRefused { markdown, .. }) = &r {
+        show_report(ctx, markdown, json).await;
+    }
+    Ok(r?)
+}
+
 fn key(s: &str) -> anyhow::Result<ObjectKey> {
     ObjectKey::new(s).with_context(|| format!("{s:?} is not an object key"))
 }
@@ -341,6 +436,123 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             output::print_run_summary(&ctx, &out, json);
             if json {
                 print_json(&out)?;
+            }
+        }
+        Command::Pipeline {
+            command:
+                PipelineCommand::Promote {
+                    range,
+                    actor: who,
+                    json,
+                },
+        } => {
+            let ctx = context().await?;
+            let request = range.request()?;
+            let progress = output::Progress::new();
+            let out = pipeline::release(
+                &ctx,
+                pipeline::ReleaseInput {
+                    run: pipeline::RunInput { ingest: request },
+                    actor: Some(actor(who)),
+                },
+                &progress,
+            )
+            .await;
+            progress.clear();
+            let out = refused(&ctx, out, json).await?;
+            if let Some(md) = &out.promote.markdown {
+                show_report(&ctx, md, json).await;
+            }
+            output::print_promoted(&ctx, &out.promote, json);
+            if json {
+                print_json(&out)?;
+            }
+        }
+        Command::Evaluate {
+            candidate,
+            data_version,
+            output: dir,
+            json,
+        } => {
+            let ctx = context().await?;
+            let out = pipeline::evaluate(
+                &ctx,
+                pipeline::EvaluateInput {
+                    candidate,
+                    data_version,
+                },
+            )
+            .await?;
+            if let Some(dir) = &dir {
+                for k in [&out.report, &out.markdown, &out.chart] {
+                    write_file(&dir.join(k.file_name()), &ctx.store.get(k).await?)?;
+                }
+            }
+            show_report(&ctx, &out.markdown, json).await;
+            if json {
+                print_json(&out)?;
+            } else {
+                println!("report: {}", ctx.store.url(&out.report));
+                if let Some(run) = &out.logged_to {
+                    println!("logged to the candidate's MLflow run: {run}");
+                }
+            }
+            if !out.passed {
+                return Err(StageError::GatesFailed {
+                    version: out.candidate_version,
+                    failed: out.failed_gates,
+                }
+                .into());
+            }
+        }
+        Command::Promote {
+            reference,
+            report,
+            data_version,
+            actor: who,
+            json,
+        } => {
+            let ctx = context().await?;
+            let report = report.as_deref().map(key).transpose()?;
+            let out = pipeline::promote(
+                &ctx,
+                pipeline::PromoteInput {
+                    candidate: reference,
+                    report,
+                    data_version,
+                    actor: Some(actor(who)),
+                },
+            )
+            .await;
+            let out = refused(&ctx, out, json).await?;
+            if let (Some(md), true) = (&out.markdown, out.gates_run) {
+                show_report(&ctx, md, json).await;
+            }
+            output::print_promoted(&ctx, &out, json);
+            if json {
+                print_json(&out)?;
+            }
+        }
+        Command::Rollback { actor: who, json } => {
+            let ctx = context().await?;
+            let out = pipeline::rollback(
+                &ctx,
+                pipeline::RollbackInput {
+                    actor: Some(actor(who)),
+                },
+            )
+            .await?;
+            if json {
+                print_json(&out)?;
+            } else {
+                println!(
+                    "{}: production is version {} again (rolled back from {}); previous: {}",
+                    out.model_name,
+                    out.version,
+                    out.rolled_back,
+                    out.previous.as_deref().unwrap_or("none")
+                );
+                println!("legacy stages: {}", out.stages);
             }
         }
         Command::Sample {
@@ -459,6 +671,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     }
                 }
             }
+        }
+        Command::Serve { host, port } => {
+            let config = Config::from_env().context("invalid configuration")?;
+            let (_, app) = shared::serve::app(config).await?;
+            shared::serve::serve_http(app, SocketAddr::new(host, port))
+                .await
+                .with_context(|| format!("cannot serve on {host}:{port}"))?;
         }
         Command::Config => {
             let config = Config::from_env().context("invalid configuration")?;

@@ -10,26 +10,15 @@ use indicatif::{ProgressBar, ProgressStyle};
 use shared::features::HORIZONS;
 use shared::pipeline::{Context, Observer, RunOutput};
 use shared::registry::{LoadedModel, VersionInfo, tags};
-use tracing_subscriber::EnvFilter;
 
-/// Logs go to stderr: human-readable by default, JSON with `RPS_LOG_FORMAT=json`.
-/// `RUST_LOG` sets the level (default `warn` on a terminal, where spinners show
-/// progress, and `info` otherwise).
+/// Logs go to stderr (see `shared::logging`); the default level is `warn` on a
+/// terminal, where spinners show progress, and `info` otherwise.
 pub fn init_logging() {
-    let default = if std::io::stderr().is_terminal() {
+    shared::logging::init(if std::io::stderr().is_terminal() {
         "warn"
     } else {
         "info"
-    };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if std::env::var("RPS_LOG_FORMAT").is_ok_and(|f| f == "json") {
-        builder.json().init();
-    } else {
-        builder.with_ansi(std::io::stderr().is_terminal()).init();
-    }
+    });
 }
 
 /// One spinner per stage on a terminal; plain lines otherwise.
@@ -195,6 +184,43 @@ pub fn print_run_summary(ctx: &Context, out: &RunOutput, json: bool) {
     }
     if let Some(url) = &out.train.version_url {
         text.push_str(&format!("  {:<22} {url}\n", "model version"));
+    }
+    if json {
+        eprint!("{text}");
+    } else {
+        print!("{text}");
+        let _ = std::io::stdout().flush();
+    }
+}
+
+/// The outcome of a promotion.
+pub fn print_promoted(ctx: &Context, out: &shared::pipeline::PromoteOutput, json: bool) {
+    let mut text = if out.already_production {
+        format!(
+            "{} version {} already is production: nothing changed\n",
+            out.model_name, out.version
+        )
+    } else {
+        format!(
+            "{} version {} is now @production (previous: {}), promoted by {}\n",
+            out.model_name,
+            out.version,
+            out.previous.as_deref().unwrap_or("none"),
+            out.promoted_by
+        )
+    };
+    if let Some(r) = &out.report {
+        text.push_str(&format!(
+            "  gate report {}{}\n",
+            ctx.store.url(r),
+            if out.gates_run { "" } else { " (reused)" }
+        ));
+    }
+    if !out.already_production {
+        text.push_str(&format!("  legacy stages: {}\n", out.stages));
+    }
+    if let Some(url) = ctx.registry.version_url(&out.model_name, &out.version) {
+        text.push_str(&format!("  {url}\n"));
     }
     if json {
         eprint!("{text}");

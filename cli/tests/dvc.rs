@@ -3,80 +3,27 @@
 //! from a local-folder remote and from an S3 remote (moto); `rps data pull` gives the
 //! same bytes without DVC; `rps trace` leads from the model back to the raw snapshots.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{Replay, last_json};
 use testkit::moto::MotoServer;
 
-const RPS: &str = env!("CARGO_BIN_EXE_rps");
-
-struct Replay {
-    child: Child,
-    port: u16,
-}
-
-impl Replay {
-    fn start(dir: &Path) -> Self {
-        let port_file = dir.join("replay.port");
-        let mut r = Self {
-            child: Command::new(RPS)
-                .args(["sample", "serve", "--port", "0", "--port-file"])
-                .arg(&port_file)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-            port: 0,
-        };
-        let started = Instant::now();
-        while r.port == 0 {
-            match std::fs::read_to_string(&port_file)
-                .ok()
-                .and_then(|s| s.trim().parse().ok())
-            {
-                Some(p) => r.port = p,
-                None => {
-                    assert!(started.elapsed() < Duration::from_secs(10));
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            }
-        }
-        r
-    }
-}
-
-impl Drop for Replay {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn rps(env: &[(&str, String)], replay: &Replay, cwd: &Path, args: &[&str]) -> Output {
-    let out = Command::new(RPS)
-        .args(args)
-        .current_dir(cwd)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env(
-            "OPEN_METEO_ARCHIVE_URL",
-            format!("http://127.0.0.1:{}/v1/archive", replay.port),
-        )
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .output()
-        .unwrap();
+    let mut e = common::Env::default();
+    e.set("OPEN_METEO_ARCHIVE_URL", replay.archive_url());
+    for (k, v) in env {
+        e.set(k, v.clone());
+    }
+    let out = e.command(args).current_dir(cwd).output().unwrap();
     assert!(
         out.status.success(),
         "rps {args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     out
-}
-
-fn last_json(out: &Output) -> Value {
-    serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap()
 }
 
 fn md5_of(path: &Path) -> String {
@@ -130,7 +77,7 @@ fn dvc_pull_restores_the_dataset_from_a_local_remote() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let replay = Replay::start(dir.path());
+    let replay = Replay::start(dir.path(), None);
     let store = dir.path().join("store");
     let env = [
         ("RPS_STORE", store.display().to_string()),
@@ -211,7 +158,7 @@ fn dvc_pull_restores_the_dataset_from_an_s3_remote() {
     let Some(moto) = MotoServer::start() else { return };
     moto.create_bucket("rps-data");
     let dir = tempfile::tempdir().unwrap();
-    let replay = Replay::start(dir.path());
+    let replay = Replay::start(dir.path(), None);
     let mut env = moto.env();
     env.push(("RPS_STORE", "s3://rps-data/store".into()));
     env.push(("RPS_MODEL_CACHE", dir.path().join("cache").display().to_string()));
@@ -281,7 +228,7 @@ fn dvc_pull_restores_the_dataset_from_an_s3_remote() {
 #[test]
 fn trace_leads_from_a_model_version_back_to_the_raw_snapshots() {
     let dir = tempfile::tempdir().unwrap();
-    let replay = Replay::start(dir.path());
+    let replay = Replay::start(dir.path(), None);
     let env = [
         ("RPS_STORE", dir.path().join("store").display().to_string()),
         ("RPS_MODEL_CACHE", dir.path().join("cache").display().to_string()),

@@ -1,91 +1,20 @@
 //! Black-box tests of the `rps` binary: the Open-Meteo replay on a free port, the
 //! pipeline against it, and a corrupted input stopped at the quality gate.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{Env, RPS, Replay, last_json, sample};
 use serde_json::Value;
 
-const RPS: &str = env!("CARGO_BIN_EXE_rps");
-
-fn sample() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/sample/open-meteo-archive-sandpoint-ak-2023.json")
-}
-
-/// `rps sample serve` on a free port, killed when dropped.
-struct Replay {
-    child: Child,
-    port: u16,
-}
-
-impl Replay {
-    fn start(dir: &Path, file: Option<&Path>) -> Self {
-        let port_file = dir.join("replay.port");
-        let mut cmd = Command::new(RPS);
-        cmd.args(["sample", "serve", "--port", "0", "--port-file"])
-            .arg(&port_file);
-        if let Some(f) = file {
-            cmd.arg("--file").arg(f);
-        }
-        // Owned by `Replay` at once, so it is killed even if the wait below panics.
-        let mut replay = Self {
-            child: cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap(),
-            port: 0,
-        };
-        let started = Instant::now();
-        while replay.port == 0 {
-            match std::fs::read_to_string(&port_file)
-                .ok()
-                .and_then(|s| s.trim().parse().ok())
-            {
-                Some(port) => replay.port = port,
-                None => {
-                    assert!(
-                        started.elapsed() < Duration::from_secs(10),
-                        "the replay did not start"
-                    );
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            }
-        }
-        replay
-    }
-}
-
-impl Drop for Replay {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn rps(store: &Path, replay: &Replay, args: &[&str]) -> Output {
-    Command::new(RPS)
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("RPS_STORE", store)
-        .env("RPS_MODEL_CACHE", store.with_file_name("cache"))
-        .env(
-            "OPEN_METEO_ARCHIVE_URL",
-            format!("http://127.0.0.1:{}/v1/archive", replay.port),
-        )
-        .env(
-            "OPEN_METEO_FORECAST_URL",
-            format!("http://127.0.0.1:{}/v1/forecast", replay.port),
-        )
-        .output()
-        .unwrap()
+    Env::new(store, replay).run(args)
 }
 
 fn last_json_line(out: &Output) -> Value {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let last = stdout
-        .lines()
-        .last()
-        .unwrap_or_else(|| panic!("no stdout; stderr: {}", String::from_utf8_lossy(&out.stderr)));
-    serde_json::from_str(last).unwrap_or_else(|e| panic!("last line is not JSON ({e}): {last}"))
+    last_json(out)
 }
 
 fn files_under(dir: &Path) -> Vec<String> {

@@ -224,6 +224,46 @@ pub struct RegistryConfig {
     pub cache_dir: PathBuf,
 }
 
+/// How the prediction service finds its model and guards itself.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServeConfig {
+    /// The alias served (`production` unless told otherwise).
+    pub model_alias: String,
+    /// A bundle file to serve instead of the registry (offline use).
+    pub model_path: Option<PathBuf>,
+    /// How often the alias is re-checked; zero turns re-checking off.
+    pub refresh: Duration,
+    /// Requests in the drift window.
+    pub drift_window: usize,
+    pub max_body_bytes: usize,
+    pub max_observations: usize,
+    /// Emit CloudWatch Embedded Metric Format lines (on by default on Lambda).
+    pub emf: bool,
+}
+
+/// The promotion gates' thresholds: what a candidate must show before it may serve.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GateConfig {
+    /// Accuracy: the 6 h RMSE (°C) must be under this ceiling.
+    pub max_rmse_h6: f64,
+    /// No regression: the 6 h RMSE may exceed production's by at most this share.
+    pub max_regression_headline: f64,
+    /// No regression: no horizon's RMSE may exceed production's by more than this share.
+    pub max_regression_any: f64,
+    /// Skill: every horizon must beat persistence by more than this share (0 = beat it).
+    pub min_skill: f64,
+    /// Latency: the p99 of one in-process prediction (features + models), in milliseconds.
+    pub max_p99_ms: f64,
+    /// The hold-out must have at least this many unseen rows.
+    pub min_holdout_rows: usize,
+    /// Smoke: the staging deployment of the candidate, when there is one.
+    pub staging_url: Option<Url>,
+    /// How long `rps pipeline promote` waits for staging to serve the candidate.
+    pub staging_wait: Duration,
+    /// A stored gate report older than this is re-run, not trusted.
+    pub report_max_age: Duration,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Config {
     pub store: StoreLocation,
@@ -237,6 +277,8 @@ pub struct Config {
     pub registry: RegistryConfig,
     /// `None`: no tracking server; models go to the local registry in the store.
     pub mlflow: Option<MlflowConfig>,
+    pub serve: ServeConfig,
+    pub gates: GateConfig,
 }
 
 impl Config {
@@ -446,7 +488,117 @@ impl Config {
                 )?),
             }),
         };
+        let on_lambda = env.get("AWS_LAMBDA_FUNCTION_NAME").is_some();
+        let serve = ServeConfig {
+            model_alias: env.parse(
+                "RPS_MODEL_ALIAS",
+                "an alias name of letters, digits, '-' or '_'",
+                "production",
+                |s| {
+                    (s.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                        && !crate::mlflow::is_reserved_alias(s))
+                    .then(|| s.to_owned())
+                },
+            )?,
+            model_path: env.get("RPS_MODEL_PATH").map(PathBuf::from),
+            refresh: Duration::from_secs(env.parse(
+                "RPS_MODEL_REFRESH_SECS",
+                "a whole number of seconds (0 turns re-checking off)",
+                "60",
+                |s| s.parse().ok(),
+            )?),
+            drift_window: env.parse(
+                "RPS_DRIFT_WINDOW",
+                "a number of requests between 10 and 100000",
+                "500",
+                |s| s.parse().ok().filter(|v| (10..=100_000).contains(v)),
+            )?,
+            max_body_bytes: env.parse(
+                "RPS_MAX_BODY_BYTES",
+                "a number of bytes between 1024 and 10485760",
+                "262144",
+                |s| s.parse().ok().filter(|v| (1024..=10 << 20).contains(v)),
+            )?,
+            max_observations: env.parse(
+                "RPS_MAX_OBSERVATIONS",
+                "a number of hours between 25 and 8784",
+                "744",
+                |s| s.parse().ok().filter(|v| (25..=8784).contains(v)),
+            )?,
+            emf: env.parse(
+                "RPS_METRICS_EMF",
+                "true or false",
+                if on_lambda { "true" } else { "false" },
+                |s| s.parse().ok(),
+            )?,
+        };
+        let share = |s: &str| s.parse().ok().filter(|v: &f64| (0.0..=10.0).contains(v));
+        let gates = GateConfig {
+            max_rmse_h6: env.parse(
+                "RPS_GATE_MAX_RMSE_H6",
+                "a positive number of degrees Celsius",
+                "2.0",
+                |s| s.parse().ok().filter(|v: &f64| *v > 0.0 && v.is_finite()),
+            )?,
+            max_regression_headline: env.parse(
+                "RPS_GATE_MAX_REGRESSION",
+                "a share between 0 and 10 (0.02 = 2% worse than production at 6 h)",
+                "0.02",
+                share,
+            )?,
+            max_regression_any: env.parse(
+                "RPS_GATE_MAX_REGRESSION_ANY",
+                "a share between 0 and 10 (0.10 = 10% worse than production at any horizon)",
+                "0.10",
+                share,
+            )?,
+            min_skill: env.parse(
+                "RPS_GATE_MIN_SKILL",
+                "a share between -1 and 1 (0 = must beat persistence)",
+                "0",
+                |s| s.parse().ok().filter(|v: &f64| (-1.0..1.0).contains(v)),
+            )?,
+            max_p99_ms: env.parse(
+                "RPS_GATE_MAX_P99_MS",
+                "a positive number of milliseconds",
+                "2",
+                |s| s.parse().ok().filter(|v: &f64| *v > 0.0 && v.is_finite()),
+            )?,
+            min_holdout_rows: env.parse(
+                "RPS_GATE_MIN_HOLDOUT_ROWS",
+                "a number of rows of at least 10",
+                "48",
+                |s| s.parse().ok().filter(|v| *v >= 10),
+            )?,
+            staging_url: match env.get("RPS_STAGING_URL") {
+                None => None,
+                Some(_) => Some(env.parse(
+                    "RPS_STAGING_URL",
+                    "an http(s) URL of the staging API, e.g. http://127.0.0.1:8081",
+                    "",
+                    |s| {
+                        Url::parse(s)
+                            .ok()
+                            .filter(|u| matches!(u.scheme(), "http" | "https"))
+                    },
+                )?),
+            },
+            staging_wait: Duration::from_secs(env.parse(
+                "RPS_STAGING_WAIT_SECS",
+                "a whole number of seconds up to 3600",
+                "120",
+                |s| s.parse().ok().filter(|v| *v <= 3600),
+            )?),
+            report_max_age: Duration::from_secs(env.parse(
+                "RPS_GATE_REPORT_MAX_AGE_SECS",
+                "a whole number of seconds",
+                "86400",
+                |s| s.parse().ok(),
+            )?),
+        };
         Ok(Config {
+            gates,
             store,
             dvc_remote,
             location: Location { latitude, longitude },
@@ -456,6 +608,7 @@ impl Config {
             train,
             registry,
             mlflow,
+            serve,
         })
     }
 }

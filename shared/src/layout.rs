@@ -8,6 +8,8 @@
 //! dvc/files/md5/<2 hex>/<30 hex>                                the dataset itself (DVC remote,
 //!                                                               by default inside the store)
 //! models/<name>/<version>/model.rpsb, evaluation.json|.md       bundle and its scores
+//! reports/<name>/<version>/<stamp>/report.json|.md, *.png        promotion gate reports
+//! locks/<name>/promote.json                                      held while promoting
 //! ```
 
 use chrono::{DateTime, Utc};
@@ -66,6 +68,16 @@ pub fn model_bundle(name: &str, version: &str) -> Result<ObjectKey, StoreError> 
 
 pub fn model_evaluation(name: &str, version: &str, ext: &str) -> Result<ObjectKey, StoreError> {
     ObjectKey::new(format!("models/{name}/{version}/evaluation.{ext}"))
+}
+
+/// One file of a promotion gate report on model version `version`.
+pub fn gate_report(name: &str, version: &str, id: &str, file: &str) -> Result<ObjectKey, StoreError> {
+    ObjectKey::new(format!("reports/{name}/{version}/{id}/{file}"))
+}
+
+/// The lease a promotion holds so that two never move `production` at once.
+pub fn promotion_lock(name: &str) -> Result<ObjectKey, StoreError> {
+    ObjectKey::new(format!("locks/{name}/promote.json"))
 }
 
 #[cfg(test)]

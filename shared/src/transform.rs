@@ -252,6 +252,14 @@ impl Dataset {
             .collect()
     }
 
+    /// An observed variable as stored beside the features (`obs_<name>`); NaN is absent.
+    pub fn observed(&self, var: crate::observations::Variable) -> Result<Vec<Option<f64>>, TransformError> {
+        Ok(read_f64(&self.frame, &format!("obs_{}", var.name()))?
+            .into_iter()
+            .map(|v| v.filter(|x| x.is_finite()))
+            .collect())
+    }
+
     /// Feature rows (row-major, [`FEATURES`] order) and per-horizon targets.
     pub fn training_set(&self) -> Result<TrainingSet, TransformError> {
         let times = self.times()?;

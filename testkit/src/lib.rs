@@ -62,6 +62,11 @@ pub struct Background {
 
 impl Background {
     pub fn spawn(program: &Path, args: &[&str], envs: &[(&str, &str)], log: PathBuf) -> Self {
+        Self::spawn_in(Path::new("."), program, args, envs, log)
+    }
+
+    /// Like [`Background::spawn`], in the working directory `dir`.
+    pub fn spawn_in(dir: &Path, program: &Path, args: &[&str], envs: &[(&str, &str)], log: PathBuf) -> Self {
         use std::os::unix::process::CommandExt;
         let out = std::fs::File::create(&log).expect("a log file");
         let err = out.try_clone().expect("a log file");
@@ -77,6 +82,7 @@ while kill -0 "$parent" 2>/dev/null && kill -0 "$child" 2>/dev/null; do sleep 0.
             .arg(program)
             .args(args)
             .envs(envs.iter().copied())
+            .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)

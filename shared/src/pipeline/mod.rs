@@ -15,7 +15,11 @@ use crate::registry::{self, Registry, RegistryError};
 use crate::source::{self, SourceError};
 use crate::store::{self, ObjectStore, StoreError};
 
+#[cfg(feature = "batch")]
+mod evaluate;
 mod ingest;
+#[cfg(feature = "batch")]
+mod promote;
 #[cfg(feature = "batch")]
 mod run;
 #[cfg(feature = "batch")]
@@ -24,7 +28,11 @@ mod train;
 mod transform;
 mod validate;
 
+#[cfg(feature = "batch")]
+pub use evaluate::*;
 pub use ingest::*;
+#[cfg(feature = "batch")]
+pub use promote::*;
 #[cfg(feature = "batch")]
 pub use run::*;
 #[cfg(feature = "batch")]
@@ -114,13 +122,27 @@ pub enum StageError {
     Tracking(#[from] MlflowError),
     #[error("invalid stage input: {0}")]
     Input(String),
+    #[error("version {version} was not promoted: it failed the {} gate(s) (report: {report}); production is unchanged", failed.join(", "))]
+    PromotionRefused {
+        version: String,
+        failed: Vec<String>,
+        report: crate::store::ObjectKey,
+        markdown: crate::store::ObjectKey,
+    },
+    #[error("version {version} failed the {} gate(s)", failed.join(", "))]
+    GatesFailed { version: String, failed: Vec<String> },
+    #[error("{0}")]
+    Conflict(String),
 }
 
 impl StageError {
-    /// Exit status for command lines: 3 when the quality gate refused the data.
+    /// Exit status for command lines: 3 when the data quality gate refused the data, 4
+    /// when the promotion gates refused a model, 5 when another promotion got there first.
     pub fn exit_code(&self) -> i32 {
         match self {
             StageError::QualityGate { .. } | StageError::NotValidated { .. } => 3,
+            StageError::PromotionRefused { .. } | StageError::GatesFailed { .. } => 4,
+            StageError::Conflict(_) => 5,
             _ => 1,
         }
     }

@@ -119,6 +119,15 @@ impl ObjectStore for LocalStore {
             .map_err(|e| StoreError::io("stat", path.display().to_string(), e))
     }
 
+    async fn delete(&self, key: &ObjectKey) -> Result<(), StoreError> {
+        let path = self.path(key);
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io("delete", path.display().to_string(), e)),
+        }
+    }
+
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectKey>, StoreError> {
         let root = self.root.clone();
         let prefix = prefix.to_owned();

@@ -51,6 +51,11 @@ impl ObjectStore for MemoryStore {
         Ok(self.lock().contains_key(key))
     }
 
+    async fn delete(&self, key: &ObjectKey) -> Result<(), StoreError> {
+        self.lock().remove(key);
+        Ok(())
+    }
+
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectKey>, StoreError> {
         Ok(self
             .lock()

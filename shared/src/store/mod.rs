@@ -125,6 +125,9 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
     /// Reads the whole object; [`StoreError::NotFound`] if there is none.
     async fn get(&self, key: &ObjectKey) -> Result<Bytes, StoreError>;
     async fn exists(&self, key: &ObjectKey) -> Result<bool, StoreError>;
+    /// Removes `key` if it is there. Only short-lived coordination objects (locks) are
+    /// ever deleted: raw snapshots, datasets and bundles never are.
+    async fn delete(&self, key: &ObjectKey) -> Result<(), StoreError>;
     /// Every key that starts with `prefix`, sorted.
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectKey>, StoreError>;
     /// Where `key` lives, for people: a file path or an `s3://` URL.
@@ -179,6 +182,9 @@ impl ObjectStore for Prefixed {
     }
     async fn exists(&self, key: &ObjectKey) -> Result<bool, StoreError> {
         self.inner.exists(&self.key(key)?).await
+    }
+    async fn delete(&self, key: &ObjectKey) -> Result<(), StoreError> {
+        self.inner.delete(&self.key(key)?).await
     }
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectKey>, StoreError> {
         let strip = format!("{}/", self.prefix);

@@ -281,6 +281,18 @@ impl ObjectStore for S3Store {
         }
     }
 
+    async fn delete(&self, key: &ObjectKey) -> Result<(), StoreError> {
+        let full = self.full_key(key);
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(&full)
+            .send()
+            .await
+            .map_err(|e| self.err("delete", &full, e))?;
+        Ok(())
+    }
+
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectKey>, StoreError> {
         let full_prefix = if self.prefix.is_empty() {
             prefix.to_owned()

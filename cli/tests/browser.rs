@@ -1,0 +1,83 @@
+//! The web page in a real browser: headless Chromium driven by playwright-core loads
+//! `/`, draws the 48 observed hours and six forecast points, shows the serving model and
+//! the drift status, fetches nothing from elsewhere, and leaves a screenshot in
+//! `test-output/`.
+
+mod common;
+
+use std::process::Command;
+
+use common::{Env, Replay, last_json};
+use serde_json::Value;
+
+#[test]
+fn the_page_shows_the_forecast_chart() {
+    let root = testkit::workspace_root();
+    let Some(node_module) = testkit::require(
+        "playwright-core (npm)",
+        &root.join("node_modules/playwright-core"),
+    ) else {
+        return;
+    };
+    let Some(_) = testkit::require("Chromium", std::path::Path::new("/usr/bin/chromium")) else {
+        return;
+    };
+    let _ = node_module;
+
+    let dir = tempfile::tempdir().unwrap();
+    let replay = Replay::start(dir.path(), None);
+    let mut env = Env::new(&dir.path().join("store"), &replay);
+    env.ok(&["pipeline", "run", "--start", "2023-01-01", "--end", "2023-12-31"]);
+    // A live snapshot: the replay puts the recorded year onto today's calendar.
+    env.ok(&["ingest", "--live"]);
+    env.ok(&["validate"]);
+    env.set("RPS_MODEL_ALIAS", "candidate");
+    let server = env.serve();
+
+    let out_dir = root.join("test-output");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let shot = out_dir.join("web-page.png");
+    let _ = std::fs::remove_file(&shot);
+    let out = Command::new("node")
+        .arg(root.join("tests/browser/page.mjs"))
+        .arg(format!("{}/", server.url))
+        .arg(&shot)
+        .output()
+        .expect("node runs");
+    assert!(
+        out.status.success(),
+        "the browser script failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page: Value = last_json(&out);
+
+    assert_eq!(page["httpStatus"], 200);
+    assert_eq!(page["errors"], serde_json::json!([]), "{page}");
+    assert_eq!(
+        page["foreignRequests"],
+        serde_json::json!([]),
+        "everything comes from the app itself"
+    );
+    assert_eq!(page["forecastPoints"], 6, "{page}");
+    assert_eq!(page["forecastRows"], 6, "{page}");
+    assert_eq!(page["observedPoints"], 48, "{page}");
+    assert_eq!(page["statusIsError"], false, "{page}");
+    assert!(
+        page["status"]
+            .as_str()
+            .unwrap()
+            .contains("version 1 (@candidate)"),
+        "{page}"
+    );
+    assert!(
+        page["model"].as_str().unwrap().contains("random_forest"),
+        "{page}"
+    );
+    assert!(
+        page["drift"].as_str().unwrap().contains("requests in window"),
+        "{page}"
+    );
+    let png = std::fs::read(&shot).expect("a screenshot");
+    assert_eq!(&png[1..4], b"PNG");
+    assert!(png.len() > 20_000, "the screenshot is suspiciously small");
+}

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Debian packages the tests use: Chromium (the web page test). Idempotent: installs only
+# what is missing. Needs root or sudo.
+set -euo pipefail
+
+need=()
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+[[ ${#need[@]} -eq 0 ]] && exit 0
+
+sudo=""
+[[ $(id -u) -ne 0 ]] && sudo="sudo"
+echo "Installing ${need[*]} with apt…"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

@@ -1,0 +1,232 @@
+//! Drift: how the recent requests compare with the data the served model was trained on.
+//!
+//! Over a sliding window of the last N prediction requests it keeps, per feature, how
+//! many fell outside the training range (the 0.5th–99.5th percentiles in the bundle)
+//! and a histogram on the training histogram's bins. From those come the share of
+//! requests with any feature out of range and each feature's population stability index
+//! (PSI) against training. PSI above 0.1 is commonly read as a moderate shift, above
+//! 0.25 as a large one.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+use crate::model::{FeatureStats, Histogram};
+
+/// Fewer requests than this give no PSI: a handful of rows cannot fill 20 bins.
+pub const MIN_REQUESTS_FOR_PSI: usize = 20;
+
+/// PSI of `actual` against `expected` bin counts, proportions floored at 1e-4.
+pub fn psi(expected: &[u64], actual: &[u64]) -> f64 {
+    let (te, ta) = (
+        expected.iter().sum::<u64>() as f64,
+        actual.iter().sum::<u64>() as f64,
+    );
+    if te == 0.0 || ta == 0.0 {
+        return 0.0;
+    }
+    expected
+        .iter()
+        .zip(actual)
+        .map(|(e, a)| {
+            let p = (*e as f64 / te).max(1e-4);
+            let q = (*a as f64 / ta).max(1e-4);
+            (q - p) * (q / p).ln()
+        })
+        .sum()
+}
+
+struct Record {
+    bins: Vec<u16>,
+    out: Vec<bool>,
+}
+
+struct Inner {
+    window: usize,
+    stats: Arc<Vec<FeatureStats>>,
+    recent: VecDeque<Record>,
+    counts: Vec<Vec<u64>>,
+    out_counts: Vec<u64>,
+    any_out: u64,
+}
+
+impl Inner {
+    fn new(window: usize, stats: Arc<Vec<FeatureStats>>) -> Self {
+        Self {
+            counts: stats.iter().map(|s| vec![0; s.histogram.counts.len()]).collect(),
+            out_counts: vec![0; stats.len()],
+            recent: VecDeque::with_capacity(window),
+            any_out: 0,
+            window,
+            stats,
+        }
+    }
+}
+
+pub struct DriftTracker {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FeatureDrift {
+    pub feature: String,
+    pub out_of_range_share: f64,
+    /// `None` until the window holds [`MIN_REQUESTS_FOR_PSI`] requests.
+    pub psi: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DriftSnapshot {
+    /// Requests in the window.
+    pub requests: usize,
+    pub window: usize,
+    /// Share of those with any feature outside its training range.
+    pub out_of_range_share: f64,
+    pub max_psi: Option<f64>,
+    /// Every feature, largest PSI first.
+    pub features: Vec<FeatureDrift>,
+}
+
+impl DriftTracker {
+    pub fn new(window: usize) -> Self {
+        Self {
+            inner: Mutex::new(Inner::new(window, Arc::new(Vec::new()))),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts over against a new model's training statistics.
+    pub fn reset(&self, stats: Arc<Vec<FeatureStats>>) {
+        let mut g = self.lock();
+        let window = g.window;
+        *g = Inner::new(window, stats);
+    }
+
+    /// Records one request's feature row; returns the features outside their range.
+    pub fn observe(&self, row: &[f64]) -> Vec<String> {
+        let mut g = self.lock();
+        let g = &mut *g;
+        if g.stats.len() != row.len() {
+            return Vec::new();
+        }
+        let mut out = Vec::with_capacity(row.len());
+        let mut bins = Vec::with_capacity(row.len());
+        let mut names = Vec::new();
+        for (j, (x, s)) in row.iter().zip(g.stats.iter()).enumerate() {
+            let o = *x < s.p005 || *x > s.p995;
+            if o {
+                names.push(s.name.clone());
+                g.out_counts[j] += 1;
+            }
+            out.push(o);
+            let b = Histogram::bin_of(&s.histogram.edges, *x);
+            g.counts[j][b] += 1;
+            bins.push(b as u16);
+        }
+        if !names.is_empty() {
+            g.any_out += 1;
+        }
+        g.recent.push_back(Record { bins, out });
+        if g.recent.len() > g.window
+            && let Some(old) = g.recent.pop_front()
+        {
+            let mut any = false;
+            for (j, (b, o)) in old.bins.iter().zip(&old.out).enumerate() {
+                g.counts[j][*b as usize] -= 1;
+                if *o {
+                    g.out_counts[j] -= 1;
+                    any = true;
+                }
+            }
+            if any {
+                g.any_out -= 1;
+            }
+        }
+        names
+    }
+
+    pub fn snapshot(&self) -> DriftSnapshot {
+        let g = self.lock();
+        let n = g.recent.len();
+        let share = |c: u64| if n == 0 { 0.0 } else { c as f64 / n as f64 };
+        let mut features: Vec<FeatureDrift> = g
+            .stats
+            .iter()
+            .enumerate()
+            .map(|(j, s)| FeatureDrift {
+                feature: s.name.clone(),
+                out_of_range_share: share(g.out_counts[j]),
+                psi: (n >= MIN_REQUESTS_FOR_PSI).then(|| psi(&s.histogram.counts, &g.counts[j])),
+            })
+            .collect();
+        features.sort_by(|a, b| b.psi.unwrap_or(0.0).total_cmp(&a.psi.unwrap_or(0.0)));
+        DriftSnapshot {
+            requests: n,
+            window: g.window,
+            out_of_range_share: share(g.any_out),
+            max_psi: features.first().and_then(|f| f.psi),
+            features,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats() -> Arc<Vec<FeatureStats>> {
+        let values: Vec<f64> = (0..1000).map(|i| (i % 100) as f64).collect();
+        Arc::new(vec![FeatureStats {
+            name: "x".into(),
+            min: 0.0,
+            max: 99.0,
+            mean: 49.5,
+            std: 28.9,
+            p005: 0.5,
+            p995: 98.5,
+            histogram: Histogram::new(&values, 10),
+        }])
+    }
+
+    #[test]
+    fn psi_is_zero_for_the_same_distribution_and_large_for_a_shift() {
+        assert!(psi(&[10, 20, 30], &[1, 2, 3]).abs() < 1e-12);
+        assert!(psi(&[10, 10, 10, 10], &[0, 0, 0, 40]) > 1.0);
+    }
+
+    #[test]
+    fn the_window_slides_and_counts_out_of_range_requests() {
+        let d = DriftTracker::new(40);
+        d.reset(stats());
+        for i in 0..5 {
+            d.observe(&[(i * 10) as f64 + 5.0]);
+        }
+        assert_eq!(d.snapshot().max_psi, None, "too few requests for a PSI");
+        for i in 5..40 {
+            assert!(d.observe(&[((i * 10) % 100) as f64 + 5.0]).is_empty());
+        }
+        let s = d.snapshot();
+        assert_eq!((s.requests, s.out_of_range_share), (40, 0.0));
+        assert!(s.max_psi.unwrap() < 0.05, "{s:?}");
+        // Shift: every new request far above the training range.
+        for _ in 0..20 {
+            assert_eq!(d.observe(&[500.0]), ["x"]);
+        }
+        let s = d.snapshot();
+        assert_eq!(s.requests, 40, "the window holds the last 40");
+        assert_eq!(s.out_of_range_share, 0.5);
+        assert!(s.max_psi.unwrap() > 0.25, "{s:?}");
+        for _ in 0..40 {
+            d.observe(&[50.0]);
+        }
+        assert_eq!(
+            d.snapshot().out_of_range_share,
+            0.0,
+            "old requests leave the window"
+        );
+    }
+}

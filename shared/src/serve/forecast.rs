@@ -1,0 +1,192 @@
+//! `GET /forecast`: the forecast from the newest validated observations in the store,
+//! with the last 48 hours of them for context and how old they are.
+//!
+//! Only snapshots whose quality report passed are used. The answer is cached for a
+//! minute per snapshot and model version, so a busy page does not list the store on
+//! every request.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::Mutex;
+
+use super::AppState;
+use super::error::ApiError;
+use super::model::Served;
+use crate::features::{INPUT_HOURS, serving_row};
+use crate::layout;
+use crate::model::Forecast;
+use crate::observations::{HourlySeries, RawSeries, TARGET, format_time};
+use crate::pipeline::SnapshotMeta;
+use crate::quality::QualityReport;
+use crate::store::{self, ObjectKey, ObjectStore};
+
+/// Hours of observations returned beside the forecast.
+pub const CONTEXT_HOURS: usize = 48;
+const TTL: Duration = Duration::from_secs(60);
+/// How many of the newest snapshots are tried before giving up.
+const LOOKBACK: usize = 20;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Observed {
+    pub time: String,
+    pub temperature_2m: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ForecastResponse {
+    pub model: ForecastModel,
+    /// The newest observation's hour.
+    pub issued_at: String,
+    pub observations_age_minutes: f64,
+    pub collected_at: DateTime<Utc>,
+    pub snapshot: String,
+    pub observations: Vec<Observed>,
+    pub forecasts: Vec<Forecast>,
+    pub features_out_of_range: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ForecastModel {
+    pub name: String,
+    pub version: String,
+    pub alias: Option<String>,
+}
+
+#[derive(Default)]
+pub struct Cache {
+    entry: Mutex<Option<(Instant, String, ForecastResponse)>>,
+}
+
+/// The newest snapshot that passed the gate, with its observations (forecast hours of
+/// live snapshots dropped).
+async fn latest(
+    store: &dyn ObjectStore,
+) -> Result<Option<(ObjectKey, SnapshotMeta, HourlySeries)>, ApiError> {
+    let unavailable =
+        |e: String| ApiError::unavailable("store_unavailable", format!("the store cannot be read: {e}"));
+    let mut keys: Vec<ObjectKey> = store
+        .list(layout::RAW_PREFIX)
+        .await
+        .map_err(|e| unavailable(e.to_string()))?
+        .into_iter()
+        .filter(layout::is_snapshot)
+        .collect();
+    keys.sort_by(|a, b| b.file_name().cmp(a.file_name()));
+    for key in keys.into_iter().take(LOOKBACK) {
+        let Ok(report_key) = layout::quality_report(&key) else {
+            continue;
+        };
+        let passed = store::get_json::<QualityReport>(store, &report_key)
+            .await
+            .is_ok_and(|r| r.passed);
+        if !passed {
+            continue;
+        }
+        let (Ok(meta_key), Ok(body)) = (layout::snapshot_meta(&key), store.get(&key).await) else {
+            continue;
+        };
+        let Ok(meta) = store::get_json::<SnapshotMeta>(store, &meta_key).await else {
+            continue;
+        };
+        let Ok(mut raw) = RawSeries::parse(&body) else {
+            continue;
+        };
+        if meta.request.is_live() {
+            raw.truncate_after(meta.collected_at.naive_utc());
+        }
+        if let Ok(series) = HourlySeries::from_raw(&raw) {
+            return Ok(Some((key, meta, series)));
+        }
+    }
+    Ok(None)
+}
+
+impl Cache {
+    pub async fn get_or_compute(
+        &self,
+        state: &Arc<AppState>,
+        m: &Served,
+    ) -> Result<ForecastResponse, ApiError> {
+        let mut guard = self.entry.lock().await;
+        if let Some((at, version, resp)) = guard.as_ref()
+            && at.elapsed() < TTL
+            && *version == m.version
+        {
+            return Ok(refresh_age(resp.clone()));
+        }
+        let (key, meta, series) = latest(state.store.as_ref()).await?.ok_or_else(|| {
+            ApiError::unavailable(
+                "no_observations",
+                "the store holds no validated observations yet: run `rps ingest --live` and `rps validate`",
+            )
+        })?;
+        let tail = series.tail(INPUT_HOURS.max(CONTEXT_HOURS));
+        let row = serving_row(&tail).map_err(|e| {
+            ApiError::unavailable(
+                "observations_incomplete",
+                format!(
+                    "the newest observations ({}) cannot make a forecast: {e}",
+                    store_url(state, &key)
+                ),
+            )
+        })?;
+        let forecasts = m
+            .bundle
+            .predict(&row)
+            .map_err(|e| ApiError::unavailable("prediction_failed", e.to_string()))?;
+        super::metrics::record_forecasts("forecast", &forecasts);
+        let context = series.tail(CONTEXT_HOURS);
+        let temps = context.column(TARGET);
+        let resp = ForecastResponse {
+            model: ForecastModel {
+                name: m.name.clone(),
+                version: m.version.clone(),
+                alias: m.alias.clone(),
+            },
+            issued_at: format_time(row.time),
+            observations_age_minutes: 0.0,
+            collected_at: meta.collected_at,
+            snapshot: key.to_string(),
+            observations: context
+                .times()
+                .iter()
+                .zip(temps)
+                .map(|(t, v)| Observed {
+                    time: format_time(*t),
+                    temperature_2m: *v,
+                })
+                .collect(),
+            features_out_of_range: out_of_range(m, &row.values),
+            forecasts,
+        };
+        let resp = refresh_age(resp);
+        *guard = Some((Instant::now(), m.version.clone(), resp.clone()));
+        Ok(resp)
+    }
+}
+
+fn store_url(state: &AppState, key: &ObjectKey) -> String {
+    state.store.url(key)
+}
+
+fn refresh_age(mut r: ForecastResponse) -> ForecastResponse {
+    if let Some(t) = crate::observations::parse_time(&r.issued_at) {
+        r.observations_age_minutes = ((Utc::now().naive_utc() - t).num_seconds() as f64 / 60.0).max(0.0);
+    }
+    r
+}
+
+/// The features of a row outside the model's training range (not recorded as drift:
+/// the page asks for the same row over and over).
+fn out_of_range(m: &Served, row: &[f64]) -> Vec<String> {
+    m.bundle
+        .feature_stats
+        .iter()
+        .zip(row)
+        .filter(|(s, x)| **x < s.p005 || **x > s.p995)
+        .map(|(s, _)| s.name.clone())
+        .collect()
+}

@@ -1,0 +1,222 @@
+//! Prometheus metrics of the prediction service, and the same figures as CloudWatch
+//! Embedded Metric Format (EMF) log lines on Lambda, where nobody can scrape.
+//!
+//! | metric | type | labels | meaning |
+//! |---|---|---|---|
+//! | `rps_http_requests_total` | counter | route, method, status | requests answered |
+//! | `rps_http_request_duration_seconds` | histogram | route | time to answer |
+//! | `rps_predictions_total` | counter | endpoint | forecasts made (one per request, six horizons each) |
+//! | `rps_prediction_temperature_celsius` | histogram | horizon | forecast values |
+//! | `rps_model_info` | gauge (1) | name, version, alias, sha256 | the model being served |
+//! | `rps_model_loaded` | gauge | | 1 when a model is loaded |
+//! | `rps_model_refreshes_total` | counter | result (unchanged, swapped, error) | alias re-checks |
+//! | `rps_registry_reachable` | gauge | | 1 if the last registry check succeeded |
+//! | `rps_drift_window_requests` | gauge | | requests in the drift window |
+//! | `rps_drift_out_of_range_ratio` | gauge | | share of them with any feature outside its training range |
+//! | `rps_drift_feature_out_of_range_ratio` | gauge | feature | the same, per feature |
+//! | `rps_drift_psi` | gauge | feature | population stability index against training |
+//! | `rps_observations_age_seconds` | gauge | | age of the newest observation `/forecast` used |
+
+use std::sync::OnceLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use serde_json::json;
+
+use super::drift::DriftSnapshot;
+use crate::model::Forecast;
+
+pub const REQUESTS: &str = "rps_http_requests_total";
+pub const DURATION: &str = "rps_http_request_duration_seconds";
+pub const PREDICTIONS: &str = "rps_predictions_total";
+pub const PREDICTION_VALUE: &str = "rps_prediction_temperature_celsius";
+pub const MODEL_INFO: &str = "rps_model_info";
+pub const MODEL_LOADED: &str = "rps_model_loaded";
+pub const REFRESHES: &str = "rps_model_refreshes_total";
+pub const REGISTRY_REACHABLE: &str = "rps_registry_reachable";
+pub const DRIFT_REQUESTS: &str = "rps_drift_window_requests";
+pub const DRIFT_SHARE: &str = "rps_drift_out_of_range_ratio";
+pub const DRIFT_FEATURE_SHARE: &str = "rps_drift_feature_out_of_range_ratio";
+pub const DRIFT_PSI: &str = "rps_drift_psi";
+pub const OBSERVATIONS_AGE: &str = "rps_observations_age_seconds";
+
+/// The process-wide Prometheus recorder (installed on first use).
+pub fn handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let latency = [
+            0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+        ];
+        let temperature: Vec<f64> = (-8..=9).map(|i| i as f64 * 5.0).collect();
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(DURATION.into()), &latency)
+            .and_then(|b| b.set_buckets_for_metric(Matcher::Full(PREDICTION_VALUE.into()), &temperature))
+            .expect("bucket lists are not empty")
+            .build_recorder();
+        let handle = recorder.handle();
+        // Another recorder may already be installed (tests); ours still renders its own.
+        let _ = metrics::set_global_recorder(recorder);
+        describe();
+        handle
+    })
+}
+
+/// Histograms keep every sample until they are folded into their buckets, which a scrape
+/// or an upkeep does. Without scrapes (Lambda, or nobody watching) they would grow with
+/// every request, so fold them every few seconds. Once per process.
+pub fn spawn_upkeep() {
+    static STARTED: OnceLock<()> = OnceLock::new();
+    if STARTED.set(()).is_ok() {
+        tokio::spawn(async {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                handle().run_upkeep();
+            }
+        });
+    }
+}
+
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(REQUESTS, "HTTP requests answered, by route, method and status");
+    describe_histogram!(DURATION, Unit::Seconds, "Time to answer a request, by route");
+    describe_counter!(PREDICTIONS, "Forecasts made (six horizons each), by endpoint");
+    describe_histogram!(PREDICTION_VALUE, "Forecast temperatures in °C, by horizon");
+    describe_gauge!(MODEL_INFO, "1 for the model version being served");
+    describe_gauge!(MODEL_LOADED, "1 when a model is loaded and serving");
+    describe_counter!(REFRESHES, "Re-checks of the served alias, by result");
+    describe_gauge!(REGISTRY_REACHABLE, "1 if the last registry check succeeded");
+    describe_gauge!(DRIFT_REQUESTS, "Prediction requests in the drift window");
+    describe_gauge!(
+        DRIFT_SHARE,
+        "Share of recent requests with any feature outside its training range"
+    );
+    describe_gauge!(
+        DRIFT_FEATURE_SHARE,
+        "Share of recent requests with this feature outside its training range"
+    );
+    describe_gauge!(
+        DRIFT_PSI,
+        "Population stability index of recent requests against training, by feature"
+    );
+    describe_gauge!(
+        OBSERVATIONS_AGE,
+        Unit::Seconds,
+        "Age of the newest observation /forecast used"
+    );
+}
+
+pub fn record_request(route: &str, method: &str, status: u16, seconds: f64) {
+    counter!(REQUESTS, "route" => route.to_owned(), "method" => method.to_owned(), "status" => status.to_string())
+        .increment(1);
+    histogram!(DURATION, "route" => route.to_owned()).record(seconds);
+}
+
+pub fn record_forecasts(endpoint: &'static str, forecasts: &[Forecast]) {
+    counter!(PREDICTIONS, "endpoint" => endpoint).increment(1);
+    for f in forecasts {
+        histogram!(PREDICTION_VALUE, "horizon" => f.horizon_hours.to_string()).record(f.temperature_2m);
+    }
+}
+
+/// Marks `labels` as the served model (and the one before it as no longer served).
+pub fn set_model(previous: Option<[String; 4]>, current: Option<[String; 4]>) {
+    let g = |l: &[String; 4]| gauge!(MODEL_INFO, "name" => l[0].clone(), "version" => l[1].clone(), "alias" => l[2].clone(), "sha256" => l[3].clone());
+    if let Some(p) = &previous {
+        g(p).set(0.0);
+    }
+    if let Some(c) = &current {
+        g(c).set(1.0);
+    }
+    gauge!(MODEL_LOADED).set(if current.is_some() { 1.0 } else { 0.0 });
+}
+
+pub fn record_refresh(result: &'static str, registry_reachable: bool) {
+    counter!(REFRESHES, "result" => result).increment(1);
+    gauge!(REGISTRY_REACHABLE).set(if registry_reachable { 1.0 } else { 0.0 });
+}
+
+/// Publishes the drift window's figures as gauges (at scrape time).
+pub fn set_drift(d: &DriftSnapshot) {
+    gauge!(DRIFT_REQUESTS).set(d.requests as f64);
+    gauge!(DRIFT_SHARE).set(d.out_of_range_share);
+    for f in &d.features {
+        gauge!(DRIFT_FEATURE_SHARE, "feature" => f.feature.clone()).set(f.out_of_range_share);
+        gauge!(DRIFT_PSI, "feature" => f.feature.clone()).set(f.psi.unwrap_or(f64::NAN));
+    }
+}
+
+pub fn set_observations_age(seconds: f64) {
+    gauge!(OBSERVATIONS_AGE).set(seconds);
+}
+
+/// One EMF line for a request: CloudWatch turns it into metrics with the dimensions
+/// route and route+status.
+pub fn emf_line(
+    route: &str,
+    status: u16,
+    latency_ms: f64,
+    predictions: u64,
+    drift_share: Option<f64>,
+    model_version: Option<&str>,
+) -> String {
+    let ts = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let mut metrics = vec![
+        json!({"Name": "requests", "Unit": "Count"}),
+        json!({"Name": "latency", "Unit": "Milliseconds"}),
+        json!({"Name": "predictions", "Unit": "Count"}),
+    ];
+    let mut line = json!({
+        "_aws": {
+            "Timestamp": ts,
+            "CloudWatchMetrics": [{
+                "Namespace": "rps",
+                "Dimensions": [["route"], ["route", "status"]],
+                "Metrics": [],
+            }],
+        },
+        "route": route,
+        "status": status.to_string(),
+        "requests": 1,
+        "latency": latency_ms,
+        "predictions": predictions,
+    });
+    if let Some(d) = drift_share {
+        metrics.push(json!({"Name": "drift_out_of_range_ratio", "Unit": "None"}));
+        line["drift_out_of_range_ratio"] = json!(d);
+    }
+    if let Some(v) = model_version {
+        line["model_version"] = json!(v);
+    }
+    line["_aws"]["CloudWatchMetrics"][0]["Metrics"] = json!(metrics);
+    line.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emf_lines_follow_the_specification() {
+        let v: serde_json::Value =
+            serde_json::from_str(&emf_line("/predict", 200, 0.42, 1, Some(0.1), Some("3"))).unwrap();
+        let cw = &v["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(cw["Namespace"], "rps");
+        // Every declared dimension and metric is a top-level member.
+        for dims in cw["Dimensions"].as_array().unwrap() {
+            for d in dims.as_array().unwrap() {
+                assert!(v.get(d.as_str().unwrap()).is_some(), "dimension {d} missing");
+            }
+        }
+        for m in cw["Metrics"].as_array().unwrap() {
+            let name = m["Name"].as_str().unwrap();
+            assert!(v[name].is_number(), "metric {name} missing");
+        }
+        assert!(v["_aws"]["Timestamp"].as_u64().unwrap() > 1_600_000_000_000);
+        assert_eq!(v["model_version"], "3");
+    }
+}

@@ -1,0 +1,415 @@
+//! The prediction service: one HTTP application for every entrypoint (the `api` Lambda
+//! behind API Gateway, `rps serve`, the container).
+//!
+//! | route | answers |
+//! |---|---|
+//! | `GET /health` | the process is alive |
+//! | `GET /ready` | 200 with the model and registry status once a model is loaded, else 503 |
+//! | `POST /predict` | forecasts for every horizon from trailing hourly observations |
+//! | `GET /forecast` | the forecast from the newest validated observations in the store |
+//! | `GET /model` | the served model: version, alias, windows, data version, commit, metrics |
+//! | `GET /drift` | the drift window: out-of-range share and PSI per feature |
+//! | `GET /metrics` | Prometheus text ([`metrics`] lists the names) |
+//! | `GET /openapi.json` | the OpenAPI document of all of the above |
+//! | `GET /` | the web page (assets under `/assets/`, served from the binary) |
+
+pub mod drift;
+pub mod error;
+pub mod forecast;
+pub mod metrics;
+pub mod model;
+pub mod openapi;
+pub mod request;
+mod web;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use self::drift::DriftTracker;
+use self::error::ApiError;
+use self::model::{ModelHandle, Served};
+use crate::config::Config;
+use crate::features::{INPUT_HOURS, serving_row};
+use crate::model::Forecast;
+use crate::observations::format_time;
+use crate::store::ObjectStore;
+
+/// Everything a request handler can reach.
+pub struct AppState {
+    pub config: Config,
+    pub model: Arc<ModelHandle>,
+    pub drift: Arc<DriftTracker>,
+    pub store: Arc<dyn ObjectStore>,
+    pub forecasts: forecast::Cache,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl AppState {
+    /// Builds the state and tries a first load (a failure leaves the service up, with
+    /// `/ready` answering 503 until a model loads).
+    pub async fn new(
+        config: Config,
+        store: Arc<dyn ObjectStore>,
+        registry: Arc<dyn crate::registry::Registry>,
+    ) -> Arc<Self> {
+        let drift = Arc::new(DriftTracker::new(config.serve.drift_window));
+        let model = Arc::new(match &config.serve.model_path {
+            Some(p) => ModelHandle::from_file(p.clone(), drift.clone()),
+            None => ModelHandle::from_registry(
+                registry,
+                &config.registry.model_name,
+                &config.serve.model_alias,
+                config.registry.cache_dir.clone(),
+                config.serve.refresh,
+                drift.clone(),
+            ),
+        });
+        metrics::handle();
+        metrics::set_model(None, None);
+        if let Err(e) = model.refresh().await {
+            tracing::error!("no model loaded at start: {e}");
+        }
+        Arc::new(Self {
+            config,
+            model,
+            drift,
+            store,
+            forecasts: forecast::Cache::default(),
+            started_at: chrono::Utc::now(),
+        })
+    }
+}
+
+/// The application, ready for any server or for `lambda_http`.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(web::index))
+        .route("/assets/{file}", get(web::asset))
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/predict", post(predict))
+        .route("/forecast", get(forecast_handler))
+        .route("/model", get(model_info))
+        .route("/drift", get(drift_handler))
+        .route("/metrics", get(metrics_handler))
+        .route("/openapi.json", get(openapi::handler))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
+        .with_state(state)
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "the server failed while answering; it has been logged",
+    )
+    .into_response()
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("there is no {} here; see /openapi.json", uri.path()),
+    )
+}
+
+async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed on {}; see /openapi.json", uri.path()),
+    )
+}
+
+/// Per request: metrics, a due model re-check, and an EMF line on Lambda.
+async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().to_string();
+    state.model.maybe_refresh();
+    let resp = next.run(req).await;
+    let secs = started.elapsed().as_secs_f64();
+    let status = resp.status().as_u16();
+    metrics::record_request(&route, &method, status, secs);
+    if state.config.serve.emf {
+        let predicted = u64::from(route == "/predict" && status == 200);
+        let drift = (route == "/predict").then(|| state.drift.snapshot().out_of_range_share);
+        let version = state.model.current().map(|m| m.version.clone());
+        println!(
+            "{}",
+            metrics::emf_line(
+                &route,
+                status,
+                secs * 1000.0,
+                predicted,
+                drift,
+                version.as_deref()
+            )
+        );
+    }
+    resp
+}
+
+async fn health() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+#[derive(Serialize)]
+struct ModelSummary {
+    name: String,
+    version: String,
+    alias: Option<String>,
+}
+
+fn summary(m: &Served) -> ModelSummary {
+    ModelSummary {
+        name: m.name.clone(),
+        version: m.version.clone(),
+        alias: m.alias.clone(),
+    }
+}
+
+fn require_model(state: &AppState) -> Result<Arc<Served>, ApiError> {
+    state.model.current().ok_or_else(|| {
+        let st = state.model.status();
+        ApiError::unavailable(
+            "no_model",
+            format!(
+                "no model is loaded yet (looking for {}){}",
+                st.source,
+                st.last_error.map(|e| format!(": {e}")).unwrap_or_default()
+            ),
+        )
+    })
+}
+
+async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    let registry = state.model.status();
+    match state.model.current() {
+        Some(m) => Json(json!({
+            "status": "ready",
+            "model": summary(&m),
+            "loaded_at": m.loaded_at,
+            "registry": registry,
+        }))
+        .into_response(),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({
+                "status": "no model",
+                "error": {
+                    "status": 503,
+                    "code": "no_model",
+                    "message": format!("no model is loaded yet (looking for {})", registry.source),
+                },
+                "registry": registry,
+            })),
+        )
+            .into_response(),
+    }
+}
+
+#[derive(Serialize)]
+struct PredictResponse {
+    model: ModelSummary,
+    /// The newest observation's hour: the forecasts are for the hours after it.
+    issued_at: String,
+    forecasts: Vec<Forecast>,
+    drift: RequestDrift,
+}
+
+#[derive(Serialize)]
+struct RequestDrift {
+    /// Features of this request outside the training range (0.5–99.5 percentiles).
+    features_out_of_range: Vec<String>,
+    out_of_range: bool,
+}
+
+fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json")) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!(
+                "the body must be JSON (Content-Type: application/json), not {}",
+                if ct.is_empty() { "an unlabelled body" } else { ct }
+            ),
+        )
+        .at("header:Content-Type"))
+    }
+}
+
+async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let too_large =
+            std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("the body is larger than {limit} bytes"),
+            )
+        } else {
+            ApiError::bad_request("unreadable_body", format!("the body could not be read: {e}"))
+        }
+    })
+}
+
+async fn predict(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<PredictResponse>, ApiError> {
+    check_content_type(&headers)?;
+    let limit = state.config.serve.max_body_bytes;
+    if let Some(len) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        && len > limit
+    {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the body is {len} bytes; at most {limit} are accepted"),
+        ));
+    }
+    let bytes = read_body(body, limit).await?;
+    let series = request::parse_observations(&bytes, state.config.serve.max_observations)?;
+    let m = require_model(&state)?;
+    let row =
+        serving_row(&series).map_err(|e| ApiError::unprocessable("invalid_observations", e.to_string()))?;
+    let forecasts = m.bundle.predict(&row).map_err(|e| {
+        tracing::error!("prediction failed: {e}");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "prediction_failed",
+            e.to_string(),
+        )
+    })?;
+    let out = state.drift.observe(&row.values);
+    metrics::record_forecasts("predict", &forecasts);
+    Ok(Json(PredictResponse {
+        model: summary(&m),
+        issued_at: format_time(row.time),
+        forecasts,
+        drift: RequestDrift {
+            out_of_range: !out.is_empty(),
+            features_out_of_range: out,
+        },
+    }))
+}
+
+async fn forecast_handler(
+    State(state): State<Arc<AppState>>,
+) -> Result<Json<forecast::ForecastResponse>, ApiError> {
+    let m = require_model(&state)?;
+    let resp = state.forecasts.get_or_compute(&state, &m).await?;
+    metrics::set_observations_age(resp.observations_age_minutes * 60.0);
+    Ok(Json(resp))
+}
+
+async fn model_info(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
+    let m = require_model(&state)?;
+    let meta = &m.bundle.metadata;
+    Ok(Json(json!({
+        "name": m.name,
+        "version": m.version,
+        "alias": m.alias,
+        "sha256": m.sha256,
+        "loaded_at": m.loaded_at,
+        "algorithm": meta.algorithm,
+        "trained_at": meta.created_at,
+        "training_window": meta.training_window,
+        "holdout_window": meta.holdout_window,
+        "data_version": meta.data_version,
+        "git_commit": meta.git_commit,
+        "run_id": meta.run_id,
+        "metrics": meta.metrics,
+        "input_hours": m.bundle.schema.input_hours,
+        "horizons": m.bundle.schema.horizons,
+        "variables": m.bundle.schema.variables,
+        "bundle_format_version": m.bundle.format_version,
+        "registry": state.model.status(),
+    })))
+}
+
+async fn drift_handler(State(state): State<Arc<AppState>>) -> Json<drift::DriftSnapshot> {
+    Json(state.drift.snapshot())
+}
+
+async fn metrics_handler(State(state): State<Arc<AppState>>) -> Response {
+    metrics::set_drift(&state.drift.snapshot());
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        metrics::handle().render(),
+    )
+        .into_response()
+}
+
+/// Builds the state from the configuration (store, registry) and returns the app.
+pub async fn app(config: Config) -> Result<(Arc<AppState>, Router), crate::pipeline::StageError> {
+    let store = crate::store::open(&config.store).await?;
+    let registry = crate::registry::open(&config, store.clone())?;
+    let state = AppState::new(config, store, registry).await;
+    state.model.spawn_refresh_loop();
+    metrics::spawn_upkeep();
+    Ok((state.clone(), router(state)))
+}
+
+/// Serves `router` on `addr` until Ctrl-C or SIGTERM.
+pub async fn serve_http(router: Router, addr: SocketAddr) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    tracing::info!(%bound, "serving");
+    println!("rps API listening on http://{bound}");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown())
+        .await
+}
+
+async fn shutdown() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("a SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// The number of trailing hours `/predict` needs.
+pub const fn input_hours() -> usize {
+    INPUT_HOURS
+}

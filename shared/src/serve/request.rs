@@ -1,0 +1,245 @@
+//! Parsing `POST /predict`: trailing hourly observations in Open-Meteo's variable names,
+//! oldest first. Every rejection names the field and the rule it broke:
+//!
+//! - 400 `invalid_json`, `invalid_shape`, `invalid_type`, `missing_variable`,
+//!   `invalid_time`: the request is not well-formed;
+//! - 422 `null_value`, `implausible_value`, `not_increasing`, `not_hourly`,
+//!   `too_few_observations`, `too_many_observations`: well-formed but unusable.
+
+use chrono::{Duration, NaiveDateTime};
+use serde_json::Value;
+
+use super::error::ApiError;
+use crate::features::INPUT_HOURS;
+use crate::observations::{HourlySeries, KEY_VARIABLES, format_time, parse_time};
+
+/// Parses and checks a request body into the series the features are built from.
+pub fn parse_observations(body: &[u8], max_observations: usize) -> Result<HourlySeries, ApiError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}")))?;
+    let obs = value
+        .as_object()
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_shape",
+                "the body must be a JSON object with an \"observations\" array",
+            )
+            .at("")
+        })?
+        .get("observations")
+        .ok_or_else(|| {
+            ApiError::bad_request("invalid_shape", "\"observations\" is missing").at("/observations")
+        })?
+        .as_array()
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_type",
+                "\"observations\" must be an array of hourly observations",
+            )
+            .at("/observations")
+        })?;
+    if obs.len() < INPUT_HOURS {
+        return Err(ApiError::unprocessable(
+            "too_few_observations",
+            format!(
+                "{INPUT_HOURS} trailing hourly observations are needed, got {}",
+                obs.len()
+            ),
+        )
+        .at("/observations"));
+    }
+    if obs.len() > max_observations {
+        return Err(ApiError::unprocessable(
+            "too_many_observations",
+            format!(
+                "at most {max_observations} observations are accepted, got {}",
+                obs.len()
+            ),
+        )
+        .at("/observations"));
+    }
+
+    let mut times: Vec<NaiveDateTime> = Vec::with_capacity(obs.len());
+    let mut columns: Vec<Vec<Option<f64>>> = vec![Vec::with_capacity(obs.len()); KEY_VARIABLES.len()];
+    for (i, item) in obs.iter().enumerate() {
+        let at = |field: &str| format!("/observations/{i}/{field}");
+        let item = item.as_object().ok_or_else(|| {
+            ApiError::bad_request("invalid_type", format!("observations[{i}] must be an object"))
+                .at(format!("/observations/{i}"))
+        })?;
+        let time = match item.get("time") {
+            None => {
+                return Err(ApiError::bad_request(
+                    "missing_variable",
+                    format!("observations[{i}].time is missing"),
+                )
+                .at(at("time")));
+            }
+            Some(Value::String(s)) => parse_time(s).ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_time",
+                    format!("observations[{i}].time {s:?} is not a UTC hour like \"2023-10-01T00:00\""),
+                )
+                .at(at("time"))
+            })?,
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "invalid_type",
+                    format!("observations[{i}].time must be a string like \"2023-10-01T00:00\""),
+                )
+                .at(at("time")));
+            }
+        };
+        if time.and_utc().timestamp() % 3600 != 0 {
+            return Err(ApiError::unprocessable(
+                "not_hourly",
+                format!("observations[{i}].time {} is not on the hour", format_time(time)),
+            )
+            .at(at("time")));
+        }
+        if let Some(prev) = times.last() {
+            if time <= *prev {
+                return Err(ApiError::unprocessable(
+                    "not_increasing",
+                    format!(
+                        "observations[{i}].time {} does not come after {}: observations must be oldest first, without repeats",
+                        format_time(time),
+                        format_time(*prev)
+                    ),
+                )
+                .at(at("time")));
+            }
+            if time - *prev != Duration::hours(1) {
+                return Err(ApiError::unprocessable(
+                    "not_hourly",
+                    format!(
+                        "observations[{i}].time {} is not one hour after {}: observations must be consecutive hours",
+                        format_time(time),
+                        format_time(*prev)
+                    ),
+                )
+                .at(at("time")));
+            }
+        }
+        times.push(time);
+        for (k, var) in KEY_VARIABLES.iter().enumerate() {
+            let name = var.name();
+            let v = match item.get(name) {
+                None => {
+                    return Err(ApiError::bad_request(
+                        "missing_variable",
+                        format!("observations[{i}].{name} is missing"),
+                    )
+                    .at(at(name)));
+                }
+                Some(Value::Null) => {
+                    return Err(ApiError::unprocessable(
+                        "null_value",
+                        format!("observations[{i}].{name} is null; the model needs a value for every hour"),
+                    )
+                    .at(at(name)));
+                }
+                Some(Value::Number(n)) => n.as_f64().filter(|x| x.is_finite()).ok_or_else(|| {
+                    ApiError::unprocessable(
+                        "implausible_value",
+                        format!("observations[{i}].{name} is not a finite number"),
+                    )
+                    .at(at(name))
+                })?,
+                Some(_) => {
+                    return Err(ApiError::bad_request(
+                        "invalid_type",
+                        format!("observations[{i}].{name} must be a number ({})", var.unit()),
+                    )
+                    .at(at(name)));
+                }
+            };
+            let (lo, hi) = var.plausible_range();
+            if !(lo..=hi).contains(&v) {
+                return Err(ApiError::unprocessable(
+                    "implausible_value",
+                    format!(
+                        "observations[{i}].{name} = {v} is outside the plausible range [{lo}, {hi}] {}",
+                        var.unit()
+                    ),
+                )
+                .at(at(name)));
+            }
+            columns[k].push(Some(v));
+        }
+    }
+    HourlySeries::new(times, columns)
+        .map_err(|e| ApiError::unprocessable("invalid_observations", e.to_string()).at("/observations"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obs(n: usize) -> Vec<Value> {
+        (0..n)
+            .map(|h| {
+                json!({
+                    "time": format!("2023-10-01T{:02}:00", h % 24).replace("2023-10-01", &format!("2023-10-{:02}", 1 + h / 24)),
+                    "temperature_2m": 5.0, "relative_humidity_2m": 80.0, "dew_point_2m": 2.0,
+                    "surface_pressure": 1010.0, "wind_speed_10m": 10.0, "wind_direction_10m": 180.0,
+                    "cloud_cover": 50.0, "shortwave_radiation": 0.0
+                })
+            })
+            .collect()
+    }
+
+    fn body(items: Vec<Value>) -> Vec<u8> {
+        serde_json::to_vec(&json!({ "observations": items })).unwrap()
+    }
+
+    fn err(b: &[u8]) -> ApiError {
+        parse_observations(b, 744).unwrap_err()
+    }
+
+    #[test]
+    fn a_good_request_parses() {
+        let s = parse_observations(&body(obs(30)), 744).unwrap();
+        assert_eq!(s.len(), 30);
+    }
+
+    #[test]
+    fn each_defect_gets_its_own_code_and_location() {
+        assert_eq!(err(b"{\"observations\": [").code, "invalid_json");
+        assert_eq!(err(b"[]").code, "invalid_shape");
+        assert_eq!(err(b"{\"observations\": 3}").code, "invalid_type");
+        assert_eq!(err(&body(obs(10))).code, "too_few_observations");
+        let mut o = obs(30);
+        o[4].as_object_mut().unwrap().remove("surface_pressure");
+        let e = err(&body(o));
+        assert_eq!(
+            (e.code, e.location.as_deref()),
+            ("missing_variable", Some("/observations/4/surface_pressure"))
+        );
+        let mut o = obs(30);
+        o[5]["temperature_2m"] = json!("warm");
+        assert_eq!(err(&body(o)).code, "invalid_type");
+        let mut o = obs(30);
+        o[6]["temperature_2m"] = json!(null);
+        assert_eq!(err(&body(o)).code, "null_value");
+        let mut o = obs(30);
+        o[7]["relative_humidity_2m"] = json!(140);
+        let e = err(&body(o));
+        assert_eq!(e.code, "implausible_value");
+        assert!(e.message.contains("[0, 100] %"), "{}", e.message);
+        let mut o = obs(30);
+        o.swap(8, 9);
+        assert_eq!(err(&body(o)).code, "not_increasing");
+        let mut o = obs(30);
+        o.remove(10);
+        assert_eq!(err(&body(o)).code, "not_hourly");
+        let mut o = obs(30);
+        o[3]["time"] = json!("2023-10-01 03:00");
+        assert_eq!(err(&body(o)).code, "invalid_time");
+        assert_eq!(
+            parse_observations(&body(obs(30)), 26).unwrap_err().code,
+            "too_many_observations"
+        );
+    }
+}

@@ -1,0 +1,126 @@
+// The rps page: fetches /forecast, /model and /drift from the same server and draws
+// them. No libraries, nothing from elsewhere.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const fmt = (x, d = 1) => (x === null || x === undefined || Number.isNaN(x) ? "–" : Number(x).toFixed(d));
+const svgNs = "http://www.w3.org/2000/svg";
+
+function el(tag, attrs = {}, text) {
+  const e = document.createElementNS(svgNs, tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+async function getJson(path) {
+  const r = await fetch(path, { headers: { Accept: "application/json" } });
+  const body = await r.json().catch(() => ({}));
+  if (!r.ok) {
+    const msg = body.error ? body.error.message : `${path} answered ${r.status}`;
+    throw new Error(msg);
+  }
+  return body;
+}
+
+function setStatus(text, error = false) {
+  const s = $("status");
+  s.textContent = text;
+  s.className = error ? "error" : "";
+}
+
+function drawChart(fc) {
+  const svg = $("chart");
+  svg.replaceChildren();
+  const W = 900, H = 340, L = 48, R = 16, T = 16, B = 36;
+  const toMs = (t) => Date.parse(t + ":00Z");
+  const obs = fc.observations.filter((o) => o.temperature_2m !== null);
+  const pts = obs.map((o) => [toMs(o.time), o.temperature_2m]);
+  const fpts = fc.forecasts.map((f) => [toMs(f.time), f.temperature_2m]);
+  const all = pts.concat(fpts);
+  const xs = all.map((p) => p[0]), ys = all.map((p) => p[1]);
+  const x0 = Math.min(...xs), x1 = Math.max(...xs);
+  let y0 = Math.floor(Math.min(...ys) - 1), y1 = Math.ceil(Math.max(...ys) + 1);
+  if (y1 - y0 < 4) { y0 -= 2; y1 += 2; }
+  const sx = (x) => L + ((x - x0) / Math.max(1, x1 - x0)) * (W - L - R);
+  const sy = (y) => T + (1 - (y - y0) / (y1 - y0)) * (H - T - B);
+  const step = Math.max(1, Math.round((y1 - y0) / 6));
+  for (let y = Math.ceil(y0); y <= y1; y += step) {
+    svg.append(el("line", { class: "grid", x1: L, x2: W - R, y1: sy(y), y2: sy(y) }));
+    svg.append(el("text", { class: "axis", x: L - 8, y: sy(y) + 4, "text-anchor": "end" }, `${y}°`));
+  }
+  for (let x = x0; x <= x1; x += 6 * 3600e3) {
+    const d = new Date(x);
+    const label = `${String(d.getUTCDate()).padStart(2, "0")} ${String(d.getUTCHours()).padStart(2, "0")}:00`;
+    svg.append(el("text", { class: "axis", x: sx(x), y: H - 12, "text-anchor": "middle" }, label));
+  }
+  const path = (p) => p.map((q, i) => `${i ? "L" : "M"}${sx(q[0]).toFixed(1)},${sy(q[1]).toFixed(1)}`).join("");
+  svg.append(el("path", { class: "obs-line", d: path(pts) }));
+  const last = pts[pts.length - 1];
+  svg.append(el("path", { class: "fc-line", d: path([last].concat(fpts)) }));
+  svg.append(el("line", { class: "now", x1: sx(last[0]), x2: sx(last[0]), y1: T, y2: H - B }));
+  for (const [i, f] of fpts.entries()) {
+    const c = el("circle", { class: "forecast-point", cx: sx(f[0]), cy: sy(f[1]), r: 5, "data-horizon": i + 1 });
+    c.append(el("title", {}, `+${i + 1} h: ${fmt(f[1])} °C`));
+    svg.append(c);
+  }
+  svg.dataset.forecastPoints = String(fpts.length);
+  svg.dataset.observedPoints = String(pts.length);
+
+  const rows = fc.forecasts.map((f) => `<tr><td>+${f.horizon_hours} h</td><td>${f.time} UTC</td><td>${fmt(f.temperature_2m)} °C</td></tr>`);
+  $("forecast-table").innerHTML = `<tr><th>horizon</th><th>time</th><th>forecast</th></tr>${rows.join("")}`;
+  $("issued").textContent = `from observations up to ${fc.issued_at} UTC (${fmt(fc.observations_age_minutes / 60, 1)} h old)`;
+}
+
+function drawModel(m) {
+  const dl = $("model");
+  const rows = [
+    ["model", `${m.name} version ${m.version}`],
+    ["alias", m.alias ? `@${m.alias}` : "– (local file)"],
+    ["algorithm", m.algorithm],
+    ["trained", new Date(m.trained_at).toISOString().replace("T", " ").slice(0, 16) + " UTC"],
+    ["training data", `${m.training_window.start.slice(0, 16)} → ${m.training_window.end.slice(0, 16)} UTC`],
+    ["data version", m.data_version],
+    ["git commit", m.git_commit ? m.git_commit.slice(0, 12) : "unknown"],
+  ];
+  dl.innerHTML = rows.map(([k, v]) => `<dt>${k}</dt><dd>${v}</dd>`).join("");
+  const mm = m.metrics;
+  const horizons = m.horizons || [1, 2, 3, 4, 5, 6];
+  const body = horizons.map((h) => {
+    const skill = mm[`skill_h${h}`];
+    const cls = skill > 0 ? "ok" : "bad";
+    return `<tr><td>${h} h</td><td>${fmt(mm[`rmse_h${h}`], 3)}</td><td>${fmt(mm[`persistence_rmse_h${h}`], 3)}</td><td class="${cls}">${skill === undefined ? "–" : (skill * 100).toFixed(1) + "%"}</td></tr>`;
+  });
+  $("metrics").innerHTML = `<tr><th>horizon</th><th>RMSE °C</th><th>persistence</th><th>skill</th></tr>${body.join("")}`;
+}
+
+function drawDrift(d, fc) {
+  const share = d.out_of_range_share;
+  const psi = d.max_psi === null ? 0 : d.max_psi;
+  const level = share > 0.2 || psi > 0.25 ? "bad" : share > 0.05 || psi > 0.1 ? "warn" : "ok";
+  const words = { ok: "no drift", warn: "some drift", bad: "drift" }[level];
+  const current = fc && fc.features_out_of_range.length ? fc.features_out_of_range.join(", ") : "none";
+  $("drift").innerHTML = [
+    ["status", `<span class="${level}" id="drift-status">${words}</span>`],
+    ["requests in window", `${d.requests} of ${d.window}`],
+    ["out of training range", `${fmt(share * 100, 1)}% of requests`],
+    ["largest PSI", d.max_psi === null ? `– (needs 20 requests)` : fmt(d.max_psi, 3)],
+    ["now out of range", current],
+  ].map(([k, v]) => `<dt>${k}</dt><dd>${v}</dd>`).join("");
+  const top = d.features.slice(0, 5).map((f) => `<tr><td>${f.feature}</td><td>${fmt(f.psi, 3)}</td><td>${fmt(f.out_of_range_share * 100, 1)}%</td></tr>`);
+  $("drift-features").innerHTML = `<tr><th>feature</th><th>PSI</th><th>out of range</th></tr>${top.join("")}`;
+}
+
+async function main() {
+  const [fc, model, drift] = await Promise.allSettled([getJson("/forecast"), getJson("/model"), getJson("/drift")]);
+  const problems = [];
+  if (model.status === "fulfilled") drawModel(model.value); else problems.push(model.reason.message);
+  if (fc.status === "fulfilled") drawChart(fc.value); else problems.push(fc.reason.message);
+  if (drift.status === "fulfilled") drawDrift(drift.value, fc.status === "fulfilled" ? fc.value : null);
+  if (problems.length) setStatus(problems.join(" · "), true);
+  else setStatus(`Serving ${model.value.name} version ${model.value.version}${model.value.alias ? " (@" + model.value.alias + ")" : ""}`);
+  document.body.dataset.ready = "true";
+}
+
+main().catch((e) => { setStatus(e.message, true); document.body.dataset.ready = "true"; });
+setInterval(() => main().catch(() => {}), 60_000);
