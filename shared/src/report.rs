@@ -399,7 +399,9 @@ mod tests {
             side("2", 0.2),
             Some(side("1", 0.3)),
         );
-        let cfg = crate::config::Config::from_map(&Default::default()).unwrap().gates;
+        let cfg = crate::config::Config::from_map(&Default::default())
+            .unwrap()
+            .gates;
         r.gates.push(gates::accuracy(&r.candidate.scores, &cfg));
         r
     }
@@ -409,10 +411,13 @@ mod tests {
         let incomplete = report().seal();
         assert!(!incomplete.passed, "a missing gate is not a pass");
         let mut r = report();
-        let cfg = crate::config::Config::from_map(&Default::default()).unwrap().gates;
+        let cfg = crate::config::Config::from_map(&Default::default())
+            .unwrap()
+            .gates;
         let (schema, _) = gates::schema(&r.candidate.contract, None);
         r.gates.push(schema);
-        r.gates.push(gates::no_regression(&r.candidate.scores, None, &cfg));
+        r.gates
+            .push(gates::no_regression(&r.candidate.scores, None, &cfg));
         r.gates.push(gates::skill(&r.candidate.scores, &cfg));
         r.gates.push(gates::latency(0.05, 1000, &cfg));
         r.gates.push(gates::smoke(None, &[]));
