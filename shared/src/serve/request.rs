@@ -228,9 +228,13 @@ mod tests {
         let e = err(&body(o));
         assert_eq!(e.code, "implausible_value");
         assert!(e.message.contains("[0, 100] %"), "{}", e.message);
+        // A repeated hour is not increasing; a swap is first seen as a 2 h step.
+        let mut o = obs(30);
+        o[9]["time"] = o[8]["time"].clone();
+        assert_eq!(err(&body(o)).code, "not_increasing");
         let mut o = obs(30);
         o.swap(8, 9);
-        assert_eq!(err(&body(o)).code, "not_increasing");
+        assert_eq!(err(&body(o)).code, "not_hourly");
         let mut o = obs(30);
         o.remove(10);
         assert_eq!(err(&body(o)).code, "not_hourly");
