@@ -3,24 +3,11 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::{Env, Replay, last_json};
+use common::{Env, Replay, last_json, mlflow_client};
 use serde_json::Value;
-use shared::config::{MlflowAuth, MlflowConfig};
-use shared::mlflow::{MlflowClient, ModelVersion, Tag, tags_map};
+use shared::mlflow::{ModelVersion, Tag, tags_map};
 use shared::model::ModelBundle;
 use testkit::mlflow::MlflowServer;
-
-fn client(uri: &str) -> MlflowClient {
-    MlflowClient::new(&MlflowConfig {
-        tracking_uri: uri.parse().unwrap(),
-        auth: MlflowAuth::None,
-        experiment: "x".into(),
-        timeout: Duration::from_secs(30),
-    })
-    .unwrap()
-}
 
 fn block<T>(f: impl std::future::Future<Output = T>) -> T {
     tokio::runtime::Runtime::new().unwrap().block_on(f)
@@ -64,17 +51,17 @@ impl Setup {
     }
 
     fn version(&self, v: &str) -> ModelVersion {
-        block(client(&self.uri).get_model_version(&self.model, v)).unwrap()
+        block(mlflow_client(&self.uri).get_model_version(&self.model, v)).unwrap()
     }
 
     fn alias(&self, alias: &str) -> Option<String> {
-        block(client(&self.uri).get_version_by_alias(&self.model, alias))
+        block(mlflow_client(&self.uri).get_version_by_alias(&self.model, alias))
             .ok()
             .map(|v| v.version)
     }
 
     fn set_alias(&self, alias: &str, v: &str) {
-        block(client(&self.uri).set_alias(&self.model, alias, v)).unwrap();
+        block(mlflow_client(&self.uri).set_alias(&self.model, alias, v)).unwrap();
     }
 
     fn tag(&self, v: &str, key: &str) -> Option<String> {
@@ -160,7 +147,7 @@ fn a_better_candidate_is_promoted_served_and_rolled_back() {
     assert_eq!(gate(&report, "smoke")["verdict"], "not_applicable");
     assert!(gate(&report, "accuracy")["value"].as_f64().unwrap() > 0.0);
     // …and in the candidate's MLflow run, chart included.
-    let c = client(&s.uri);
+    let c = mlflow_client(&s.uri);
     assert!(promoted["evaluation"]["logged_to"].is_string(), "{promoted}");
     let run = block(c.get_run(&s.version(&strong).run_id)).unwrap();
     let id = report["id"].as_str().unwrap();
@@ -256,7 +243,7 @@ fn a_worse_candidate_is_refused_and_production_stays() {
 
 /// Registers `bundle` as a new version the way rps would, so only its contract differs.
 fn register_bundle(s: &Setup, bundle: &ModelBundle) -> String {
-    let c = client(&s.uri);
+    let c = mlflow_client(&s.uri);
     let bytes = bundle.encode().unwrap();
     let sha = shared::model::sha256_hex(&bytes);
     block(async {
@@ -291,7 +278,8 @@ fn schema_incompatibility_is_caught() {
     let v1 = s.train("2023-01-01", "2023-12-31");
     s.set_alias("production", &v1);
     let info = s.version(&v1);
-    let bytes = block(client(&s.uri).download_artifact(&format!("{}/model.rpsb", info.source))).unwrap();
+    let bytes =
+        block(mlflow_client(&s.uri).download_artifact(&format!("{}/model.rpsb", info.source))).unwrap();
 
     // A feature this build does not compute.
     let mut renamed = ModelBundle::decode(&bytes).unwrap();

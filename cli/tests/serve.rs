@@ -5,10 +5,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Env, Replay, last_json, sample_observations};
+use common::{Env, Replay, last_json, mlflow_client, sample_observations};
 use serde_json::{Value, json};
-use shared::config::{MlflowAuth, MlflowConfig};
-use shared::mlflow::MlflowClient;
 use testkit::mlflow::MlflowServer;
 
 fn http() -> reqwest::blocking::Client {
@@ -28,16 +26,6 @@ fn post_json(url: &str, body: &Value) -> (u16, Value) {
     let r = http().post(url).json(body).send().unwrap();
     let status = r.status().as_u16();
     (status, r.json().unwrap_or(Value::Null))
-}
-
-fn mlflow_client(uri: &str) -> MlflowClient {
-    MlflowClient::new(&MlflowConfig {
-        tracking_uri: uri.parse().unwrap(),
-        auth: MlflowAuth::None,
-        experiment: "x".into(),
-        timeout: Duration::from_secs(30),
-    })
-    .unwrap()
 }
 
 fn set_alias(uri: &str, model: &str, alias: &str, version: &str) {

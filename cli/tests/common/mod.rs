@@ -183,3 +183,14 @@ pub fn sample_observations(start: usize, count: usize) -> Value {
         .collect();
     serde_json::json!({ "observations": obs })
 }
+
+/// A client of the MLflow server at `uri`, without credentials.
+pub fn mlflow_client(uri: &str) -> shared::mlflow::MlflowClient {
+    shared::mlflow::MlflowClient::new(&shared::config::MlflowConfig {
+        tracking_uri: uri.parse().unwrap(),
+        auth: shared::config::MlflowAuth::None,
+        experiment: "x".into(),
+        timeout: Duration::from_secs(30),
+    })
+    .unwrap()
+}

@@ -9,7 +9,7 @@ use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Context, DatasetManifest, StageError};
+use super::{Context, DatasetManifest, StageError, dataset_manifests};
 use crate::config::GateConfig;
 use crate::evaluate::HorizonScore;
 use crate::features::{HORIZONS, INPUT_HOURS, serving_row};
@@ -60,9 +60,17 @@ const LATENCY_ROUNDS: usize = 3;
 
 /// Scores, gates and reports a candidate against production.
 pub async fn evaluate(ctx: &Context, input: EvaluateInput) -> Result<EvaluateOutput, StageError> {
-    let (report, keys) = run_gates(ctx, &input).await?;
-    let logged_to = log_to_run(ctx, &report, &keys).await?;
-    Ok(EvaluateOutput {
+    Ok(evaluate_with_report(ctx, input).await?.0)
+}
+
+/// [`evaluate`], also handing back the report itself.
+pub(super) async fn evaluate_with_report(
+    ctx: &Context,
+    input: EvaluateInput,
+) -> Result<(EvaluateOutput, GateReport), StageError> {
+    let (report, keys, files) = run_gates(ctx, &input).await?;
+    let logged_to = log_to_run(ctx, &report, &files).await?;
+    let out = EvaluateOutput {
         model_name: report.model_name.clone(),
         candidate_version: report.candidate.version.clone(),
         production_version: report.production.as_ref().map(|p| p.version.clone()),
@@ -73,25 +81,28 @@ pub async fn evaluate(ctx: &Context, input: EvaluateInput) -> Result<EvaluateOut
         markdown: keys.markdown,
         chart: keys.chart,
         logged_to,
-    })
+    };
+    Ok((out, report))
 }
 
-pub struct ReportKeys {
+struct ReportKeys {
     pub json: ObjectKey,
     pub markdown: ObjectKey,
     pub chart: ObjectKey,
 }
 
-/// Runs the gates and stores the report; returns it with where it is.
-pub async fn run_gates(ctx: &Context, input: &EvaluateInput) -> Result<(GateReport, ReportKeys), StageError> {
+/// A stored report file and its bytes.
+type ReportFile = (ObjectKey, Bytes);
+
+/// Runs the gates and stores the report; returns it with where it is and its files.
+async fn run_gates(
+    ctx: &Context,
+    input: &EvaluateInput,
+) -> Result<(GateReport, ReportKeys, Vec<ReportFile>), StageError> {
     let name = ctx.config.registry.model_name.clone();
     let cfg = ctx.config.gates.clone();
     let candidate_info = ctx.registry.resolve(&name, &input.candidate).await?;
-    let production_info = match ctx.registry.get_alias(&name, aliases::PRODUCTION).await {
-        Ok(v) => Some(v),
-        Err(e) if e.is_not_found() => None,
-        Err(e) => return Err(e.into()),
-    };
+    let production_info = production(ctx, &name).await?;
     let candidate = load(ctx, candidate_info).await?;
     let production = match production_info {
         Some(info) => Some(load(ctx, info).await?),
@@ -187,9 +198,7 @@ pub async fn run_gates(ctx: &Context, input: &EvaluateInput) -> Result<(GateRepo
         .as_ref()
         .map(|u| u.as_str().trim_end_matches('/').to_owned());
     let checks = match (&staging, &candidate.bundle) {
-        (Some(url), Some(bundle)) => {
-            smoke_checks(ctx, url, &candidate.info, bundle, &series, &set.times, &rows).await
-        }
+        (Some(url), Some(bundle)) => smoke_checks(ctx, url, &candidate.info, bundle, windows.first()).await,
         (Some(_), None) => vec![SmokeCheck {
             check: "candidate".into(),
             ok: false,
@@ -203,8 +212,17 @@ pub async fn run_gates(ctx: &Context, input: &EvaluateInput) -> Result<(GateRepo
     report.flags = flags;
     let report = report.seal();
 
-    let keys = write_report(ctx, &report).await?;
-    Ok((report, keys))
+    let (keys, files) = write_report(ctx, &report).await?;
+    Ok((report, keys, files))
+}
+
+/// The version `production` points at, if any.
+pub(super) async fn production(ctx: &Context, name: &str) -> Result<Option<VersionInfo>, StageError> {
+    match ctx.registry.get_alias(name, aliases::PRODUCTION).await {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn load(ctx: &Context, info: VersionInfo) -> Result<Loaded, StageError> {
@@ -256,19 +274,10 @@ fn side(m: &Loaded, scores: Vec<HorizonScore>) -> Side {
 /// The dataset hold-outs are cut from: the one whose observations reach furthest (ties:
 /// more rows, then the newer one). Not the most recently built, which may be a short one.
 pub async fn holdout_dataset(ctx: &Context) -> Result<DatasetManifest, StageError> {
-    let mut best: Option<DatasetManifest> = None;
-    for key in ctx.store.list("datasets/").await? {
-        if key.file_name() != "manifest.json" {
-            continue;
-        }
-        let m: DatasetManifest = store::get_json(ctx.store.as_ref(), &key).await?;
-        let better = best
-            .as_ref()
-            .is_none_or(|b| (m.window.end, m.rows, m.created_at) > (b.window.end, b.rows, b.created_at));
-        if better {
-            best = Some(m);
-        }
-    }
+    let best = dataset_manifests(ctx)
+        .await?
+        .into_iter()
+        .max_by_key(|m| (m.window.end, m.rows, m.created_at));
     best.ok_or_else(|| {
         StageError::Input(format!(
             "there is no processed dataset in {} to evaluate on: run `rps pipeline run` first",
@@ -334,16 +343,14 @@ fn holdout_rows(
         start: set.times[rows[0]],
         end: set.times[*rows.last().expect("not empty")],
     };
-    Ok((
-        rows.clone(),
-        Holdout {
-            data_version: manifest.data_version.clone(),
-            dataset_window: manifest.window,
-            window,
-            rows: rows.len(),
-            note,
-        },
-    ))
+    let holdout = Holdout {
+        data_version: manifest.data_version.clone(),
+        dataset_window: manifest.window,
+        window,
+        rows: rows.len(),
+        note,
+    };
+    Ok((rows, holdout))
 }
 
 fn score_bundle(bundle: &ModelBundle, set: &TrainingSet, rows: &[usize]) -> Vec<HorizonScore> {
@@ -425,9 +432,7 @@ async fn smoke_checks(
     url: &str,
     candidate: &VersionInfo,
     bundle: &ModelBundle,
-    series: &HourlySeries,
-    times: &[NaiveDateTime],
-    rows: &[usize],
+    golden: Option<&HourlySeries>,
 ) -> Vec<SmokeCheck> {
     let mut checks = Vec::new();
     let get = |path: &str| {
@@ -484,8 +489,7 @@ async fn smoke_checks(
             format!("no answer: {}", crate::http::error_chain(&e)),
         ),
     }
-    let window = latency_windows(series, times, rows).into_iter().next();
-    let Some(window) = window else {
+    let Some(window) = golden else {
         check(
             "/predict",
             false,
@@ -545,7 +549,10 @@ async fn smoke_checks(
     checks
 }
 
-async fn write_report(ctx: &Context, report: &GateReport) -> Result<ReportKeys, StageError> {
+async fn write_report(
+    ctx: &Context,
+    report: &GateReport,
+) -> Result<(ReportKeys, Vec<ReportFile>), StageError> {
     let name = &report.model_name;
     let version = &report.candidate.version;
     let keys = ReportKeys {
@@ -560,13 +567,16 @@ async fn write_report(ctx: &Context, report: &GateReport) -> Result<ReportKeys, 
         .map_err(|e| StageError::Input(format!("drawing the chart failed: {e}")))?;
     let json = serde_json::to_vec_pretty(report)
         .map_err(|e| StageError::Input(format!("cannot serialise the report: {e}")))?;
-    ctx.store.put_new(&keys.chart, png.into()).await?;
-    ctx.store
-        .put_new(&keys.markdown, report.to_markdown(Some(CHART_FILE)).into())
-        .await?;
     // The JSON last: its presence means the report is complete.
-    ctx.store.put_new(&keys.json, json.into()).await?;
-    Ok(keys)
+    let files: Vec<ReportFile> = vec![
+        (keys.chart.clone(), png.into()),
+        (keys.markdown.clone(), report.to_markdown(Some(CHART_FILE)).into()),
+        (keys.json.clone(), json.into()),
+    ];
+    for (key, body) in &files {
+        ctx.store.put_new(key, body.clone()).await?;
+    }
+    Ok((keys, files))
 }
 
 pub const CHART_FILE: &str = "error-by-horizon.png";
@@ -575,17 +585,16 @@ pub const CHART_FILE: &str = "error-by-horizon.png";
 async fn log_to_run(
     ctx: &Context,
     report: &GateReport,
-    keys: &ReportKeys,
+    files: &[ReportFile],
 ) -> Result<Option<String>, StageError> {
     let (Some(client), Some(run_id)) = (&ctx.mlflow, &report.candidate.run_id) else {
         return Ok(None);
     };
     let run = client.get_run(run_id).await?;
     let dir = format!("gates/{}", report.id);
-    for key in [&keys.json, &keys.markdown, &keys.chart] {
-        let body: Bytes = ctx.store.get(key).await?;
+    for (key, body) in files {
         client
-            .upload_artifact(&run.info, &format!("{dir}/{}", key.file_name()), body)
+            .upload_artifact(&run.info, &format!("{dir}/{}", key.file_name()), body.clone())
             .await?;
     }
     client

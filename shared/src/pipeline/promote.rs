@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::evaluate::{EvaluateInput, EvaluateOutput, evaluate, holdout_dataset};
+use super::evaluate::{EvaluateInput, EvaluateOutput, evaluate_with_report, holdout_dataset, production};
 use super::{Context, Observer, RunInput, RunOutput, StageError, run};
 use crate::layout;
 use crate::registry::{ModelRef, StageOutcome, VersionInfo, aliases};
@@ -133,7 +133,7 @@ pub async fn promote(ctx: &Context, input: PromoteInput) -> Result<PromoteOutput
             (r, key, md, None)
         }
         None => {
-            let out = evaluate(
+            let (out, r) = evaluate_with_report(
                 ctx,
                 EvaluateInput {
                     candidate: ModelRef::Version(v.clone()),
@@ -141,7 +141,6 @@ pub async fn promote(ctx: &Context, input: PromoteInput) -> Result<PromoteOutput
                 },
             )
             .await?;
-            let r: GateReport = store::get_json(ctx.store.as_ref(), &out.report).await?;
             (r, out.report.clone(), out.markdown.clone(), Some(out))
         }
     };
@@ -311,11 +310,7 @@ fn not_found_as(e: crate::registry::RegistryError, msg: String) -> StageError {
 }
 
 async fn current_production(ctx: &Context, name: &str) -> Result<Option<String>, StageError> {
-    match ctx.registry.get_alias(name, aliases::PRODUCTION).await {
-        Ok(v) => Ok(Some(v.version)),
-        Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+    Ok(production(ctx, name).await?.map(|v| v.version))
 }
 
 /// Legacy stages, best effort: the new production to Production, the old to Archived.

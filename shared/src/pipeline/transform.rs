@@ -145,17 +145,22 @@ pub async fn transform(ctx: &Context, input: TransformInput) -> Result<Transform
     })
 }
 
-/// The data version of the most recently created dataset in the store.
-pub async fn newest_dataset(ctx: &Context) -> Result<Option<String>, StageError> {
-    let mut newest: Option<DatasetManifest> = None;
+/// The manifest of every processed dataset in the store.
+pub async fn dataset_manifests(ctx: &Context) -> Result<Vec<DatasetManifest>, StageError> {
+    let mut out = Vec::new();
     for key in ctx.store.list("datasets/").await? {
-        if key.file_name() != "manifest.json" {
-            continue;
-        }
-        let m: DatasetManifest = store::get_json(ctx.store.as_ref(), &key).await?;
-        if newest.as_ref().is_none_or(|n| m.created_at > n.created_at) {
-            newest = Some(m);
+        if key.file_name() == "manifest.json" {
+            out.push(store::get_json(ctx.store.as_ref(), &key).await?);
         }
     }
-    Ok(newest.map(|m| m.data_version))
+    Ok(out)
+}
+
+/// The data version of the most recently created dataset in the store.
+pub async fn newest_dataset(ctx: &Context) -> Result<Option<String>, StageError> {
+    Ok(dataset_manifests(ctx)
+        .await?
+        .into_iter()
+        .max_by_key(|m| m.created_at)
+        .map(|m| m.data_version))
 }
