@@ -497,14 +497,14 @@ async fn smoke_checks(
         );
         return checks;
     };
-    let expected = serving_row(&window)
+    let expected = serving_row(window)
         .map_err(|e| e.to_string())
         .and_then(|row| bundle.predict(&row).map_err(|e| e.to_string()));
     let sent = ctx
         .http
         .post(format!("{url}/predict"))
         .timeout(Duration::from_secs(10))
-        .json(&golden_request(&window))
+        .json(&golden_request(window))
         .send()
         .await;
     match (sent, expected) {
