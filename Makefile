@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 
-.PHONY: demo test build lint fmt down clean bench
+.PHONY: demo test build lint fmt docs down clean bench
 
 ## Run the whole pipeline offline on the shipped sample year and show where every output is.
 demo: build
@@ -26,6 +26,10 @@ lint:
 
 fmt:
 	$(CARGO) fmt --all
+
+## Regenerate the parts of docs/ that are generated from the code (the configuration table).
+docs:
+	UPDATE_DOCS=1 $(CARGO) test --release --locked -p shared --test docs
 
 ## Stop anything `make demo` left running.
 down:

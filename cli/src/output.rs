@@ -8,8 +8,14 @@ use std::time::{Duration, Instant};
 use comfy_table::{CellAlignment, Table, presets};
 use indicatif::{ProgressBar, ProgressStyle};
 use shared::features::HORIZONS;
-use shared::pipeline::{Context, Observer, RunOutput};
-use shared::registry::{LoadedModel, VersionInfo, tags};
+use shared::pipeline::RunOutput;
+use shared::promote::PromoteOutput;
+use shared::registry::{LoadedModel, VersionInfo};
+use shared::stage::{Context, Observer, StageError};
+use shared::store::ObjectKey;
+use shared::tags;
+
+use crate::commands::Out;
 
 /// Logs go to stderr (see `shared::logging`); the default level is `warn` on a
 /// terminal, where spinners show progress, and `info` otherwise.
@@ -139,13 +145,13 @@ pub fn versions_table(versions: &[VersionInfo]) -> Table {
             v.created_at
                 .map(|c| c.format("%Y-%m-%d %H:%M").to_string())
                 .unwrap_or_default(),
-            tag(tags::ALGORITHM),
+            tag(tags::version::ALGORITHM),
             v.data_version()
                 .map(|d| d.chars().take(12).collect())
                 .unwrap_or_default(),
-            tag("rps.rmse_h1"),
-            tag("rps.rmse_h6"),
-            tag("rps.persistence_rmse_h6"),
+            tag(&tags::version::metric("rmse_h1")),
+            tag(&tags::version::metric("rmse_h6")),
+            tag(&tags::version::metric("persistence_rmse_h6")),
         ]);
     }
     t
@@ -194,7 +200,7 @@ pub fn print_run_summary(ctx: &Context, out: &RunOutput, json: bool) {
 }
 
 /// The outcome of a promotion.
-pub fn print_promoted(ctx: &Context, out: &shared::pipeline::PromoteOutput, json: bool) {
+pub fn print_promoted(ctx: &Context, out: &PromoteOutput, json: bool) {
     let mut text = if out.already_production {
         format!(
             "{} version {} already is production: nothing changed\n",
@@ -367,4 +373,21 @@ pub fn print_lineage(l: &shared::lineage::Lineage) {
     for c in &l.rebuild {
         println!("  {c}");
     }
+}
+
+/// Prints a stored gate report's Markdown (to stderr with `--json`, so stdout stays one
+/// JSON object).
+pub async fn show_report(ctx: &Context, markdown: &ObjectKey, out: &Out) {
+    match ctx.store.get(markdown).await {
+        Ok(md) => out.text(&String::from_utf8_lossy(&md)),
+        Err(e) => eprintln!("(the report's Markdown could not be read: {e})"),
+    }
+}
+
+/// A refused promotion still shows its report before the error.
+pub async fn with_report<T>(ctx: &Context, r: Result<T, StageError>, out: &Out) -> anyhow::Result<T> {
+    if let Err(StageError::PromotionRefused { markdown, .. }) = &r {
+        show_report(ctx, markdown, out).await;
+    }
+    Ok(r?)
 }

@@ -7,8 +7,9 @@ mod common;
 
 use std::process::Command;
 
-use common::{Env, Replay, last_json};
+use common::{Env, last_json};
 use serde_json::Value;
+use testkit::replay::Replay;
 
 #[test]
 fn the_page_shows_the_forecast_chart() {
@@ -25,7 +26,7 @@ fn the_page_shows_the_forecast_chart() {
     let _ = node_module;
 
     let dir = tempfile::tempdir().unwrap();
-    let replay = Replay::start(dir.path(), None);
+    let replay = Replay::sample();
     let mut env = Env::new(&dir.path().join("store"), &replay);
     env.ok(&["pipeline", "run", "--start", "2023-01-01", "--end", "2023-12-31"]);
     // A live snapshot: the replay puts the recorded year onto today's calendar.

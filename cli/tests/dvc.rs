@@ -8,8 +8,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{Replay, last_json};
+use common::last_json;
 use testkit::moto::MotoServer;
+use testkit::replay::Replay;
 
 fn rps(env: &[(&str, String)], replay: &Replay, cwd: &Path, args: &[&str]) -> Output {
     let mut e = common::Env::default();
@@ -77,7 +78,7 @@ fn dvc_pull_restores_the_dataset_from_a_local_remote() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let replay = Replay::start(dir.path(), None);
+    let replay = Replay::sample();
     let store = dir.path().join("store");
     let env = [
         ("RPS_STORE", store.display().to_string()),
@@ -158,7 +159,7 @@ fn dvc_pull_restores_the_dataset_from_an_s3_remote() {
     let Some(moto) = MotoServer::start() else { return };
     moto.create_bucket("rps-data");
     let dir = tempfile::tempdir().unwrap();
-    let replay = Replay::start(dir.path(), None);
+    let replay = Replay::sample();
     let mut env = moto.env();
     env.push(("RPS_STORE", "s3://rps-data/store".into()));
     env.push(("RPS_MODEL_CACHE", dir.path().join("cache").display().to_string()));
@@ -228,7 +229,7 @@ fn dvc_pull_restores_the_dataset_from_an_s3_remote() {
 #[test]
 fn trace_leads_from_a_model_version_back_to_the_raw_snapshots() {
     let dir = tempfile::tempdir().unwrap();
-    let replay = Replay::start(dir.path(), None);
+    let replay = Replay::sample();
     let env = [
         ("RPS_STORE", dir.path().join("store").display().to_string()),
         ("RPS_MODEL_CACHE", dir.path().join("cache").display().to_string()),

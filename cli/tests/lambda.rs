@@ -6,8 +6,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Env, Replay, last_json, sample_observations};
+use common::{Env, sample_observations, trained_bundle};
 use serde_json::{Value, json};
+use testkit::replay::Replay;
 
 fn event(method: &str, path: &str, body: Option<&Value>) -> Value {
     json!({
@@ -33,21 +34,9 @@ fn the_api_function_answers_api_gateway_events_and_plain_http() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let replay = Replay::start(dir.path(), None);
+    let replay = Replay::sample();
     let env = Env::new(&dir.path().join("store"), &replay);
-    let run = last_json(&env.ok(&[
-        "pipeline",
-        "run",
-        "--start",
-        "2023-01-01",
-        "--end",
-        "2023-06-30",
-        "--json",
-    ]));
-    let bundle = dir
-        .path()
-        .join("store")
-        .join(run["train"]["bundle"].as_str().unwrap())
+    let bundle = trained_bundle(&env, &dir.path().join("store"), "2023-01-01", "2023-06-30")
         .display()
         .to_string();
     let store = dir.path().join("store").display().to_string();

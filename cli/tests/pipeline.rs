@@ -6,8 +6,10 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{Env, RPS, Replay, last_json, sample};
+use common::{Env, RPS, last_json};
 use serde_json::Value;
+use testkit::replay::Replay;
+use testkit::sample_path as sample;
 
 fn rps(store: &Path, replay: &Replay, args: &[&str]) -> Output {
     Env::new(store, replay).run(args)
@@ -38,7 +40,7 @@ fn files_under(dir: &Path) -> Vec<String> {
 fn pipeline_run_on_the_shipped_sample() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
-    let replay = Replay::start(dir.path(), None);
+    let replay = Replay::sample();
     let out = rps(
         &store,
         &replay,
@@ -143,7 +145,7 @@ fn five_percent_missing_temperatures_stop_the_run_at_the_gate() {
     }
     let corrupted = dir.path().join("corrupted.json");
     std::fs::write(&corrupted, serde_json::to_vec(&doc).unwrap()).unwrap();
-    let replay = Replay::start(dir.path(), Some(&corrupted));
+    let replay = Replay::file(&corrupted);
 
     let out = rps(
         &store,
@@ -222,4 +224,34 @@ fn a_start_after_the_end_is_refused() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("is after the end date"));
+}
+
+#[test]
+fn sample_serve_answers_like_open_meteo() {
+    let dir = tempfile::tempdir().unwrap();
+    let port_file = dir.path().join("port");
+    let _replay = common::Proc(
+        Command::new(common::RPS)
+            .args(["sample", "serve", "--port", "0", "--port-file"])
+            .arg(&port_file)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let started = std::time::Instant::now();
+    let port: u16 = loop {
+        if let Some(p) = std::fs::read_to_string(&port_file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
+            break p;
+        }
+        assert!(started.elapsed().as_secs() < 10, "rps sample serve did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(testkit::wait_http_ok(
+        port,
+        "/v1/archive?latitude=1&longitude=2&hourly=temperature_2m&start_date=2023-01-02&end_date=2023-01-02",
+        std::time::Duration::from_secs(5)
+    ));
 }

@@ -3,11 +3,13 @@
 
 mod common;
 
-use common::{Env, Replay, last_json, mlflow_client};
+use common::{Env, last_json};
 use serde_json::Value;
+use shared::bundle::ModelBundle;
 use shared::mlflow::{ModelVersion, Tag, tags_map};
-use shared::model::ModelBundle;
 use testkit::mlflow::MlflowServer;
+use testkit::mlflow::client as mlflow_client;
+use testkit::replay::Replay;
 
 fn block<T>(f: impl std::future::Future<Output = T>) -> T {
     tokio::runtime::Runtime::new().unwrap().block_on(f)
@@ -25,9 +27,9 @@ struct Setup {
 impl Setup {
     fn new(uri: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let replay = Replay::start(dir.path(), None);
+        let replay = Replay::sample();
         let mut env = Env::new(&dir.path().join("store"), &replay);
-        let model = format!("promote-{}", common::rand_suffix());
+        let model = format!("promote-{}", testkit::unique());
         env.set("MLFLOW_TRACKING_URI", uri)
             .set("MLFLOW_EXPERIMENT_NAME", format!("exp-{model}"))
             .set("RPS_MODEL_NAME", model.clone());
@@ -245,7 +247,7 @@ fn a_worse_candidate_is_refused_and_production_stays() {
 fn register_bundle(s: &Setup, bundle: &ModelBundle) -> String {
     let c = mlflow_client(&s.uri);
     let bytes = bundle.encode().unwrap();
-    let sha = shared::model::sha256_hex(&bytes);
+    let sha = shared::bundle::sha256_hex(&bytes);
     block(async {
         let exp = c
             .get_or_create_experiment(&format!("exp-{}", s.model))
@@ -287,7 +289,7 @@ fn schema_incompatibility_is_caught() {
     let bad_features = register_bundle(&s, &renamed);
     // A bundle format this build cannot read.
     let mut future = ModelBundle::decode(&bytes).unwrap();
-    future.format_version = shared::model::BUNDLE_FORMAT_VERSION + 1;
+    future.format_version = shared::bundle::BUNDLE_FORMAT_VERSION + 1;
     let bad_format = register_bundle(&s, &future);
 
     for (v, needle) in [

@@ -5,9 +5,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Env, Replay, last_json, mlflow_client, sample_observations};
+use common::{Env, last_json, sample_observations, trained_bundle};
 use serde_json::{Value, json};
 use testkit::mlflow::MlflowServer;
+use testkit::mlflow::client as mlflow_client;
+use testkit::replay::Replay;
 
 fn http() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
@@ -44,9 +46,9 @@ struct Setup {
 
 fn setup(mlflow_uri: &str) -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    let replay = Replay::start(dir.path(), None);
+    let replay = Replay::sample();
     let mut env = Env::new(&dir.path().join("store"), &replay);
-    let model = format!("serve-{}", common::rand_suffix());
+    let model = format!("serve-{}", testkit::unique());
     env.set("MLFLOW_TRACKING_URI", mlflow_uri)
         .set("MLFLOW_EXPERIMENT_NAME", format!("exp-{model}"))
         .set("RPS_MODEL_NAME", model.clone());
@@ -281,10 +283,10 @@ fn without_a_model_ready_and_predict_answer_503() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let replay = Replay::start(dir.path(), None);
+    let replay = Replay::sample();
     let mut env = Env::new(&dir.path().join("store"), &replay);
     env.set("MLFLOW_TRACKING_URI", mlflow.uri.clone())
-        .set("RPS_MODEL_NAME", format!("absent-{}", common::rand_suffix()));
+        .set("RPS_MODEL_NAME", format!("absent-{}", testkit::unique()));
     let server = env.serve();
     let (st, ready) = get(&format!("{}/ready", server.url));
     assert_eq!(st, 503);
@@ -306,21 +308,9 @@ fn without_a_model_ready_and_predict_answer_503() {
 #[test]
 fn bad_requests_get_the_right_4xx_with_a_json_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let replay = Replay::start(dir.path(), None);
+    let replay = Replay::sample();
     let env = Env::new(&dir.path().join("store"), &replay);
-    let run = last_json(&env.ok(&[
-        "pipeline",
-        "run",
-        "--start",
-        "2023-01-01",
-        "--end",
-        "2023-06-30",
-        "--json",
-    ]));
-    let bundle = dir
-        .path()
-        .join("store")
-        .join(run["train"]["bundle"].as_str().unwrap());
+    let bundle = trained_bundle(&env, &dir.path().join("store"), "2023-01-01", "2023-06-30");
     let mut env = env.clone();
     env.set("RPS_MODEL_PATH", bundle.display().to_string())
         .set("RPS_MAX_BODY_BYTES", "65536");
@@ -542,22 +532,10 @@ fn chunked_post_status(url: &str, size: usize) -> u16 {
 #[test]
 fn summer_requests_against_a_winter_model_raise_drift() {
     let dir = tempfile::tempdir().unwrap();
-    let replay = Replay::start(dir.path(), None);
+    let replay = Replay::sample();
     let env = Env::new(&dir.path().join("store"), &replay);
     // Trained on January to March only.
-    let run = last_json(&env.ok(&[
-        "pipeline",
-        "run",
-        "--start",
-        "2023-01-01",
-        "--end",
-        "2023-03-31",
-        "--json",
-    ]));
-    let bundle = dir
-        .path()
-        .join("store")
-        .join(run["train"]["bundle"].as_str().unwrap());
+    let bundle = trained_bundle(&env, &dir.path().join("store"), "2023-01-01", "2023-03-31");
     let mut env = env.clone();
     env.set("RPS_MODEL_PATH", bundle.display().to_string())
         .set("RPS_DRIFT_WINDOW", "100");

@@ -3,10 +3,11 @@
 //!
 //!     cargo run --release -p shared --example candidates [-- path/to/open-meteo.json]
 
-use shared::evaluate::metrics_map;
+use shared::dataset::Dataset;
 use shared::observations::RawSeries;
-use shared::train::{default_candidates, train};
-use shared::transform::{Dataset, regularise};
+use shared::scores::metrics_map;
+use shared::train::{default_candidates, select_and_fit};
+use shared::transform::regularise::regularise;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = std::env::args()
@@ -21,7 +22,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     for c in default_candidates() {
         let started = std::time::Instant::now();
-        let t = train(&set, std::slice::from_ref(&c), 0.15, 0.15, 42)?;
+        let t = select_and_fit(&set, std::slice::from_ref(&c), 0.15, 0.15, 42)?;
         let m = metrics_map(&t.holdout);
         println!(
             "{:<62} {:>8.3} {:>7.3}/{:<7.3} {:>7.3}/{:<7.3} {:>8.2}",

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
-use crate::config::StoreLocation;
+use crate::config::{S3Config, StoreLocation};
 use crate::store::{self, ObjectKey, ObjectStore, StoreError};
 
 /// Where `rps data pull` and `dvc pull` put the dataset, relative to the `.dvc` file.
@@ -39,6 +39,36 @@ pub enum DvcError {
     Corrupt { expected: String, found: String },
     #[error("not a .dvc file this tool understands: {0}")]
     BadDvcFile(String),
+    #[error("{0:?} is neither a data version (md5) nor a readable .dvc file")]
+    NotAReference(String),
+}
+
+/// What `rps data pull` is given: a data version, or a `.dvc` file that names one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataRef {
+    pub md5: String,
+    /// Where the dataset goes by default: the `.dvc` file's path beside it, else
+    /// [`DEFAULT_OUT_PATH`].
+    pub path: std::path::PathBuf,
+}
+
+impl DataRef {
+    pub fn parse(arg: &str) -> Result<Self, DvcError> {
+        if is_md5(arg) {
+            return Ok(Self {
+                md5: arg.to_owned(),
+                path: DEFAULT_OUT_PATH.into(),
+            });
+        }
+        let file = std::path::Path::new(arg);
+        let text = std::fs::read_to_string(file).map_err(|_| DvcError::NotAReference(arg.to_owned()))?;
+        let out = DvcOut::parse_dvc_file(&text)?;
+        let base = file.parent().unwrap_or(std::path::Path::new(""));
+        Ok(Self {
+            md5: out.md5,
+            path: base.join(out.path),
+        })
+    }
 }
 
 /// One tracked output, as a `.dvc` file records it.
@@ -124,8 +154,8 @@ impl DvcRemote {
     }
 
     /// Opens the remote at `location`.
-    pub async fn open(location: &StoreLocation) -> Result<Self, DvcError> {
-        Ok(Self::new(store::open(location).await?, location.clone()))
+    pub async fn open(location: &StoreLocation, s3: &S3Config) -> Result<Self, DvcError> {
+        Ok(Self::new(store::open(location, s3).await?, location.clone()))
     }
 
     /// The remote's URL, as `.dvc/config` wants it (absolute for a local folder).

@@ -2,17 +2,14 @@
 
 use std::process::Command;
 
-/// `RPS_GIT_COMMIT` (set by CI or a deploy), else `GITHUB_SHA`, else the commit the
+use crate::config::Provenance;
+
+/// The configured commit (`RPS_GIT_COMMIT`, else `GITHUB_SHA`), else the commit the
 /// binary was built from, else `git rev-parse HEAD` in the working directory. `None`
 /// when none of them is known.
-pub fn current_commit() -> Option<String> {
-    for var in ["RPS_GIT_COMMIT", "GITHUB_SHA"] {
-        if let Ok(v) = std::env::var(var) {
-            let v = v.trim().to_owned();
-            if !v.is_empty() {
-                return Some(v);
-            }
-        }
+pub fn current_commit(provenance: &Provenance) -> Option<String> {
+    if let Some(c) = &provenance.git_commit {
+        return Some(c.clone());
     }
     if let Some(built) = option_env!("RPS_BUILD_COMMIT") {
         return Some(built.to_owned());

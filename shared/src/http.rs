@@ -1,5 +1,6 @@
-//! HTTP plumbing shared by every client (Open-Meteo, MLflow): the client builder, bounded
-//! retries with exponential backoff and jitter, and readable error chains.
+//! HTTP plumbing shared by every client (Open-Meteo, MLflow, the smoke gate): the
+//! client builder, bounded retries with exponential backoff and jitter, and readable
+//! error chains. It depends on nothing else in the crate.
 
 use std::time::Duration;
 
@@ -36,16 +37,6 @@ pub struct RetryPolicy {
 }
 
 impl RetryPolicy {
-    pub fn from_config(cfg: &crate::config::SourceConfig) -> Self {
-        Self {
-            max_attempts: cfg.max_attempts,
-            timeout: cfg.timeout,
-            base_delay: Duration::from_millis(500),
-            max_delay: Duration::from_secs(10),
-            max_total: cfg.max_retry_time,
-        }
-    }
-
     /// Exponential backoff with "equal jitter": half the capped exponential delay plus a
     /// random share of the other half, so retries spread out but still grow.
     pub fn backoff(&self, retry: u32) -> Duration {

@@ -7,16 +7,22 @@
 //! datasets/<md5>/profile.html, manifest.json                    a dataset's profile and lineage
 //! dvc/files/md5/<2 hex>/<30 hex>                                the dataset itself (DVC remote,
 //!                                                               by default inside the store)
-//! models/<name>/<version>/model.rpsb, evaluation.json|.md       bundle and its scores
+//! models/<name>/<bundle id>/model.rpsb, evaluation.json|.md     bundle and its scores
 //! reports/<name>/<version>/<stamp>/report.json|.md, *.png        promotion gate reports
 //! locks/<name>/promote.json                                      held while promoting
+//! registry/<name>/…                                              the local registry (no MLflow)
 //! ```
+//!
+//! A bundle id is the training's UTC stamp; a version is the registry's number. The
+//! block above is the store layout of `docs/data.md`, and a test keeps the two equal.
 
 use chrono::{DateTime, Utc};
 
 use crate::store::{ObjectKey, StoreError};
 
 pub const RAW_PREFIX: &str = "raw/open-meteo/";
+pub const DATASETS_PREFIX: &str = "datasets/";
+pub const MANIFEST_FILE: &str = "manifest.json";
 
 /// `20231001T120000.123456Z`: sortable, unique to the microsecond.
 pub fn stamp(t: DateTime<Utc>) -> String {
@@ -59,16 +65,24 @@ pub fn dataset_profile(data_version: &str) -> Result<ObjectKey, StoreError> {
 }
 
 pub fn dataset_manifest(data_version: &str) -> Result<ObjectKey, StoreError> {
-    ObjectKey::new(format!("datasets/{data_version}/manifest.json"))
+    ObjectKey::new(format!("{DATASETS_PREFIX}{data_version}/{MANIFEST_FILE}"))
 }
 
-pub fn model_bundle(name: &str, version: &str) -> Result<ObjectKey, StoreError> {
-    ObjectKey::new(format!("models/{name}/{version}/model.rpsb"))
+/// The folder of one trained bundle; a local registry version's `source`.
+pub fn bundle_folder(name: &str, bundle_id: &str) -> String {
+    format!("models/{name}/{bundle_id}")
 }
 
-pub fn model_evaluation(name: &str, version: &str, ext: &str) -> Result<ObjectKey, StoreError> {
-    ObjectKey::new(format!("models/{name}/{version}/evaluation.{ext}"))
+pub fn model_bundle(name: &str, bundle_id: &str) -> Result<ObjectKey, StoreError> {
+    ObjectKey::new(format!("{}/{BUNDLE_FILE}", bundle_folder(name, bundle_id)))
 }
+
+pub fn model_evaluation(name: &str, bundle_id: &str, ext: &str) -> Result<ObjectKey, StoreError> {
+    ObjectKey::new(format!("{}/evaluation.{ext}", bundle_folder(name, bundle_id)))
+}
+
+/// The file a registered version's bundle has inside its source folder.
+pub const BUNDLE_FILE: &str = "model.rpsb";
 
 /// One file of a promotion gate report on model version `version`.
 pub fn gate_report(name: &str, version: &str, id: &str, file: &str) -> Result<ObjectKey, StoreError> {

@@ -1,40 +1,61 @@
 //! rps: the domain library behind the `rps` CLI, the Lambda functions and the server.
 //!
-//! Data flow, one module per stage:
-//! [`source`] fetches Open-Meteo → the raw snapshot goes to the [`store`] (keys in
-//! [`layout`]) → [`quality`] gates it → `transform` regularises it and builds the
-//! [`features`] → `profile` describes the dataset → `train` fits and scores models
-//! ([`evaluate`]) → [`model`] bundles them → [`registry`] versions them → the
-//! [`gates`] decide promotion, with a [`report`] → [`serve`] answers requests. [`pipeline`] holds the stage functions,
-//! each a serde input to a serde output. The batch stages need polars and sit behind
-//! the `batch` feature; serving does not.
+//! **The stages**, one folder each, in the order they run ([`stage::STAGES`]); each is
+//! an async function from a serde input to a serde output:
+//!
+//! [`ingest`] → [`validate`] → [`transform`] → [`train`] → [`evaluate`] → [`promote`],
+//! then [`serve`] answers requests; [`lineage`] traces a model back to its raw data and
+//! [`pipeline`] chains the first four.
+//!
+//! **The ports**, one folder each, a trait with a real and an in-memory adapter:
+//! [`store`] (local folder, S3, memory), [`registry`] (MLflow, the store), [`tracking`]
+//! (MLflow, memory), [`source`] (Open-Meteo, a recording). [`mlflow`] is the REST
+//! client under the MLflow adapters, [`dvc`] the DVC remote on a store.
+//!
+//! **The shared core**, read by several stages: [`config`] (the only reader of the
+//! environment), [`observations`], [`features`] (the one feature definition),
+//! [`snapshot`], [`dataset`], [`bundle`] (the model file), [`scores`], [`layout`] (store
+//! keys), [`tags`] (registry and tracking names), [`stage`] (context and errors).
+//!
+//! The batch stages need polars and smartcore and sit behind the `batch` feature;
+//! serving needs neither.
 
+// The shared core.
+pub mod bundle;
 pub mod config;
-pub mod dvc;
-pub mod evaluate;
+pub mod dataset;
 pub mod features;
-pub mod gates;
 pub mod git;
 pub mod http;
 pub mod layout;
 pub mod logging;
-pub mod mlflow;
-pub mod model;
 pub mod observations;
-pub mod pipeline;
-pub mod quality;
+pub mod scores;
+pub mod snapshot;
+pub mod stage;
+pub mod tags;
+
+// The ports and their adapters.
+pub mod dvc;
+pub mod mlflow;
 pub mod registry;
-pub mod replay;
-pub mod report;
-pub mod serve;
 pub mod source;
 pub mod store;
+pub mod tracking;
 
+// The stages.
+#[cfg(feature = "batch")]
+pub mod evaluate;
+pub mod ingest;
 #[cfg(feature = "batch")]
 pub mod lineage;
 #[cfg(feature = "batch")]
-pub mod profile;
+pub mod pipeline;
+#[cfg(feature = "batch")]
+pub mod promote;
+pub mod serve;
 #[cfg(feature = "batch")]
 pub mod train;
 #[cfg(feature = "batch")]
 pub mod transform;
+pub mod validate;

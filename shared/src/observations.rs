@@ -407,6 +407,13 @@ impl HourlySeries {
 }
 
 /// The UTC time now, as the naive UTC times used everywhere else.
+/// An inclusive span of hours (a dataset's, or the part a model trained on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeWindow {
+    pub start: NaiveDateTime,
+    pub end: NaiveDateTime,
+}
+
 pub fn utc_now() -> NaiveDateTime {
     Utc::now().naive_utc()
 }

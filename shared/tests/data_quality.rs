@@ -7,7 +7,8 @@ use chrono::{TimeZone, Utc};
 use common::*;
 use serde_json::{Value, json};
 use shared::config::{Config, QualityConfig};
-use shared::quality::{QualityReport, Status, check};
+use shared::snapshot::{QualityReport, Status};
+use shared::validate::checks::check;
 
 fn cfg() -> QualityConfig {
     Config::from_lookup(|_| None).unwrap().quality

@@ -5,9 +5,10 @@ mod common;
 
 use chrono::Duration;
 use common::*;
+use shared::dataset::Dataset;
 use shared::features::{FEATURES, FeatureError, INPUT_HOURS, Window, feature_names, serving_row};
 use shared::observations::{HourlySeries, KEY_VARIABLES, Variable};
-use shared::transform::{Dataset, regularise};
+use shared::transform::regularise::regularise;
 
 fn sample_series() -> HourlySeries {
     HourlySeries::from_raw(&raw(&sample_json())).unwrap()

@@ -9,9 +9,12 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use shared::config::Config;
-use shared::pipeline::{self, Context, StageError};
-use shared::source::{DateRange, IngestRequest, RetryPolicy, SourceError, fetch};
+use shared::http::RetryPolicy;
+use shared::ingest::ingest;
+use shared::source::{DateRange, IngestRequest, SourceError, fetch};
+use shared::stage::{Context, StageError};
 use shared::store::{MemoryStore, ObjectStore};
+use shared::validate::validate;
 use testkit::stub::{Reply, Stub};
 
 fn policy(max_attempts: u32) -> RetryPolicy {
@@ -143,7 +146,7 @@ async fn truncated_json_is_a_clear_error_after_the_raw_body_is_stored() {
     let s = Stub::start(vec![Reply::new(200, truncated)]).await;
     let store = Arc::new(MemoryStore::new());
     let ctx = context(&format!("{}/v1/archive", s.url()), store.clone());
-    let err = pipeline::ingest(&ctx, range()).await.unwrap_err();
+    let err = ingest(&ctx, range()).await.unwrap_err();
     assert!(matches!(err, StageError::Shape { .. }), "{err}");
     assert!(err.to_string().contains("is not valid JSON"), "{err}");
     // The raw body was written first, byte for byte, with its metadata.
@@ -160,16 +163,12 @@ async fn truncated_json_is_a_clear_error_after_the_raw_body_is_stored() {
 async fn a_body_of_the_wrong_shape_is_a_clear_error() {
     let s = Stub::start(vec![Reply::new(200, r#"{"daily":{"time":[]}}"#)]).await;
     let ctx = context(&format!("{}/v1/archive", s.url()), Arc::new(MemoryStore::new()));
-    let err = pipeline::ingest(&ctx, range()).await.unwrap_err();
+    let err = ingest(&ctx, range()).await.unwrap_err();
     assert!(err.to_string().contains("there is no \"hourly\" field"), "{err}");
 }
 
 async fn replay() -> SocketAddr {
-    let rec = shared::replay::Recording::parse(&common::sample_bytes()).unwrap();
-    shared::replay::serve(rec, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
-        .0
+    testkit::replay::Replay::sample().addr
 }
 
 #[tokio::test]
@@ -177,7 +176,7 @@ async fn ingest_and_validate_against_the_replay() {
     let addr = replay().await;
     let store = Arc::new(MemoryStore::new());
     let ctx = context(&format!("http://{addr}/v1/archive"), store.clone());
-    let out = pipeline::ingest(&ctx, range()).await.unwrap();
+    let out = ingest(&ctx, range()).await.unwrap();
     assert_eq!(out.rows, 31 * 24);
     assert!(out.snapshot.as_str().starts_with("raw/open-meteo/archive/"));
     assert!(
@@ -185,7 +184,7 @@ async fn ingest_and_validate_against_the_replay() {
         "{}",
         out.url
     );
-    let v = pipeline::validate(&ctx, (&out).into()).await.unwrap();
+    let v = validate(&ctx, (&out).into()).await.unwrap();
     assert_eq!(v.rows, 744);
     assert!(store.exists(&v.report).await.unwrap());
     // Snapshots are never overwritten.
@@ -222,11 +221,11 @@ async fn a_live_ingest_passes_the_staleness_check() {
     let addr = replay().await;
     let store = Arc::new(MemoryStore::new());
     let ctx = context(&format!("http://{addr}/v1/forecast"), store);
-    let out = pipeline::ingest(&ctx, IngestRequest::Live { past_days: Some(3) })
+    let out = ingest(&ctx, IngestRequest::Live { past_days: Some(3) })
         .await
         .unwrap();
     assert_eq!(out.endpoint, "forecast");
-    let v = pipeline::validate(&ctx, (&out).into()).await.unwrap();
+    let v = validate(&ctx, (&out).into()).await.unwrap();
     // The forecast hours after the collection time were dropped before the checks.
     assert!(v.rows <= 4 * 24 && v.rows >= 3 * 24, "{}", v.rows);
 }

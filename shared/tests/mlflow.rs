@@ -1,35 +1,16 @@
 //! The MLflow client and registry against a real `mlflow server` on a free port.
 
-use std::time::Duration;
-
 use bytes::Bytes;
-use shared::config::{MlflowAuth, MlflowConfig};
 use shared::mlflow::{Metric, MlflowClient, MlflowError, RunStatus, Tag, now_ms};
 use shared::registry::{MlflowRegistry, ModelRef, NewVersion, Registry, StageOutcome};
 use testkit::mlflow::MlflowServer;
 
 fn client(server: &MlflowServer) -> MlflowClient {
-    MlflowClient::new(&MlflowConfig {
-        tracking_uri: server.uri.parse().unwrap(),
-        auth: MlflowAuth::None,
-        experiment: "unused".into(),
-        timeout: Duration::from_secs(30),
-    })
-    .unwrap()
+    testkit::mlflow::client(&server.uri)
 }
 
 fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", rand_suffix())
-}
-
-fn rand_suffix() -> String {
-    format!(
-        "{:x}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    )
+    format!("{prefix}-{}", testkit::unique())
 }
 
 #[tokio::test]

@@ -3,18 +3,12 @@
 
 use std::time::Duration;
 
-use shared::config::{MlflowAuth, MlflowConfig, Secret};
+use shared::config::{MlflowAuth, Secret};
 use shared::mlflow::{MlflowClient, MlflowError};
 use testkit::mlflow::{ADMIN_PASSWORD, ADMIN_USER, MlflowServer};
 
 fn client(uri: &str, auth: MlflowAuth) -> MlflowClient {
-    MlflowClient::new(&MlflowConfig {
-        tracking_uri: uri.parse().unwrap(),
-        auth,
-        experiment: "x".into(),
-        timeout: Duration::from_secs(30),
-    })
-    .unwrap()
+    testkit::mlflow::client_with(uri, auth, Duration::from_secs(30))
 }
 
 #[tokio::test]

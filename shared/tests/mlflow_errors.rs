@@ -3,18 +3,12 @@
 
 use std::time::Duration;
 
-use shared::config::{MlflowAuth, MlflowConfig, Secret};
+use shared::config::{MlflowAuth, Secret};
 use shared::mlflow::{MlflowClient, MlflowError};
 use testkit::stub::{Reply, Stub};
 
 fn client(stub: &Stub, timeout: Duration, auth: MlflowAuth) -> MlflowClient {
-    MlflowClient::new(&MlflowConfig {
-        tracking_uri: stub.url().parse().unwrap(),
-        auth,
-        experiment: "x".into(),
-        timeout,
-    })
-    .unwrap()
+    testkit::mlflow::client_with(&stub.url(), auth, timeout)
 }
 
 #[tokio::test]

@@ -7,14 +7,17 @@ use std::sync::OnceLock;
 
 use chrono::{Duration, NaiveDateTime};
 use common::*;
-use shared::evaluate::{metrics_map, required_metric_names};
-use shared::features::{HORIZONS, serving_row};
-use shared::model::{
-    BUNDLE_FORMAT_VERSION, ModelBundle, ModelError, ModelMetadata, ModelSchema, TimeWindow, sha256_hex,
+use shared::bundle::{
+    BUNDLE_FORMAT_VERSION, ModelBundle, ModelError, ModelMetadata, ModelSchema, sha256_hex,
 };
-use shared::observations::HourlySeries;
-use shared::train::{Candidate, Trained, chronological_split, default_candidates, refit_rows, train};
-use shared::transform::{Dataset, TrainingSet, regularise};
+use shared::dataset::{Dataset, TrainingSet};
+use shared::features::{HORIZONS, serving_row};
+use shared::observations::{HourlySeries, TimeWindow};
+use shared::scores::{metrics_map, required_metric_names};
+use shared::train::{
+    Candidate, Trained, chronological_split, default_candidates, refit_rows, select_and_fit,
+};
+use shared::transform::regularise::regularise;
 
 fn sample_set() -> &'static TrainingSet {
     static SET: OnceLock<TrainingSet> = OnceLock::new();
@@ -26,7 +29,7 @@ fn sample_set() -> &'static TrainingSet {
 
 fn trained() -> &'static Trained {
     static T: OnceLock<Trained> = OnceLock::new();
-    T.get_or_init(|| train(sample_set(), &default_candidates(), 0.15, 0.15, 42).unwrap())
+    T.get_or_init(|| select_and_fit(sample_set(), &default_candidates(), 0.15, 0.15, 42).unwrap())
 }
 
 const H: Duration = Duration::hours(6);
@@ -97,13 +100,13 @@ fn a_model_fitted_on_noise_does_not_beat_persistence() {
     for col in noisy.targets.iter_mut() {
         col[..hold_start].reverse();
     }
-    let t = train(&noisy, &[Candidate::Ridge { alpha: 1.0 }], 0.15, 0.15, 1).unwrap();
+    let t = select_and_fit(&noisy, &[Candidate::Ridge { alpha: 1.0 }], 0.15, 0.15, 1).unwrap();
     let m = metrics_map(&t.holdout);
     assert!(m["rmse_h1"] > m["persistence_rmse_h1"], "{m:?}");
 }
 
 fn bundle() -> ModelBundle {
-    let t = train(
+    let t = select_and_fit(
         sample_set(),
         &[
             Candidate::Ridge { alpha: 1.0 },
@@ -164,7 +167,7 @@ fn bundles_round_trip_with_identical_predictions() {
             min_samples_leaf: 5,
         },
     ] {
-        let t = train(sample_set(), std::slice::from_ref(&candidate), 0.15, 0.15, 7).unwrap();
+        let t = select_and_fit(sample_set(), std::slice::from_ref(&candidate), 0.15, 0.15, 7).unwrap();
         let mut b = bundle();
         b.models = t.models;
         b.scaler = t.scaler;

@@ -8,21 +8,18 @@ mod common;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
+use shared::bundle::sha256_hex;
 use shared::config::Config;
-use shared::mlflow::{MlflowClient, tags_map};
-use shared::model::sha256_hex;
-use shared::pipeline::{self, Context, StageError};
+use shared::mlflow::tags_map;
+use shared::pipeline;
 use shared::registry::{self, ModelRef, RegistryError};
 use shared::source::{DateRange, IngestRequest};
+use shared::stage::{Context, Quiet, StageError};
 use shared::store::MemoryStore;
 use testkit::mlflow::MlflowServer;
 
 async fn replay() -> std::net::SocketAddr {
-    let rec = shared::replay::Recording::parse(&common::sample_bytes()).unwrap();
-    shared::replay::serve(rec, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
-        .0
+    testkit::replay::Replay::sample().addr
 }
 
 fn context(
@@ -47,15 +44,7 @@ fn range(start: (i32, u32, u32), end: (i32, u32, u32)) -> IngestRequest {
     IngestRequest::backfill(DateRange::new(d(start), d(end)).unwrap())
 }
 
-fn unique() -> String {
-    format!(
-        "{:x}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    )
-}
+use testkit::unique;
 
 #[tokio::test]
 async fn a_tracked_run_registers_a_candidate_that_loads_back_identically() {
@@ -69,7 +58,7 @@ async fn a_tracked_run_registers_a_candidate_that_loads_back_identically() {
         pipeline::RunInput {
             ingest: range((2023, 1, 1), (2023, 8, 31)),
         },
-        &pipeline::Quiet,
+        &Quiet,
     )
     .await
     .unwrap();
@@ -85,7 +74,7 @@ async fn a_tracked_run_registers_a_candidate_that_loads_back_identically() {
     );
 
     // The run: finished, with params, every metric and the lineage tags.
-    let client = MlflowClient::new(ctx.config.mlflow.as_ref().unwrap()).unwrap();
+    let client = testkit::mlflow::client(&server.uri);
     let run = client.get_run(&run_id).await.unwrap();
     assert_eq!(run.info.status, "FINISHED");
     let params = tags_map(&run.data.params);
@@ -107,7 +96,7 @@ async fn a_tracked_run_registers_a_candidate_that_loads_back_identically() {
         .iter()
         .map(|m| (m.key.clone(), m.value))
         .collect();
-    for name in shared::evaluate::required_metric_names() {
+    for name in shared::scores::required_metric_names() {
         assert!(
             metrics.get(&name).is_some_and(|v| v.is_finite()),
             "metric {name} missing"
@@ -194,12 +183,12 @@ async fn a_failed_training_marks_its_run_failed() {
         pipeline::RunInput {
             ingest: range((2023, 3, 1), (2023, 3, 4)),
         },
-        &pipeline::Quiet,
+        &Quiet,
     )
     .await
     .unwrap_err();
     assert!(matches!(err, StageError::Train(_)), "{err}");
-    let client = MlflowClient::new(ctx.config.mlflow.as_ref().unwrap()).unwrap();
+    let client = testkit::mlflow::client(&server.uri);
     let exp = client
         .get_experiment_by_name(&format!("exp-{tag}"))
         .await
@@ -230,7 +219,7 @@ async fn a_bundle_that_does_not_match_its_checksum_is_refused() {
         pipeline::RunInput {
             ingest: range((2023, 1, 1), (2023, 4, 30)),
         },
-        &pipeline::Quiet,
+        &Quiet,
     )
     .await
     .unwrap();

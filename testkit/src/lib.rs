@@ -7,6 +7,7 @@
 
 pub mod mlflow;
 pub mod moto;
+pub mod replay;
 pub mod stub;
 
 use std::net::TcpListener;
@@ -19,6 +20,25 @@ pub fn workspace_root() -> PathBuf {
         .parent()
         .expect("testkit sits in the workspace")
         .to_path_buf()
+}
+
+/// The shipped sample year (Open-Meteo's archive format).
+pub fn sample_path() -> PathBuf {
+    workspace_root().join("data/sample/open-meteo-archive-sandpoint-ak-2023.json")
+}
+
+pub fn sample_bytes() -> Vec<u8> {
+    std::fs::read(sample_path()).expect("the shipped sample is readable")
+}
+
+/// A name no other test in this run uses (experiments, models, folders).
+pub fn unique() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{nanos:x}{:x}", N.fetch_add(1, Ordering::Relaxed))
 }
 
 pub fn in_ci() -> bool {

@@ -95,3 +95,23 @@ impl MlflowServer {
         SERVER.get_or_init(MlflowServer::start).as_ref()
     }
 }
+
+/// A client of the MLflow server at `uri`, without credentials.
+pub fn client(uri: &str) -> shared::mlflow::MlflowClient {
+    client_with(uri, shared::config::MlflowAuth::None, Duration::from_secs(30))
+}
+
+/// A client of the MLflow server at `uri` with these credentials and request timeout.
+pub fn client_with(
+    uri: &str,
+    auth: shared::config::MlflowAuth,
+    timeout: Duration,
+) -> shared::mlflow::MlflowClient {
+    shared::mlflow::MlflowClient::new(&shared::config::MlflowConfig {
+        tracking_uri: uri.parse().expect("an MLflow URI"),
+        auth,
+        experiment: "x".into(),
+        timeout,
+    })
+    .expect("an MLflow client")
+}

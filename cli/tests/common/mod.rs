@@ -4,15 +4,13 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
 pub const RPS: &str = env!("CARGO_BIN_EXE_rps");
 
-pub fn sample() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/sample/open-meteo-archive-sandpoint-ak-2023.json")
-}
+use testkit::replay::Replay;
 
 /// A child process killed when dropped.
 pub struct Proc(pub Child);
@@ -22,57 +20,6 @@ impl Drop for Proc {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// `rps sample serve` on a free port.
-pub struct Replay {
-    _proc: Proc,
-    pub port: u16,
-}
-
-impl Replay {
-    pub fn start(dir: &Path, file: Option<&Path>) -> Self {
-        let port_file = dir.join(format!("replay-{}.port", rand_suffix()));
-        let mut cmd = Command::new(RPS);
-        cmd.args(["sample", "serve", "--port", "0", "--port-file"])
-            .arg(&port_file);
-        if let Some(f) = file {
-            cmd.arg("--file").arg(f);
-        }
-        let proc = Proc(cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
-        let started = Instant::now();
-        loop {
-            if let Some(port) = std::fs::read_to_string(&port_file)
-                .ok()
-                .and_then(|s| s.trim().parse().ok())
-            {
-                return Self { _proc: proc, port };
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "the replay did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    pub fn archive_url(&self) -> String {
-        format!("http://127.0.0.1:{}/v1/archive", self.port)
-    }
-
-    pub fn forecast_url(&self) -> String {
-        format!("http://127.0.0.1:{}/v1/forecast", self.port)
-    }
-}
-
-pub fn rand_suffix() -> String {
-    format!(
-        "{:x}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    )
 }
 
 /// An environment for `rps`: nothing inherited but PATH, plus these variables.
@@ -86,7 +33,7 @@ impl Env {
         e.set(
             "RPS_MODEL_CACHE",
             store
-                .with_file_name(format!("cache-{}", rand_suffix()))
+                .with_file_name(format!("cache-{}", testkit::unique()))
                 .display()
                 .to_string(),
         );
@@ -156,6 +103,13 @@ pub struct Server {
     pub url: String,
 }
 
+/// Runs the pipeline on `start..=end` of the sample year and returns the path of the
+/// bundle it trained (to serve with `RPS_MODEL_PATH`).
+pub fn trained_bundle(env: &Env, store: &Path, start: &str, end: &str) -> PathBuf {
+    let run = last_json(&env.ok(&["pipeline", "run", "--start", start, "--end", end, "--json"]));
+    store.join(run["train"]["bundle"].as_str().expect("the run's bundle key"))
+}
+
 pub fn last_json(out: &Output) -> Value {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let last = stdout
@@ -168,7 +122,7 @@ pub fn last_json(out: &Output) -> Value {
 /// `count` consecutive hours of the sample from `start` (an index into the year), in
 /// the shape `/predict` takes.
 pub fn sample_observations(start: usize, count: usize) -> Value {
-    let doc: Value = serde_json::from_slice(&std::fs::read(sample()).unwrap()).unwrap();
+    let doc: Value = serde_json::from_slice(&std::fs::read(testkit::sample_path()).unwrap()).unwrap();
     let h = &doc["hourly"];
     let obs: Vec<Value> = (start..start + count)
         .map(|i| {
@@ -182,15 +136,4 @@ pub fn sample_observations(start: usize, count: usize) -> Value {
         })
         .collect();
     serde_json::json!({ "observations": obs })
-}
-
-/// A client of the MLflow server at `uri`, without credentials.
-pub fn mlflow_client(uri: &str) -> shared::mlflow::MlflowClient {
-    shared::mlflow::MlflowClient::new(&shared::config::MlflowConfig {
-        tracking_uri: uri.parse().unwrap(),
-        auth: shared::config::MlflowAuth::None,
-        experiment: "x".into(),
-        timeout: Duration::from_secs(30),
-    })
-    .unwrap()
 }

@@ -14,7 +14,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::Utc;
 
-use super::{BUNDLE_FILE, NewVersion, Registry, RegistryError, StageOutcome, VersionInfo};
+use super::{NewVersion, Registry, RegistryError, StageOutcome, VersionInfo};
+use crate::layout::BUNDLE_FILE;
 use crate::store::{self, ObjectKey, ObjectStore, StoreError};
 
 #[derive(Debug, Clone)]

@@ -4,7 +4,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{TimeZone, Utc};
 
-use super::{BUNDLE_FILE, NewVersion, Registry, RegistryError, StageOutcome, VersionInfo};
+use super::{NewVersion, Registry, RegistryError, StageOutcome, VersionInfo};
+use crate::layout::BUNDLE_FILE;
 use crate::mlflow::{MlflowClient, MlflowError, ModelVersion, Tag, tags_map};
 
 #[derive(Debug, Clone)]

@@ -6,12 +6,12 @@
 //! with [`load`]: resolve a version or `@alias`, download the bundle once into a
 //! cache keyed by version and checksum, and verify it before use.
 
+mod cache;
 mod local;
 mod mlflow;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -20,36 +20,15 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use cache::{LoadedModel, load, load_version};
 pub use local::LocalRegistry;
 pub use mlflow::MlflowRegistry;
 
+use crate::bundle::ModelError;
 use crate::config::Config;
 use crate::mlflow::{MlflowClient, MlflowError};
-use crate::model::{ModelBundle, ModelError};
 use crate::store::{ObjectStore, StoreError};
-
-/// The file a version's bundle has inside its source folder.
-pub const BUNDLE_FILE: &str = "model.rpsb";
-
-/// Tags rps puts on every model version.
-pub mod tags {
-    pub const BUNDLE_SHA256: &str = "rps.bundle_sha256";
-    pub const DATA_VERSION: &str = "rps.data_version";
-    pub const GIT_COMMIT: &str = "rps.git_commit";
-    pub const RUN_ID: &str = "rps.run_id";
-    pub const ALGORITHM: &str = "rps.algorithm";
-    pub const TRAINED_AT: &str = "rps.trained_at";
-    /// Headline metrics, so listings need no extra requests.
-    pub const HEADLINE_METRICS: [&str; 4] = ["rmse_h1", "rmse_h6", "persistence_rmse_h6", "skill_h6"];
-}
-
-/// Aliases with a meaning in rps.
-pub mod aliases {
-    pub const CANDIDATE: &str = "candidate";
-    pub const STAGING: &str = "staging";
-    pub const PRODUCTION: &str = "production";
-    pub const PREVIOUS: &str = "previous";
-}
+use crate::tags;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -163,11 +142,11 @@ impl VersionInfo {
     }
 
     pub fn bundle_sha256(&self) -> Option<&str> {
-        self.tag(tags::BUNDLE_SHA256)
+        self.tag(tags::version::BUNDLE_SHA256)
     }
 
     pub fn data_version(&self) -> Option<&str> {
-        self.tag(tags::DATA_VERSION)
+        self.tag(tags::version::DATA_VERSION)
     }
 
     pub fn has_alias(&self, alias: &str) -> bool {
@@ -184,7 +163,7 @@ impl VersionInfo {
 #[derive(Debug, Clone)]
 pub struct NewVersion {
     pub name: String,
-    /// The folder holding [`BUNDLE_FILE`].
+    /// The folder holding the bundle file ([`crate::layout::BUNDLE_FILE`]).
     pub source: String,
     pub run_id: Option<String>,
     pub tags: BTreeMap<String, String>,
@@ -199,6 +178,7 @@ pub enum StageOutcome {
     Unsupported(String),
 }
 
+#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait Registry: Send + Sync {
     /// For messages: where the registry is.
@@ -234,6 +214,19 @@ pub trait Registry: Send + Sync {
     }
 }
 
+/// The version an alias points at, or `None` if it points nowhere.
+pub async fn find_alias(
+    registry: &dyn Registry,
+    name: &str,
+    alias: &str,
+) -> Result<Option<VersionInfo>, RegistryError> {
+    match registry.get_alias(name, alias).await {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// The registry the configuration names: MLflow when `MLFLOW_TRACKING_URI` is set,
 /// else the local registry in the store.
 pub fn open(config: &Config, store: Arc<dyn ObjectStore>) -> Result<Arc<dyn Registry>, RegistryError> {
@@ -241,109 +234,6 @@ pub fn open(config: &Config, store: Arc<dyn ObjectStore>) -> Result<Arc<dyn Regi
         Some(m) => Ok(Arc::new(MlflowRegistry::new(MlflowClient::new(m)?))),
         None => Ok(Arc::new(LocalRegistry::new(store))),
     }
-}
-
-/// A verified bundle and the version it is.
-#[derive(Debug)]
-pub struct LoadedModel {
-    pub info: VersionInfo,
-    pub bundle: ModelBundle,
-    pub sha256: String,
-    pub bytes: usize,
-    pub from_cache: bool,
-}
-
-fn cache_path(cache_dir: &Path, info: &VersionInfo, sha: &str) -> PathBuf {
-    let safe = |s: &str| {
-        s.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect::<String>()
-    };
-    cache_dir
-        .join(safe(&info.name))
-        .join(safe(&info.version))
-        .join(format!("{}.rpsb", safe(sha)))
-}
-
-/// Resolves `r`, then returns its bundle from the cache or the registry, verified
-/// (checksum against the version's tag, format version, internal consistency).
-pub async fn load(
-    registry: &dyn Registry,
-    name: &str,
-    r: &ModelRef,
-    cache_dir: &Path,
-) -> Result<LoadedModel, RegistryError> {
-    let info = registry.resolve(name, r).await?;
-    load_version(registry, info, cache_dir).await
-}
-
-pub async fn load_version(
-    registry: &dyn Registry,
-    info: VersionInfo,
-    cache_dir: &Path,
-) -> Result<LoadedModel, RegistryError> {
-    let bundle_err = |source| RegistryError::Bundle {
-        name: info.name.clone(),
-        version: info.version.clone(),
-        source,
-    };
-    let sha = info
-        .bundle_sha256()
-        .ok_or_else(|| {
-            RegistryError::Invalid(format!(
-                "model {} version {} has no {} tag: it was not registered by rps",
-                info.name,
-                info.version,
-                tags::BUNDLE_SHA256
-            ))
-        })?
-        .to_owned();
-    let path = cache_path(cache_dir, &info, &sha);
-    if let Ok(bytes) = tokio::fs::read(&path).await {
-        match ModelBundle::decode_verified(&bytes, &sha) {
-            Ok(bundle) => {
-                return Ok(LoadedModel {
-                    info,
-                    bundle,
-                    sha256: sha,
-                    bytes: bytes.len(),
-                    from_cache: true,
-                });
-            }
-            Err(e) => {
-                tracing::warn!(path = %path.display(), "discarding a bad cached bundle: {e}");
-                let _ = tokio::fs::remove_file(&path).await;
-            }
-        }
-    }
-    let bytes = registry.download_bundle(&info).await?;
-    let bundle = ModelBundle::decode_verified(&bytes, &sha).map_err(bundle_err)?;
-    write_cache(&path, &bytes).await?;
-    Ok(LoadedModel {
-        info,
-        bundle,
-        sha256: sha,
-        bytes: bytes.len(),
-        from_cache: false,
-    })
-}
-
-async fn write_cache(path: &Path, bytes: &[u8]) -> Result<(), RegistryError> {
-    let err = |source| RegistryError::Cache {
-        path: path.display().to_string(),
-        source,
-    };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    tokio::fs::create_dir_all(dir).await.map_err(err)?;
-    let tmp = dir.join(format!(".tmp-{}-{}", std::process::id(), rand::random::<u64>()));
-    tokio::fs::write(&tmp, bytes).await.map_err(err)?;
-    tokio::fs::rename(&tmp, path).await.map_err(err)
 }
 
 #[cfg(test)]

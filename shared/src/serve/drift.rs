@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
-use crate::model::{FeatureStats, Histogram};
+use crate::bundle::{FeatureStats, Histogram};
 
 /// Fewer requests than this give no PSI: a handful of rows cannot fill 20 bins.
 pub const MIN_REQUESTS_FOR_PSI: usize = 20;

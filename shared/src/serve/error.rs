@@ -6,6 +6,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use super::api::{ErrorBody, ErrorResponse};
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ApiError {
     #[serde(skip)]
@@ -48,24 +50,14 @@ impl ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct Envelope<'a> {
-    error: ErrorBody<'a>,
-}
-
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    status: u16,
-    #[serde(flatten)]
-    inner: &'a ApiError,
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Envelope {
+        let body = ErrorResponse {
             error: ErrorBody {
                 status: self.status.as_u16(),
-                inner: &self,
+                code: self.code.to_owned(),
+                message: self.message,
+                location: self.location,
             },
         };
         (self.status, Json(body)).into_response()

@@ -14,14 +14,12 @@ use tokio::sync::Mutex;
 
 use super::AppState;
 use super::error::ApiError;
-use super::model::Served;
+use super::served::Served;
+use crate::bundle::Forecast;
 use crate::features::{INPUT_HOURS, serving_row};
-use crate::layout;
-use crate::model::Forecast;
-use crate::observations::{HourlySeries, RawSeries, TARGET, format_time};
-use crate::pipeline::SnapshotMeta;
-use crate::quality::QualityReport;
-use crate::store::{self, ObjectKey, ObjectStore};
+use crate::observations::{HourlySeries, TARGET, format_time};
+use crate::snapshot::{self, SnapshotMeta};
+use crate::store::{ObjectKey, ObjectStore};
 
 /// Hours of observations returned beside the forecast.
 pub const CONTEXT_HOURS: usize = 48;
@@ -65,38 +63,21 @@ pub struct Cache {
 async fn latest(
     store: &dyn ObjectStore,
 ) -> Result<Option<(ObjectKey, SnapshotMeta, HourlySeries)>, ApiError> {
-    let unavailable =
-        |e: String| ApiError::unavailable("store_unavailable", format!("the store cannot be read: {e}"));
-    let mut keys: Vec<ObjectKey> = store
-        .list(layout::RAW_PREFIX)
-        .await
-        .map_err(|e| unavailable(e.to_string()))?
-        .into_iter()
-        .filter(layout::is_snapshot)
-        .collect();
-    keys.sort_by(|a, b| b.file_name().cmp(a.file_name()));
-    for key in keys.into_iter().take(LOOKBACK) {
-        let Ok(report_key) = layout::quality_report(&key) else {
-            continue;
-        };
-        let passed = store::get_json::<QualityReport>(store, &report_key)
-            .await
-            .is_ok_and(|r| r.passed);
+    let keys = snapshot::list(store).await.map_err(|e| {
+        tracing::error!("the store cannot be read: {e}");
+        ApiError::unavailable(
+            "store_unavailable",
+            "the store cannot be read; see the service's log",
+        )
+    })?;
+    for key in keys.into_iter().rev().take(LOOKBACK) {
+        let passed = matches!(snapshot::quality_report(store, &key).await, Ok(Some(r)) if r.passed);
         if !passed {
             continue;
         }
-        let (Ok(meta_key), Ok(body)) = (layout::snapshot_meta(&key), store.get(&key).await) else {
+        let Ok((raw, meta)) = snapshot::load(store, &key).await else {
             continue;
         };
-        let Ok(meta) = store::get_json::<SnapshotMeta>(store, &meta_key).await else {
-            continue;
-        };
-        let Ok(mut raw) = RawSeries::parse(&body) else {
-            continue;
-        };
-        if meta.request.is_live() {
-            raw.truncate_after(meta.collected_at.naive_utc());
-        }
         if let Ok(series) = HourlySeries::from_raw(&raw) {
             return Ok(Some((key, meta, series)));
         }

@@ -1,21 +1,8 @@
 //! Prometheus metrics of the prediction service, and the same figures as CloudWatch
 //! Embedded Metric Format (EMF) log lines on Lambda, where nobody can scrape.
 //!
-//! | metric | type | labels | meaning |
-//! |---|---|---|---|
-//! | `rps_http_requests_total` | counter | route, method, status | requests answered |
-//! | `rps_http_request_duration_seconds` | histogram | route | time to answer |
-//! | `rps_predictions_total` | counter | endpoint | forecasts made (one per request, six horizons each) |
-//! | `rps_prediction_temperature_celsius` | histogram | horizon | forecast values |
-//! | `rps_model_info` | gauge (1) | name, version, alias, sha256 | the model being served |
-//! | `rps_model_loaded` | gauge | | 1 when a model is loaded |
-//! | `rps_model_refreshes_total` | counter | result (unchanged, swapped, error) | alias re-checks |
-//! | `rps_registry_reachable` | gauge | | 1 if the last registry check succeeded |
-//! | `rps_drift_window_requests` | gauge | | requests in the drift window |
-//! | `rps_drift_out_of_range_ratio` | gauge | | share of them with any feature outside its training range |
-//! | `rps_drift_feature_out_of_range_ratio` | gauge | feature | the same, per feature |
-//! | `rps_drift_psi` | gauge | feature | population stability index against training |
-//! | `rps_observations_age_seconds` | gauge | | age of the newest observation `/forecast` used |
+//! The metrics are the constants below ([`ALL`]); `docs/serving.md` documents each
+//! one, and a test keeps the two equal.
 
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -25,7 +12,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
 
 use super::drift::DriftSnapshot;
-use crate::model::Forecast;
+use crate::bundle::Forecast;
 
 pub const REQUESTS: &str = "rps_http_requests_total";
 pub const DURATION: &str = "rps_http_request_duration_seconds";
@@ -40,6 +27,23 @@ pub const DRIFT_SHARE: &str = "rps_drift_out_of_range_ratio";
 pub const DRIFT_FEATURE_SHARE: &str = "rps_drift_feature_out_of_range_ratio";
 pub const DRIFT_PSI: &str = "rps_drift_psi";
 pub const OBSERVATIONS_AGE: &str = "rps_observations_age_seconds";
+
+/// Every metric the service exports.
+pub const ALL: &[&str] = &[
+    REQUESTS,
+    DURATION,
+    PREDICTIONS,
+    PREDICTION_VALUE,
+    MODEL_INFO,
+    MODEL_LOADED,
+    REFRESHES,
+    REGISTRY_REACHABLE,
+    DRIFT_REQUESTS,
+    DRIFT_SHARE,
+    DRIFT_FEATURE_SHARE,
+    DRIFT_PSI,
+    OBSERVATIONS_AGE,
+];
 
 /// The process-wide Prometheus recorder (installed on first use).
 pub fn handle() -> &'static PrometheusHandle {

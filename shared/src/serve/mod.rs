@@ -13,13 +13,14 @@
 //! | `GET /openapi.json` | the OpenAPI document of all of the above |
 //! | `GET /` | the web page (assets under `/assets/`, served from the binary) |
 
+pub mod api;
 pub mod drift;
 pub mod error;
 pub mod forecast;
 pub mod metrics;
-pub mod model;
 pub mod openapi;
 pub mod request;
+pub mod served;
 mod web;
 
 use std::net::SocketAddr;
@@ -34,17 +35,34 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::Serialize;
 use serde_json::{Value, json};
 
+use self::api::{ModelInfo, ModelSummary, PredictResponse, RequestDrift};
 use self::drift::DriftTracker;
 use self::error::ApiError;
-use self::model::{ModelHandle, Served};
-use crate::config::Config;
+use self::served::{ModelHandle, Served};
+use crate::config::{Config, ConfigError};
 use crate::features::{INPUT_HOURS, serving_row};
-use crate::model::Forecast;
 use crate::observations::format_time;
-use crate::store::ObjectStore;
+use crate::registry::RegistryError;
+use crate::store::{ObjectStore, StoreError};
+
+/// Why the service cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("cannot serve on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
 
 /// Everything a request handler can reach.
 pub struct AppState {
@@ -173,13 +191,6 @@ async fn health() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-#[derive(Serialize)]
-struct ModelSummary {
-    name: String,
-    version: String,
-    alias: Option<String>,
-}
-
 fn summary(m: &Served) -> ModelSummary {
     ModelSummary {
         name: m.name.clone(),
@@ -226,22 +237,6 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
         )
             .into_response(),
     }
-}
-
-#[derive(Serialize)]
-struct PredictResponse {
-    model: ModelSummary,
-    /// The newest observation's hour: the forecasts are for the hours after it.
-    issued_at: String,
-    forecasts: Vec<Forecast>,
-    drift: RequestDrift,
-}
-
-#[derive(Serialize)]
-struct RequestDrift {
-    /// Features of this request outside the training range (0.5–99.5 percentiles).
-    features_out_of_range: Vec<String>,
-    out_of_range: bool,
 }
 
 fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
@@ -335,29 +330,29 @@ async fn forecast_handler(
     Ok(Json(resp))
 }
 
-async fn model_info(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
+async fn model_info(State(state): State<Arc<AppState>>) -> Result<Json<ModelInfo>, ApiError> {
     let m = require_model(&state)?;
     let meta = &m.bundle.metadata;
-    Ok(Json(json!({
-        "name": m.name,
-        "version": m.version,
-        "alias": m.alias,
-        "sha256": m.sha256,
-        "loaded_at": m.loaded_at,
-        "algorithm": meta.algorithm,
-        "trained_at": meta.created_at,
-        "training_window": meta.training_window,
-        "holdout_window": meta.holdout_window,
-        "data_version": meta.data_version,
-        "git_commit": meta.git_commit,
-        "run_id": meta.run_id,
-        "metrics": meta.metrics,
-        "input_hours": m.bundle.schema.input_hours,
-        "horizons": m.bundle.schema.horizons,
-        "variables": m.bundle.schema.variables,
-        "bundle_format_version": m.bundle.format_version,
-        "registry": state.model.status(),
-    })))
+    Ok(Json(ModelInfo {
+        name: m.name.clone(),
+        version: m.version.clone(),
+        alias: m.alias.clone(),
+        sha256: m.sha256.clone(),
+        loaded_at: m.loaded_at,
+        algorithm: meta.algorithm.clone(),
+        trained_at: meta.created_at,
+        training_window: meta.training_window,
+        holdout_window: meta.holdout_window,
+        data_version: meta.data_version.clone(),
+        git_commit: meta.git_commit.clone(),
+        run_id: meta.run_id.clone(),
+        metrics: meta.metrics.clone(),
+        input_hours: m.bundle.schema.input_hours,
+        horizons: m.bundle.schema.horizons.clone(),
+        variables: m.bundle.schema.variables.clone(),
+        bundle_format_version: m.bundle.format_version,
+        registry: state.model.status(),
+    }))
 }
 
 async fn drift_handler(State(state): State<Arc<AppState>>) -> Json<drift::DriftSnapshot> {
@@ -374,8 +369,8 @@ async fn metrics_handler(State(state): State<Arc<AppState>>) -> Response {
 }
 
 /// Builds the state from the configuration (store, registry) and returns the app.
-pub async fn app(config: Config) -> Result<(Arc<AppState>, Router), crate::pipeline::StageError> {
-    let store = crate::store::open(&config.store).await?;
+pub async fn app(config: Config) -> Result<(Arc<AppState>, Router), ServeError> {
+    let store = crate::store::open(&config.store, &config.s3).await?;
     let registry = crate::registry::open(&config, store.clone())?;
     let state = AppState::new(config, store, registry).await;
     state.model.spawn_refresh_loop();
@@ -384,14 +379,16 @@ pub async fn app(config: Config) -> Result<(Arc<AppState>, Router), crate::pipel
 }
 
 /// Serves `router` on `addr` until Ctrl-C or SIGTERM.
-pub async fn serve_http(router: Router, addr: SocketAddr) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
+pub async fn serve_http(router: Router, addr: SocketAddr) -> Result<(), ServeError> {
+    let listen = |source| ServeError::Listen { addr, source };
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(listen)?;
+    let bound = listener.local_addr().map_err(listen)?;
     tracing::info!(%bound, "serving");
     println!("rps API listening on http://{bound}");
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown())
         .await
+        .map_err(listen)
 }
 
 async fn shutdown() {

@@ -7,16 +7,36 @@
 //!   `too_few_observations`, `too_many_observations`: well-formed but unusable.
 
 use chrono::{Duration, NaiveDateTime};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::error::ApiError;
 use crate::features::INPUT_HOURS;
-use crate::observations::{HourlySeries, KEY_VARIABLES, format_time, parse_time};
+use crate::observations::{HourlySeries, KEY_VARIABLES, Variable, format_time, parse_time};
 
 /// Parses and checks a request body into the series the features are built from.
 pub fn parse_observations(body: &[u8], max_observations: usize) -> Result<HourlySeries, ApiError> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}")))?;
+    let obs = observations_array(&value, max_observations)?;
+    let mut times: Vec<NaiveDateTime> = Vec::with_capacity(obs.len());
+    let mut columns: Vec<Vec<Option<f64>>> = vec![Vec::with_capacity(obs.len()); KEY_VARIABLES.len()];
+    for (i, item) in obs.iter().enumerate() {
+        let item = item.as_object().ok_or_else(|| {
+            ApiError::bad_request("invalid_type", format!("observations[{i}] must be an object"))
+                .at(format!("/observations/{i}"))
+        })?;
+        let time = hour(item, i, times.last().copied())?;
+        times.push(time);
+        for (k, var) in KEY_VARIABLES.iter().enumerate() {
+            columns[k].push(Some(value_of(item, i, *var)?));
+        }
+    }
+    HourlySeries::new(times, columns)
+        .map_err(|e| ApiError::unprocessable("invalid_observations", e.to_string()).at("/observations"))
+}
+
+/// The `observations` array, with between `INPUT_HOURS` and `max` items.
+fn observations_array(value: &Value, max: usize) -> Result<&Vec<Value>, ApiError> {
     let obs = value
         .as_object()
         .ok_or_else(|| {
@@ -48,128 +68,128 @@ pub fn parse_observations(body: &[u8], max_observations: usize) -> Result<Hourly
         )
         .at("/observations"));
     }
-    if obs.len() > max_observations {
+    if obs.len() > max {
         return Err(ApiError::unprocessable(
             "too_many_observations",
-            format!(
-                "at most {max_observations} observations are accepted, got {}",
-                obs.len()
-            ),
+            format!("at most {max} observations are accepted, got {}", obs.len()),
         )
         .at("/observations"));
     }
+    Ok(obs)
+}
 
-    let mut times: Vec<NaiveDateTime> = Vec::with_capacity(obs.len());
-    let mut columns: Vec<Vec<Option<f64>>> = vec![Vec::with_capacity(obs.len()); KEY_VARIABLES.len()];
-    for (i, item) in obs.iter().enumerate() {
-        let at = |field: &str| format!("/observations/{i}/{field}");
-        let item = item.as_object().ok_or_else(|| {
-            ApiError::bad_request("invalid_type", format!("observations[{i}] must be an object"))
-                .at(format!("/observations/{i}"))
-        })?;
-        let time = match item.get("time") {
-            None => {
-                return Err(ApiError::bad_request(
-                    "missing_variable",
-                    format!("observations[{i}].time is missing"),
-                )
-                .at(at("time")));
-            }
-            Some(Value::String(s)) => parse_time(s).ok_or_else(|| {
-                ApiError::bad_request(
-                    "invalid_time",
-                    format!("observations[{i}].time {s:?} is not a UTC hour like \"2023-10-01T00:00\""),
-                )
-                .at(at("time"))
-            })?,
-            Some(_) => {
-                return Err(ApiError::bad_request(
-                    "invalid_type",
-                    format!("observations[{i}].time must be a string like \"2023-10-01T00:00\""),
-                )
-                .at(at("time")));
-            }
-        };
-        if time.and_utc().timestamp() % 3600 != 0 {
+fn at(i: usize, field: &str) -> String {
+    format!("/observations/{i}/{field}")
+}
+
+/// Observation `i`'s time: a UTC hour, one hour after `previous`.
+fn hour(
+    item: &Map<String, Value>,
+    i: usize,
+    previous: Option<NaiveDateTime>,
+) -> Result<NaiveDateTime, ApiError> {
+    let time = match item.get("time") {
+        None => {
+            return Err(ApiError::bad_request(
+                "missing_variable",
+                format!("observations[{i}].time is missing"),
+            )
+            .at(at(i, "time")));
+        }
+        Some(Value::String(s)) => parse_time(s).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_time",
+                format!("observations[{i}].time {s:?} is not a UTC hour like \"2023-10-01T00:00\""),
+            )
+            .at(at(i, "time"))
+        })?,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_type",
+                format!("observations[{i}].time must be a string like \"2023-10-01T00:00\""),
+            )
+            .at(at(i, "time")));
+        }
+    };
+    if time.and_utc().timestamp() % 3600 != 0 {
+        return Err(ApiError::unprocessable(
+            "not_hourly",
+            format!("observations[{i}].time {} is not on the hour", format_time(time)),
+        )
+        .at(at(i, "time")));
+    }
+    if let Some(prev) = previous {
+        if time <= prev {
+            return Err(ApiError::unprocessable(
+                "not_increasing",
+                format!(
+                    "observations[{i}].time {} does not come after {}: observations must be oldest first, without repeats",
+                    format_time(time),
+                    format_time(prev)
+                ),
+            )
+            .at(at(i, "time")));
+        }
+        if time - prev != Duration::hours(1) {
             return Err(ApiError::unprocessable(
                 "not_hourly",
-                format!("observations[{i}].time {} is not on the hour", format_time(time)),
+                format!(
+                    "observations[{i}].time {} is not one hour after {}: observations must be consecutive hours",
+                    format_time(time),
+                    format_time(prev)
+                ),
             )
-            .at(at("time")));
-        }
-        if let Some(prev) = times.last() {
-            if time <= *prev {
-                return Err(ApiError::unprocessable(
-                    "not_increasing",
-                    format!(
-                        "observations[{i}].time {} does not come after {}: observations must be oldest first, without repeats",
-                        format_time(time),
-                        format_time(*prev)
-                    ),
-                )
-                .at(at("time")));
-            }
-            if time - *prev != Duration::hours(1) {
-                return Err(ApiError::unprocessable(
-                    "not_hourly",
-                    format!(
-                        "observations[{i}].time {} is not one hour after {}: observations must be consecutive hours",
-                        format_time(time),
-                        format_time(*prev)
-                    ),
-                )
-                .at(at("time")));
-            }
-        }
-        times.push(time);
-        for (k, var) in KEY_VARIABLES.iter().enumerate() {
-            let name = var.name();
-            let v = match item.get(name) {
-                None => {
-                    return Err(ApiError::bad_request(
-                        "missing_variable",
-                        format!("observations[{i}].{name} is missing"),
-                    )
-                    .at(at(name)));
-                }
-                Some(Value::Null) => {
-                    return Err(ApiError::unprocessable(
-                        "null_value",
-                        format!("observations[{i}].{name} is null; the model needs a value for every hour"),
-                    )
-                    .at(at(name)));
-                }
-                Some(Value::Number(n)) => n.as_f64().filter(|x| x.is_finite()).ok_or_else(|| {
-                    ApiError::unprocessable(
-                        "implausible_value",
-                        format!("observations[{i}].{name} is not a finite number"),
-                    )
-                    .at(at(name))
-                })?,
-                Some(_) => {
-                    return Err(ApiError::bad_request(
-                        "invalid_type",
-                        format!("observations[{i}].{name} must be a number ({})", var.unit()),
-                    )
-                    .at(at(name)));
-                }
-            };
-            let (lo, hi) = var.plausible_range();
-            if !(lo..=hi).contains(&v) {
-                return Err(ApiError::unprocessable(
-                    "implausible_value",
-                    format!(
-                        "observations[{i}].{name} = {v} is outside the plausible range [{lo}, {hi}] {}",
-                        var.unit()
-                    ),
-                )
-                .at(at(name)));
-            }
-            columns[k].push(Some(v));
+            .at(at(i, "time")));
         }
     }
-    HourlySeries::new(times, columns)
-        .map_err(|e| ApiError::unprocessable("invalid_observations", e.to_string()).at("/observations"))
+    Ok(time)
+}
+
+/// Observation `i`'s value of `var`: a finite number in its plausible range.
+fn value_of(item: &Map<String, Value>, i: usize, var: Variable) -> Result<f64, ApiError> {
+    let name = var.name();
+    let v = match item.get(name) {
+        None => {
+            return Err(ApiError::bad_request(
+                "missing_variable",
+                format!("observations[{i}].{name} is missing"),
+            )
+            .at(at(i, name)));
+        }
+        Some(Value::Null) => {
+            return Err(ApiError::unprocessable(
+                "null_value",
+                format!("observations[{i}].{name} is null; the model needs a value for every hour"),
+            )
+            .at(at(i, name)));
+        }
+        Some(Value::Number(n)) => n.as_f64().filter(|x| x.is_finite()).ok_or_else(|| {
+            ApiError::unprocessable(
+                "implausible_value",
+                format!("observations[{i}].{name} is not a finite number"),
+            )
+            .at(at(i, name))
+        })?,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_type",
+                format!("observations[{i}].{name} must be a number ({})", var.unit()),
+            )
+            .at(at(i, name)));
+        }
+    };
+    let (lo, hi) = var.plausible_range();
+    if !(lo..=hi).contains(&v) {
+        return Err(ApiError::unprocessable(
+            "implausible_value",
+            format!(
+                "observations[{i}].{name} = {v} is outside the plausible range [{lo}, {hi}] {}",
+                var.unit()
+            ),
+        )
+        .at(at(i, name)));
+    }
+    Ok(v)
 }
 
 #[cfg(test)]

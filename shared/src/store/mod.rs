@@ -7,6 +7,7 @@
 
 mod local;
 mod memory;
+mod prefixed;
 #[cfg(feature = "s3")]
 mod s3;
 
@@ -19,10 +20,11 @@ use serde::{Deserialize, Serialize};
 
 pub use local::LocalStore;
 pub use memory::MemoryStore;
+pub use prefixed::Prefixed;
 #[cfg(feature = "s3")]
 pub use s3::S3Store;
 
-use crate::config::StoreLocation;
+use crate::config::{S3Config, StoreLocation};
 
 /// A validated object key: non-empty `/`-separated segments, none of them empty,
 /// `.` or `..`, no backslashes or control characters.
@@ -116,6 +118,7 @@ impl StoreError {
     }
 }
 
+#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait ObjectStore: Send + Sync + fmt::Debug {
     /// Creates or replaces `key` atomically.
@@ -135,73 +138,19 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
 }
 
 /// Opens the store the configuration names.
-pub async fn open(location: &StoreLocation) -> Result<Arc<dyn ObjectStore>, StoreError> {
+pub async fn open(location: &StoreLocation, s3: &S3Config) -> Result<Arc<dyn ObjectStore>, StoreError> {
+    #[cfg(not(feature = "s3"))]
+    let _ = s3;
     match location {
         StoreLocation::Local { path } => Ok(Arc::new(LocalStore::new(path.clone()))),
         #[cfg(feature = "s3")]
-        StoreLocation::S3 { bucket, prefix } => Ok(Arc::new(S3Store::connect(bucket, prefix).await?)),
+        StoreLocation::S3 { bucket, prefix } => Ok(Arc::new(S3Store::connect(bucket, prefix, s3).await?)),
         #[cfg(not(feature = "s3"))]
         StoreLocation::S3 { bucket, prefix } => Err(StoreError::io(
             "open",
             format!("s3://{bucket}/{prefix}"),
             "this build has no S3 support (the `s3` feature)",
         )),
-    }
-}
-
-/// Another store seen through a key prefix: `key` here is `<prefix>/key` there.
-#[derive(Debug, Clone)]
-pub struct Prefixed {
-    inner: Arc<dyn ObjectStore>,
-    prefix: String,
-}
-
-impl Prefixed {
-    pub fn new(inner: Arc<dyn ObjectStore>, prefix: &str) -> Self {
-        Self {
-            inner,
-            prefix: prefix.trim_matches('/').to_owned(),
-        }
-    }
-
-    fn key(&self, key: &ObjectKey) -> Result<ObjectKey, StoreError> {
-        ObjectKey::new(format!("{}/{}", self.prefix, key.as_str()))
-    }
-}
-
-#[async_trait]
-impl ObjectStore for Prefixed {
-    async fn put(&self, key: &ObjectKey, body: Bytes) -> Result<(), StoreError> {
-        self.inner.put(&self.key(key)?, body).await
-    }
-    async fn put_new(&self, key: &ObjectKey, body: Bytes) -> Result<(), StoreError> {
-        self.inner.put_new(&self.key(key)?, body).await
-    }
-    async fn get(&self, key: &ObjectKey) -> Result<Bytes, StoreError> {
-        self.inner.get(&self.key(key)?).await
-    }
-    async fn exists(&self, key: &ObjectKey) -> Result<bool, StoreError> {
-        self.inner.exists(&self.key(key)?).await
-    }
-    async fn delete(&self, key: &ObjectKey) -> Result<(), StoreError> {
-        self.inner.delete(&self.key(key)?).await
-    }
-    async fn list(&self, prefix: &str) -> Result<Vec<ObjectKey>, StoreError> {
-        let strip = format!("{}/", self.prefix);
-        Ok(self
-            .inner
-            .list(&format!("{strip}{prefix}"))
-            .await?
-            .into_iter()
-            .filter_map(|k| {
-                k.as_str()
-                    .strip_prefix(&strip)
-                    .and_then(|k| ObjectKey::new(k).ok())
-            })
-            .collect())
-    }
-    fn url(&self, key: &ObjectKey) -> String {
-        self.key(key).map(|k| self.inner.url(&k)).unwrap_or_default()
     }
 }
 

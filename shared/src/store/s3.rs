@@ -22,9 +22,12 @@ use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 use bytes::Bytes;
 
 use super::{ObjectKey, ObjectStore, StoreError};
+use crate::config::S3Config;
 
 /// Parts are 8 MiB (S3's minimum is 5 MiB, except for the last part).
 const DEFAULT_PART_SIZE: usize = 8 << 20;
+/// Objects above 16 MiB go up in parts unless `RPS_S3_MULTIPART_THRESHOLD_MB` says otherwise.
+const DEFAULT_MULTIPART_THRESHOLD: usize = 16 << 20;
 
 #[derive(Debug, Clone)]
 pub struct S3Store {
@@ -52,12 +55,10 @@ impl S3Store {
     }
 
     /// Connects with the standard AWS configuration chain.
-    pub async fn connect(bucket: &str, prefix: &str) -> Result<Self, StoreError> {
+    pub async fn connect(bucket: &str, prefix: &str, cfg: &S3Config) -> Result<Self, StoreError> {
         let sdk = Self::config_loader().load().await;
-        let custom_endpoint = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
-            .iter()
-            .any(|v| std::env::var(v).is_ok_and(|s| !s.is_empty()));
-        Ok(Self::from_sdk_config(&sdk, bucket, prefix, custom_endpoint))
+        Ok(Self::from_sdk_config(&sdk, bucket, prefix, cfg.custom_endpoint)
+            .with_multipart_threshold(cfg.multipart_threshold))
     }
 
     /// A store from an explicit SDK configuration; path-style addressing for
@@ -73,24 +74,19 @@ impl S3Store {
             // S3-compatible servers do not care; AWS itself needs AWS_REGION.
             conf = conf.region(aws_sdk_s3::config::Region::new("us-east-1"));
         }
-        let threshold_mb = std::env::var("RPS_S3_MULTIPART_THRESHOLD_MB")
-            .ok()
-            .and_then(|v| v.parse::<usize>().ok())
-            .filter(|mb| *mb >= 5)
-            .unwrap_or(16);
         Self {
             client: Client::from_conf(conf.build()),
             bucket: bucket.to_owned(),
             prefix: prefix.trim_matches('/').to_owned(),
-            multipart_threshold: threshold_mb << 20,
-            part_size: DEFAULT_PART_SIZE.min(threshold_mb << 20),
+            multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
+            part_size: DEFAULT_PART_SIZE,
         }
     }
 
-    /// Lowers the multipart threshold (tests; minimum 5 MiB as S3 requires).
+    /// Sets the multipart threshold (minimum 5 MiB, as S3 requires of parts).
     pub fn with_multipart_threshold(mut self, bytes: usize) -> Self {
         self.multipart_threshold = bytes.max(5 << 20);
-        self.part_size = self.part_size.min(self.multipart_threshold).max(5 << 20);
+        self.part_size = DEFAULT_PART_SIZE.min(self.multipart_threshold).max(5 << 20);
         self
     }
 

@@ -4,14 +4,8 @@
 use serde_json::Value;
 use shared::observations::RawSeries;
 
-pub fn sample_path() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../data/sample/open-meteo-archive-sandpoint-ak-2023.json")
-}
-
-pub fn sample_bytes() -> Vec<u8> {
-    std::fs::read(sample_path()).expect("the shipped sample is readable")
-}
+#[allow(unused_imports)]
+pub use testkit::{sample_bytes, sample_path};
 
 pub fn sample_json() -> Value {
     serde_json::from_slice(&sample_bytes()).unwrap()

@@ -1,0 +1,17 @@
+use std::net::{IpAddr, SocketAddr};
+
+use super::config;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// 0 picks a free port
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+}
+
+pub async fn run(a: Args) -> anyhow::Result<()> {
+    let (_, app) = shared::serve::app(config()?).await?;
+    Ok(shared::serve::serve_http(app, SocketAddr::new(a.host, a.port)).await?)
+}

@@ -1,0 +1,16 @@
+use shared::registry::ModelRef;
+
+use super::{Out, context};
+use crate::output;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A version number or @alias
+    reference: ModelRef,
+}
+
+pub async fn run(a: Args, out: &Out) -> anyhow::Result<()> {
+    let ctx = context().await?;
+    let lineage = shared::lineage::trace(&ctx, &a.reference).await?;
+    out.emit(&lineage, output::print_lineage)
+}

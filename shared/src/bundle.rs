@@ -1,0 +1,512 @@
+//! The model bundle: everything serving needs, in one versioned, checksummed file.
+//!
+//! Layout on disk: the magic `RPSB`, the format version (u32, little endian), then the
+//! [`ModelBundle`] encoded with bincode. The format version is read before the body,
+//! so an old build refuses a newer bundle with a clear error instead of misreading it.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::features::{FEATURES, FeatureRow, HORIZONS, INPUT_HOURS, feature_names};
+use crate::observations::{KEY_VARIABLES, TARGET, TimeWindow};
+
+/// The bundle layout this build writes and reads.
+pub const BUNDLE_FORMAT_VERSION: u32 = 1;
+const MAGIC: &[u8; 4] = b"RPSB";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("not a model bundle (the file does not start with RPSB)")]
+    NotABundle,
+    #[error("the bundle has format version {found}; this build reads version {expected}")]
+    FormatVersion { found: u32, expected: u32 },
+    #[error("the bundle is corrupt: {0}")]
+    Corrupt(String),
+    #[error("the bundle checksum is {found}, expected {expected}")]
+    Checksum { found: String, expected: String },
+    #[error("the bundle's input contract does not match this build: {0}")]
+    Schema(String),
+    #[error("prediction failed: {0}")]
+    Predict(String),
+}
+
+/// What the model consumes and produces: the contract between a bundle and the code
+/// that serves it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelSchema {
+    pub target: String,
+    /// Observed variables a request must carry, by Open-Meteo name.
+    pub variables: Vec<String>,
+    pub features: Vec<String>,
+    pub input_hours: usize,
+    pub horizons: Vec<u8>,
+}
+
+impl ModelSchema {
+    /// The schema of this build's feature code.
+    pub fn current() -> Self {
+        Self {
+            target: TARGET.name().to_owned(),
+            variables: KEY_VARIABLES.iter().map(|v| v.name().to_owned()).collect(),
+            features: feature_names(),
+            input_hours: INPUT_HOURS,
+            horizons: HORIZONS.to_vec(),
+        }
+    }
+
+    /// Why this build could not serve a bundle with this schema, if it could not.
+    pub fn incompatibility(&self) -> Option<String> {
+        let cur = Self::current();
+        if self.target != cur.target {
+            return Some(format!(
+                "target {} (this build forecasts {})",
+                self.target, cur.target
+            ));
+        }
+        if self.features != cur.features {
+            let missing: Vec<_> = self
+                .features
+                .iter()
+                .filter(|f| !cur.features.contains(f))
+                .collect();
+            return Some(if missing.is_empty() {
+                "the feature order differs".to_owned()
+            } else {
+                format!("features this build does not compute: {missing:?}")
+            });
+        }
+        if self.input_hours != cur.input_hours {
+            return Some(format!(
+                "input_hours {} (this build needs {})",
+                self.input_hours, cur.input_hours
+            ));
+        }
+        if self.horizons != cur.horizons {
+            return Some(format!(
+                "horizons {:?} (this build has {:?})",
+                self.horizons, cur.horizons
+            ));
+        }
+        None
+    }
+}
+
+/// Centres and scales each feature; a constant column keeps scale 1 (it becomes 0).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Standardizer {
+    pub mean: Vec<f64>,
+    pub scale: Vec<f64>,
+}
+
+impl Standardizer {
+    pub fn fit(rows: &[&[f64]]) -> Self {
+        let p = rows.first().map_or(0, |r| r.len());
+        let n = rows.len().max(1) as f64;
+        let mut mean = vec![0.0; p];
+        for r in rows {
+            for (m, x) in mean.iter_mut().zip(r.iter()) {
+                *m += x / n;
+            }
+        }
+        let mut var = vec![0.0; p];
+        for r in rows {
+            for ((v, x), m) in var.iter_mut().zip(r.iter()).zip(&mean) {
+                *v += (x - m) * (x - m) / n;
+            }
+        }
+        let scale = var
+            .into_iter()
+            .map(|v| if v.sqrt() > 1e-12 { v.sqrt() } else { 1.0 })
+            .collect();
+        Self { mean, scale }
+    }
+
+    pub fn apply(&self, row: &[f64]) -> Vec<f64> {
+        row.iter()
+            .zip(self.mean.iter().zip(&self.scale))
+            .map(|(x, (m, s))| (x - m) / s)
+            .collect()
+    }
+}
+
+/// One horizon's fitted model, in a form serving evaluates without any ML library.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Regressor {
+    /// Ridge regression on standardised features, kept as its coefficients.
+    Linear { coefficients: Vec<f64>, intercept: f64 },
+    /// A tree ensemble (random forest or extra trees): the mean of its trees.
+    Forest { trees: Vec<Tree> },
+}
+
+/// A binary regression tree as a flat node list; node 0 is the root and every child
+/// comes after its parent (checked on load, so a walk always ends).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tree {
+    pub nodes: Vec<Node>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum Node {
+    Leaf {
+        value: f64,
+    },
+    /// Go to `left` when `x[feature] <= threshold`, else to `right`.
+    Split {
+        feature: u32,
+        threshold: f64,
+        left: u32,
+        right: u32,
+    },
+}
+
+impl Tree {
+    pub fn predict(&self, x: &[f64]) -> f64 {
+        let mut i = 0;
+        loop {
+            match self.nodes[i] {
+                Node::Leaf { value } => return value,
+                Node::Split {
+                    feature,
+                    threshold,
+                    left,
+                    right,
+                } => {
+                    i = if x[feature as usize] <= threshold {
+                        left as usize
+                    } else {
+                        right as usize
+                    };
+                }
+            }
+        }
+    }
+
+    fn check(&self, features: usize) -> Result<(), String> {
+        if self.nodes.is_empty() {
+            return Err("an empty tree".into());
+        }
+        for (i, n) in self.nodes.iter().enumerate() {
+            if let Node::Split {
+                feature, left, right, ..
+            } = *n
+            {
+                let ok_child = |c: u32| (c as usize) > i && (c as usize) < self.nodes.len();
+                if (feature as usize) >= features || !ok_child(left) || !ok_child(right) {
+                    return Err(format!("tree node {i} points outside the tree"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Regressor {
+    /// Predicts standardised rows.
+    pub fn predict(&self, rows: &[Vec<f64>]) -> Vec<f64> {
+        match self {
+            Regressor::Linear {
+                coefficients,
+                intercept,
+            } => rows
+                .iter()
+                .map(|r| intercept + r.iter().zip(coefficients).map(|(x, c)| x * c).sum::<f64>())
+                .collect(),
+            Regressor::Forest { trees } => rows
+                .iter()
+                .map(|r| trees.iter().map(|t| t.predict(r)).sum::<f64>() / trees.len() as f64)
+                .collect(),
+        }
+    }
+
+    /// Nodes in all trees (0 for a linear model): the model's size.
+    pub fn node_count(&self) -> usize {
+        match self {
+            Regressor::Linear { .. } => 0,
+            Regressor::Forest { trees } => trees.iter().map(|t| t.nodes.len()).sum(),
+        }
+    }
+
+    fn check(&self, features: usize) -> Result<(), String> {
+        match self {
+            Regressor::Linear { coefficients, .. } if coefficients.len() != features => Err(format!(
+                "{} coefficients for {features} features",
+                coefficients.len()
+            )),
+            Regressor::Linear { .. } => Ok(()),
+            Regressor::Forest { trees } if trees.is_empty() => Err("a forest without trees".into()),
+            Regressor::Forest { trees } => trees.iter().try_for_each(|t| t.check(features)),
+        }
+    }
+}
+
+/// What a horizon's regressor predicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetTransform {
+    /// The temperature itself.
+    Level,
+    /// The change from the current temperature (the forecast is the current value plus
+    /// the prediction): regularisation then shrinks towards persistence, not towards 0.
+    ChangeFromCurrent,
+}
+
+impl TargetTransform {
+    /// The value a regressor is fitted on, from the target and the raw feature row.
+    pub fn encode(self, target: f64, raw_row: &[f64]) -> f64 {
+        match self {
+            TargetTransform::Level => target,
+            TargetTransform::ChangeFromCurrent => target - raw_row[current_target_index()],
+        }
+    }
+
+    /// The forecast, from a regressor's output and the raw feature row.
+    pub fn decode(self, predicted: f64, raw_row: &[f64]) -> f64 {
+        match self {
+            TargetTransform::Level => predicted,
+            TargetTransform::ChangeFromCurrent => predicted + raw_row[current_target_index()],
+        }
+    }
+}
+
+/// The feature holding the current value of the target.
+fn current_target_index() -> usize {
+    crate::scores::Baseline::Persistence.feature_index(1)
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct HorizonModel {
+    pub horizon: u8,
+    pub target: TargetTransform,
+    pub regressor: Regressor,
+}
+
+impl HorizonModel {
+    /// Forecasts from raw feature rows, standardised with `scaler`.
+    pub fn predict(&self, scaler: &Standardizer, raw_rows: &[Vec<f64>]) -> Vec<f64> {
+        let z: Vec<Vec<f64>> = raw_rows.iter().map(|r| scaler.apply(r)).collect();
+        self.predict_standardised(&z, raw_rows)
+    }
+
+    /// Forecasts when the standardised rows are at hand already.
+    pub fn predict_standardised(&self, z: &[Vec<f64>], raw_rows: &[Vec<f64>]) -> Vec<f64> {
+        self.regressor
+            .predict(z)
+            .into_iter()
+            .zip(raw_rows)
+            .map(|(p, r)| self.target.decode(p, r))
+            .collect()
+    }
+}
+
+/// Equal-width histogram of a feature over the training rows (for drift checks).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Histogram {
+    /// `bins + 1` increasing edges.
+    pub edges: Vec<f64>,
+    pub counts: Vec<u64>,
+}
+
+impl Histogram {
+    pub fn new(values: &[f64], bins: usize) -> Self {
+        let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let (min, max) = if values.is_empty() {
+            (0.0, 1.0)
+        } else if max - min < 1e-12 {
+            (min - 0.5, max + 0.5)
+        } else {
+            (min, max)
+        };
+        let width = (max - min) / bins as f64;
+        let edges: Vec<f64> = (0..=bins).map(|i| min + width * i as f64).collect();
+        let mut counts = vec![0u64; bins];
+        for v in values {
+            counts[Self::bin_of(&edges, *v)] += 1;
+        }
+        Self { edges, counts }
+    }
+
+    /// The bin a value falls in; values outside the edges go to the end bins.
+    pub fn bin_of(edges: &[f64], v: f64) -> usize {
+        let bins = edges.len() - 1;
+        let i = edges.partition_point(|e| *e <= v);
+        i.saturating_sub(1).min(bins - 1)
+    }
+}
+
+/// Per-feature statistics of the training rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureStats {
+    pub name: String,
+    pub min: f64,
+    pub max: f64,
+    pub mean: f64,
+    pub std: f64,
+    /// The 0.5th and 99.5th percentiles: the "training range" drift checks use.
+    pub p005: f64,
+    pub p995: f64,
+    pub histogram: Histogram,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelMetadata {
+    pub model_name: String,
+    /// A readable description of the chosen model, e.g. `ridge(alpha=1)`.
+    pub algorithm: String,
+    pub params: BTreeMap<String, String>,
+    pub created_at: DateTime<Utc>,
+    /// md5 of the processed dataset (its DVC version).
+    pub data_version: String,
+    pub dataset_key: String,
+    pub git_commit: Option<String>,
+    /// The tracking run that produced the model, when there was one.
+    pub run_id: Option<String>,
+    pub raw_snapshots: Vec<String>,
+    /// The rows the final model was fitted on (training and validation).
+    pub training_window: TimeWindow,
+    /// The rows it was scored on, which it never saw.
+    pub holdout_window: TimeWindow,
+    pub train_rows: usize,
+    pub holdout_rows: usize,
+    pub metrics: BTreeMap<String, f64>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ModelBundle {
+    pub format_version: u32,
+    pub schema: ModelSchema,
+    pub metadata: ModelMetadata,
+    pub scaler: Standardizer,
+    pub models: Vec<HorizonModel>,
+    pub feature_stats: Vec<FeatureStats>,
+}
+
+/// One horizon's forecast.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Forecast {
+    pub horizon_hours: u8,
+    /// The hour the forecast is for (UTC, Open-Meteo's format).
+    pub time: String,
+    pub temperature_2m: f64,
+}
+
+impl ModelBundle {
+    pub fn encode(&self) -> Result<Vec<u8>, ModelError> {
+        let mut out = Vec::with_capacity(1 << 16);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&self.format_version.to_le_bytes());
+        let body = bincode::serde::encode_to_vec(self, bincode::config::standard())
+            .map_err(|e| ModelError::Corrupt(e.to_string()))?;
+        out.extend_from_slice(&body);
+        Ok(out)
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, ModelError> {
+        if bytes.len() < 8 || &bytes[..4] != MAGIC {
+            return Err(ModelError::NotABundle);
+        }
+        let found = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
+        if found != BUNDLE_FORMAT_VERSION {
+            return Err(ModelError::FormatVersion {
+                found,
+                expected: BUNDLE_FORMAT_VERSION,
+            });
+        }
+        let (bundle, used): (Self, usize) =
+            bincode::serde::decode_from_slice(&bytes[8..], bincode::config::standard())
+                .map_err(|e| ModelError::Corrupt(e.to_string()))?;
+        if used != bytes.len() - 8 {
+            return Err(ModelError::Corrupt(format!(
+                "{} trailing bytes after the bundle",
+                bytes.len() - 8 - used
+            )));
+        }
+        if bundle.format_version != found {
+            return Err(ModelError::Corrupt(
+                "the header and body disagree on the format version".into(),
+            ));
+        }
+        bundle.validate()?;
+        Ok(bundle)
+    }
+
+    /// Decodes and checks the sha256 the registry recorded.
+    pub fn decode_verified(bytes: &[u8], expected_sha256: &str) -> Result<Self, ModelError> {
+        let found = sha256_hex(bytes);
+        if !found.eq_ignore_ascii_case(expected_sha256) {
+            return Err(ModelError::Checksum {
+                found,
+                expected: expected_sha256.to_owned(),
+            });
+        }
+        Self::decode(bytes)
+    }
+
+    /// Internal consistency: one model per horizon, statistics and scaler per feature.
+    fn validate(&self) -> Result<(), ModelError> {
+        let p = self.schema.features.len();
+        if self.scaler.mean.len() != p || self.scaler.scale.len() != p || self.feature_stats.len() != p {
+            return Err(ModelError::Corrupt(
+                "feature count mismatch inside the bundle".into(),
+            ));
+        }
+        for m in &self.models {
+            m.regressor
+                .check(p)
+                .map_err(|e| ModelError::Corrupt(format!("the {} h model: {e}", m.horizon)))?;
+        }
+        let horizons: Vec<u8> = self.models.iter().map(|m| m.horizon).collect();
+        if horizons != self.schema.horizons {
+            return Err(ModelError::Corrupt(format!(
+                "models for horizons {horizons:?}, schema says {:?}",
+                self.schema.horizons
+            )));
+        }
+        Ok(())
+    }
+
+    /// Fails unless this build can compute the bundle's inputs.
+    pub fn check_compatible(&self) -> Result<(), ModelError> {
+        match self.schema.incompatibility() {
+            None => Ok(()),
+            Some(why) => Err(ModelError::Schema(why)),
+        }
+    }
+
+    /// Forecasts every horizon from one feature row (in [`FEATURES`] order).
+    pub fn predict(&self, row: &FeatureRow) -> Result<Vec<Forecast>, ModelError> {
+        if row.values.len() != FEATURES.len() || row.values.len() != self.scaler.mean.len() {
+            return Err(ModelError::Schema(format!(
+                "{} feature values for a model of {}",
+                row.values.len(),
+                self.scaler.mean.len()
+            )));
+        }
+        let raw = std::slice::from_ref(&row.values);
+        let z = vec![self.scaler.apply(&row.values)];
+        self.models
+            .iter()
+            .map(|m| {
+                let value = m.predict_standardised(&z, raw)[0];
+                if !value.is_finite() {
+                    return Err(ModelError::Predict(format!(
+                        "the {} h model produced a non-finite value",
+                        m.horizon
+                    )));
+                }
+                Ok(Forecast {
+                    horizon_hours: m.horizon,
+                    time: crate::observations::format_time(row.time + Duration::hours(m.horizon as i64)),
+                    temperature_2m: value,
+                })
+            })
+            .collect()
+    }
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}

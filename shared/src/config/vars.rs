@@ -1,0 +1,478 @@
+//! Every environment variable rps reads: its name, default, the values it accepts and
+//! what it means. [`super::Config`] parses them; `docs/configuration.md` is generated
+//! from this table (`rps config --markdown`) and a test keeps the two equal.
+
+/// One environment variable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Var {
+    pub name: &'static str,
+    /// The value used when the variable is unset or empty; `None`: unset has its own
+    /// meaning (see [`Var::shown_default`]).
+    pub default: Option<&'static str>,
+    /// How the docs show a default that is not a literal (derived, or "unset").
+    pub shown_default: Option<&'static str>,
+    /// The values accepted, in the words an error message uses.
+    pub expected: &'static str,
+    pub meaning: &'static str,
+}
+
+impl Var {
+    const fn new(
+        name: &'static str,
+        default: &'static str,
+        expected: &'static str,
+        meaning: &'static str,
+    ) -> Self {
+        Self {
+            name,
+            default: Some(default),
+            shown_default: None,
+            expected,
+            meaning,
+        }
+    }
+
+    /// A variable whose absence means something (no server, no override, derived).
+    const fn unset(
+        name: &'static str,
+        shown: &'static str,
+        expected: &'static str,
+        meaning: &'static str,
+    ) -> Self {
+        Self {
+            name,
+            default: None,
+            shown_default: Some(shown),
+            expected,
+            meaning,
+        }
+    }
+
+    /// A literal default shown differently in the docs.
+    const fn shown(self, shown: &'static str) -> Self {
+        Self {
+            shown_default: Some(shown),
+            ..self
+        }
+    }
+}
+
+// ---- storage
+pub const RPS_STORE: Var = Var::new(
+    "RPS_STORE",
+    ".rps/store",
+    "a local directory or s3://bucket/prefix",
+    "where objects live",
+);
+pub const RPS_DVC_REMOTE: Var = Var::unset(
+    "RPS_DVC_REMOTE",
+    "`<RPS_STORE>/dvc`",
+    "a local directory or s3://bucket/prefix",
+    "the DVC remote processed datasets are pushed to",
+);
+pub const RPS_S3_MULTIPART_THRESHOLD_MB: Var = Var::new(
+    "RPS_S3_MULTIPART_THRESHOLD_MB",
+    "16",
+    "a whole number of MiB of at least 5",
+    "objects above this size go to S3 in parts",
+);
+pub const AWS_ENDPOINT_URL_S3: Var = Var::unset(
+    "AWS_ENDPOINT_URL_S3",
+    "unset (AWS)",
+    "the URL of an S3-compatible server",
+    "another S3 server (MinIO, moto); `AWS_ENDPOINT_URL` too. Other `AWS_*` variables follow the standard chain",
+);
+pub const AWS_ENDPOINT_URL: Var = Var::unset(
+    "AWS_ENDPOINT_URL",
+    "unset (AWS)",
+    "the URL of an AWS-compatible endpoint",
+    "the endpoint of every AWS service, S3 included, unless `AWS_ENDPOINT_URL_S3` says otherwise",
+);
+
+// ---- the location and the source
+pub const RPS_LATITUDE: Var = Var::new(
+    "RPS_LATITUDE",
+    "55.317",
+    "a latitude in degrees between -90 and 90",
+    "the location's latitude (default: Sand Point, AK, the sample's station)",
+);
+pub const RPS_LONGITUDE: Var = Var::new(
+    "RPS_LONGITUDE",
+    "-160.517",
+    "a longitude in degrees between -180 and 180",
+    "the location's longitude",
+);
+pub const OPEN_METEO_ARCHIVE_URL: Var = Var::new(
+    "OPEN_METEO_ARCHIVE_URL",
+    "https://archive-api.open-meteo.com/v1/archive",
+    "a full http(s) URL",
+    "the archive endpoint (backfills)",
+);
+pub const OPEN_METEO_FORECAST_URL: Var = Var::new(
+    "OPEN_METEO_FORECAST_URL",
+    "https://api.open-meteo.com/v1/forecast",
+    "a full http(s) URL",
+    "the forecast endpoint (live ingests)",
+);
+pub const RPS_PAST_DAYS: Var = Var::new(
+    "RPS_PAST_DAYS",
+    "7",
+    "a whole number of days between 2 and 92",
+    "`past_days` for live ingests",
+);
+pub const RPS_HTTP_TIMEOUT_SECS: Var = Var::new(
+    "RPS_HTTP_TIMEOUT_SECS",
+    "30",
+    "a number of seconds between 0.1 and 600",
+    "Open-Meteo: timeout per attempt",
+);
+pub const RPS_HTTP_MAX_ATTEMPTS: Var = Var::new(
+    "RPS_HTTP_MAX_ATTEMPTS",
+    "4",
+    "a whole number of attempts between 1 and 10",
+    "Open-Meteo: attempts in all",
+);
+pub const RPS_HTTP_MAX_RETRY_SECS: Var = Var::new(
+    "RPS_HTTP_MAX_RETRY_SECS",
+    "60",
+    "a number of seconds between 0 and 3600",
+    "Open-Meteo: total time spent retrying",
+);
+
+// ---- the data quality gate and the transform
+pub const RPS_MAX_NULL_SHARE: Var = Var::new(
+    "RPS_MAX_NULL_SHARE",
+    "0.01",
+    "a share between 0 and 1 (0.01 = 1%)",
+    "quality gate: largest share of nulls in a key variable",
+);
+pub const RPS_MAX_GAP_HOURS: Var = Var::new(
+    "RPS_MAX_GAP_HOURS",
+    "6",
+    "a whole number of hours between 1 and 8760",
+    "quality gate: longest run of missing hours",
+);
+pub const RPS_MAX_STALENESS_HOURS: Var = Var::new(
+    "RPS_MAX_STALENESS_HOURS",
+    "3",
+    "a whole number of hours between 1 and 8760",
+    "quality gate: how old the newest hour of a live snapshot may be",
+);
+pub const RPS_MIN_ROWS: Var = Var::new(
+    "RPS_MIN_ROWS",
+    "48",
+    "a whole number of hours of at least 48",
+    "quality gate: fewest hours in a snapshot",
+);
+pub const RPS_MAX_FILL_HOURS: Var = Var::new(
+    "RPS_MAX_FILL_HOURS",
+    "3",
+    "a whole number of hours between 0 and 24",
+    "longest gap the transform interpolates",
+);
+
+// ---- training and the registry
+pub const RPS_VALIDATION_FRACTION: Var = Var::new(
+    "RPS_VALIDATION_FRACTION",
+    "0.15",
+    "a share between 0.05 and 0.5",
+    "share of the rows before the hold-out used to choose the model",
+);
+pub const RPS_HOLDOUT_FRACTION: Var = Var::new(
+    "RPS_HOLDOUT_FRACTION",
+    "0.15",
+    "a share between 0.05 and 0.5",
+    "share of the newest rows held out for the final evaluation",
+);
+pub const RPS_SEED: Var = Var::new("RPS_SEED", "42", "a whole number", "the training seed");
+pub const RPS_MODEL_NAME: Var = Var::new(
+    "RPS_MODEL_NAME",
+    "rps-temperature",
+    "a model name of letters, digits, '-', '_' or '.' (at most 100)",
+    "the registered model's name",
+);
+pub const RPS_MODEL_CACHE: Var = Var::unset(
+    "RPS_MODEL_CACHE",
+    "`$TMPDIR/rps-models`",
+    "a directory path",
+    "downloaded bundles, by version and checksum",
+);
+
+// ---- MLflow
+pub const MLFLOW_TRACKING_URI: Var = Var::unset(
+    "MLFLOW_TRACKING_URI",
+    "unset (local registry in the store)",
+    "the http(s) URL of an MLflow tracking server",
+    "the MLflow server (`make demo` starts one)",
+);
+pub const MLFLOW_TRACKING_USERNAME: Var = Var::unset(
+    "MLFLOW_TRACKING_USERNAME",
+    "unset",
+    "a user name",
+    "Basic auth user (with the password)",
+);
+pub const MLFLOW_TRACKING_PASSWORD: Var = Var::unset(
+    "MLFLOW_TRACKING_PASSWORD",
+    "unset",
+    "a password",
+    "Basic auth password (never logged)",
+);
+pub const MLFLOW_TRACKING_TOKEN: Var = Var::unset(
+    "MLFLOW_TRACKING_TOKEN",
+    "unset",
+    "a token",
+    "Bearer token when there is no user name (never logged)",
+);
+pub const MLFLOW_EXPERIMENT_NAME: Var = Var::new(
+    "MLFLOW_EXPERIMENT_NAME",
+    "rps",
+    "an experiment name",
+    "the experiment training runs go to",
+);
+pub const MLFLOW_HTTP_REQUEST_TIMEOUT: Var = Var::new(
+    "MLFLOW_HTTP_REQUEST_TIMEOUT",
+    "120",
+    "a number of seconds between 1 and 600",
+    "seconds per MLflow request",
+);
+
+// ---- serving
+pub const RPS_MODEL_ALIAS: Var = Var::new(
+    "RPS_MODEL_ALIAS",
+    "production",
+    "an alias name of letters, digits, '-' or '_' (not latest or v<N>)",
+    "the alias the API serves",
+);
+pub const RPS_MODEL_PATH: Var = Var::unset(
+    "RPS_MODEL_PATH",
+    "unset",
+    "a bundle file",
+    "serve this bundle file instead of the registry",
+);
+pub const RPS_MODEL_REFRESH_SECS: Var = Var::new(
+    "RPS_MODEL_REFRESH_SECS",
+    "60",
+    "a whole number of seconds (0 turns re-checking off)",
+    "how often the API re-checks the alias",
+);
+pub const RPS_DRIFT_WINDOW: Var = Var::new(
+    "RPS_DRIFT_WINDOW",
+    "500",
+    "a number of requests between 10 and 100000",
+    "prediction requests in the drift window",
+);
+pub const RPS_MAX_BODY_BYTES: Var = Var::new(
+    "RPS_MAX_BODY_BYTES",
+    "262144",
+    "a number of bytes between 1024 and 10485760",
+    "largest request body",
+);
+pub const RPS_MAX_OBSERVATIONS: Var = Var::new(
+    "RPS_MAX_OBSERVATIONS",
+    "744",
+    "a number of hours between 25 and 8784",
+    "most observations in one request",
+);
+pub const RPS_METRICS_EMF: Var = Var::unset(
+    "RPS_METRICS_EMF",
+    "on under Lambda",
+    "true or false",
+    "CloudWatch EMF lines per request",
+);
+pub const PORT: Var = Var::new(
+    "PORT",
+    "8080",
+    "a port number",
+    "the `rps-api` server's port outside Lambda",
+);
+
+// ---- the promotion gates
+pub const RPS_GATE_MAX_RMSE_H6: Var = Var::new(
+    "RPS_GATE_MAX_RMSE_H6",
+    "2.0",
+    "a positive number of degrees Celsius",
+    "accuracy gate: 6 h RMSE ceiling (°C)",
+);
+pub const RPS_GATE_MAX_REGRESSION: Var = Var::new(
+    "RPS_GATE_MAX_REGRESSION",
+    "0.02",
+    "a share between 0 and 10 (0.02 = 2% worse than production at 6 h)",
+    "no-regression gate: allowed RMSE increase over production at 6 h",
+);
+pub const RPS_GATE_MAX_REGRESSION_ANY: Var = Var::new(
+    "RPS_GATE_MAX_REGRESSION_ANY",
+    "0.10",
+    "a share between 0 and 10 (0.10 = 10% worse than production at any horizon)",
+    "no-regression gate: allowed RMSE increase over production at any horizon",
+);
+pub const RPS_GATE_MIN_SKILL: Var = Var::new(
+    "RPS_GATE_MIN_SKILL",
+    "0",
+    "a share between -1 and 1 (0 = must beat persistence)",
+    "skill gate: required improvement over persistence at every horizon",
+);
+pub const RPS_GATE_MAX_P99_MS: Var = Var::new(
+    "RPS_GATE_MAX_P99_MS",
+    "2",
+    "a positive number of milliseconds",
+    "latency gate: p99 of one in-process prediction",
+);
+pub const RPS_GATE_MIN_HOLDOUT_ROWS: Var = Var::new(
+    "RPS_GATE_MIN_HOLDOUT_ROWS",
+    "48",
+    "a number of rows of at least 10",
+    "fewest unseen hold-out rows an evaluation accepts",
+);
+pub const RPS_STAGING_URL: Var = Var::unset(
+    "RPS_STAGING_URL",
+    "unset",
+    "an http(s) URL of the staging API, e.g. http://127.0.0.1:8081",
+    "the staging API the smoke gate tests",
+);
+pub const RPS_STAGING_WAIT_SECS: Var = Var::new(
+    "RPS_STAGING_WAIT_SECS",
+    "120",
+    "a whole number of seconds up to 3600",
+    "how long the release flow waits for staging to serve the candidate",
+);
+pub const RPS_GATE_REPORT_MAX_AGE_SECS: Var = Var::new(
+    "RPS_GATE_REPORT_MAX_AGE_SECS",
+    "86400",
+    "a whole number of seconds",
+    "how old a stored report `rps promote --report` still trusts",
+);
+
+// ---- provenance and logs
+pub const RPS_GIT_COMMIT: Var = Var::unset(
+    "RPS_GIT_COMMIT",
+    "`GITHUB_SHA`, else the build's commit",
+    "a git commit",
+    "the commit recorded in lineage",
+);
+pub const GITHUB_SHA: Var = Var::unset(
+    "GITHUB_SHA",
+    "set by GitHub Actions",
+    "a git commit",
+    "the commit, when `RPS_GIT_COMMIT` is unset",
+);
+pub const GITHUB_ACTOR: Var = Var::unset(
+    "GITHUB_ACTOR",
+    "`USER`",
+    "a user name",
+    "who promotes, when `--actor` is not given",
+);
+pub const USER: Var = Var::unset(
+    "USER",
+    "set by the shell",
+    "a user name",
+    "who promotes, outside GitHub Actions",
+);
+pub const GITHUB_RUN_ID: Var = Var::unset(
+    "GITHUB_RUN_ID",
+    "set by GitHub Actions",
+    "a run id",
+    "recorded beside the actor",
+);
+pub const RUST_LOG: Var = Var::new(
+    "RUST_LOG",
+    "info",
+    "a tracing filter (error, warn, info, debug, rps=debug…)",
+    "log level",
+)
+.shown("info (warn for the CLI)");
+pub const RPS_LOG_FORMAT: Var = Var::unset(
+    "RPS_LOG_FORMAT",
+    "text (json under Lambda)",
+    "text or json",
+    "log format on stderr",
+);
+pub const AWS_LAMBDA_FUNCTION_NAME: Var = Var::unset(
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "set by Lambda",
+    "a function name",
+    "running on Lambda: JSON logs and EMF metrics by default",
+);
+pub const AWS_LAMBDA_RUNTIME_API: Var = Var::unset(
+    "AWS_LAMBDA_RUNTIME_API",
+    "set by Lambda",
+    "host:port",
+    "`rps-api` answers Lambda events instead of listening on `PORT`",
+);
+
+/// Every variable, in the order the docs list them.
+pub const ALL: &[&Var] = &[
+    &RPS_STORE,
+    &RPS_DVC_REMOTE,
+    &RPS_S3_MULTIPART_THRESHOLD_MB,
+    &AWS_ENDPOINT_URL_S3,
+    &AWS_ENDPOINT_URL,
+    &RPS_LATITUDE,
+    &RPS_LONGITUDE,
+    &OPEN_METEO_ARCHIVE_URL,
+    &OPEN_METEO_FORECAST_URL,
+    &RPS_PAST_DAYS,
+    &RPS_HTTP_TIMEOUT_SECS,
+    &RPS_HTTP_MAX_ATTEMPTS,
+    &RPS_HTTP_MAX_RETRY_SECS,
+    &RPS_MAX_NULL_SHARE,
+    &RPS_MAX_GAP_HOURS,
+    &RPS_MAX_STALENESS_HOURS,
+    &RPS_MIN_ROWS,
+    &RPS_MAX_FILL_HOURS,
+    &RPS_VALIDATION_FRACTION,
+    &RPS_HOLDOUT_FRACTION,
+    &RPS_SEED,
+    &RPS_MODEL_NAME,
+    &RPS_MODEL_CACHE,
+    &MLFLOW_TRACKING_URI,
+    &MLFLOW_TRACKING_USERNAME,
+    &MLFLOW_TRACKING_PASSWORD,
+    &MLFLOW_TRACKING_TOKEN,
+    &MLFLOW_EXPERIMENT_NAME,
+    &MLFLOW_HTTP_REQUEST_TIMEOUT,
+    &RPS_MODEL_ALIAS,
+    &RPS_MODEL_PATH,
+    &RPS_MODEL_REFRESH_SECS,
+    &RPS_DRIFT_WINDOW,
+    &RPS_MAX_BODY_BYTES,
+    &RPS_MAX_OBSERVATIONS,
+    &RPS_METRICS_EMF,
+    &PORT,
+    &RPS_GATE_MAX_RMSE_H6,
+    &RPS_GATE_MAX_REGRESSION,
+    &RPS_GATE_MAX_REGRESSION_ANY,
+    &RPS_GATE_MIN_SKILL,
+    &RPS_GATE_MAX_P99_MS,
+    &RPS_GATE_MIN_HOLDOUT_ROWS,
+    &RPS_STAGING_URL,
+    &RPS_STAGING_WAIT_SECS,
+    &RPS_GATE_REPORT_MAX_AGE_SECS,
+    &RPS_GIT_COMMIT,
+    &GITHUB_SHA,
+    &GITHUB_ACTOR,
+    &USER,
+    &GITHUB_RUN_ID,
+    &RUST_LOG,
+    &RPS_LOG_FORMAT,
+    &AWS_LAMBDA_FUNCTION_NAME,
+    &AWS_LAMBDA_RUNTIME_API,
+];
+
+/// The configuration table of `docs/configuration.md`.
+pub fn markdown_table() -> String {
+    let mut out = String::from("| variable | default | accepts | meaning |\n|---|---|---|---|\n");
+    for v in ALL {
+        let default = match (v.shown_default, v.default) {
+            (Some(shown), _) => shown.to_owned(),
+            (None, Some(d)) => format!("`{d}`"),
+            (None, None) => "unset".to_owned(),
+        };
+        out.push_str(&format!(
+            "| `{}` | {default} | {} | {} |\n",
+            v.name,
+            v.expected.replace('|', "\\|"),
+            v.meaning.replace('|', "\\|")
+        ));
+    }
+    out
+}

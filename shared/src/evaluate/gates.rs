@@ -1,0 +1,559 @@
+//! The promotion gates: what a candidate must show before it may serve production.
+//!
+//! Each gate is one function from measurements to a [`GateResult`] (measured value,
+//! threshold, verdict, one sentence why). The thresholds live in
+//! [`GateConfig`](crate::config::GateConfig); the measurements are made by the evaluate
+//! stage. Change a gate here and only here.
+
+use serde::{Deserialize, Serialize};
+
+use crate::bundle::{BUNDLE_FORMAT_VERSION, ModelSchema};
+use crate::config::GateConfig;
+use crate::scores::HorizonScore;
+
+/// The horizon the headline figures are about.
+pub const HEADLINE_HORIZON: u8 = 6;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Gate {
+    Schema,
+    Accuracy,
+    NoRegression,
+    Skill,
+    Latency,
+    Smoke,
+}
+
+impl Gate {
+    pub const ALL: [Gate; 6] = [
+        Gate::Schema,
+        Gate::Accuracy,
+        Gate::NoRegression,
+        Gate::Skill,
+        Gate::Latency,
+        Gate::Smoke,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Gate::Schema => "schema",
+            Gate::Accuracy => "accuracy",
+            Gate::NoRegression => "no_regression",
+            Gate::Skill => "skill",
+            Gate::Latency => "latency",
+            Gate::Smoke => "smoke",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Pass,
+    Fail,
+    /// The gate does not apply (no production model to compare with, no staging
+    /// endpoint). It neither passes nor blocks.
+    NotApplicable,
+}
+
+impl Verdict {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Verdict::Pass => "✅ pass",
+            Verdict::Fail => "❌ fail",
+            Verdict::NotApplicable => "➖ n/a",
+        }
+    }
+}
+
+/// One gate's outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateResult {
+    pub gate: Gate,
+    pub verdict: Verdict,
+    /// What was measured, for people ("1.272 °C").
+    pub measured: String,
+    /// What it had to be, for people ("< 2.000 °C").
+    pub threshold: String,
+    /// The number behind `measured`, when there is one.
+    #[serde(default)]
+    pub value: Option<f64>,
+    #[serde(default)]
+    pub limit: Option<f64>,
+    /// Why, in one sentence.
+    pub detail: String,
+}
+
+impl GateResult {
+    fn new(gate: Gate, verdict: Verdict, measured: String, threshold: String, detail: String) -> Self {
+        Self {
+            gate,
+            verdict,
+            measured,
+            threshold,
+            value: None,
+            limit: None,
+            detail,
+        }
+    }
+
+    fn numbers(mut self, value: f64, limit: f64) -> Self {
+        self.value = Some(value);
+        self.limit = Some(limit);
+        self
+    }
+
+    pub fn failed(&self) -> bool {
+        self.verdict == Verdict::Fail
+    }
+
+    /// A gate that could not be measured because an earlier one failed.
+    pub fn not_measured(gate: Gate, why: &str) -> Self {
+        Self::new(
+            gate,
+            Verdict::Fail,
+            "not measured".into(),
+            "-".into(),
+            format!("not measured: {why}"),
+        )
+    }
+}
+
+fn score(scores: &[HorizonScore], h: u8) -> Option<&HorizonScore> {
+    scores.iter().find(|s| s.horizon == h)
+}
+
+/// Accuracy: the headline RMSE under an absolute ceiling.
+pub fn accuracy(candidate: &[HorizonScore], cfg: &GateConfig) -> GateResult {
+    let Some(s) = score(candidate, HEADLINE_HORIZON) else {
+        return GateResult::not_measured(Gate::Accuracy, "the candidate has no 6 h model");
+    };
+    let ok = s.rmse.is_finite() && s.rmse < cfg.max_rmse_h6;
+    GateResult::new(
+        Gate::Accuracy,
+        if ok { Verdict::Pass } else { Verdict::Fail },
+        format!("RMSE {:.3} °C at {HEADLINE_HORIZON} h", s.rmse),
+        format!("< {:.3} °C", cfg.max_rmse_h6),
+        if ok {
+            format!("the {HEADLINE_HORIZON} h error is under the ceiling")
+        } else {
+            format!(
+                "the {HEADLINE_HORIZON} h RMSE {:.3} °C is not under the ceiling of {:.3} °C",
+                s.rmse, cfg.max_rmse_h6
+            )
+        },
+    )
+    .numbers(s.rmse, cfg.max_rmse_h6)
+}
+
+/// No regression against production: the headline horizon within a tight margin, every
+/// horizon within a looser one.
+pub fn no_regression(
+    candidate: &[HorizonScore],
+    production: Option<&[HorizonScore]>,
+    cfg: &GateConfig,
+) -> GateResult {
+    let Some(production) = production else {
+        return GateResult::new(
+            Gate::NoRegression,
+            Verdict::NotApplicable,
+            "no production model".into(),
+            format!(
+                "≤ +{:.1}% at {HEADLINE_HORIZON} h, ≤ +{:.1}% at any horizon",
+                cfg.max_regression_headline * 100.0,
+                cfg.max_regression_any * 100.0
+            ),
+            "there is no production model to compare with".into(),
+        );
+    };
+    let mut problems = Vec::new();
+    let mut headline_change = f64::NAN;
+    let mut worst = (0u8, f64::NEG_INFINITY);
+    for c in candidate {
+        let Some(p) = score(production, c.horizon) else {
+            problems.push(format!("production has no {} h model", c.horizon));
+            continue;
+        };
+        let change = c.rmse / p.rmse - 1.0;
+        if change > worst.1 || change.is_nan() {
+            worst = (c.horizon, change);
+        }
+        if c.horizon == HEADLINE_HORIZON {
+            headline_change = change;
+            if change.is_nan() || change > cfg.max_regression_headline {
+                problems.push(format!(
+                    "{} h RMSE {:.3} vs production {:.3} ({:+.1}%, allowed +{:.1}%)",
+                    c.horizon,
+                    c.rmse,
+                    p.rmse,
+                    change * 100.0,
+                    cfg.max_regression_headline * 100.0
+                ));
+            }
+        }
+        if change.is_nan() || change > cfg.max_regression_any {
+            problems.push(format!(
+                "{} h RMSE {:.3} vs production {:.3} ({:+.1}%, allowed +{:.1}% at any horizon)",
+                c.horizon,
+                c.rmse,
+                p.rmse,
+                change * 100.0,
+                cfg.max_regression_any * 100.0
+            ));
+        }
+    }
+    if score(candidate, HEADLINE_HORIZON).is_none() {
+        problems.push(format!("the candidate has no {HEADLINE_HORIZON} h model"));
+    }
+    problems.dedup();
+    let ok = problems.is_empty();
+    GateResult::new(
+        Gate::NoRegression,
+        if ok { Verdict::Pass } else { Verdict::Fail },
+        format!(
+            "{:+.1}% at {HEADLINE_HORIZON} h; worst {:+.1}% at {} h",
+            headline_change * 100.0,
+            worst.1 * 100.0,
+            worst.0
+        ),
+        format!(
+            "≤ +{:.1}% at {HEADLINE_HORIZON} h, ≤ +{:.1}% at any horizon",
+            cfg.max_regression_headline * 100.0,
+            cfg.max_regression_any * 100.0
+        ),
+        if ok {
+            "not worse than production beyond the margins".into()
+        } else {
+            format!("worse than production: {}", problems.join("; "))
+        },
+    )
+    .numbers(headline_change, cfg.max_regression_headline)
+}
+
+/// Skill: better than persistence at every horizon.
+pub fn skill(candidate: &[HorizonScore], cfg: &GateConfig) -> GateResult {
+    let worst = candidate.iter().min_by(|a, b| a.skill().total_cmp(&b.skill()));
+    let Some(worst) = worst else {
+        return GateResult::not_measured(Gate::Skill, "the candidate has no models");
+    };
+    let losing: Vec<String> = candidate
+        .iter()
+        .filter(|s| s.skill().partial_cmp(&cfg.min_skill) != Some(std::cmp::Ordering::Greater))
+        .map(|s| {
+            format!(
+                "{} h (RMSE {:.3} vs persistence {:.3})",
+                s.horizon, s.rmse, s.persistence_rmse
+            )
+        })
+        .collect();
+    let ok = losing.is_empty();
+    GateResult::new(
+        Gate::Skill,
+        if ok { Verdict::Pass } else { Verdict::Fail },
+        format!(
+            "worst skill {:+.1}% at {} h",
+            worst.skill() * 100.0,
+            worst.horizon
+        ),
+        format!("> {:+.1}% at every horizon", cfg.min_skill * 100.0),
+        if ok {
+            "better than persistence at every horizon".into()
+        } else {
+            format!("not better than persistence at {}", losing.join(", "))
+        },
+    )
+    .numbers(worst.skill(), cfg.min_skill)
+}
+
+/// What the schema gate knows about a model's input contract.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Contract {
+    pub format_version: u32,
+    /// `None` when the bundle could not even be decoded far enough to read it.
+    pub schema: Option<ModelSchema>,
+    /// Why this build cannot serve it, if it cannot.
+    pub incompatibility: Option<String>,
+}
+
+impl Contract {
+    pub fn of(format_version: u32, schema: &ModelSchema) -> Self {
+        Self {
+            format_version,
+            schema: Some(schema.clone()),
+            incompatibility: if format_version != BUNDLE_FORMAT_VERSION {
+                Some(format!(
+                    "bundle format version {format_version} (this build reads {BUNDLE_FORMAT_VERSION})"
+                ))
+            } else {
+                schema.incompatibility()
+            },
+        }
+    }
+
+    pub fn unreadable(why: String, format_version: u32) -> Self {
+        Self {
+            format_version,
+            schema: None,
+            incompatibility: Some(why),
+        }
+    }
+}
+
+/// Schema: the serving code accepts the candidate's contract; a difference from
+/// production's contract is flagged (returned beside the verdict).
+pub fn schema(candidate: &Contract, production: Option<&Contract>) -> (GateResult, Vec<String>) {
+    let mut flags = Vec::new();
+    if let (Some(c), Some(Some(p))) = (&candidate.schema, production.map(|p| &p.schema)) {
+        if c.variables != p.variables {
+            flags.push(format!(
+                "input variables change from {:?} to {:?}",
+                p.variables, c.variables
+            ));
+        }
+        if c.input_hours != p.input_hours {
+            flags.push(format!(
+                "input_hours changes from {} to {}: clients must send {} hours",
+                p.input_hours, c.input_hours, c.input_hours
+            ));
+        }
+        if c.horizons != p.horizons {
+            flags.push(format!(
+                "horizons change from {:?} to {:?}",
+                p.horizons, c.horizons
+            ));
+        }
+        if c.features != p.features {
+            flags.push("the feature list changes (same inputs, different engineering)".into());
+        }
+    }
+    if let Some(p) = production {
+        if p.format_version != candidate.format_version {
+            flags.push(format!(
+                "bundle format version changes from {} to {}",
+                p.format_version, candidate.format_version
+            ));
+        }
+    }
+    let threshold = format!(
+        "bundle format {BUNDLE_FORMAT_VERSION}, input_hours {}, horizons 1–6, this build's features",
+        crate::features::INPUT_HOURS
+    );
+    let result = match &candidate.incompatibility {
+        None => GateResult::new(
+            Gate::Schema,
+            Verdict::Pass,
+            candidate
+                .schema
+                .as_ref()
+                .map(|s| {
+                    format!(
+                        "format {}, {} variables, input_hours {}, {} features",
+                        candidate.format_version,
+                        s.variables.len(),
+                        s.input_hours,
+                        s.features.len()
+                    )
+                })
+                .unwrap_or_default(),
+            threshold,
+            if flags.is_empty() {
+                "servable by this build and the same contract as production".into()
+            } else {
+                format!("servable by this build; flagged: {}", flags.join("; "))
+            },
+        ),
+        Some(why) => GateResult::new(
+            Gate::Schema,
+            Verdict::Fail,
+            why.clone(),
+            threshold,
+            format!("the serving code cannot accept this model: {why}"),
+        ),
+    };
+    (result, flags)
+}
+
+/// Latency: the p99 of single in-process predictions.
+pub fn latency(p99_ms: f64, samples: usize, cfg: &GateConfig) -> GateResult {
+    let ok = p99_ms.is_finite() && p99_ms < cfg.max_p99_ms;
+    GateResult::new(
+        Gate::Latency,
+        if ok { Verdict::Pass } else { Verdict::Fail },
+        format!("p99 {:.3} ms (best of rounds of {samples} predictions)", p99_ms),
+        format!("< {:.3} ms", cfg.max_p99_ms),
+        if ok {
+            "one prediction (features and every horizon) is within budget".into()
+        } else {
+            format!(
+                "a single prediction takes {:.3} ms at p99, over the {:.3} ms budget",
+                p99_ms, cfg.max_p99_ms
+            )
+        },
+    )
+    .numbers(p99_ms, cfg.max_p99_ms)
+}
+
+/// One smoke check against the staging endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SmokeCheck {
+    pub check: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// Smoke: every check against staging answered as expected.
+pub fn smoke(url: Option<&str>, checks: &[SmokeCheck]) -> GateResult {
+    let Some(url) = url else {
+        return GateResult::new(
+            Gate::Smoke,
+            Verdict::NotApplicable,
+            "no staging endpoint".into(),
+            "/health, /ready, /model, /predict as expected".into(),
+            "RPS_STAGING_URL is not set, so there is nothing to smoke-test".into(),
+        );
+    };
+    let failed: Vec<String> = checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| format!("{}: {}", c.check, c.detail))
+        .collect();
+    let ok = failed.is_empty() && !checks.is_empty();
+    GateResult::new(
+        Gate::Smoke,
+        if ok { Verdict::Pass } else { Verdict::Fail },
+        format!(
+            "{}/{} checks passed at {url}",
+            checks.iter().filter(|c| c.ok).count(),
+            checks.len()
+        ),
+        "/health, /ready, /model, /predict as expected".into(),
+        if ok {
+            "staging serves the candidate and answers the golden request".into()
+        } else {
+            format!("staging at {url} failed: {}", failed.join("; "))
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use std::collections::HashMap;
+
+    fn cfg() -> GateConfig {
+        Config::from_map(&HashMap::new()).unwrap().gates
+    }
+
+    fn scores(rmse: [f64; 6], persistence: [f64; 6]) -> Vec<HorizonScore> {
+        (0..6)
+            .map(|i| HorizonScore {
+                horizon: i as u8 + 1,
+                rows: 100,
+                rmse: rmse[i],
+                mae: rmse[i] * 0.8,
+                r2: 0.9,
+                persistence_rmse: persistence[i],
+                persistence_mae: persistence[i] * 0.8,
+                seasonal_naive_rmse: 3.0,
+                seasonal_naive_mae: 2.5,
+            })
+            .collect()
+    }
+
+    const PERS: [f64; 6] = [0.5, 0.8, 1.0, 1.2, 1.3, 1.4];
+
+    #[test]
+    fn accuracy_is_a_ceiling_on_the_six_hour_rmse() {
+        let c = cfg();
+        let good = scores([0.4, 0.6, 0.8, 1.0, 1.1, 1.2], PERS);
+        assert_eq!(accuracy(&good, &c).verdict, Verdict::Pass);
+        let bad = scores([0.4, 0.6, 0.8, 1.0, 1.1, 2.5], PERS);
+        let r = accuracy(&bad, &c);
+        assert!(r.failed());
+        assert_eq!(r.value, Some(2.5));
+        let nan = scores([0.4, 0.6, 0.8, 1.0, 1.1, f64::NAN], PERS);
+        assert!(accuracy(&nan, &c).failed());
+    }
+
+    #[test]
+    fn no_regression_has_a_tight_headline_margin_and_a_loose_one_elsewhere() {
+        let c = cfg();
+        let prod = scores([0.4, 0.6, 0.8, 1.0, 1.1, 1.2], PERS);
+        // 1% worse at 6 h, 8% worse at 1 h: within both margins.
+        let ok = scores([0.432, 0.6, 0.8, 1.0, 1.1, 1.212], PERS);
+        assert_eq!(no_regression(&ok, Some(&prod), &c).verdict, Verdict::Pass);
+        // 5% worse at 6 h: over the 2% headline margin.
+        let head = scores([0.4, 0.6, 0.8, 1.0, 1.1, 1.26], PERS);
+        let r = no_regression(&head, Some(&prod), &c);
+        assert!(r.failed() && r.detail.contains("6 h"), "{}", r.detail);
+        // 20% worse at 2 h only: over the any-horizon margin.
+        let any = scores([0.4, 0.72, 0.8, 1.0, 1.1, 1.2], PERS);
+        let r = no_regression(&any, Some(&prod), &c);
+        assert!(r.failed() && r.detail.contains("2 h"), "{}", r.detail);
+        // Better everywhere passes; no production does not apply.
+        let better = scores([0.3, 0.5, 0.7, 0.9, 1.0, 1.1], PERS);
+        assert_eq!(no_regression(&better, Some(&prod), &c).verdict, Verdict::Pass);
+        assert_eq!(no_regression(&better, None, &c).verdict, Verdict::NotApplicable);
+    }
+
+    #[test]
+    fn skill_requires_beating_persistence_at_every_horizon() {
+        let c = cfg();
+        assert_eq!(
+            skill(&scores([0.4, 0.6, 0.8, 1.0, 1.1, 1.2], PERS), &c).verdict,
+            Verdict::Pass
+        );
+        let r = skill(&scores([0.5, 0.6, 0.8, 1.0, 1.1, 1.2], PERS), &c);
+        assert!(r.failed(), "a tie with persistence is not skill");
+        assert!(r.detail.contains("1 h"), "{}", r.detail);
+    }
+
+    #[test]
+    fn schema_fails_what_this_build_cannot_serve_and_flags_contract_changes() {
+        let cur = ModelSchema::current();
+        let ok = Contract::of(BUNDLE_FORMAT_VERSION, &cur);
+        let (r, flags) = schema(&ok, Some(&ok));
+        assert_eq!(r.verdict, Verdict::Pass);
+        assert!(flags.is_empty());
+
+        let mut renamed = cur.clone();
+        renamed.features[3] = "temperature_2m_lag_99h".into();
+        let (r, _) = schema(&Contract::of(BUNDLE_FORMAT_VERSION, &renamed), Some(&ok));
+        assert!(r.failed() && r.detail.contains("lag_99h"), "{}", r.detail);
+
+        let (r, flags) = schema(&Contract::of(BUNDLE_FORMAT_VERSION + 1, &cur), Some(&ok));
+        assert!(r.failed() && r.detail.contains("format version"), "{}", r.detail);
+        assert_eq!(flags.len(), 1);
+
+        let mut older = cur.clone();
+        older.input_hours = 12;
+        let (r, flags) = schema(&ok, Some(&Contract::of(BUNDLE_FORMAT_VERSION, &older)));
+        assert_eq!(r.verdict, Verdict::Pass);
+        assert!(flags[0].contains("input_hours"), "{flags:?}");
+    }
+
+    #[test]
+    fn latency_and_smoke_report_what_they_measured() {
+        let c = cfg();
+        assert_eq!(latency(0.05, 1000, &c).verdict, Verdict::Pass);
+        assert!(latency(c.max_p99_ms, 1000, &c).failed());
+        assert_eq!(smoke(None, &[]).verdict, Verdict::NotApplicable);
+        assert!(smoke(Some("http://x"), &[]).failed(), "no checks is not a pass");
+        let checks = vec![
+            SmokeCheck {
+                check: "/health".into(),
+                ok: true,
+                detail: "200".into(),
+            },
+            SmokeCheck {
+                check: "/model".into(),
+                ok: false,
+                detail: "serves version 1, not 2".into(),
+            },
+        ];
+        let r = smoke(Some("http://x"), &checks);
+        assert!(r.failed() && r.detail.contains("version 1"), "{}", r.detail);
+    }
+}

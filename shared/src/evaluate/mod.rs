@@ -1,0 +1,339 @@
+//! Stage 5, evaluate: score the candidate and the production model on the same unseen
+//! hold-out ([`holdout`]), run every promotion gate ([`gates`]), and write the report
+//! ([`report`], with its [`chart`]) to the store and to the candidate's tracking run.
+//! Nothing here moves an alias.
+
+pub mod chart;
+pub mod gates;
+pub mod holdout;
+pub mod latency;
+pub mod report;
+pub mod smoke;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use self::gates::{Contract, Gate, GateResult, SmokeCheck};
+use self::report::{GateReport, Side};
+use crate::bundle::{ModelBundle, ModelError};
+use crate::dataset::{self, Dataset, DatasetManifest, TrainingSet};
+use crate::features::HORIZONS;
+use crate::layout;
+use crate::observations::HourlySeries;
+use crate::registry::{self, ModelRef, RegistryError, VersionInfo};
+use crate::scores::HorizonScore;
+use crate::stage::{Context, StageError, blocking};
+use crate::store::ObjectKey;
+use crate::tags;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvaluateInput {
+    pub candidate: ModelRef,
+    /// The dataset to cut the hold-out from; default: the one reaching furthest.
+    #[serde(default)]
+    pub data_version: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvaluateOutput {
+    pub model_name: String,
+    pub candidate_version: String,
+    pub production_version: Option<String>,
+    pub data_version: String,
+    pub passed: bool,
+    pub failed_gates: Vec<String>,
+    pub report: ObjectKey,
+    pub markdown: ObjectKey,
+    pub chart: ObjectKey,
+    /// The tracking run's artifact folder the report was logged to, when tracked.
+    #[serde(default)]
+    pub logged_to: Option<String>,
+}
+
+/// The chart's file name in a report's folder.
+pub const CHART_FILE: &str = "error-by-horizon.png";
+
+/// A model as the gates see it: its bundle, when this build can read it.
+struct Loaded {
+    info: VersionInfo,
+    contract: Contract,
+    bundle: Option<ModelBundle>,
+}
+
+impl Loaded {
+    /// The bundle, when the gates can score it.
+    fn scorable(&self) -> Option<&ModelBundle> {
+        self.bundle
+            .as_ref()
+            .filter(|_| self.contract.incompatibility.is_none())
+    }
+}
+
+/// Scores, gates and reports a candidate against production.
+pub async fn evaluate(ctx: &Context, input: EvaluateInput) -> Result<EvaluateOutput, StageError> {
+    Ok(evaluate_with_report(ctx, input).await?.0)
+}
+
+/// [`evaluate`], also handing back the report itself.
+pub(crate) async fn evaluate_with_report(
+    ctx: &Context,
+    input: EvaluateInput,
+) -> Result<(EvaluateOutput, GateReport), StageError> {
+    let report = assess(ctx, &input).await?;
+    let files = write_report(ctx, &report).await?;
+    let logged_to = log_to_run(ctx, &report, &files).await?;
+    let [chart, markdown, json] = files.map(|(key, _)| key);
+    let out = EvaluateOutput {
+        model_name: report.model_name.clone(),
+        candidate_version: report.candidate.version.clone(),
+        production_version: report.production.as_ref().map(|p| p.version.clone()),
+        data_version: report.holdout.data_version.clone(),
+        passed: report.passed,
+        failed_gates: report.failed_gate_names().iter().map(|s| s.to_string()).collect(),
+        report: json,
+        markdown,
+        chart,
+        logged_to,
+    };
+    Ok((out, report))
+}
+
+/// Loads both models and the hold-out, measures, and runs every gate.
+async fn assess(ctx: &Context, input: &EvaluateInput) -> Result<GateReport, StageError> {
+    let name = ctx.config.registry.model_name.clone();
+    let cfg = &ctx.config.gates;
+    let candidate = load(ctx, ctx.registry.resolve(&name, &input.candidate).await?).await?;
+    let production =
+        match registry::find_alias(ctx.registry.as_ref(), &name, tags::aliases::PRODUCTION).await? {
+            Some(info) => Some(load(ctx, info).await?),
+            None => None,
+        };
+    let manifest = match &input.data_version {
+        Some(v) => dataset::manifest(ctx.store.as_ref(), v).await?,
+        None => dataset::furthest(ctx.store.as_ref()).await?,
+    };
+    let (set, series) = load_holdout_data(ctx, &manifest).await?;
+    let trained: Vec<holdout::Trained<'_>> = std::iter::once(&candidate)
+        .chain(production.as_ref())
+        .filter_map(|m| {
+            m.scorable().map(|b| holdout::Trained {
+                version: &m.info.version,
+                training_end: b.metadata.training_window.end,
+            })
+        })
+        .collect();
+    let (rows, held_out) = holdout::rows(
+        &set,
+        &manifest,
+        &trained,
+        ctx.config.train.holdout_fraction,
+        cfg.min_holdout_rows,
+    )?;
+    let windows = holdout::serving_windows(&series, &set.times, &rows);
+
+    let mut cand_side = side(&candidate, &set, &rows);
+    if let Some(b) = candidate.scorable() {
+        let (p50, p99) = latency::measure(b, &windows)?;
+        (cand_side.latency_p50_ms, cand_side.latency_p99_ms) = (Some(p50), Some(p99));
+    }
+    let prod_side = production.as_ref().map(|p| {
+        let mut s = side(p, &set, &rows);
+        if let Some((p50, p99)) = p.scorable().and_then(|b| latency::measure(b, &windows).ok()) {
+            (s.latency_p50_ms, s.latency_p99_ms) = (Some(p50), Some(p99));
+        }
+        s
+    });
+
+    let mut report = GateReport::new(name, held_out, cand_side, prod_side);
+    report.flags = measured_gates(&mut report, &candidate, production.as_ref(), cfg);
+    let staging = cfg
+        .staging_url
+        .as_ref()
+        .map(|u| u.as_str().trim_end_matches('/').to_owned());
+    let checks = match (&staging, &candidate.bundle) {
+        (Some(url), Some(bundle)) => {
+            smoke::checks(&ctx.http, url, &candidate.info, bundle, windows.first()).await
+        }
+        (Some(_), None) => vec![SmokeCheck {
+            check: "candidate".into(),
+            ok: false,
+            detail: "the candidate bundle cannot be read, so there is no golden answer".into(),
+        }],
+        (None, _) => Vec::new(),
+    };
+    report.gates.push(gates::smoke(staging.as_deref(), &checks));
+    report.staging_url = staging;
+    report.smoke = checks;
+    Ok(report.seal())
+}
+
+/// The gates that judge measurements, in the order a reviewer reads them; returns the
+/// report's flags (differences worth a reviewer's eye that fail nothing).
+fn measured_gates(
+    report: &mut GateReport,
+    candidate: &Loaded,
+    production: Option<&Loaded>,
+    cfg: &crate::config::GateConfig,
+) -> Vec<String> {
+    let (schema_gate, mut flags) = gates::schema(&candidate.contract, production.map(|p| &p.contract));
+    report.gates.push(schema_gate);
+    if report.candidate.scores.is_empty() {
+        for g in [Gate::Accuracy, Gate::NoRegression, Gate::Skill, Gate::Latency] {
+            report
+                .gates
+                .push(GateResult::not_measured(g, "the schema gate failed"));
+        }
+        return flags;
+    }
+    report.gates.push(gates::accuracy(&report.candidate.scores, cfg));
+    let prod_scores = report
+        .production
+        .as_ref()
+        .filter(|p| !p.scores.is_empty())
+        .map(|p| p.scores.as_slice());
+    if let (Some(p), None) = (production, prod_scores) {
+        flags.push(format!(
+            "production version {} cannot be scored by this build ({}), so there is no comparison",
+            p.info.version,
+            p.contract.incompatibility.as_deref().unwrap_or("unreadable")
+        ));
+    }
+    report
+        .gates
+        .push(gates::no_regression(&report.candidate.scores, prod_scores, cfg));
+    report.gates.push(gates::skill(&report.candidate.scores, cfg));
+    let p99 = report.candidate.latency_p99_ms.unwrap_or(f64::NAN);
+    report.gates.push(gates::latency(p99, latency::SAMPLES, cfg));
+    flags
+}
+
+async fn load(ctx: &Context, info: VersionInfo) -> Result<Loaded, StageError> {
+    let cache = ctx.config.registry.cache_dir.clone();
+    match registry::load_version(ctx.registry.as_ref(), info.clone(), &cache).await {
+        Ok(m) => Ok(Loaded {
+            info: m.info,
+            contract: Contract::of(m.bundle.format_version, &m.bundle.schema),
+            bundle: Some(m.bundle),
+        }),
+        // A bundle this build cannot read is the schema gate's business, not an error.
+        Err(RegistryError::Bundle { source, .. }) => {
+            let format_version = match &source {
+                ModelError::FormatVersion { found, .. } => *found,
+                _ => 0,
+            };
+            Ok(Loaded {
+                info,
+                contract: Contract::unreadable(source.to_string(), format_version),
+                bundle: None,
+            })
+        }
+        Err(RegistryError::Invalid(why)) => Ok(Loaded {
+            info,
+            contract: Contract::unreadable(why, 0),
+            bundle: None,
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The dataset's training set and its observations as serving sees them.
+async fn load_holdout_data(
+    ctx: &Context,
+    manifest: &DatasetManifest,
+) -> Result<(TrainingSet, HourlySeries), StageError> {
+    let parquet = ctx.dvc.pull(&manifest.data_version).await?;
+    blocking("loading the hold-out", move || {
+        let dataset = Dataset::from_parquet(&parquet)?;
+        let set = dataset.training_set()?;
+        let series = holdout::observed_series(&dataset, &set.times)?;
+        Ok((set, series))
+    })
+    .await
+}
+
+/// A model's side of the report, scored on the hold-out rows when it can be.
+fn side(m: &Loaded, set: &TrainingSet, rows: &[usize]) -> Side {
+    let meta = m.bundle.as_ref().map(|b| &b.metadata);
+    Side {
+        version: m.info.version.clone(),
+        aliases: m.info.aliases.clone(),
+        run_id: m.info.run_id.clone(),
+        data_version: m.info.data_version().map(str::to_owned),
+        git_commit: m.info.tag(tags::version::GIT_COMMIT).map(str::to_owned),
+        algorithm: m.info.tag(tags::version::ALGORITHM).map(str::to_owned),
+        training_window: meta.map(|m| m.training_window),
+        contract: m.contract.clone(),
+        scores: m.scorable().map(|b| score(b, set, rows)).unwrap_or_default(),
+        latency_p50_ms: None,
+        latency_p99_ms: None,
+    }
+}
+
+fn score(bundle: &ModelBundle, set: &TrainingSet, rows: &[usize]) -> Vec<HorizonScore> {
+    let raw: Vec<Vec<f64>> = rows.iter().map(|&i| set.rows[i].clone()).collect();
+    bundle
+        .models
+        .iter()
+        .filter_map(|m| {
+            let h = HORIZONS.iter().position(|h| *h == m.horizon)?;
+            let truth: Vec<f64> = rows.iter().map(|&i| set.targets[h][i]).collect();
+            let predicted = m.predict(&bundle.scaler, &raw);
+            Some(HorizonScore::new(m.horizon, &raw, &truth, &predicted))
+        })
+        .collect()
+}
+
+/// A stored report file and its bytes.
+type ReportFile = (ObjectKey, Bytes);
+
+/// The chart, the Markdown and the JSON, in that order: the JSON last, since its
+/// presence means the report is complete.
+async fn write_report(ctx: &Context, report: &GateReport) -> Result<[ReportFile; 3], StageError> {
+    let key =
+        |file: &str| layout::gate_report(&report.model_name, &report.candidate.version, &report.id, file);
+    let r = report.clone();
+    let png = blocking("drawing the chart", move || {
+        chart::error_chart_png(&r).map_err(|e| StageError::Internal(format!("drawing the chart failed: {e}")))
+    })
+    .await?;
+    let json = serde_json::to_vec_pretty(report)
+        .map_err(|e| StageError::Internal(format!("cannot serialise the report: {e}")))?;
+    let files: [ReportFile; 3] = [
+        (key(CHART_FILE)?, png.into()),
+        (key("report.md")?, report.to_markdown(Some(CHART_FILE)).into()),
+        (key("report.json")?, json.into()),
+    ];
+    for (key, body) in &files {
+        ctx.store.put_new(key, body.clone()).await?;
+    }
+    Ok(files)
+}
+
+/// Logs the report to the candidate's tracking run, under `gates/<report id>/`.
+async fn log_to_run(
+    ctx: &Context,
+    report: &GateReport,
+    files: &[ReportFile],
+) -> Result<Option<String>, StageError> {
+    let (Some(tracker), Some(run_id)) = (&ctx.tracker, &report.candidate.run_id) else {
+        return Ok(None);
+    };
+    let run = tracker.get_run(run_id).await?;
+    let dir = format!("gates/{}", report.id);
+    for (key, body) in files {
+        tracker
+            .log_artifact(&run, &format!("{dir}/{}", key.file_name()), body.clone())
+            .await?;
+    }
+    tracker
+        .set_tag(&run, tags::run::GATE_REPORT, &format!("{dir}/report.json"))
+        .await?;
+    tracker
+        .set_tag(
+            &run,
+            tags::run::GATES,
+            if report.passed { "passed" } else { "failed" },
+        )
+        .await?;
+    Ok(Some(format!("{}/{dir}", run.artifact_uri.trim_end_matches('/'))))
+}

@@ -1,0 +1,174 @@
+//! The smoke gate's checks against a deployed staging API: it is up and ready, serves
+//! the candidate (version and checksum), and answers a golden request from the hold-out
+//! exactly as the candidate does in-process.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::gates::SmokeCheck;
+use crate::bundle::{Forecast, ModelBundle};
+use crate::features::serving_row;
+use crate::http::error_chain;
+use crate::observations::{HourlySeries, KEY_VARIABLES, format_time};
+use crate::registry::VersionInfo;
+use crate::serve::api::{ErrorResponse, ModelInfo, PredictResponse};
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The golden request: a hold-out window as `/predict` takes it.
+pub fn golden_request(window: &HourlySeries) -> Value {
+    let obs: Vec<Value> = (0..window.len())
+        .map(|i| {
+            let mut o = serde_json::Map::new();
+            o.insert("time".into(), json!(format_time(window.times()[i])));
+            for v in KEY_VARIABLES {
+                o.insert(v.name().into(), json!(window.column(v)[i]));
+            }
+            Value::Object(o)
+        })
+        .collect();
+    json!({ "observations": obs })
+}
+
+/// What the API at `url` serves, by `/model`.
+pub async fn served_model(
+    http: &reqwest::Client,
+    url: &str,
+) -> Result<(u16, Option<ModelInfo>), reqwest::Error> {
+    let r = http
+        .get(format!("{}/model", url.trim_end_matches('/')))
+        .timeout(TIMEOUT)
+        .send()
+        .await?;
+    let status = r.status().as_u16();
+    Ok((status, r.json::<ModelInfo>().await.ok()))
+}
+
+/// Every check, in order; a check that cannot run fails with the reason.
+pub async fn checks(
+    http: &reqwest::Client,
+    url: &str,
+    candidate: &VersionInfo,
+    bundle: &ModelBundle,
+    golden: Option<&HourlySeries>,
+) -> Vec<SmokeCheck> {
+    let mut out = Vec::new();
+    for path in ["/health", "/ready"] {
+        out.push(up(http, url, path).await);
+    }
+    out.push(serves_candidate(http, url, candidate).await);
+    out.push(match golden {
+        Some(window) => predicts_like(http, url, bundle, window).await,
+        None => failed(
+            "/predict",
+            "no contiguous hold-out window for a golden request".into(),
+        ),
+    });
+    out
+}
+
+fn failed(check: &str, detail: String) -> SmokeCheck {
+    SmokeCheck {
+        check: check.to_owned(),
+        ok: false,
+        detail,
+    }
+}
+
+fn no_answer(check: &str, e: &reqwest::Error) -> SmokeCheck {
+    failed(check, format!("no answer: {}", error_chain(e)))
+}
+
+async fn up(http: &reqwest::Client, url: &str, path: &str) -> SmokeCheck {
+    match http.get(format!("{url}{path}")).timeout(TIMEOUT).send().await {
+        Ok(r) => SmokeCheck {
+            check: path.to_owned(),
+            ok: r.status().as_u16() == 200,
+            detail: format!("HTTP {}", r.status().as_u16()),
+        },
+        Err(e) => no_answer(path, &e),
+    }
+}
+
+async fn serves_candidate(http: &reqwest::Client, url: &str, candidate: &VersionInfo) -> SmokeCheck {
+    let (status, info) = match served_model(http, url).await {
+        Ok(answer) => answer,
+        Err(e) => return no_answer("/model", &e),
+    };
+    let served = info.as_ref().map_or("?", |m| m.version.as_str());
+    let sha_ok = info.as_ref().map(|m| m.sha256.as_str()) == candidate.bundle_sha256();
+    let ok = status == 200 && served == candidate.version && sha_ok;
+    let detail = if ok {
+        format!("serves version {served}")
+    } else if status != 200 {
+        format!("HTTP {status}")
+    } else {
+        format!(
+            "serves version {served}, not the candidate {}{}",
+            candidate.version,
+            if sha_ok { "" } else { " (bundle checksum differs)" }
+        )
+    };
+    SmokeCheck {
+        check: "/model".into(),
+        ok,
+        detail,
+    }
+}
+
+async fn predicts_like(
+    http: &reqwest::Client,
+    url: &str,
+    bundle: &ModelBundle,
+    window: &HourlySeries,
+) -> SmokeCheck {
+    let expected: Result<Vec<Forecast>, String> = serving_row(window)
+        .map_err(|e| e.to_string())
+        .and_then(|row| bundle.predict(&row).map_err(|e| e.to_string()));
+    let expected = match expected {
+        Ok(e) => e,
+        Err(e) => return failed("/predict", format!("no golden answer in-process: {e}")),
+    };
+    let r = match http
+        .post(format!("{url}/predict"))
+        .timeout(TIMEOUT)
+        .json(&golden_request(window))
+        .send()
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return no_answer("/predict", &e),
+    };
+    let status = r.status().as_u16();
+    let body = r.bytes().await.unwrap_or_default();
+    if status != 200 {
+        let message = serde_json::from_slice::<ErrorResponse>(&body)
+            .map(|e| e.error.message)
+            .unwrap_or_default();
+        return failed("/predict", format!("HTTP {status}: {message}"));
+    }
+    let got: Vec<f64> = serde_json::from_slice::<PredictResponse>(&body)
+        .map(|p| p.forecasts.iter().map(|f| f.temperature_2m).collect())
+        .unwrap_or_default();
+    let worst = if got.len() == expected.len() {
+        got.iter()
+            .zip(&expected)
+            .map(|(g, e)| (g - e.temperature_2m).abs())
+            .fold(0.0, f64::max)
+    } else {
+        f64::INFINITY
+    };
+    SmokeCheck {
+        check: "/predict".into(),
+        ok: worst < 1e-6,
+        detail: if worst < 1e-6 {
+            format!("{} forecasts equal the in-process answer", got.len())
+        } else {
+            format!(
+                "{} forecasts, off the in-process answer by up to {worst:.3e}",
+                got.len()
+            )
+        },
+    }
+}

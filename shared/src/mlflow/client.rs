@@ -1,0 +1,619 @@
+//! The REST client: one `send` with bounded retries and error mapping, and one method
+//! per endpoint rps uses (experiments, runs, artifacts through the proxy, the registry).
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use url::Url;
+
+use super::error::{ErrorBody, MlflowError, feature_of};
+use super::types::{
+    Experiment, FileInfo, Metric, ModelVersion, RegisteredModel, Run, RunInfo, RunStatus, Tag, now_ms,
+};
+use crate::config::{MlflowAuth, MlflowConfig};
+use crate::http::{RetryPolicy, error_chain};
+use crate::tags::aliases;
+
+#[derive(Clone)]
+pub struct MlflowClient {
+    base: Url,
+    server: String,
+    http: reqwest::Client,
+    auth: MlflowAuth,
+    retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for MlflowClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MlflowClient")
+            .field("server", &self.server)
+            .finish()
+    }
+}
+
+/// Per-batch limits of `runs/log-batch`.
+const MAX_ITEMS: usize = 1000;
+const MAX_METRICS: usize = 1000;
+const MAX_PARAMS: usize = 100;
+const MAX_TAGS: usize = 100;
+
+enum Body<'a> {
+    None,
+    Json(&'a Value),
+    Bytes(Bytes),
+}
+
+impl MlflowClient {
+    pub fn new(cfg: &MlflowConfig) -> Result<Self, MlflowError> {
+        let http = crate::http::client().map_err(MlflowError::Invalid)?;
+        let server = cfg.tracking_uri.as_str().trim_end_matches('/').to_owned();
+        Ok(Self {
+            base: cfg.tracking_uri.clone(),
+            server,
+            http,
+            auth: cfg.auth.clone(),
+            retry: RetryPolicy {
+                max_attempts: 3,
+                timeout: cfg.timeout,
+                base_delay: Duration::from_millis(250),
+                max_delay: Duration::from_secs(2),
+                max_total: cfg.timeout.max(Duration::from_secs(5)) * 2,
+            },
+        })
+    }
+
+    /// The server's base URL, for messages and links.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
+    /// The MLflow UI page of a run.
+    pub fn run_url(&self, experiment_id: &str, run_id: &str) -> String {
+        format!("{}/#/experiments/{experiment_id}/runs/{run_id}", self.server)
+    }
+
+    /// The MLflow UI page of a model version.
+    pub fn version_url(&self, name: &str, version: &str) -> String {
+        format!("{}/#/models/{name}/versions/{version}", self.server)
+    }
+
+    fn authorize(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.auth {
+            MlflowAuth::None => req,
+            MlflowAuth::Basic { username, password } => req.basic_auth(username, Some(password.expose())),
+            MlflowAuth::Bearer { token } => req.bearer_auth(token.expose()),
+        }
+    }
+
+    /// Sends one request with retries on 5xx and connection errors; maps errors.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Body<'_>,
+    ) -> Result<Bytes, MlflowError> {
+        let url = format!("{}/{}", self.server, path);
+        let endpoint = format!("{method} /{}", path.split('?').next().unwrap_or(path));
+        let started = Instant::now();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let mut req = self
+                .authorize(self.http.request(method.clone(), &url))
+                .timeout(self.retry.timeout)
+                .query(query);
+            req = match &body {
+                Body::None => req,
+                Body::Json(v) => req.json(v),
+                Body::Bytes(b) => req
+                    .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                    .body(b.clone()),
+            };
+            let failure = match req.send().await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    match resp.bytes().await {
+                        Ok(bytes) if status.is_success() => return Ok(bytes),
+                        Ok(bytes) if status.is_server_error() => {
+                            format!("HTTP {status}: {}", snippet(&bytes))
+                        }
+                        Ok(bytes) => return Err(self.client_error(status, &endpoint, &bytes)),
+                        Err(e) => format!("reading the answer failed: {e}"),
+                    }
+                }
+                Err(e) if e.is_timeout() => format!("timed out after {:?}", self.retry.timeout),
+                Err(e) => format!("request failed: {}", error_chain(&e)),
+            };
+            let delay = self.retry.backoff(attempts - 1);
+            if attempts >= self.retry.max_attempts || started.elapsed() + delay >= self.retry.max_total {
+                return Err(MlflowError::Unavailable {
+                    server: self.server.clone(),
+                    endpoint,
+                    attempts,
+                    last: failure,
+                });
+            }
+            tracing::warn!(endpoint = %endpoint, attempt = attempts, "MLflow: {failure}; retrying");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    fn client_error(&self, status: StatusCode, endpoint: &str, body: &[u8]) -> MlflowError {
+        let parsed: Option<ErrorBody> = serde_json::from_slice(body).ok();
+        let server = self.server.clone();
+        let endpoint = endpoint.to_owned();
+        let message = parsed
+            .as_ref()
+            .and_then(|b| b.message.clone())
+            .unwrap_or_else(|| snippet(body));
+        let code = parsed.as_ref().and_then(|b| b.error_code.clone());
+        match (status, code.as_deref()) {
+            (StatusCode::UNAUTHORIZED, _) => MlflowError::Unauthorized { server, endpoint },
+            (StatusCode::FORBIDDEN, _) => MlflowError::Forbidden {
+                server,
+                endpoint,
+                message,
+            },
+            (_, Some("RESOURCE_DOES_NOT_EXIST")) => MlflowError::NotFound {
+                server,
+                endpoint,
+                message,
+            },
+            // A 404 without MLflow's error body: the endpoint itself is missing.
+            (StatusCode::NOT_FOUND, None) => {
+                let (feature, hint) = feature_of(&endpoint);
+                MlflowError::Unsupported {
+                    server,
+                    endpoint,
+                    feature,
+                    hint,
+                }
+            }
+            (_, code) => MlflowError::Api {
+                server,
+                endpoint,
+                status: status.as_u16(),
+                code: code.unwrap_or("no error code").to_owned(),
+                message,
+            },
+        }
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        api: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<T, MlflowError> {
+        let path = format!("api/2.0/mlflow/{api}");
+        let bytes = self
+            .send(method, &path, query, body.map_or(Body::None, Body::Json))
+            .await?;
+        let bytes = if bytes.is_empty() {
+            Bytes::from_static(b"{}")
+        } else {
+            bytes
+        };
+        serde_json::from_slice(&bytes).map_err(|e| MlflowError::Decode {
+            endpoint: api.to_owned(),
+            message: format!("{e}: {}", snippet(&bytes)),
+        })
+    }
+
+    async fn post<T: DeserializeOwned>(&self, api: &str, body: Value) -> Result<T, MlflowError> {
+        self.call(Method::POST, api, &[], Some(&body)).await
+    }
+
+    async fn get<T: DeserializeOwned>(&self, api: &str, query: &[(&str, &str)]) -> Result<T, MlflowError> {
+        self.call(Method::GET, api, query, None).await
+    }
+
+    // ---- experiments
+
+    pub async fn get_experiment_by_name(&self, name: &str) -> Result<Option<Experiment>, MlflowError> {
+        #[derive(Deserialize)]
+        struct R {
+            experiment: Experiment,
+        }
+        match self
+            .get::<R>("experiments/get-by-name", &[("experiment_name", name)])
+            .await
+        {
+            Ok(r) => Ok(Some(r.experiment)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn create_experiment(&self, name: &str) -> Result<String, MlflowError> {
+        #[derive(Deserialize)]
+        struct R {
+            experiment_id: String,
+        }
+        let r: R = self.post("experiments/create", json!({ "name": name })).await?;
+        Ok(r.experiment_id)
+    }
+
+    /// The experiment's id, creating it if needed (safe against a concurrent create).
+    pub async fn get_or_create_experiment(&self, name: &str) -> Result<String, MlflowError> {
+        if let Some(e) = self.get_experiment_by_name(name).await? {
+            return Ok(e.experiment_id);
+        }
+        match self.create_experiment(name).await {
+            Ok(id) => Ok(id),
+            Err(MlflowError::Api { code, .. }) if code == "RESOURCE_ALREADY_EXISTS" => self
+                .get_experiment_by_name(name)
+                .await?
+                .map(|e| e.experiment_id)
+                .ok_or_else(|| MlflowError::Invalid(format!("experiment {name} vanished"))),
+            Err(e) => Err(e),
+        }
+    }
+
+    // ---- runs
+
+    pub async fn create_run(
+        &self,
+        experiment_id: &str,
+        run_name: &str,
+        tags: &[Tag],
+    ) -> Result<RunInfo, MlflowError> {
+        #[derive(Deserialize)]
+        struct R {
+            run: Run,
+        }
+        let r: R = self
+            .post(
+                "runs/create",
+                json!({
+                    "experiment_id": experiment_id,
+                    "run_name": run_name,
+                    "start_time": now_ms(),
+                    "tags": tags,
+                }),
+            )
+            .await?;
+        Ok(r.run.info)
+    }
+
+    pub async fn get_run(&self, run_id: &str) -> Result<Run, MlflowError> {
+        #[derive(Deserialize)]
+        struct R {
+            run: Run,
+        }
+        let r: R = self.get("runs/get", &[("run_id", run_id)]).await?;
+        Ok(r.run)
+    }
+
+    /// Logs metrics, params and tags, split into batches within MLflow's limits.
+    pub async fn log_batch(
+        &self,
+        run_id: &str,
+        metrics: &[Metric],
+        params: &[Tag],
+        tags: &[Tag],
+    ) -> Result<(), MlflowError> {
+        let (mut m, mut p, mut t) = (metrics, params, tags);
+        while !(m.is_empty() && p.is_empty() && t.is_empty()) {
+            let (pb, pr) = p.split_at(p.len().min(MAX_PARAMS));
+            let (tb, tr) = t.split_at(t.len().min(MAX_TAGS));
+            let room = MAX_ITEMS - pb.len() - tb.len();
+            let (mb, mr) = m.split_at(m.len().min(MAX_METRICS).min(room));
+            let _: Value = self
+                .post(
+                    "runs/log-batch",
+                    json!({ "run_id": run_id, "metrics": mb, "params": pb, "tags": tb }),
+                )
+                .await?;
+            (m, p, t) = (mr, pr, tr);
+        }
+        Ok(())
+    }
+
+    pub async fn set_run_tag(&self, run_id: &str, key: &str, value: &str) -> Result<(), MlflowError> {
+        let _: Value = self
+            .post(
+                "runs/set-tag",
+                json!({ "run_id": run_id, "key": key, "value": value }),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Runs of an experiment matching an MLflow filter (`""` for all), newest first.
+    pub async fn search_runs(&self, experiment_id: &str, filter: &str) -> Result<Vec<Run>, MlflowError> {
+        #[derive(Deserialize)]
+        struct R {
+            #[serde(default)]
+            runs: Vec<Run>,
+        }
+        let r: R = self
+            .post(
+                "runs/search",
+                json!({
+                    "experiment_ids": [experiment_id],
+                    "filter": filter,
+                    "max_results": 1000,
+                    "order_by": ["attributes.start_time DESC"],
+                }),
+            )
+            .await?;
+        Ok(r.runs)
+    }
+
+    pub async fn finish_run(&self, run_id: &str, status: RunStatus) -> Result<(), MlflowError> {
+        let _: Value = self
+            .post(
+                "runs/update",
+                json!({ "run_id": run_id, "status": status.as_str(), "end_time": now_ms() }),
+            )
+            .await?;
+        Ok(())
+    }
+
+    // ---- artifacts (through the server's proxy)
+
+    /// `mlflow-artifacts:/1/<run>/artifacts` → `1/<run>/artifacts`.
+    fn proxy_path(&self, uri: &str) -> Result<String, MlflowError> {
+        let rest = uri.strip_prefix("mlflow-artifacts:").ok_or_else(|| MlflowError::Unsupported {
+            server: self.server.clone(),
+            endpoint: format!("artifact location {uri}"),
+            feature: "the artifact proxy",
+            hint: "The artifacts of this run are not served by the tracking server; start it with --serve-artifacts.",
+        })?;
+        // Either `mlflow-artifacts:/path` or `mlflow-artifacts://host:port/path`.
+        let path = match rest.strip_prefix("//") {
+            Some(with_host) => with_host.split_once('/').map(|(_, p)| p).unwrap_or(""),
+            None => rest.trim_start_matches('/'),
+        };
+        Ok(path.trim_end_matches('/').to_owned())
+    }
+
+    fn artifact_api(path: &str) -> String {
+        format!("api/2.0/mlflow-artifacts/artifacts/{path}")
+    }
+
+    pub async fn upload_artifact(&self, run: &RunInfo, path: &str, body: Bytes) -> Result<(), MlflowError> {
+        let root = self.proxy_path(&run.artifact_uri)?;
+        self.send(
+            Method::PUT,
+            &Self::artifact_api(&format!("{root}/{path}")),
+            &[],
+            Body::Bytes(body),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The entries of a run's artifact folder (`""` for the root).
+    pub async fn list_artifacts(&self, run: &RunInfo, dir: &str) -> Result<Vec<FileInfo>, MlflowError> {
+        #[derive(Deserialize)]
+        struct R {
+            #[serde(default)]
+            files: Vec<FileInfo>,
+        }
+        let root = self.proxy_path(&run.artifact_uri)?;
+        let path = if dir.is_empty() {
+            root
+        } else {
+            format!("{root}/{dir}")
+        };
+        let bytes = self
+            .send(
+                Method::GET,
+                "api/2.0/mlflow-artifacts/artifacts",
+                &[("path", &path)],
+                Body::None,
+            )
+            .await?;
+        let r: R = serde_json::from_slice(&bytes).map_err(|e| MlflowError::Decode {
+            endpoint: "mlflow-artifacts/artifacts".into(),
+            message: e.to_string(),
+        })?;
+        Ok(r.files)
+    }
+
+    /// Downloads an artifact by URI: `mlflow-artifacts:/…` or `runs:/<run_id>/<path>`.
+    pub async fn download_artifact(&self, uri: &str) -> Result<Bytes, MlflowError> {
+        let path = if let Some(rest) = uri.strip_prefix("runs:/") {
+            let (run_id, rel) = rest.split_once('/').unwrap_or((rest, ""));
+            let run = self.get_run(run_id).await?;
+            format!("{}/{rel}", self.proxy_path(&run.info.artifact_uri)?)
+        } else {
+            self.proxy_path(uri)?
+        };
+        self.send(Method::GET, &Self::artifact_api(&path), &[], Body::None)
+            .await
+    }
+
+    // ---- the model registry
+
+    /// Creates the registered model unless it exists.
+    pub async fn ensure_registered_model(&self, name: &str) -> Result<(), MlflowError> {
+        match self
+            .post::<Value>("registered-models/create", json!({ "name": name }))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(MlflowError::Api { code, .. }) if code == "RESOURCE_ALREADY_EXISTS" => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn get_registered_model(&self, name: &str) -> Result<RegisteredModel, MlflowError> {
+        #[derive(Deserialize)]
+        struct R {
+            registered_model: RegisteredModel,
+        }
+        let r: R = self.get("registered-models/get", &[("name", name)]).await?;
+        Ok(r.registered_model)
+    }
+
+    pub async fn create_model_version(
+        &self,
+        name: &str,
+        source: &str,
+        run_id: &str,
+        tags: &[Tag],
+        description: &str,
+    ) -> Result<ModelVersion, MlflowError> {
+        #[derive(Deserialize)]
+        struct R {
+            model_version: ModelVersion,
+        }
+        let r: R = self
+            .post(
+                "model-versions/create",
+                json!({ "name": name, "source": source, "run_id": run_id, "tags": tags, "description": description }),
+            )
+            .await?;
+        Ok(r.model_version)
+    }
+
+    pub async fn get_model_version(&self, name: &str, version: &str) -> Result<ModelVersion, MlflowError> {
+        #[derive(Deserialize)]
+        struct R {
+            model_version: ModelVersion,
+        }
+        let r: R = self
+            .get("model-versions/get", &[("name", name), ("version", version)])
+            .await?;
+        Ok(r.model_version)
+    }
+
+    /// Every version of a model (all pages).
+    pub async fn search_model_versions(&self, name: &str) -> Result<Vec<ModelVersion>, MlflowError> {
+        #[derive(Deserialize)]
+        struct R {
+            #[serde(default)]
+            model_versions: Vec<ModelVersion>,
+            #[serde(default)]
+            next_page_token: Option<String>,
+        }
+        let filter = format!("name='{}'", name.replace('\'', "\\'"));
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut q = vec![("filter", filter.as_str()), ("max_results", "200")];
+            if let Some(t) = &token {
+                q.push(("page_token", t));
+            }
+            let r: R = self.get("model-versions/search", &q).await?;
+            out.extend(r.model_versions);
+            match r.next_page_token.filter(|t| !t.is_empty()) {
+                Some(t) => token = Some(t),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn set_model_version_tag(
+        &self,
+        name: &str,
+        version: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<(), MlflowError> {
+        let _: Value = self
+            .post(
+                "model-versions/set-tag",
+                json!({ "name": name, "version": version, "key": key, "value": value }),
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_alias(&self, name: &str, alias: &str, version: &str) -> Result<(), MlflowError> {
+        if aliases::is_reserved(alias) {
+            return Err(MlflowError::Invalid(format!(
+                "the alias {alias:?} is reserved by MLflow (latest and v<N> are)"
+            )));
+        }
+        let _: Value = self
+            .post(
+                "registered-models/alias",
+                json!({ "name": name, "alias": alias, "version": version }),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The version an alias points at; `NotFound` if the alias is not set (MLflow
+    /// answers that with a 400).
+    pub async fn get_version_by_alias(&self, name: &str, alias: &str) -> Result<ModelVersion, MlflowError> {
+        #[derive(Deserialize)]
+        struct R {
+            model_version: ModelVersion,
+        }
+        match self
+            .get::<R>("registered-models/alias", &[("name", name), ("alias", alias)])
+            .await
+        {
+            Ok(r) => Ok(r.model_version),
+            Err(MlflowError::Api {
+                server,
+                endpoint,
+                code,
+                message,
+                ..
+            }) if code == "INVALID_PARAMETER_VALUE" && message.contains("not found") => {
+                Err(MlflowError::NotFound {
+                    server,
+                    endpoint,
+                    message: format!("model {name} has no alias @{alias}"),
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn delete_alias(&self, name: &str, alias: &str) -> Result<(), MlflowError> {
+        let body = json!({ "name": name, "alias": alias });
+        let _: Value = self
+            .call(Method::DELETE, "registered-models/alias", &[], Some(&body))
+            .await?;
+        Ok(())
+    }
+
+    /// The legacy stage transition (deprecated in MLflow 3, still shown by some UIs).
+    pub async fn transition_stage(
+        &self,
+        name: &str,
+        version: &str,
+        stage: &str,
+        archive_existing: bool,
+    ) -> Result<ModelVersion, MlflowError> {
+        #[derive(Deserialize)]
+        struct R {
+            model_version: ModelVersion,
+        }
+        let r: R = self
+            .post(
+                "model-versions/transition-stage",
+                json!({ "name": name, "version": version, "stage": stage, "archive_existing_versions": archive_existing }),
+            )
+            .await?;
+        Ok(r.model_version)
+    }
+}
+
+fn snippet(body: &[u8]) -> String {
+    let s = String::from_utf8_lossy(body);
+    let s = s.trim();
+    if s.is_empty() {
+        "(empty body)".into()
+    } else {
+        s.chars().take(300).collect()
+    }
+}

@@ -1,0 +1,189 @@
+//! The stages chained: [`run`] (`rps pipeline run`: ingest → validate → transform →
+//! train, stopping at the first failure) and [`promote`] (`rps pipeline promote`: the
+//! release flow, run → `@staging` → gates → `@production`). Each stage hands the next
+//! one references (keys, the data version, a model version), never payloads.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::evaluate::smoke::served_model;
+use crate::ingest::{IngestOutput, ingest};
+use crate::promote::{PromoteInput, PromoteOutput};
+use crate::registry::ModelRef;
+use crate::source::IngestRequest;
+use crate::stage::{Context, Observer, StageError};
+use crate::tags::aliases;
+use crate::train::{TrainOutput, train};
+use crate::transform::{TransformOutput, transform};
+use crate::validate::{ValidateOutput, validate};
+
+/// Input of a whole run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunInput {
+    pub ingest: IngestRequest,
+}
+
+/// The contract of `rps pipeline run --json`: the summary fields first, then every
+/// stage's output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunOutput {
+    pub data_version: String,
+    pub rows: usize,
+    pub metrics: BTreeMap<String, f64>,
+    pub model_name: String,
+    pub model_version: String,
+    pub algorithm: String,
+    /// The MLflow UI page of the training run, when tracked.
+    pub run_url: Option<String>,
+    pub ingest: IngestOutput,
+    pub validate: ValidateOutput,
+    pub transform: TransformOutput,
+    pub train: TrainOutput,
+}
+
+/// Runs every stage in order; the first failure stops the run.
+pub async fn run(ctx: &Context, input: RunInput, obs: &dyn Observer) -> Result<RunOutput, StageError> {
+    obs.started("ingest");
+    let ingested = ingest(ctx, input.ingest).await?;
+    obs.finished(
+        "ingest",
+        &format!(
+            "{} hours, {} bytes → {}",
+            ingested.rows, ingested.bytes, ingested.snapshot
+        ),
+    );
+
+    obs.started("validate");
+    let validated = validate(ctx, (&ingested).into()).await?;
+    obs.finished(
+        "validate",
+        &format!(
+            "{} checks passed, {} warning(s)",
+            validated.checks - validated.warnings.len(),
+            validated.warnings.len()
+        ),
+    );
+
+    obs.started("transform");
+    let transformed = transform(ctx, (&validated).into()).await?;
+    obs.finished(
+        "transform",
+        &format!(
+            "{} rows, data version {}",
+            transformed.rows, transformed.data_version
+        ),
+    );
+
+    obs.started("train");
+    let trained = train(ctx, (&transformed).into()).await?;
+    obs.finished(
+        "train",
+        &format!(
+            "{} → {} version {} @candidate",
+            trained.algorithm, trained.model_name, trained.model_version
+        ),
+    );
+
+    Ok(RunOutput {
+        data_version: transformed.data_version.clone(),
+        rows: transformed.rows,
+        metrics: trained.metrics.clone(),
+        model_name: trained.model_name.clone(),
+        model_version: trained.model_version.clone(),
+        algorithm: trained.algorithm.clone(),
+        run_url: trained.run_url.clone(),
+        ingest: ingested,
+        validate: validated,
+        transform: transformed,
+        train: trained,
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReleaseInput {
+    pub run: RunInput,
+    #[serde(default)]
+    pub actor: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReleaseOutput {
+    pub run: RunOutput,
+    /// Whether the staging endpoint served the candidate before the gates ran.
+    pub staging_ready: Option<bool>,
+    pub promote: PromoteOutput,
+}
+
+/// The release flow CI and the orchestrators call (`rps pipeline promote`): run the
+/// pipeline, deploy the candidate to staging (the `staging` alias), gate it
+/// (smoke-testing the staging endpoint when there is one) and promote it on success.
+pub async fn promote(
+    ctx: &Context,
+    input: ReleaseInput,
+    obs: &dyn Observer,
+) -> Result<ReleaseOutput, StageError> {
+    let ran = run(ctx, input.run, obs).await?;
+    let v = ran.model_version.clone();
+    obs.started("staging");
+    ctx.registry
+        .set_alias(&ran.model_name, aliases::STAGING, &v)
+        .await?;
+    let staging_ready = match &ctx.config.gates.staging_url {
+        Some(url) => Some(wait_for_staging(ctx, url.as_str(), &v).await),
+        None => None,
+    };
+    obs.finished(
+        "staging",
+        &match staging_ready {
+            Some(true) => format!("version {v} @staging, served by the staging endpoint"),
+            Some(false) => format!("version {v} @staging, but the staging endpoint does not serve it"),
+            None => format!("version {v} @staging (no staging endpoint to smoke-test)"),
+        },
+    );
+    obs.started("promote");
+    let promoted = crate::promote::promote(
+        ctx,
+        PromoteInput {
+            candidate: ModelRef::Version(v.clone()),
+            report: None,
+            data_version: None,
+            actor: input.actor,
+        },
+    )
+    .await?;
+    obs.finished(
+        "promote",
+        &format!(
+            "version {v} is production (previous: {})",
+            promoted.previous.as_deref().unwrap_or("none")
+        ),
+    );
+    Ok(ReleaseOutput {
+        run: ran,
+        staging_ready,
+        promote: promoted,
+    })
+}
+
+/// Polls the staging endpoint's `/model` until it serves `version` (it re-checks its
+/// alias periodically) or the configured wait is over.
+async fn wait_for_staging(ctx: &Context, url: &str, version: &str) -> bool {
+    let deadline = tokio::time::Instant::now() + ctx.config.gates.staging_wait;
+    loop {
+        let served = served_model(&ctx.http, url)
+            .await
+            .ok()
+            .and_then(|(_, m)| m)
+            .map(|m| m.version);
+        if served.as_deref() == Some(version) {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(url, version, served = ?served, "staging does not serve the candidate yet");
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

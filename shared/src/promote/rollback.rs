@@ -1,0 +1,134 @@
+//! Rollback: move `production` back to `previous`, under the promotion lease.
+//! `previous` then steps one further back along the promotion chain (the
+//! `rps.replaced_version` tags), or is removed at its end.
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+
+use super::lease::Lease;
+use super::{actor, mirror_stages};
+use crate::registry::RegistryError;
+use crate::stage::{Context, StageError};
+use crate::tags::{aliases, promotion as tags};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct RollbackInput {
+    #[serde(default)]
+    pub actor: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RollbackOutput {
+    pub model_name: String,
+    /// Production now.
+    pub version: String,
+    /// The version rolled back from.
+    pub rolled_back: String,
+    /// Where `previous` points now (one step further back), if anywhere.
+    pub previous: Option<String>,
+    pub stages: String,
+}
+
+/// Moves `production` back to `previous`.
+pub async fn rollback(ctx: &Context, input: RollbackInput) -> Result<RollbackOutput, StageError> {
+    let name = ctx.config.registry.model_name.clone();
+    let by = actor(&input.actor);
+    let lease = Lease::acquire(ctx, &name, &by).await?;
+    let result = rollback_locked(ctx, &name, &by).await;
+    lease.release(ctx).await;
+    result
+}
+
+async fn rollback_locked(ctx: &Context, name: &str, by: &str) -> Result<RollbackOutput, StageError> {
+    let prod = ctx
+        .registry
+        .get_alias(name, aliases::PRODUCTION)
+        .await
+        .map_err(|e| not_found_as(e, format!("model {name} has no production version to roll back")))?;
+    let prev = ctx
+        .registry
+        .get_alias(name, aliases::PREVIOUS)
+        .await
+        .map_err(|e| {
+            not_found_as(
+                e,
+                format!("model {name} has no @previous version to roll back to"),
+            )
+        })?;
+    if prev.version == prod.version {
+        return Err(StageError::Input(format!(
+            "@previous and @production are both version {}: there is nothing to roll back to",
+            prod.version
+        )));
+    }
+    ctx.registry
+        .set_alias(name, aliases::PRODUCTION, &prev.version)
+        .await?;
+    // `previous` steps one further back along the promotion chain, when there is one.
+    let further = match prev.tag(tags::REPLACED_VERSION) {
+        Some(x) if x != tags::NONE && x != prod.version && x != prev.version => {
+            ctx.registry.get_version(name, x).await.ok()
+        }
+        _ => None,
+    };
+    match &further {
+        Some(f) => {
+            ctx.registry
+                .set_alias(name, aliases::PREVIOUS, &f.version)
+                .await?
+        }
+        None => ctx.registry.delete_alias(name, aliases::PREVIOUS).await?,
+    }
+    let at = Utc::now().to_rfc3339();
+    for (version, k, val) in [
+        (&prod.version, tags::ROLLED_BACK_AT, at.as_str()),
+        (&prod.version, tags::ROLLED_BACK_BY, by),
+        (&prev.version, tags::RESTORED_AT, at.as_str()),
+        (&prev.version, tags::RESTORED_BY, by),
+    ] {
+        ctx.registry.set_version_tag(name, version, k, val).await?;
+    }
+    let stages = mirror_stages(ctx, name, &prev.version, Some(&prod.version)).await;
+    tracing::info!(model = %name, from = %prod.version, to = %prev.version, by = %by, "rolled back");
+    Ok(RollbackOutput {
+        model_name: name.to_owned(),
+        version: prev.version,
+        rolled_back: prod.version,
+        previous: further.map(|f| f.version),
+        stages,
+    })
+}
+
+fn not_found_as(e: RegistryError, msg: String) -> StageError {
+    if e.is_not_found() {
+        StageError::Input(msg)
+    } else {
+        e.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::layout;
+    use crate::store::MemoryStore;
+
+    #[tokio::test]
+    async fn rollback_needs_a_previous_version() {
+        let config = Config::from_map(&HashMap::new()).unwrap();
+        let ctx = Context::with_store(config, Arc::new(MemoryStore::new())).unwrap();
+        let err = rollback(&ctx, RollbackInput::default()).await.err().unwrap();
+        assert!(err.to_string().contains("no production version"), "{err}");
+        // The lease was released on the error path.
+        assert!(
+            !ctx.store
+                .exists(&layout::promotion_lock(&ctx.config.registry.model_name).unwrap())
+                .await
+                .unwrap()
+        );
+    }
+}

@@ -1,0 +1,303 @@
+//! The served model: resolved through the registry at `<name>@<alias>`, loaded from the
+//! verified cache, re-checked every `refresh` and swapped atomically when the alias
+//! moves. Requests in flight finish on the model they started with. If the registry is
+//! unreachable the current model keeps serving and the status says so.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::drift::DriftTracker;
+use super::metrics;
+use crate::bundle::{ModelBundle, sha256_hex};
+use crate::registry::{self, ModelRef, Registry, RegistryError, VersionInfo};
+
+/// A model being served.
+#[derive(Debug)]
+pub struct Served {
+    pub bundle: ModelBundle,
+    pub name: String,
+    /// The registry version (or `file` for a local bundle).
+    pub version: String,
+    pub alias: Option<String>,
+    pub sha256: String,
+    pub info: Option<VersionInfo>,
+    pub loaded_at: DateTime<Utc>,
+}
+
+impl Served {
+    fn labels(&self) -> [String; 4] {
+        [
+            self.name.clone(),
+            self.version.clone(),
+            self.alias.clone().unwrap_or_default(),
+            self.sha256.clone(),
+        ]
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RegistryStatus {
+    /// Where models come from.
+    pub source: String,
+    pub reachable: bool,
+    pub last_check: Option<DateTime<Utc>>,
+    pub last_success: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+}
+
+enum Source {
+    Registry {
+        registry: Arc<dyn Registry>,
+        name: String,
+        alias: String,
+        cache_dir: PathBuf,
+    },
+    File(PathBuf),
+}
+
+pub struct ModelHandle {
+    current: ArcSwapOption<Served>,
+    source: Source,
+    refresh: Duration,
+    last_check: Mutex<Option<Instant>>,
+    status: Mutex<RegistryStatus>,
+    refreshing: AtomicBool,
+    drift: Arc<DriftTracker>,
+}
+
+/// What a refresh did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refresh {
+    Unchanged,
+    Swapped { from: Option<String>, to: String },
+}
+
+impl ModelHandle {
+    pub fn from_registry(
+        registry: Arc<dyn Registry>,
+        name: &str,
+        alias: &str,
+        cache_dir: PathBuf,
+        refresh: Duration,
+        drift: Arc<DriftTracker>,
+    ) -> Self {
+        Self::new(
+            Source::Registry {
+                registry,
+                name: name.to_owned(),
+                alias: alias.to_owned(),
+                cache_dir,
+            },
+            refresh,
+            drift,
+        )
+    }
+
+    pub fn from_file(path: PathBuf, drift: Arc<DriftTracker>) -> Self {
+        Self::new(Source::File(path), Duration::ZERO, drift)
+    }
+
+    fn new(source: Source, refresh: Duration, drift: Arc<DriftTracker>) -> Self {
+        let status = RegistryStatus {
+            source: match &source {
+                Source::Registry {
+                    registry,
+                    name,
+                    alias,
+                    ..
+                } => format!("{name}@{alias} in {}", registry.describe()),
+                Source::File(p) => format!("the file {}", p.display()),
+            },
+            ..Default::default()
+        };
+        Self {
+            current: ArcSwapOption::empty(),
+            source,
+            refresh,
+            last_check: Mutex::new(None),
+            status: Mutex::new(status),
+            refreshing: AtomicBool::new(false),
+            drift,
+        }
+    }
+
+    /// The model serving right now (a snapshot: a swap does not affect holders).
+    pub fn current(&self) -> Option<Arc<Served>> {
+        self.current.load_full()
+    }
+
+    pub fn status(&self) -> RegistryStatus {
+        self.status.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn alias(&self) -> Option<&str> {
+        match &self.source {
+            Source::Registry { alias, .. } => Some(alias),
+            Source::File(_) => None,
+        }
+    }
+
+    fn swap(&self, served: Served) -> Refresh {
+        let served = Arc::new(served);
+        self.drift.reset(Arc::new(served.bundle.feature_stats.clone()));
+        let to = served.version.clone();
+        let labels = served.labels();
+        let previous = self.current.swap(Some(served));
+        metrics::set_model(previous.as_ref().map(|p| p.labels()), Some(labels));
+        tracing::info!(from = ?previous.as_ref().map(|p| &p.version), to = %to, "serving a new model version");
+        Refresh::Swapped {
+            from: previous.map(|p| p.version.clone()),
+            to,
+        }
+    }
+
+    /// Resolves the alias now; loads and swaps in a new version if it moved.
+    pub async fn refresh(&self) -> Result<Refresh, RegistryError> {
+        *self.last_check.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        let result = self.refresh_inner().await;
+        let now = Utc::now();
+        {
+            let mut st = self.status.lock().unwrap_or_else(|p| p.into_inner());
+            st.last_check = Some(now);
+            match &result {
+                Ok(_) => {
+                    st.reachable = true;
+                    st.last_success = Some(now);
+                    st.last_error = None;
+                }
+                Err(e) => {
+                    st.reachable = false;
+                    st.last_error = Some(e.to_string());
+                }
+            }
+        }
+        let label = match &result {
+            Ok(Refresh::Unchanged) => "unchanged",
+            Ok(Refresh::Swapped { .. }) => "swapped",
+            Err(e) => {
+                tracing::warn!(
+                    "model refresh failed, still serving {:?}: {e}",
+                    self.current().map(|c| c.version.clone())
+                );
+                "error"
+            }
+        };
+        metrics::record_refresh(label, result.is_ok());
+        result
+    }
+
+    async fn refresh_inner(&self) -> Result<Refresh, RegistryError> {
+        match &self.source {
+            Source::File(path) => {
+                if self.current().is_some() {
+                    return Ok(Refresh::Unchanged);
+                }
+                let bytes = tokio::fs::read(path)
+                    .await
+                    .map_err(|source| RegistryError::Cache {
+                        path: path.display().to_string(),
+                        source,
+                    })?;
+                let bundle = ModelBundle::decode(&bytes).map_err(|source| RegistryError::Bundle {
+                    name: "file".into(),
+                    version: path.display().to_string(),
+                    source,
+                })?;
+                check_servable(&bundle, "file", &path.display().to_string())?;
+                Ok(self.swap(Served {
+                    name: bundle.metadata.model_name.clone(),
+                    version: "file".into(),
+                    alias: None,
+                    sha256: sha256_hex(&bytes),
+                    info: None,
+                    loaded_at: Utc::now(),
+                    bundle,
+                }))
+            }
+            Source::Registry {
+                registry,
+                name,
+                alias,
+                cache_dir,
+            } => {
+                let info = registry.resolve(name, &ModelRef::Alias(alias.clone())).await?;
+                if let Some(cur) = self.current()
+                    && cur.version == info.version
+                    && Some(cur.sha256.as_str()) == info.bundle_sha256()
+                {
+                    return Ok(Refresh::Unchanged);
+                }
+                let loaded = registry::load_version(registry.as_ref(), info, cache_dir).await?;
+                check_servable(&loaded.bundle, name, &loaded.info.version)?;
+                Ok(self.swap(Served {
+                    name: name.clone(),
+                    version: loaded.info.version.clone(),
+                    alias: Some(alias.clone()),
+                    sha256: loaded.sha256,
+                    info: Some(loaded.info),
+                    loaded_at: Utc::now(),
+                    bundle: loaded.bundle,
+                }))
+            }
+        }
+    }
+
+    /// Starts a refresh in the background if one is due and none is running. Called on
+    /// every request, so a Lambda (frozen between invocations) re-checks as well.
+    pub fn maybe_refresh(self: &Arc<Self>) {
+        if self.refresh.is_zero() && self.current().is_some() {
+            return;
+        }
+        let due = {
+            let last = self.last_check.lock().unwrap_or_else(|p| p.into_inner());
+            // Without a model, retry at least every few seconds.
+            let every = if self.current().is_none() {
+                self.refresh
+                    .min(Duration::from_secs(5))
+                    .max(Duration::from_secs(1))
+            } else {
+                self.refresh
+            };
+            last.is_none_or(|t| t.elapsed() >= every)
+        };
+        if due && !self.refreshing.swap(true, Ordering::AcqRel) {
+            let this = self.clone();
+            tokio::spawn(async move {
+                let _ = this.refresh().await;
+                this.refreshing.store(false, Ordering::Release);
+            });
+        }
+    }
+
+    /// Re-checks on a timer (servers; Lambda relies on `maybe_refresh`).
+    pub fn spawn_refresh_loop(self: &Arc<Self>) {
+        if self.refresh.is_zero() {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(this.refresh);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                this.maybe_refresh();
+            }
+        });
+    }
+}
+
+/// Refuses a bundle this build cannot compute inputs for.
+fn check_servable(bundle: &ModelBundle, name: &str, version: &str) -> Result<(), RegistryError> {
+    bundle.check_compatible().map_err(|source| RegistryError::Bundle {
+        name: name.to_owned(),
+        version: version.to_owned(),
+        source,
+    })
+}

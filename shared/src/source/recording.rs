@@ -1,0 +1,204 @@
+//! A recorded station year in Open-Meteo's shape, answering archive and forecast
+//! requests the way the real API would: the archive returns the recorded hours in a
+//! date range; the forecast endpoint replays the recording onto today's calendar (the
+//! same hour of the year), so live runs see fresh, seasonally right data.
+//!
+//! [`RecordedSource`] is the in-memory weather source over it; `replay` serves it
+//! over HTTP.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, Utc};
+use serde_json::{Map, Value, json};
+use url::Url;
+
+use super::{Fetched, IngestRequest, SourceError, WeatherSource};
+use crate::observations::{ALL_VARIABLES, RawSeries, ShapeError, format_time, parse_time};
+
+/// The recording, parsed once.
+#[derive(Debug)]
+pub struct Recording {
+    top: Map<String, Value>,
+    times: Vec<NaiveDateTime>,
+    columns: HashMap<String, Vec<Value>>,
+}
+
+impl Recording {
+    pub fn parse(body: &[u8]) -> Result<Self, ShapeError> {
+        let raw = RawSeries::parse(body)?;
+        let times = raw
+            .times
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                t.as_str()
+                    .and_then(parse_time)
+                    .ok_or_else(|| ShapeError::Shape(format!("time {i} does not parse")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if times.is_empty() {
+            return Err(ShapeError::Shape("the recording has no hours".into()));
+        }
+        let mut top: Map<String, Value> =
+            serde_json::from_slice(body).map_err(|e| ShapeError::NotJson(e.to_string()))?;
+        top.remove("hourly");
+        Ok(Self {
+            top,
+            times,
+            columns: raw.columns.into_iter().collect(),
+        })
+    }
+
+    pub fn first_time(&self) -> NaiveDateTime {
+        self.times[0]
+    }
+
+    pub fn last_time(&self) -> NaiveDateTime {
+        self.times[self.times.len() - 1]
+    }
+
+    /// The first variable in `vars` the recording does not hold.
+    pub fn unknown_variable<'a>(&self, vars: &'a [String]) -> Option<&'a String> {
+        vars.iter().find(|v| !self.columns.contains_key(*v))
+    }
+
+    /// The archive's answer: the recorded hours from `start` to `end`; an error in
+    /// Open-Meteo's words when the range misses the recording.
+    pub fn archive(&self, vars: &[String], start: NaiveDate, end: NaiveDate) -> Result<Value, String> {
+        if start > end {
+            return Err("End-date must be larger or equal than start-date".into());
+        }
+        let rows: Vec<(NaiveDateTime, usize)> = self
+            .times
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| (start..=end).contains(&t.date()))
+            .map(|(i, t)| (*t, i))
+            .collect();
+        if rows.is_empty() {
+            return Err(format!(
+                "Parameter 'start_date' is out of allowed range: this replay holds {} to {}",
+                self.first_time().date(),
+                self.last_time().date()
+            ));
+        }
+        Ok(self.body(vars, &rows))
+    }
+
+    /// The forecast endpoint's answer: `past_days` before today and `forecast_days`
+    /// from today, replayed from the same hours of the recorded year.
+    pub fn forecast(&self, vars: &[String], past_days: i64, forecast_days: i64, today: NaiveDate) -> Value {
+        let start = today.and_hms_opt(0, 0, 0).unwrap_or_default() - Duration::days(past_days);
+        let rows: Vec<(NaiveDateTime, usize)> = (0..(past_days + forecast_days) * 24)
+            .map(|h| {
+                let t = start + Duration::hours(h);
+                (t, self.replay_index(t))
+            })
+            .collect();
+        self.body(vars, &rows)
+    }
+
+    /// The recorded hour at the same point of the year as `t`.
+    fn replay_index(&self, t: NaiveDateTime) -> usize {
+        let first = self.first_time();
+        let n = self.times.len() as i64;
+        // Move `t` into the recording's year, then index from its first hour.
+        let shifted = t.with_year(first.year()).unwrap_or(t - Duration::days(1));
+        (shifted - first).num_hours().rem_euclid(n) as usize
+    }
+
+    fn body(&self, vars: &[String], rows: &[(NaiveDateTime, usize)]) -> Value {
+        let mut hourly = Map::new();
+        hourly.insert(
+            "time".into(),
+            Value::Array(rows.iter().map(|(t, _)| Value::String(format_time(*t))).collect()),
+        );
+        let mut units = Map::new();
+        units.insert("time".into(), json!("iso8601"));
+        let rec_units = self.top.get("hourly_units").and_then(Value::as_object);
+        for v in vars {
+            let col = &self.columns[v];
+            hourly.insert(
+                v.clone(),
+                Value::Array(rows.iter().map(|(_, i)| col[*i].clone()).collect()),
+            );
+            if let Some(u) = rec_units.and_then(|u| u.get(v)) {
+                units.insert(v.clone(), u.clone());
+            }
+        }
+        let mut body = self.top.clone();
+        body.insert("hourly_units".into(), Value::Object(units));
+        body.insert("hourly".into(), Value::Object(hourly));
+        Value::Object(body)
+    }
+}
+
+/// The weather source that answers from a recording, in memory.
+#[derive(Debug, Clone)]
+pub struct RecordedSource {
+    recording: Arc<Recording>,
+    /// `past_days` for live requests that do not say.
+    past_days: u8,
+}
+
+impl RecordedSource {
+    pub fn new(recording: Recording, past_days: u8) -> Self {
+        Self {
+            recording: Arc::new(recording),
+            past_days,
+        }
+    }
+}
+
+#[async_trait]
+impl WeatherSource for RecordedSource {
+    fn describe(&self) -> String {
+        format!(
+            "a recording of {} to {}",
+            self.recording.first_time().date(),
+            self.recording.last_time().date()
+        )
+    }
+
+    async fn fetch(&self, request: &IngestRequest) -> Result<Fetched, SourceError> {
+        let vars: Vec<String> = ALL_VARIABLES
+            .iter()
+            .map(|v| v.name().to_owned())
+            .filter(|v| self.recording.columns.contains_key(v))
+            .collect();
+        let (body, url) = match request {
+            IngestRequest::Backfill { range } => (
+                self.recording
+                    .archive(&vars, range.start(), range.end())
+                    .map_err(|message| SourceError::Rejected {
+                        url: "memory://recording/v1/archive".into(),
+                        status: 400,
+                        message,
+                    })?,
+                format!(
+                    "memory://recording/v1/archive?start_date={}&end_date={}",
+                    range.start(),
+                    range.end()
+                ),
+            ),
+            IngestRequest::Live { past_days } => {
+                let past = past_days.unwrap_or(self.past_days);
+                (
+                    self.recording
+                        .forecast(&vars, i64::from(past), 1, Utc::now().date_naive()),
+                    format!("memory://recording/v1/forecast?past_days={past}&forecast_days=1"),
+                )
+            }
+        };
+        let body = serde_json::to_vec(&body).map_err(|e| SourceError::Unavailable(e.to_string()))?;
+        Ok(Fetched {
+            body: Bytes::from(body),
+            url: Url::parse(&url).map_err(|e| SourceError::Unavailable(e.to_string()))?,
+            attempts: 1,
+            collected_at: Utc::now(),
+        })
+    }
+}

@@ -1,0 +1,234 @@
+//! Training: one model per horizon (direct strategy), chosen by time-ordered
+//! validation, refitted, and scored on a chronological hold-out it never saw.
+//!
+//! The rows are split by time into train | validation | hold-out. Rows whose targets
+//! reach into the next segment are purged, so no hour is a target on both sides of a
+//! boundary. Candidates are fitted on train and compared on validation (mean RMSE over
+//! the horizons); the winner is refitted on train + validation and scored on the
+//! hold-out against the persistence and seasonal-naive baselines.
+
+use chrono::{Duration, NaiveDateTime};
+use serde::Serialize;
+
+use super::TrainError;
+use super::candidates::Candidate;
+use super::split::{chronological_split, refit_rows};
+use crate::bundle::{FeatureStats, Histogram, HorizonModel, Standardizer, TargetTransform};
+use crate::dataset::TrainingSet;
+use crate::features::{HORIZONS, feature_names};
+use crate::observations::TimeWindow;
+use crate::scores::{HorizonScore, quantile, rmse};
+
+/// Every regressor learns the change from the current temperature.
+pub const TARGET_TRANSFORM: TargetTransform = TargetTransform::ChangeFromCurrent;
+
+/// Runs `f` over `items` on every core, keeping the order. Threads take the next
+/// item as they free up, so a mix of quick and slow jobs still balances.
+fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(items.len().max(1));
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    let r = f(item);
+                    results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(r);
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .into_iter()
+        .map(|r| r.expect("every item was processed"))
+        .collect()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CandidateScore {
+    pub candidate: Candidate,
+    pub description: String,
+    /// Validation RMSE per horizon.
+    pub validation_rmse: Vec<f64>,
+    pub mean_validation_rmse: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SplitSummary {
+    pub train_rows: usize,
+    pub validation_rows: usize,
+    pub refit_rows: usize,
+    pub holdout_rows: usize,
+    pub train_window: TimeWindow,
+    pub validation_window: TimeWindow,
+    pub refit_window: TimeWindow,
+    pub holdout_window: TimeWindow,
+}
+
+/// What training produced, ready to be bundled.
+pub struct Trained {
+    pub chosen: Candidate,
+    pub candidates: Vec<CandidateScore>,
+    pub scaler: Standardizer,
+    pub models: Vec<HorizonModel>,
+    pub holdout: Vec<HorizonScore>,
+    pub feature_stats: Vec<FeatureStats>,
+    pub split: SplitSummary,
+}
+
+fn window(times: &[NaiveDateTime], idx: &[usize]) -> TimeWindow {
+    TimeWindow {
+        start: times[idx[0]],
+        end: times[idx[idx.len() - 1]],
+    }
+}
+
+fn gather<T: Clone>(v: &[T], idx: &[usize]) -> Vec<T> {
+    idx.iter().map(|&i| v[i].clone()).collect()
+}
+
+/// Fits every candidate for every horizon on `fit_idx`; returns models per horizon.
+fn fit_all(
+    set: &TrainingSet,
+    scaler: &Standardizer,
+    fit_idx: &[usize],
+    candidates: &[Candidate],
+    seed: u64,
+) -> Vec<Result<HorizonModel, TrainError>> {
+    let x: Vec<Vec<f64>> = fit_idx.iter().map(|&i| scaler.apply(&set.rows[i])).collect();
+    let jobs: Vec<(usize, usize)> = (0..candidates.len())
+        .flat_map(|c| (0..HORIZONS.len()).map(move |h| (c, h)))
+        .collect();
+    par_map(&jobs, |&(c, h)| {
+        let y: Vec<f64> = fit_idx
+            .iter()
+            .map(|&i| TARGET_TRANSFORM.encode(set.targets[h][i], &set.rows[i]))
+            .collect();
+        candidates[c]
+            .fit(&x, &y, seed, HORIZONS[h])
+            .map(|regressor| HorizonModel {
+                horizon: HORIZONS[h],
+                target: TARGET_TRANSFORM,
+                regressor,
+            })
+    })
+}
+
+/// Fits every candidate, picks the best on validation, refits it and scores it on
+/// the hold-out.
+pub fn select_and_fit(
+    set: &TrainingSet,
+    candidates: &[Candidate],
+    validation_fraction: f64,
+    holdout_fraction: f64,
+    seed: u64,
+) -> Result<Trained, TrainError> {
+    if candidates.is_empty() {
+        return Err(TrainError::TooFewRows("no candidate models to try".into()));
+    }
+    let horizon = Duration::hours(*HORIZONS.iter().max().unwrap_or(&1) as i64);
+    let split = chronological_split(&set.times, validation_fraction, holdout_fraction, horizon)?;
+    let nh = HORIZONS.len();
+
+    // Select on validation.
+    let train_rows: Vec<&[f64]> = split.train.iter().map(|&i| set.rows[i].as_slice()).collect();
+    let scaler = Standardizer::fit(&train_rows);
+    let fitted = fit_all(set, &scaler, &split.train, candidates, seed);
+    let val_raw = gather(&set.rows, &split.validation);
+    let val_x: Vec<Vec<f64>> = val_raw.iter().map(|r| scaler.apply(r)).collect();
+    let mut scores = Vec::with_capacity(candidates.len());
+    for (c, cand) in candidates.iter().enumerate() {
+        let mut per_h = Vec::with_capacity(nh);
+        for h in 0..nh {
+            let model = fitted[c * nh + h].as_ref().map_err(|e| TrainError::Fit {
+                candidate: cand.describe(),
+                horizon: HORIZONS[h],
+                message: e.to_string(),
+            })?;
+            let pred = model.predict_standardised(&val_x, &val_raw);
+            per_h.push(rmse(&gather(&set.targets[h], &split.validation), &pred));
+        }
+        let mean = per_h.iter().sum::<f64>() / nh as f64;
+        scores.push(CandidateScore {
+            candidate: cand.clone(),
+            description: cand.describe(),
+            validation_rmse: per_h,
+            mean_validation_rmse: mean,
+        });
+    }
+    let best = scores
+        .iter()
+        .min_by(|a, b| a.mean_validation_rmse.total_cmp(&b.mean_validation_rmse))
+        .map(|s| s.candidate.clone())
+        .expect("at least one candidate");
+
+    // Refit the winner on train + validation, score on the hold-out.
+    let refit = refit_rows(&split, &set.times, horizon);
+    let refit_slices: Vec<&[f64]> = refit.iter().map(|&i| set.rows[i].as_slice()).collect();
+    let scaler = Standardizer::fit(&refit_slices);
+    let models: Vec<HorizonModel> = fit_all(set, &scaler, &refit, std::slice::from_ref(&best), seed)
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+    let hold_raw = gather(&set.rows, &split.holdout);
+    let mut holdout = Vec::with_capacity(nh);
+    for (h, m) in models.iter().enumerate() {
+        let pred = m.predict(&scaler, &hold_raw);
+        let truth = gather(&set.targets[h], &split.holdout);
+        holdout.push(HorizonScore::new(m.horizon, &hold_raw, &truth, &pred));
+    }
+
+    let feature_stats = feature_stats(&refit_slices);
+    let split_summary = SplitSummary {
+        train_rows: split.train.len(),
+        validation_rows: split.validation.len(),
+        refit_rows: refit.len(),
+        holdout_rows: split.holdout.len(),
+        train_window: window(&set.times, &split.train),
+        validation_window: window(&set.times, &split.validation),
+        refit_window: window(&set.times, &refit),
+        holdout_window: window(&set.times, &split.holdout),
+    };
+    Ok(Trained {
+        chosen: best,
+        candidates: scores,
+        scaler,
+        models,
+        holdout,
+        feature_stats,
+        split: split_summary,
+    })
+}
+
+/// Ranges, moments and histograms of each feature over the rows a model was fitted on.
+pub fn feature_stats(rows: &[&[f64]]) -> Vec<FeatureStats> {
+    feature_names()
+        .into_iter()
+        .enumerate()
+        .map(|(j, name)| {
+            let mut col: Vec<f64> = rows.iter().map(|r| r[j]).collect();
+            let n = col.len() as f64;
+            let mean = col.iter().sum::<f64>() / n;
+            let std = (col.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n).sqrt();
+            let histogram = Histogram::new(&col, 20);
+            col.sort_by(f64::total_cmp);
+            FeatureStats {
+                name,
+                min: col[0],
+                max: col[col.len() - 1],
+                mean,
+                std,
+                p005: quantile(&col, 0.005),
+                p995: quantile(&col, 0.995),
+                histogram,
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,74 @@
+//! Stage 2, validate: the data quality gate ([`checks`]) on a stored snapshot. Its
+//! report is always written; any failed check stops the run.
+
+pub mod checks;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ingest::IngestOutput;
+use crate::layout;
+use crate::snapshot;
+use crate::stage::{Context, StageError};
+use crate::store::{self, ObjectKey};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ValidateInput {
+    pub snapshot: ObjectKey,
+}
+
+impl From<&IngestOutput> for ValidateInput {
+    fn from(o: &IngestOutput) -> Self {
+        Self {
+            snapshot: o.snapshot.clone(),
+        }
+    }
+}
+
+impl ValidateInput {
+    /// The newest snapshot in the store (`rps validate` without an argument).
+    pub async fn newest(ctx: &Context) -> Result<Self, StageError> {
+        match snapshot::newest(ctx.store.as_ref()).await? {
+            Some(snapshot) => Ok(Self { snapshot }),
+            None => Err(StageError::Input(format!(
+                "the store {} holds no snapshot yet; run `rps ingest` first",
+                ctx.config.store
+            ))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ValidateOutput {
+    pub snapshot: ObjectKey,
+    pub report: ObjectKey,
+    pub rows: usize,
+    pub checks: usize,
+    pub warnings: Vec<String>,
+}
+
+/// Runs the quality gate on a snapshot and stores its report. Fails, after writing the
+/// report, when any check fails.
+pub async fn validate(ctx: &Context, input: ValidateInput) -> Result<ValidateOutput, StageError> {
+    let (raw, meta) = snapshot::load(ctx.store.as_ref(), &input.snapshot).await?;
+    let live = meta.request.is_live().then_some(meta.collected_at);
+    let report = checks::check(&raw, &ctx.config.quality, live);
+    let report_key = layout::quality_report(&input.snapshot)?;
+    store::put_json(ctx.store.as_ref(), &report_key, &report, false).await?;
+    if !report.passed {
+        return Err(StageError::QualityGate {
+            report: ctx.url(&report_key),
+            failures: report.failures().map(ToString::to_string).collect(),
+        });
+    }
+    let warnings: Vec<String> = report.warnings().map(ToString::to_string).collect();
+    for w in &warnings {
+        tracing::warn!(snapshot = %input.snapshot, "quality warning: {w}");
+    }
+    Ok(ValidateOutput {
+        snapshot: input.snapshot,
+        report: report_key,
+        rows: report.rows,
+        checks: report.checks.len(),
+        warnings,
+    })
+}

@@ -1,0 +1,54 @@
+//! The Open-Meteo replay (`shared::source::replay`) in-process, on a free port, served
+//! from its own thread so sync and async tests can both use it.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use shared::source::{Recording, replay};
+
+/// A running replay; it stops with the test process.
+pub struct Replay {
+    pub addr: SocketAddr,
+}
+
+impl Replay {
+    /// Serves the shipped sample year.
+    pub fn sample() -> Self {
+        Self::file(&crate::sample_path())
+    }
+
+    /// Serves a recording in Open-Meteo's shape.
+    pub fn file(path: &Path) -> Self {
+        let body = std::fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        let recording = Recording::parse(&body).expect("a usable recording");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            rt.block_on(async move {
+                let (addr, handle) = replay::serve(recording, "127.0.0.1:0".parse().expect("an address"))
+                    .await
+                    .expect("the replay listens");
+                tx.send(addr).expect("the test waits");
+                let _ = handle.await;
+            });
+        });
+        Self {
+            addr: rx.recv().expect("the replay started"),
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    pub fn archive_url(&self) -> String {
+        format!("http://{}/v1/archive", self.addr)
+    }
+
+    pub fn forecast_url(&self) -> String {
+        format!("http://{}/v1/forecast", self.addr)
+    }
+}
