@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -497,9 +497,16 @@ impl ModelBundle {
                         m.horizon
                     )));
                 }
+                let time =
+                    crate::observations::shift_hours(row.time, i64::from(m.horizon)).ok_or_else(|| {
+                        ModelError::Predict(format!(
+                            "{} h after {} is past the calendar's end",
+                            m.horizon, row.time
+                        ))
+                    })?;
                 Ok(Forecast {
                     horizon_hours: m.horizon,
-                    time: crate::observations::format_time(row.time + Duration::hours(m.horizon as i64)),
+                    time: crate::observations::format_time(time),
                     temperature_2m: value,
                 })
             })

@@ -364,9 +364,10 @@ impl<'a> Window<'a> {
         HORIZONS.map(|h| col.get(i + h as usize).copied().flatten())
     }
 
-    /// The time the forecast for horizon `h` made at hour `i` is for.
-    pub fn target_time(&self, i: usize, h: u8) -> NaiveDateTime {
-        self.series.times()[i] + Duration::hours(h as i64)
+    /// The time the forecast for horizon `h` made at hour `i` is for (`None` past the
+    /// calendar's end).
+    pub fn target_time(&self, i: usize, h: u8) -> Option<NaiveDateTime> {
+        crate::observations::shift_hours(self.series.times()[i], i64::from(h))
     }
 }
 

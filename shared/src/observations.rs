@@ -117,8 +117,28 @@ impl Variable {
 /// Open-Meteo's time format with `timezone=GMT`: `2023-10-01T00:00`.
 pub const TIME_FORMAT: &str = "%Y-%m-%dT%H:%M";
 
+/// The years a time may have: wide enough for any record or forecast, narrow enough
+/// that shifting a time by hours or by a UTC offset can never overflow. chrono's `%Y`
+/// alone would take signed years of any width (`+262142-12-30T23:00`).
+pub const YEARS: std::ops::RangeInclusive<i32> = 1900..=2200;
+
+/// The largest UTC offset a response may declare (ISO 8601 stops at ±18 h).
+pub const MAX_UTC_OFFSET_SECONDS: i64 = 18 * 3600;
+
+/// A time in Open-Meteo's format (`2023-10-01T00:00`, exactly), in [`YEARS`].
 pub fn parse_time(s: &str) -> Option<NaiveDateTime> {
-    NaiveDateTime::parse_from_str(s, TIME_FORMAT).ok()
+    use chrono::Datelike;
+    if s.len() != 16 || !s.starts_with(|c: char| c.is_ascii_digit()) {
+        return None;
+    }
+    NaiveDateTime::parse_from_str(s, TIME_FORMAT)
+        .ok()
+        .filter(|t| YEARS.contains(&t.year()))
+}
+
+/// `t` moved by `hours`, or `None` past the calendar's end.
+pub fn shift_hours(t: NaiveDateTime, hours: i64) -> Option<NaiveDateTime> {
+    Duration::try_hours(hours).and_then(|d| t.checked_add_signed(d))
 }
 
 pub fn format_time(t: NaiveDateTime) -> String {
@@ -205,12 +225,23 @@ impl RawSeries {
         self.times.is_empty()
     }
 
-    /// Times as UTC, `None` where a value is not a time in Open-Meteo's format.
+    /// Whether the declared UTC offset is one a real response can have.
+    pub fn utc_offset_is_plausible(&self) -> bool {
+        self.utc_offset_seconds.unsigned_abs() <= MAX_UTC_OFFSET_SECONDS.unsigned_abs()
+    }
+
+    /// Times as UTC, `None` where a value is not a time in Open-Meteo's format (or the
+    /// offset is not plausible, so no time can be trusted).
     pub fn utc_times(&self) -> Vec<Option<NaiveDateTime>> {
-        let offset = Duration::seconds(self.utc_offset_seconds);
+        let offset = Some(self.utc_offset_seconds)
+            .filter(|_| self.utc_offset_is_plausible())
+            .and_then(Duration::try_seconds);
         self.times
             .iter()
-            .map(|t| t.as_str().and_then(parse_time).map(|t| t - offset))
+            .map(|t| {
+                let t = t.as_str().and_then(parse_time)?;
+                t.checked_sub_signed(offset?)
+            })
             .collect()
     }
 

@@ -196,3 +196,24 @@ fn the_report_is_machine_readable_json() {
     let back: QualityReport = serde_json::from_value(j).unwrap();
     assert_eq!(back, r);
 }
+
+#[test]
+fn a_huge_utc_offset_fails_the_gate_instead_of_panicking() {
+    for offset in [i64::MAX, i64::MIN, 10_000_000_000_000, 90_000] {
+        let mut v = sample_head(72);
+        v["utc_offset_seconds"] = serde_json::json!(offset);
+        let r = gate(&v);
+        assert!(!r.passed, "offset {offset}");
+        assert_fails(&r, "time.utc_offset");
+    }
+    let mut v = sample_head(72);
+    v["utc_offset_seconds"] = serde_json::json!(-36_000);
+    assert_eq!(gate(&v).check("time.utc_offset").unwrap().status, Status::Pass);
+}
+
+#[test]
+fn times_outside_a_sane_window_of_years_fail_the_time_check() {
+    let mut v = sample_head(72);
+    hourly(&mut v, "time")[5] = serde_json::json!("+262142-12-30T23:00");
+    assert_fails(&gate(&v), "time.parses");
+}

@@ -218,6 +218,39 @@ mod tests {
         parse_observations(b, 744).unwrap_err()
     }
 
+    /// 25 consecutive hours starting at `start` (any year chrono can parse).
+    fn window_from(start: &str) -> Vec<u8> {
+        let t0 = NaiveDateTime::parse_from_str(start, "%Y-%m-%dT%H:%M").unwrap();
+        let items: Vec<Value> = (0..25)
+            .map(|h| {
+                let mut o = obs(1)[0].clone();
+                o["time"] = json!((t0 + Duration::hours(h)).format("%Y-%m-%dT%H:%M").to_string());
+                o
+            })
+            .collect();
+        body(items)
+    }
+
+    #[test]
+    fn times_outside_a_sane_window_of_years_are_refused_not_a_panic() {
+        // chrono's %Y takes signed years of any width: this parses, and 6 h later
+        // would overflow when the forecasts' target times are computed.
+        for start in [
+            "+262142-12-30T23:00",
+            "-0001-01-01T00:00",
+            "1066-10-14T09:00",
+            "2999-01-01T00:00",
+        ] {
+            let e = err(&window_from(start));
+            assert_eq!(
+                (e.code, e.location.as_deref()),
+                ("invalid_time", Some("/observations/0/time")),
+                "{start}: {e}"
+            );
+        }
+        assert!(parse_observations(&window_from("2023-10-01T00:00"), 744).is_ok());
+    }
+
     #[test]
     fn a_good_request_parses() {
         let s = parse_observations(&body(obs(30)), 744).unwrap();

@@ -13,7 +13,9 @@ use std::collections::HashSet;
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 
 use crate::config::QualityConfig;
-use crate::observations::{ALL_VARIABLES, KEY_VARIABLES, RawSeries, TARGET, Variable, format_time};
+use crate::observations::{
+    ALL_VARIABLES, KEY_VARIABLES, MAX_UTC_OFFSET_SECONDS, RawSeries, TARGET, Variable, format_time,
+};
 use crate::snapshot::{CheckResult, QualityReport, Status};
 
 /// A column of a variable as parsed: each value a number, null, or not a number.
@@ -208,9 +210,20 @@ fn variables(c: &mut Checks, raw: &RawSeries) -> Vec<(Variable, Column)> {
     usable
 }
 
-/// Every time parses; returns the axis when it does.
+/// The UTC offset is plausible and every time parses; returns the axis when it does.
 fn time_parses(c: &mut Checks, raw: &RawSeries) -> Option<Vec<NaiveDateTime>> {
     let n = raw.len();
+    c.record(Check {
+        name: "time.utc_offset".into(),
+        severity: Severity::Fail,
+        passed: raw.utc_offset_is_plausible(),
+        measured: Some(raw.utc_offset_seconds as f64),
+        threshold: Some(MAX_UTC_OFFSET_SECONDS as f64),
+        message: format!(
+            "utc_offset_seconds is {} (at most ±{MAX_UTC_OFFSET_SECONDS}: ±18 h)",
+            raw.utc_offset_seconds
+        ),
+    });
     let times = raw.utc_times();
     let unparsed = times.iter().filter(|t| t.is_none()).count();
     c.record(Check {
@@ -223,7 +236,7 @@ fn time_parses(c: &mut Checks, raw: &RawSeries) -> Option<Vec<NaiveDateTime>> {
             None if n > 0 => "every time parses as YYYY-MM-DDTHH:MM".into(),
             None => "there are no times".into(),
             Some(i) => format!(
-                "{unparsed} time(s) do not parse as YYYY-MM-DDTHH:MM, the first at index {i}: {}",
+                "{unparsed} time(s) do not parse as YYYY-MM-DDTHH:MM in the years 1900 to 2200 (UTC), the first at index {i}: {}",
                 raw.times[i]
             ),
         },
