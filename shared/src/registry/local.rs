@@ -1,11 +1,17 @@
 //! The registry kept in the object store, for runs without a tracking server.
 //!
 //! ```text
-//! registry/<name>/versions/<000001>.json   one VersionInfo per version (aliases not kept here)
-//! registry/<name>/aliases.json             {"candidate": "3", "production": "2"}
+//! registry/<name>/versions/<000001>.json        the version as registered (create-only)
+//! registry/<name>/versions/<000001>/tags/<key>  a tag written later, one object each
+//! registry/<name>/versions/<000001>/stage       its legacy stage
+//! registry/<name>/aliases/<alias>               the version an alias points at
 //! ```
-//! Version numbers are claimed with a create-only write, so two writers never get the
-//! same number. Alias moves are last-writer-wins, as in MLflow.
+//!
+//! Every write touches one object and no write reads another first, so concurrent
+//! writers (training moving `@candidate` while a promotion moves `@production`, two
+//! stages tagging one version) never lose each other's updates. Version numbers are
+//! claimed with a create-only write, so two writers never get the same number. Moving
+//! one alias is last-writer-wins, as in MLflow; promotions serialise on their lease.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,58 +29,122 @@ pub struct LocalRegistry {
     store: Arc<dyn ObjectStore>,
 }
 
-type Aliases = BTreeMap<String, String>;
+/// What one listing of a model's folder holds.
+#[derive(Default)]
+struct Folder {
+    versions: BTreeMap<u64, ObjectKey>,
+    aliases: BTreeMap<String, ObjectKey>,
+}
 
 impl LocalRegistry {
     pub fn new(store: Arc<dyn ObjectStore>) -> Self {
         Self { store }
     }
 
+    fn root(name: &str) -> String {
+        format!("registry/{name}/")
+    }
+
     fn version_key(name: &str, version: u64) -> Result<ObjectKey, StoreError> {
         ObjectKey::new(format!("registry/{name}/versions/{version:06}.json"))
     }
 
-    fn aliases_key(name: &str) -> Result<ObjectKey, StoreError> {
-        ObjectKey::new(format!("registry/{name}/aliases.json"))
+    fn version_dir(name: &str, version: u64) -> String {
+        format!("registry/{name}/versions/{version:06}/")
     }
 
-    async fn aliases(&self, name: &str) -> Result<Aliases, RegistryError> {
-        match store::get_json(self.store.as_ref(), &Self::aliases_key(name)?).await {
-            Ok(a) => Ok(a),
-            Err(StoreError::NotFound { .. }) => Ok(Aliases::new()),
-            Err(e) => Err(e.into()),
+    fn tag_key(name: &str, version: u64, key: &str) -> Result<ObjectKey, RegistryError> {
+        if key.contains('/') {
+            return Err(RegistryError::Invalid(format!("the tag name {key:?} has a '/'")));
         }
+        Ok(ObjectKey::new(format!(
+            "{}tags/{key}",
+            Self::version_dir(name, version)
+        ))?)
     }
 
-    async fn stored(&self, name: &str, version: &str) -> Result<VersionInfo, RegistryError> {
-        let n: u64 = version
+    fn stage_key(name: &str, version: u64) -> Result<ObjectKey, StoreError> {
+        ObjectKey::new(format!("{}stage", Self::version_dir(name, version)))
+    }
+
+    fn alias_key(name: &str, alias: &str) -> Result<ObjectKey, StoreError> {
+        ObjectKey::new(format!("registry/{name}/aliases/{alias}"))
+    }
+
+    fn number(version: &str) -> Result<u64, RegistryError> {
+        version
             .parse()
-            .map_err(|_| RegistryError::Invalid(format!("{version:?} is not a version number")))?;
-        match store::get_json(self.store.as_ref(), &Self::version_key(name, n)?).await {
-            Ok(v) => Ok(v),
-            Err(StoreError::NotFound { .. }) => Err(RegistryError::NotFound(format!(
-                "model {name} has no version {version} in {}",
-                self.describe()
-            ))),
+            .map_err(|_| RegistryError::Invalid(format!("{version:?} is not a version number")))
+    }
+
+    async fn folder(&self, name: &str) -> Result<Folder, RegistryError> {
+        let root = Self::root(name);
+        let mut folder = Folder::default();
+        for key in self.store.list(&root).await? {
+            let rest = &key.as_str()[root.len()..];
+            if let Some(file) = rest.strip_prefix("versions/")
+                && let Some(n) = file.strip_suffix(".json").and_then(|n| n.parse().ok())
+            {
+                folder.versions.insert(n, key);
+            } else if let Some(alias) = rest.strip_prefix("aliases/") {
+                folder.aliases.insert(alias.to_owned(), key);
+            }
+        }
+        Ok(folder)
+    }
+
+    async fn text(&self, key: &ObjectKey) -> Result<Option<String>, RegistryError> {
+        match self.store.get(key).await {
+            Ok(b) => Ok(Some(String::from_utf8_lossy(&b).into_owned())),
+            Err(StoreError::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }
     }
 
-    fn with_aliases(mut v: VersionInfo, aliases: &Aliases) -> VersionInfo {
+    /// Every alias and the version it points at.
+    async fn aliases(&self, folder: &Folder) -> Result<BTreeMap<String, String>, RegistryError> {
+        let mut out = BTreeMap::new();
+        for (alias, key) in &folder.aliases {
+            if let Some(v) = self.text(key).await? {
+                out.insert(alias.clone(), v.trim().to_owned());
+            }
+        }
+        Ok(out)
+    }
+
+    /// A version as registered, with the tags and stage written since and its aliases.
+    async fn version(
+        &self,
+        name: &str,
+        n: u64,
+        aliases: &BTreeMap<String, String>,
+    ) -> Result<VersionInfo, RegistryError> {
+        let mut v: VersionInfo =
+            match store::get_json(self.store.as_ref(), &Self::version_key(name, n)?).await {
+                Ok(v) => v,
+                Err(StoreError::NotFound { .. }) => {
+                    return Err(RegistryError::NotFound(format!(
+                        "model {name} has no version {n} in {}",
+                        self.describe()
+                    )));
+                }
+                Err(e) => return Err(e.into()),
+            };
+        let tags_prefix = format!("{}tags/", Self::version_dir(name, n));
+        for key in self.store.list(&tags_prefix).await? {
+            if let Some(value) = self.text(&key).await? {
+                v.tags.insert(key.file_name().to_owned(), value);
+            }
+        }
+        if let Some(stage) = self.text(&Self::stage_key(name, n)?).await? {
+            v.stage = Some(stage);
+        }
         v.aliases = aliases
             .iter()
             .filter(|(_, ver)| **ver == v.version)
             .map(|(a, _)| a.clone())
             .collect();
-        v
-    }
-
-    async fn write_version(&self, v: &VersionInfo) -> Result<(), RegistryError> {
-        let key = Self::version_key(&v.name, v.number())?;
-        let mut stored = v.clone();
-        stored.aliases.clear();
-        store::put_json(self.store.as_ref(), &key, &stored, false).await?;
-        Ok(())
+        Ok(v)
     }
 }
 
@@ -88,8 +158,8 @@ impl Registry for LocalRegistry {
     }
 
     async fn create_version(&self, new: NewVersion) -> Result<VersionInfo, RegistryError> {
-        let existing = self.list_versions(&new.name).await?;
-        let mut next = existing.first().map_or(1, |v| v.number() + 1);
+        let folder = self.folder(&new.name).await?;
+        let mut next = folder.versions.keys().next_back().map_or(1, |n| n + 1);
         loop {
             let v = VersionInfo {
                 name: new.name.clone(),
@@ -117,43 +187,44 @@ impl Registry for LocalRegistry {
     }
 
     async fn get_version(&self, name: &str, version: &str) -> Result<VersionInfo, RegistryError> {
-        let v = self.stored(name, version).await?;
-        Ok(Self::with_aliases(v, &self.aliases(name).await?))
+        let n = Self::number(version)?;
+        let aliases = self.aliases(&self.folder(name).await?).await?;
+        self.version(name, n, &aliases).await
     }
 
     async fn get_alias(&self, name: &str, alias: &str) -> Result<VersionInfo, RegistryError> {
-        let aliases = self.aliases(name).await?;
-        let version = aliases
-            .get(alias)
+        let version = self
+            .text(&Self::alias_key(name, alias)?)
+            .await?
             .ok_or_else(|| RegistryError::NotFound(format!("model {name} has no alias @{alias}")))?;
-        Ok(Self::with_aliases(self.stored(name, version).await?, &aliases))
+        self.get_version(name, version.trim()).await
     }
 
     async fn list_versions(&self, name: &str) -> Result<Vec<VersionInfo>, RegistryError> {
-        let aliases = self.aliases(name).await?;
-        let mut out = Vec::new();
-        for key in self.store.list(&format!("registry/{name}/versions/")).await? {
-            let v: VersionInfo = store::get_json(self.store.as_ref(), &key).await?;
-            out.push(Self::with_aliases(v, &aliases));
+        let folder = self.folder(name).await?;
+        let aliases = self.aliases(&folder).await?;
+        let mut out = Vec::with_capacity(folder.versions.len());
+        for n in folder.versions.keys().rev() {
+            out.push(self.version(name, *n, &aliases).await?);
         }
-        out.sort_by_key(|v| std::cmp::Reverse(v.number()));
         Ok(out)
     }
 
     async fn set_alias(&self, name: &str, alias: &str, version: &str) -> Result<(), RegistryError> {
-        self.stored(name, version).await?;
-        let mut aliases = self.aliases(name).await?;
-        aliases.insert(alias.to_owned(), version.to_owned());
-        store::put_json(self.store.as_ref(), &Self::aliases_key(name)?, &aliases, false).await?;
+        let n = Self::number(version)?;
+        if !self.store.exists(&Self::version_key(name, n)?).await? {
+            return Err(RegistryError::NotFound(format!(
+                "model {name} has no version {version} in {}",
+                self.describe()
+            )));
+        }
+        let key = Self::alias_key(name, alias)?;
+        self.store.put(&key, Bytes::from(n.to_string())).await?;
         Ok(())
     }
 
     async fn delete_alias(&self, name: &str, alias: &str) -> Result<(), RegistryError> {
-        let mut aliases = self.aliases(name).await?;
-        if aliases.remove(alias).is_some() {
-            store::put_json(self.store.as_ref(), &Self::aliases_key(name)?, &aliases, false).await?;
-        }
-        Ok(())
+        Ok(self.store.delete(&Self::alias_key(name, alias)?).await?)
     }
 
     async fn set_version_tag(
@@ -163,15 +234,22 @@ impl Registry for LocalRegistry {
         key: &str,
         value: &str,
     ) -> Result<(), RegistryError> {
-        let mut v = self.stored(name, version).await?;
-        v.tags.insert(key.to_owned(), value.to_owned());
-        self.write_version(&v).await
+        let n = Self::number(version)?;
+        if !self.store.exists(&Self::version_key(name, n)?).await? {
+            return Err(RegistryError::NotFound(format!(
+                "model {name} has no version {version}"
+            )));
+        }
+        let tag = Self::tag_key(name, n, key)?;
+        self.store.put(&tag, Bytes::from(value.to_owned())).await?;
+        Ok(())
     }
 
     async fn set_stage(&self, name: &str, version: &str, stage: &str) -> Result<StageOutcome, RegistryError> {
-        let mut v = self.stored(name, version).await?;
-        v.stage = Some(stage.to_owned());
-        self.write_version(&v).await?;
+        let n = Self::number(version)?;
+        self.store
+            .put(&Self::stage_key(name, n)?, Bytes::from(stage.to_owned()))
+            .await?;
         Ok(StageOutcome::Done)
     }
 
@@ -194,6 +272,88 @@ mod tests {
             tags: BTreeMap::from([("k".to_string(), "v".to_string())]),
             description: String::new(),
         }
+    }
+
+    /// A store whose every call yields first, as a remote store's would: concurrent
+    /// writers interleave between their reads and writes.
+    #[derive(Debug)]
+    struct Yielding(MemoryStore);
+
+    #[async_trait]
+    impl ObjectStore for Yielding {
+        async fn put(&self, key: &ObjectKey, body: Bytes) -> Result<(), StoreError> {
+            tokio::task::yield_now().await;
+            self.0.put(key, body).await
+        }
+        async fn put_new(&self, key: &ObjectKey, body: Bytes) -> Result<(), StoreError> {
+            tokio::task::yield_now().await;
+            self.0.put_new(key, body).await
+        }
+        async fn get(&self, key: &ObjectKey) -> Result<Bytes, StoreError> {
+            tokio::task::yield_now().await;
+            self.0.get(key).await
+        }
+        async fn exists(&self, key: &ObjectKey) -> Result<bool, StoreError> {
+            tokio::task::yield_now().await;
+            self.0.exists(key).await
+        }
+        async fn delete(&self, key: &ObjectKey) -> Result<(), StoreError> {
+            tokio::task::yield_now().await;
+            self.0.delete(key).await
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<ObjectKey>, StoreError> {
+            tokio::task::yield_now().await;
+            self.0.list(prefix).await
+        }
+        fn url(&self, key: &ObjectKey) -> String {
+            self.0.url(key)
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_alias_moves_and_tag_writes_lose_nothing() {
+        let reg = Arc::new(LocalRegistry::new(Arc::new(Yielding(MemoryStore::new()))));
+        for _ in 0..2 {
+            reg.create_version(new_version("models/m/a")).await.unwrap();
+        }
+        reg.set_alias("m", "production", "1").await.unwrap();
+        // Training moves @candidate and a release moves @staging while a promotion moves
+        // @production; promotion tags a version while training tags it too.
+        let mut tasks = Vec::new();
+        for i in 0..16 {
+            let reg = reg.clone();
+            tasks.push(tokio::spawn(async move {
+                let (alias, version) = match i % 3 {
+                    0 => ("candidate", "2"),
+                    1 => ("staging", "2"),
+                    _ => ("production", "2"),
+                };
+                reg.set_alias("m", alias, version).await.unwrap();
+                reg.set_version_tag("m", "2", &format!("k{i}"), "v")
+                    .await
+                    .unwrap();
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        for alias in ["candidate", "staging", "production"] {
+            assert_eq!(
+                reg.get_alias("m", alias).await.unwrap().version,
+                "2",
+                "@{alias} was lost"
+            );
+        }
+        let v = reg.get_version("m", "2").await.unwrap();
+        for i in 0..16 {
+            assert_eq!(
+                v.tag(&format!("k{i}")),
+                Some("v"),
+                "tag k{i} was lost: {:?}",
+                v.tags
+            );
+        }
+        assert_eq!(v.tag("k"), Some("v"), "the tags given at creation stay");
     }
 
     #[tokio::test]
