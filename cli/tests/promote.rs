@@ -457,12 +457,9 @@ fn two_concurrent_promotions_leave_a_consistent_registry() {
         assert_eq!(s.tag(&previous, "rps.replaced_version"), Some(v1.clone()));
     }
     // No lease is left behind.
-    assert!(
-        !s.dir
-            .path()
-            .join("store/locks")
-            .join(&s.model)
-            .join("promote.json")
-            .exists()
-    );
+    let locks = s.dir.path().join("store/locks").join(&s.model);
+    let left: Vec<_> = std::fs::read_dir(&locks)
+        .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "leases left in {}: {left:?}", locks.display());
 }

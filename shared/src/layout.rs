@@ -9,7 +9,7 @@
 //!                                                               by default inside the store)
 //! models/<name>/<bundle id>/model.rpsb, evaluation.json|.md     bundle and its scores
 //! reports/<name>/<version>/<stamp>/report.json|.md, *.png        promotion gate reports
-//! locks/<name>/promote.json                                      held while promoting
+//! locks/<name>/promote.<generation>.json                         held while promoting
 //! registry/<name>/…                                              the local registry (no MLflow)
 //! ```
 //!
@@ -89,9 +89,27 @@ pub fn gate_report(name: &str, version: &str, id: &str, file: &str) -> Result<Ob
     ObjectKey::new(format!("reports/{name}/{version}/{id}/{file}"))
 }
 
-/// The lease a promotion holds so that two never move `production` at once.
-pub fn promotion_lock(name: &str) -> Result<ObjectKey, StoreError> {
-    ObjectKey::new(format!("locks/{name}/promote.json"))
+/// Where a model's promotion leases are.
+pub fn promotion_lock_prefix(name: &str) -> String {
+    format!("locks/{name}/")
+}
+
+/// One generation of the lease a promotion holds so that two never move `production`
+/// at once (the newest generation is the lease).
+pub fn promotion_lock(name: &str, generation: u64) -> Result<ObjectKey, StoreError> {
+    ObjectKey::new(format!(
+        "{}promote.{generation:010}.json",
+        promotion_lock_prefix(name)
+    ))
+}
+
+/// The generation of a lease key.
+pub fn promotion_lock_generation(key: &ObjectKey) -> Option<u64> {
+    key.file_name()
+        .strip_prefix("promote.")?
+        .strip_suffix(".json")?
+        .parse()
+        .ok()
 }
 
 #[cfg(test)]

@@ -1,19 +1,34 @@
-//! The promotion lease: a create-only object in the store (`If-None-Match: *` on S3)
-//! that one promotion or rollback of a model holds while it moves aliases. It expires,
-//! so a crashed promoter does not block the next one forever.
+//! The promotion lease: one promotion or rollback of a model at a time.
+//!
+//! A lease is a create-only object `locks/<name>/promote.<generation>.json` in the
+//! store (`If-None-Match: *` on S3); the newest generation is the lease. Taking over an
+//! expired lease creates the next generation, also create-only, so of two contenders
+//! only one can win. An unreadable lease counts as held. The holder re-checks that its
+//! generation is still the newest, and renews it, before every alias write
+//! ([`Lease::check`]); a holder that lost its lease stops without writing.
+//!
+//! Each renewal lasts [`LEASE`]; the longest step between two checks is one registry
+//! call (MLflow: 120 s × 3 attempts), well inside it. Expiry compares clocks of
+//! different machines, so a lease counts as expired only [`SKEW`] after its end.
+//!
+//! A lease in a local folder excludes only processes that share that folder: runners
+//! that share one MLflow server must share an S3 store too (`RPS_STORE=s3://…`).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::config::StoreLocation;
 use crate::layout;
 use crate::stage::{Context, StageError};
 use crate::store::{self, ObjectKey, StoreError};
 
-/// How long a lease lasts before another promoter may break it.
+/// How long a lease lasts from its last renewal.
 pub const LEASE: std::time::Duration = std::time::Duration::from_secs(600);
+/// How far two machines' clocks may disagree.
+pub const SKEW: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// What the lease object holds.
-#[derive(Debug, Serialize, Deserialize)]
+/// What a lease object holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(super) struct LeaseRecord {
     pub token: String,
     pub holder: String,
@@ -21,14 +36,48 @@ pub(super) struct LeaseRecord {
     pub expires_at: DateTime<Utc>,
 }
 
+impl LeaseRecord {
+    fn expired(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at + chrono::Duration::from_std(SKEW).unwrap_or_default() < now
+    }
+}
+
 pub(super) struct Lease {
-    key: ObjectKey,
-    token: String,
+    name: String,
+    generation: u64,
+    record: LeaseRecord,
+    /// Said once, in the output: a local lease excludes no other machine.
+    pub warning: Option<String>,
+}
+
+fn key(name: &str, generation: u64) -> Result<ObjectKey, StoreError> {
+    layout::promotion_lock(name, generation)
+}
+
+/// The newest generation of `name`'s lease and what it holds (`Err` when unreadable).
+async fn newest(ctx: &Context, name: &str) -> Result<Option<(u64, Result<LeaseRecord, String>)>, StageError> {
+    let prefix = layout::promotion_lock_prefix(name);
+    let newest = ctx
+        .store
+        .list(&prefix)
+        .await?
+        .iter()
+        .filter_map(layout::promotion_lock_generation)
+        .max();
+    let Some(generation) = newest else {
+        return Ok(None);
+    };
+    let record = match store::get_json::<LeaseRecord>(ctx.store.as_ref(), &key(name, generation)?).await {
+        Ok(r) => Ok(r),
+        // Released between the listing and the read: free.
+        Err(StoreError::NotFound { .. }) => return Ok(None),
+        Err(e) => Err(e.to_string()),
+    };
+    Ok(Some((generation, record)))
 }
 
 impl Lease {
     pub async fn acquire(ctx: &Context, name: &str, holder: &str) -> Result<Self, StageError> {
-        let key = layout::promotion_lock(name)?;
         let now = Utc::now();
         let record = LeaseRecord {
             token: format!("{:016x}", rand::random::<u64>()),
@@ -36,45 +85,105 @@ impl Lease {
             acquired_at: now,
             expires_at: now + chrono::Duration::from_std(LEASE).unwrap_or_default(),
         };
-        for attempt in 0..2 {
-            match store::put_json(ctx.store.as_ref(), &key, &record, true).await {
-                Ok(()) => {
-                    return Ok(Self {
-                        key,
-                        token: record.token,
-                    });
-                }
-                Err(StoreError::AlreadyExists { .. }) => {
-                    let held: Option<LeaseRecord> = store::get_json(ctx.store.as_ref(), &key).await.ok();
-                    match held {
-                        Some(h) if h.expires_at > Utc::now() || attempt > 0 => {
-                            return Err(StageError::Conflict(format!(
-                                "another promotion of {name} is in progress ({} since {}, lease until {}); nothing was changed, retry when it is done",
-                                h.holder,
-                                h.acquired_at.to_rfc3339(),
-                                h.expires_at.to_rfc3339()
-                            )));
-                        }
-                        _ => {
-                            tracing::warn!(lock = %key, "breaking an expired promotion lease");
-                            ctx.store.delete(&key).await?;
-                        }
-                    }
-                }
-                Err(e) => return Err(e.into()),
+        let held = |h: &LeaseRecord| {
+            StageError::Conflict(format!(
+                "another promotion of {name} is in progress ({} since {}, lease until {}); nothing was changed, retry when it is done",
+                h.holder,
+                h.acquired_at.to_rfc3339(),
+                h.expires_at.to_rfc3339()
+            ))
+        };
+        let generation = match newest(ctx, name).await? {
+            None => 1,
+            Some((g, Ok(h))) if h.expired(Utc::now()) => {
+                tracing::warn!(model = name, holder = %h.holder, "taking over an expired promotion lease");
+                g + 1
             }
+            Some((_, Ok(h))) => return Err(held(&h)),
+            Some((g, Err(why))) => {
+                return Err(StageError::Conflict(format!(
+                    "the promotion lease {} cannot be read ({why}), so it counts as held; nothing was changed. If no promotion is running, delete it",
+                    ctx.url(&key(name, g)?)
+                )));
+            }
+        };
+        let key = key(name, generation)?;
+        match store::put_json(ctx.store.as_ref(), &key, &record, true).await {
+            Ok(()) => {}
+            Err(StoreError::AlreadyExists { .. }) => {
+                // Our own write whose answer was lost and retried, or another contender.
+                match store::get_json::<LeaseRecord>(ctx.store.as_ref(), &key).await {
+                    Ok(r) if r.token == record.token => {}
+                    Ok(r) => return Err(held(&r)),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Err(e) => return Err(e.into()),
         }
-        Err(StageError::Conflict(format!(
-            "could not take the promotion lease of {name}"
-        )))
+        let warning = match (&ctx.config.store, &ctx.config.mlflow) {
+            (StoreLocation::Local { path }, Some(m)) => {
+                let w = format!(
+                    "the promotion lease is in the local folder {}: it excludes no other machine promoting {name} on the shared MLflow server {}; use an S3 store (RPS_STORE=s3://…) when several runners promote",
+                    path.display(),
+                    m.tracking_uri.host_str().unwrap_or("?")
+                );
+                tracing::warn!("{w}");
+                Some(w)
+            }
+            _ => None,
+        };
+        Ok(Self {
+            name: name.to_owned(),
+            generation,
+            record,
+            warning,
+        })
     }
 
-    pub async fn release(self, ctx: &Context) {
-        let held: Result<LeaseRecord, _> = store::get_json(ctx.store.as_ref(), &self.key).await;
-        if matches!(&held, Ok(h) if h.token == self.token) {
-            if let Err(e) = ctx.store.delete(&self.key).await {
-                tracing::error!(lock = %self.key, "could not release the promotion lease: {e}");
+    /// Before an alias write: still the newest generation, still ours, not expired;
+    /// renewed for another [`LEASE`]. A lost lease is a conflict, and the caller stops.
+    pub async fn check(&mut self, ctx: &Context) -> Result<(), StageError> {
+        let lost = |why: String| {
+            StageError::Conflict(format!(
+                "this promotion of {} lost its lease ({why}); it stopped before writing, re-run it",
+                self.name
+            ))
+        };
+        match newest(ctx, &self.name).await? {
+            Some((g, Ok(r))) if g == self.generation && r.token == self.record.token => {}
+            Some((g, _)) if g != self.generation => {
+                return Err(lost(format!("generation {g} was taken after this one's expired")));
             }
+            _ => return Err(lost("the lease object is gone or was replaced".into())),
+        }
+        let now = Utc::now();
+        if now >= self.record.expires_at {
+            return Err(lost(format!(
+                "it expired at {}",
+                self.record.expires_at.to_rfc3339()
+            )));
+        }
+        self.record.expires_at = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
+        store::put_json(
+            ctx.store.as_ref(),
+            &key(&self.name, self.generation)?,
+            &self.record,
+            false,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Gives the lease back (only ours: never a newer generation).
+    pub async fn release(self, ctx: &Context) {
+        let Ok(key) = key(&self.name, self.generation) else {
+            return;
+        };
+        let held: Result<LeaseRecord, _> = store::get_json(ctx.store.as_ref(), &key).await;
+        if matches!(&held, Ok(h) if h.token == self.record.token)
+            && let Err(e) = ctx.store.delete(&key).await
+        {
+            tracing::error!(lock = %key, "could not release the promotion lease: {e}");
         }
     }
 }
@@ -83,6 +192,8 @@ impl Lease {
 mod tests {
     use std::collections::HashMap;
     use std::sync::Arc;
+
+    use bytes::Bytes;
 
     use super::*;
     use crate::config::Config;
@@ -93,8 +204,22 @@ mod tests {
         Context::with_store(config, Arc::new(MemoryStore::new())).unwrap()
     }
 
+    /// Moves a lease's expiry into the past, as if its holder had stalled.
+    async fn expire(ctx: &Context, name: &str, generation: u64) {
+        let key = key(name, generation).unwrap();
+        let mut rec: LeaseRecord = store::get_json(ctx.store.as_ref(), &key).await.unwrap();
+        rec.expires_at = Utc::now() - chrono::Duration::from_std(SKEW * 2).unwrap();
+        store::put_json(ctx.store.as_ref(), &key, &rec, false)
+            .await
+            .unwrap();
+    }
+
+    async fn held_keys(ctx: &Context) -> Vec<ObjectKey> {
+        ctx.store.list("locks/").await.unwrap()
+    }
+
     #[tokio::test]
-    async fn one_lease_at_a_time_and_expired_ones_are_broken() {
+    async fn one_lease_at_a_time_and_expired_ones_are_taken_over() {
         let ctx = ctx();
         let a = Lease::acquire(&ctx, "m", "a").await.unwrap();
         let err = Lease::acquire(&ctx, "m", "b").await.err().unwrap();
@@ -107,18 +232,87 @@ mod tests {
         a.release(&ctx).await;
         let b = Lease::acquire(&ctx, "m", "b").await.unwrap();
 
-        // A lease past its expiry (a crashed promoter) is broken; a stale holder's
+        // A lease past its expiry (a crashed promoter) is taken over; the stale holder's
         // release does not remove the new lease.
-        let key = layout::promotion_lock("m").unwrap();
-        let mut rec: LeaseRecord = store::get_json(ctx.store.as_ref(), &key).await.unwrap();
-        rec.expires_at = Utc::now() - chrono::Duration::seconds(1);
-        store::put_json(ctx.store.as_ref(), &key, &rec, false)
+        expire(&ctx, "m", b.generation).await;
+        let c = Lease::acquire(&ctx, "m", "c").await.unwrap();
+        assert_eq!(c.generation, b.generation + 1);
+        b.release(&ctx).await;
+        assert!(
+            ctx.store.exists(&key("m", c.generation).unwrap()).await.unwrap(),
+            "b released c's lease"
+        );
+        c.release(&ctx).await;
+        assert!(Lease::acquire(&ctx, "m", "d").await.is_ok());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn of_many_contenders_for_an_expired_lease_exactly_one_wins() {
+        let ctx = ctx();
+        let stalled = Lease::acquire(&ctx, "m", "stalled").await.unwrap();
+        expire(&ctx, "m", stalled.generation).await;
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            let ctx = ctx.clone();
+            tasks.push(tokio::spawn(async move {
+                Lease::acquire(&ctx, "m", &format!("contender {i}")).await.is_ok()
+            }));
+        }
+        let mut winners = 0;
+        for t in tasks {
+            winners += usize::from(t.await.unwrap());
+        }
+        assert_eq!(winners, 1);
+    }
+
+    #[tokio::test]
+    async fn a_slow_holder_that_lost_its_lease_is_stopped_by_its_check() {
+        let ctx = ctx();
+        let mut slow = Lease::acquire(&ctx, "m", "slow").await.unwrap();
+        slow.check(&ctx).await.unwrap();
+        expire(&ctx, "m", slow.generation).await;
+        let mut fast = Lease::acquire(&ctx, "m", "fast").await.unwrap();
+        let err = slow.check(&ctx).await.unwrap_err();
+        assert_eq!(err.error_type(), "PromotionConflict", "{err}");
+        assert!(err.to_string().contains("lost its lease"), "{err}");
+        fast.check(&ctx).await.unwrap();
+        assert_eq!(held_keys(&ctx).await.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn checking_renews_the_lease() {
+        let ctx = ctx();
+        let mut l = Lease::acquire(&ctx, "m", "a").await.unwrap();
+        let before = l.record.expires_at;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        l.check(&ctx).await.unwrap();
+        let stored: LeaseRecord = store::get_json(ctx.store.as_ref(), &key("m", l.generation).unwrap())
             .await
             .unwrap();
-        let c = Lease::acquire(&ctx, "m", "c").await.unwrap();
-        b.release(&ctx).await;
-        assert!(ctx.store.exists(&key).await.unwrap(), "b released c's lease");
-        c.release(&ctx).await;
-        assert!(!ctx.store.exists(&key).await.unwrap());
+        assert!(stored.expires_at > before);
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_lease_counts_as_held() {
+        let ctx = ctx();
+        ctx.store
+            .put(&key("m", 3).unwrap(), Bytes::from_static(b"{not json"))
+            .await
+            .unwrap();
+        let err = Lease::acquire(&ctx, "m", "a").await.err().unwrap();
+        assert_eq!(err.exit_code(), 5, "{err}");
+        assert!(err.to_string().contains("cannot be read"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn our_own_retried_write_is_ours() {
+        // The store took the first write but its answer was lost: the retry finds the
+        // object, with our token.
+        let ctx = ctx();
+        let l = Lease::acquire(&ctx, "m", "a").await.unwrap();
+        let stored: LeaseRecord = store::get_json(ctx.store.as_ref(), &key("m", 1).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(stored.token, l.record.token);
     }
 }

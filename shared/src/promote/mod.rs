@@ -93,9 +93,11 @@ pub async fn promote(ctx: &Context, input: PromoteInput) -> Result<PromoteOutput
         return Err(refuse(ctx, &name, &candidate.version, &verdict, &checked_at).await);
     }
     let baseline = verdict.report.production.as_ref().map(|p| p.version.clone());
-    let lease = Lease::acquire(ctx, &name, &by).await?;
+    let mut lease = Lease::acquire(ctx, &name, &by).await?;
+    let mut warnings: Vec<String> = lease.warning.take().into_iter().collect();
     let moved = move_production(
         ctx,
+        &mut lease,
         &name,
         &candidate.version,
         baseline.as_deref(),
@@ -106,15 +108,17 @@ pub async fn promote(ctx: &Context, input: PromoteInput) -> Result<PromoteOutput
     lease.release(ctx).await;
     moved?;
     let promoted_at = Utc::now();
-    let warnings = record_after_move(
-        ctx,
-        &name,
-        &candidate.version,
-        baseline.as_deref(),
-        &by,
-        promoted_at,
-    )
-    .await;
+    warnings.extend(
+        record_after_move(
+            ctx,
+            &name,
+            &candidate.version,
+            baseline.as_deref(),
+            &by,
+            promoted_at,
+        )
+        .await,
+    );
     let stages = mirror_stages(ctx, &name, &candidate.version, baseline.as_deref()).await;
     tracing::info!(model = %name, version = %candidate.version, previous = ?baseline, by = %by, "promoted to production");
     Ok(PromoteOutput {
@@ -208,16 +212,19 @@ async fn refuse(ctx: &Context, name: &str, version: &str, verdict: &Verdict, che
     }
 }
 
-/// Under the lease: re-checks that production is what the gates compared with, writes
-/// the tags rollback relies on, moves `previous` and `production`, and checks the move.
+/// Under the lease (re-checked before every write): re-checks that production is what
+/// the gates compared with, writes the tags rollback relies on, moves `previous` and
+/// `production`, and checks the move.
 async fn move_production(
     ctx: &Context,
+    lease: &mut Lease,
     name: &str,
     version: &str,
     baseline: Option<&str>,
     report: &ObjectKey,
     checked_at: &str,
 ) -> Result<(), StageError> {
+    lease.check(ctx).await?;
     let now_prod = current_production(ctx, name).await?;
     if now_prod.as_deref() != baseline {
         return Err(StageError::Conflict(format!(
@@ -429,7 +436,8 @@ mod tests {
             .in_sequence(&mut seq)
             .returning(|_, _, k, _| Err(RegistryError::Invalid(format!("{k}: the registry is down"))));
         let ctx = ctx(reg);
-        move_production(&ctx, "m", "2", Some("1"), &report(), "now")
+        let mut lease = Lease::acquire(&ctx, "m", "test").await.unwrap();
+        move_production(&ctx, &mut lease, "m", "2", Some("1"), &report(), "now")
             .await
             .unwrap();
         let warnings = record_after_move(&ctx, "m", "2", Some("1"), "ci", Utc::now()).await;
@@ -445,7 +453,9 @@ mod tests {
             .times(1)
             .returning(|_, _, _, _| Err(RegistryError::Invalid("the registry is down".into())));
         // No set_alias expectation: a call would fail the test.
-        let err = move_production(&ctx(reg), "m", "2", Some("1"), &report(), "now")
+        let ctx = ctx(reg);
+        let mut lease = Lease::acquire(&ctx, "m", "test").await.unwrap();
+        let err = move_production(&ctx, &mut lease, "m", "2", Some("1"), &report(), "now")
             .await
             .unwrap_err();
         assert!(err.to_string().contains("the registry is down"), "{err}");
@@ -455,10 +465,56 @@ mod tests {
     async fn a_production_that_moved_since_the_gates_is_a_conflict_and_nothing_is_written() {
         let mut reg = MockRegistry::new();
         reg.expect_get_alias().times(1).returning(|_, _| Ok(version("3")));
-        let err = move_production(&ctx(reg), "m", "2", Some("1"), &report(), "now")
+        let ctx = ctx(reg);
+        let mut lease = Lease::acquire(&ctx, "m", "test").await.unwrap();
+        let err = move_production(&ctx, &mut lease, "m", "2", Some("1"), &report(), "now")
             .await
             .unwrap_err();
         assert_eq!(err.exit_code(), 5, "{err}");
         assert_eq!(err.error_type(), "PromotionConflict");
+    }
+
+    #[tokio::test]
+    async fn a_promotion_whose_lease_was_taken_over_moves_nothing() {
+        use crate::registry::{LocalRegistry, NewVersion, Registry};
+        let store = Arc::new(MemoryStore::new());
+        let registry = Arc::new(LocalRegistry::new(store.clone()));
+        for _ in 0..2 {
+            registry
+                .create_version(NewVersion {
+                    name: "m".into(),
+                    source: "models/m/x".into(),
+                    run_id: None,
+                    tags: Default::default(),
+                    description: String::new(),
+                })
+                .await
+                .unwrap();
+        }
+        registry.set_alias("m", aliases::PRODUCTION, "1").await.unwrap();
+        let config = Config::from_map(&HashMap::new()).unwrap();
+        let ctx = Context::with_store(config, store.clone())
+            .unwrap()
+            .with_registry(registry.clone());
+        // The slow promoter's lease expires and another promoter takes it over.
+        let mut slow = Lease::acquire(&ctx, "m", "slow").await.unwrap();
+        let key = crate::layout::promotion_lock("m", 1).unwrap();
+        let mut rec: lease::LeaseRecord = store::get_json(store.as_ref(), &key).await.unwrap();
+        rec.expires_at = Utc::now() - chrono::Duration::hours(1);
+        store::put_json(store.as_ref(), &key, &rec, false).await.unwrap();
+        let _fast = Lease::acquire(&ctx, "m", "fast").await.unwrap();
+        let err = move_production(&ctx, &mut slow, "m", "2", Some("1"), &report(), "now")
+            .await
+            .unwrap_err();
+        assert_eq!(err.exit_code(), 5, "{err}");
+        assert_eq!(
+            registry
+                .get_alias("m", aliases::PRODUCTION)
+                .await
+                .unwrap()
+                .version,
+            "1"
+        );
+        assert!(registry.get_version("m", "2").await.unwrap().tags.is_empty());
     }
 }

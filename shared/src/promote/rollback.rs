@@ -33,13 +33,18 @@ pub struct RollbackOutput {
 pub async fn rollback(ctx: &Context, input: RollbackInput) -> Result<RollbackOutput, StageError> {
     let name = ctx.config.registry.model_name.clone();
     let by = actor(&input.actor);
-    let lease = Lease::acquire(ctx, &name, &by).await?;
-    let result = rollback_locked(ctx, &name, &by).await;
+    let mut lease = Lease::acquire(ctx, &name, &by).await?;
+    let result = rollback_locked(ctx, &mut lease, &name, &by).await;
     lease.release(ctx).await;
     result
 }
 
-async fn rollback_locked(ctx: &Context, name: &str, by: &str) -> Result<RollbackOutput, StageError> {
+async fn rollback_locked(
+    ctx: &Context,
+    lease: &mut Lease,
+    name: &str,
+    by: &str,
+) -> Result<RollbackOutput, StageError> {
     let prod = ctx
         .registry
         .get_alias(name, aliases::PRODUCTION)
@@ -61,6 +66,7 @@ async fn rollback_locked(ctx: &Context, name: &str, by: &str) -> Result<Rollback
             prod.version
         )));
     }
+    lease.check(ctx).await?;
     ctx.registry
         .set_alias(name, aliases::PRODUCTION, &prev.version)
         .await?;
@@ -71,6 +77,7 @@ async fn rollback_locked(ctx: &Context, name: &str, by: &str) -> Result<Rollback
         }
         _ => None,
     };
+    lease.check(ctx).await?;
     match &further {
         Some(f) => {
             ctx.registry
@@ -125,10 +132,11 @@ mod tests {
         assert!(err.to_string().contains("no production version"), "{err}");
         // The lease was released on the error path.
         assert!(
-            !ctx.store
-                .exists(&layout::promotion_lock(&ctx.config.registry.model_name).unwrap())
+            ctx.store
+                .list(&layout::promotion_lock_prefix(&ctx.config.registry.model_name))
                 .await
                 .unwrap()
+                .is_empty()
         );
     }
 }
