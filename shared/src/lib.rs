@@ -43,6 +43,9 @@ pub mod source;
 pub mod store;
 pub mod tracking;
 
+#[cfg(test)]
+pub(crate) mod testing;
+
 // The stages.
 #[cfg(feature = "batch")]
 pub mod evaluate;

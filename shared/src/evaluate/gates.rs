@@ -231,6 +231,26 @@ pub fn no_regression(
     .numbers(headline_change, cfg.max_regression_headline)
 }
 
+/// No regression when production's model cannot be verified (a corrupt bundle, a
+/// checksum that does not match, no checksum tag). Only a contract change may skip the
+/// comparison (production scores nothing, so the gate does not apply); a production
+/// model that cannot be verified fails it, so a promotion cannot pass blind.
+pub fn no_regression_unverifiable(version: &str, why: &str, cfg: &GateConfig) -> GateResult {
+    GateResult::new(
+        Gate::NoRegression,
+        Verdict::Fail,
+        format!("production version {version} cannot be verified"),
+        format!(
+            "≤ +{:.1}% at {HEADLINE_HORIZON} h, ≤ +{:.1}% at any horizon",
+            cfg.max_regression_headline * 100.0,
+            cfg.max_regression_any * 100.0
+        ),
+        format!(
+            "production version {version} cannot be verified ({why}), so there is no comparison; repair or roll back production first"
+        ),
+    )
+}
+
 /// Skill: better than persistence at every horizon.
 pub fn skill(candidate: &[HorizonScore], cfg: &GateConfig) -> GateResult {
     let worst = candidate.iter().min_by(|a, b| a.skill().total_cmp(&b.skill()));

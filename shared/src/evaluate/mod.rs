@@ -58,6 +58,9 @@ struct Loaded {
     info: VersionInfo,
     contract: Contract,
     bundle: Option<ModelBundle>,
+    /// Why the bundle cannot be trusted (corrupt, checksum mismatch, no checksum), as
+    /// opposed to a contract this build does not serve.
+    unverifiable: Option<String>,
 }
 
 impl Loaded {
@@ -191,16 +194,23 @@ fn measured_gates(
         .as_ref()
         .filter(|p| !p.scores.is_empty())
         .map(|p| p.scores.as_slice());
-    if let (Some(p), None) = (production, prod_scores) {
-        flags.push(format!(
-            "production version {} cannot be scored by this build ({}), so there is no comparison",
-            p.info.version,
-            p.contract.incompatibility.as_deref().unwrap_or("unreadable")
-        ));
-    }
-    report
-        .gates
-        .push(gates::no_regression(&report.candidate.scores, prod_scores, cfg));
+    let no_regression = match (production, prod_scores) {
+        (Some(p), None) if p.unverifiable.is_some() => gates::no_regression_unverifiable(
+            &p.info.version,
+            p.unverifiable.as_deref().unwrap_or_default(),
+            cfg,
+        ),
+        (Some(p), None) => {
+            flags.push(format!(
+                "production version {} cannot be scored by this build ({}), so there is no comparison",
+                p.info.version,
+                p.contract.incompatibility.as_deref().unwrap_or("unreadable")
+            ));
+            gates::no_regression(&report.candidate.scores, None, cfg)
+        }
+        (_, scores) => gates::no_regression(&report.candidate.scores, scores, cfg),
+    };
+    report.gates.push(no_regression);
     report.gates.push(gates::skill(&report.candidate.scores, cfg));
     let p99 = report.candidate.latency_p99_ms.unwrap_or(f64::NAN);
     report.gates.push(gates::latency(p99, latency::SAMPLES, cfg));
@@ -214,23 +224,28 @@ async fn load(ctx: &Context, info: VersionInfo) -> Result<Loaded, StageError> {
             info: m.info,
             contract: Contract::of(m.bundle.format_version, &m.bundle.schema),
             bundle: Some(m.bundle),
+            unverifiable: None,
         }),
-        // A bundle this build cannot read is the schema gate's business, not an error.
+        // A bundle this build cannot read is the schema gate's business, not an error;
+        // one that cannot be verified is the no-regression gate's.
         Err(RegistryError::Bundle { source, .. }) => {
-            let format_version = match &source {
-                ModelError::FormatVersion { found, .. } => *found,
-                _ => 0,
+            let (format_version, unverifiable) = match &source {
+                ModelError::FormatVersion { found, .. } => (*found, None),
+                ModelError::Schema(_) => (0, None),
+                other => (0, Some(other.to_string())),
             };
             Ok(Loaded {
                 info,
                 contract: Contract::unreadable(source.to_string(), format_version),
                 bundle: None,
+                unverifiable,
             })
         }
         Err(RegistryError::Invalid(why)) => Ok(Loaded {
             info,
-            contract: Contract::unreadable(why, 0),
+            contract: Contract::unreadable(why.clone(), 0),
             bundle: None,
+            unverifiable: Some(why),
         }),
         Err(e) => Err(e.into()),
     }
@@ -336,4 +351,82 @@ async fn log_to_run(
         )
         .await?;
     Ok(Some(format!("{}/{dir}", run.artifact_uri.trim_end_matches('/'))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::{RunInput, run};
+    use crate::stage::Quiet;
+    use crate::store::ObjectStore;
+    use crate::testing::{context, range};
+
+    /// Production is a model whose bundle or checksum cannot be verified: the gates
+    /// cannot know whether the candidate is worse, so no_regression must fail.
+    #[tokio::test]
+    async fn an_unverifiable_production_fails_no_regression() {
+        for damage in ["bundle", "checksum tag"] {
+            let (ctx, store, _cache) = context(&[("RPS_GATE_MAX_P99_MS", "1000")]);
+            let first = run(
+                &ctx,
+                RunInput {
+                    ingest: range((1, 1), (9, 30)),
+                },
+                &Quiet,
+            )
+            .await
+            .unwrap();
+            let name = first.model_name.clone();
+            ctx.registry
+                .set_alias(&name, tags::aliases::PRODUCTION, &first.model_version)
+                .await
+                .unwrap();
+            match damage {
+                "bundle" => store
+                    .put(&first.train.bundle, Bytes::from_static(b"RPSB not really"))
+                    .await
+                    .unwrap(),
+                _ => ctx
+                    .registry
+                    .set_version_tag(
+                        &name,
+                        &first.model_version,
+                        tags::version::BUNDLE_SHA256,
+                        "0".repeat(64).as_str(),
+                    )
+                    .await
+                    .unwrap(),
+            }
+            let second = run(
+                &ctx,
+                RunInput {
+                    ingest: range((1, 1), (12, 31)),
+                },
+                &Quiet,
+            )
+            .await
+            .unwrap();
+            let (out, report) = evaluate_with_report(
+                &ctx,
+                EvaluateInput {
+                    candidate: ModelRef::Version(second.model_version.clone()),
+                    data_version: None,
+                },
+            )
+            .await
+            .unwrap();
+            let gate = report
+                .gates
+                .iter()
+                .find(|g| g.gate == Gate::NoRegression)
+                .unwrap();
+            assert_eq!(gate.verdict, gates::Verdict::Fail, "{damage}: {gate:?}");
+            assert!(
+                gate.detail.contains("cannot be verified"),
+                "{damage}: {}",
+                gate.detail
+            );
+            assert!(!out.passed, "{damage}");
+        }
+    }
 }
