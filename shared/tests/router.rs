@@ -128,3 +128,15 @@ async fn health_ready_and_the_openapi_document() {
     assert_eq!(st, StatusCode::OK);
     assert!(doc["paths"]["/predict"]["post"].is_object(), "{doc}");
 }
+
+#[tokio::test]
+async fn public_answers_show_no_internal_locations() {
+    for path in ["/ready", "/model"] {
+        let (st, v) = call("GET", path, None).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        let text = v.to_string();
+        for internal in ["memory://", "registry/", "the local registry in"] {
+            assert!(!text.contains(internal), "{path} shows {internal:?}: {text}");
+        }
+    }
+}

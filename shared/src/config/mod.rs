@@ -493,14 +493,33 @@ impl RegistryConfig {
 }
 
 impl MlflowConfig {
-    /// `None` without `MLFLOW_TRACKING_URI`.
+    /// `None` without `MLFLOW_TRACKING_URI`. Credentials in the URI's user part
+    /// (`https://user:token@host`, DagsHub's form) are taken out of it at once and
+    /// become Basic auth (a user part alone: a Bearer token), unless the standard
+    /// variables set credentials; the URI kept and shown anywhere has none.
     fn read(env: &Env) -> Result<Option<Self>, ConfigError> {
-        let Some(tracking_uri) = env.optional(&vars::MLFLOW_TRACKING_URI, http_url)? else {
+        let Some(mut tracking_uri) = env.optional(&vars::MLFLOW_TRACKING_URI, http_url)? else {
             return Ok(None);
+        };
+        let from_uri = match (tracking_uri.username(), tracking_uri.password()) {
+            ("", _) => MlflowAuth::None,
+            (user, Some(password)) => MlflowAuth::Basic {
+                username: decode(user),
+                password: Secret::new(decode(password)),
+            },
+            (token, None) => MlflowAuth::Bearer {
+                token: Secret::new(decode(token)),
+            },
+        };
+        let _ = tracking_uri.set_username("");
+        let _ = tracking_uri.set_password(None);
+        let auth = match MlflowAuth::read(env)? {
+            MlflowAuth::None => from_uri,
+            from_vars => from_vars,
         };
         Ok(Some(Self {
             tracking_uri,
-            auth: MlflowAuth::read(env)?,
+            auth,
             experiment: env.parse(&vars::MLFLOW_EXPERIMENT_NAME, |s| Some(s.to_owned()))?,
             timeout: seconds(env.parse(&vars::MLFLOW_HTTP_REQUEST_TIMEOUT, number_in(1.0..=600.0))?),
         }))
@@ -596,6 +615,41 @@ impl Provenance {
     }
 }
 
+/// A percent-encoded URL part, decoded (`+` stays `+`, as in a URL's user part).
+fn decode(part: &str) -> String {
+    let bytes = part.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| part.to_owned())
+}
+
+/// A value as an error may quote it: any `scheme://user:password@` part hidden.
+fn redact(raw: &str) -> String {
+    match (raw.find("://"), raw.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme && !raw[scheme + 3..at].contains('/') => {
+            format!("{}://***@{}", &raw[..scheme], &raw[at + 1..])
+        }
+        _ => raw.to_owned(),
+    }
+}
+
 pub fn valid_model_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 100
@@ -636,9 +690,9 @@ impl Env<'_> {
                 var: var.name,
                 expected: var.expected,
             })?;
-        parse(&raw).ok_or(ConfigError::Invalid {
+        parse(&raw).ok_or_else(|| ConfigError::Invalid {
             var: var.name,
-            value: raw,
+            value: redact(&raw),
             expected: var.expected,
         })
     }
@@ -713,6 +767,44 @@ mod tests {
                 .starts_with("MLFLOW_TRACKING_URI=\"databricks\" is invalid"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn credentials_in_the_tracking_uri_become_basic_auth_and_never_show() {
+        let c = config(&[(
+            "MLFLOW_TRACKING_URI",
+            "https://ada:tok-in-uri-42@dagshub.com/ada/repo.mlflow",
+        )])
+        .unwrap();
+        let m = c.mlflow.as_ref().unwrap();
+        assert_eq!(m.tracking_uri.as_str(), "https://dagshub.com/ada/repo.mlflow");
+        assert!(
+            matches!(&m.auth, MlflowAuth::Basic { username, password } if username == "ada" && password.expose() == "tok-in-uri-42")
+        );
+        assert!(!format!("{c:?}").contains("tok-in-uri-42"));
+        assert!(!serde_json::to_string(&c).unwrap().contains("tok-in-uri-42"));
+        let c = config(&[("MLFLOW_TRACKING_URI", "https://ada:a%2Bb+c%40d@h.example/")]).unwrap();
+        assert!(
+            matches!(&c.mlflow.unwrap().auth, MlflowAuth::Basic { password, .. } if password.expose() == "a+b+c@d")
+        );
+        // A token alone in the user part is a bearer token.
+        let c = config(&[("MLFLOW_TRACKING_URI", "https://tok-only-42@dagshub.com/r.mlflow")]).unwrap();
+        assert!(
+            matches!(&c.mlflow.unwrap().auth, MlflowAuth::Bearer { token } if token.expose() == "tok-only-42")
+        );
+        // The standard variables win over the URI's user part.
+        let c = config(&[
+            ("MLFLOW_TRACKING_URI", "https://x:y@h.example/"),
+            ("MLFLOW_TRACKING_TOKEN", "tok-var"),
+        ])
+        .unwrap();
+        assert!(
+            matches!(&c.mlflow.unwrap().auth, MlflowAuth::Bearer { token } if token.expose() == "tok-var")
+        );
+        // An invalid value is quoted without its credentials.
+        let err = config(&[("MLFLOW_TRACKING_URI", "ftp://ada:tok-in-uri-42@h.example/")]).unwrap_err();
+        assert!(!err.to_string().contains("tok-in-uri-42"), "{err}");
+        assert!(err.to_string().contains("MLFLOW_TRACKING_URI"), "{err}");
     }
 
     #[test]

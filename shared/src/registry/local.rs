@@ -150,6 +150,10 @@ impl LocalRegistry {
 
 #[async_trait]
 impl Registry for LocalRegistry {
+    fn kind(&self) -> &'static str {
+        "the local registry"
+    }
+
     fn describe(&self) -> String {
         format!(
             "the local registry in {}",

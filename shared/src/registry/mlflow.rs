@@ -40,6 +40,10 @@ fn info(v: ModelVersion) -> VersionInfo {
 
 #[async_trait]
 impl Registry for MlflowRegistry {
+    fn kind(&self) -> &'static str {
+        "MLflow"
+    }
+
     fn describe(&self) -> String {
         format!("MLflow at {}", self.client.server())
     }

@@ -56,6 +56,29 @@ pub enum RegistryError {
 }
 
 impl RegistryError {
+    /// What went wrong, in words safe to show to anyone: no URL, bucket, path or
+    /// server message (those go to the logs).
+    pub fn public_summary(&self) -> &'static str {
+        match self {
+            RegistryError::Mlflow(e) => match e {
+                MlflowError::Unauthorized { .. } => "MLflow refused the credentials",
+                MlflowError::Forbidden { .. } => "MLflow denied access",
+                MlflowError::NotFound { .. } => "MLflow has no such model, version or alias",
+                MlflowError::Unsupported { .. } => "MLflow lacks a feature rps needs",
+                MlflowError::Api { .. } => "MLflow rejected a request",
+                MlflowError::Unavailable { .. } => "MLflow did not answer",
+                MlflowError::Decode { .. } => "MLflow answered something unexpected",
+                MlflowError::Invalid(_) => "the MLflow client failed",
+            },
+            RegistryError::Store(StoreError::NotFound { .. }) => "the store has no such model object",
+            RegistryError::Store(_) => "the store could not be read",
+            RegistryError::NotFound(_) => "the alias or version does not exist",
+            RegistryError::Bundle { .. } => "the model bundle failed verification",
+            RegistryError::Cache { .. } => "the local model cache failed",
+            RegistryError::Invalid(_) => "the version cannot be served",
+        }
+    }
+
     pub fn is_not_found(&self) -> bool {
         match self {
             RegistryError::NotFound(_) => true,
@@ -181,8 +204,10 @@ pub enum StageOutcome {
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait Registry: Send + Sync {
-    /// For messages: where the registry is.
+    /// For messages and logs: where the registry is.
     fn describe(&self) -> String;
+    /// What kind of registry it is, without where (safe to show to anyone).
+    fn kind(&self) -> &'static str;
     /// A link to a version in a UI, if there is one.
     fn version_url(&self, _name: &str, _version: &str) -> Option<String> {
         None

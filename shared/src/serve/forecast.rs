@@ -106,12 +106,10 @@ impl Cache {
         })?;
         let tail = series.tail(INPUT_HOURS.max(CONTEXT_HOURS));
         let row = serving_row(&tail).map_err(|e| {
+            tracing::warn!(snapshot = %state.store.url(&key), "the newest observations cannot make a forecast: {e}");
             ApiError::unavailable(
                 "observations_incomplete",
-                format!(
-                    "the newest observations ({}) cannot make a forecast: {e}",
-                    store_url(state, &key)
-                ),
+                format!("the newest validated observations cannot make a forecast: {e}"),
             )
         })?;
         let forecasts = m
@@ -147,10 +145,6 @@ impl Cache {
         *guard = Some((Instant::now(), m.version.clone(), resp.clone()));
         Ok(resp)
     }
-}
-
-fn store_url(state: &AppState, key: &ObjectKey) -> String {
-    state.store.url(key)
 }
 
 fn refresh_age(mut r: ForecastResponse) -> ForecastResponse {

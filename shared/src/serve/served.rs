@@ -44,11 +44,13 @@ impl Served {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RegistryStatus {
-    /// Where models come from.
+    /// What is served from what kind of registry (`rps-temperature@production
+    /// (MLflow)`); where the registry is stays in the logs.
     pub source: String,
     pub reachable: bool,
     pub last_check: Option<DateTime<Utc>>,
     pub last_success: Option<DateTime<Utc>>,
+    /// What went wrong, in words safe to show to anyone (details in the logs).
     pub last_error: Option<String>,
 }
 
@@ -112,8 +114,14 @@ impl ModelHandle {
                     name,
                     alias,
                     ..
-                } => format!("{name}@{alias} in {}", registry.describe()),
-                Source::File(p) => format!("the file {}", p.display()),
+                } => {
+                    tracing::info!(model = %name, alias = %alias, registry = %registry.describe(), "serving from the registry");
+                    format!("{name}@{alias} ({})", registry.kind())
+                }
+                Source::File(p) => {
+                    tracing::info!(path = %p.display(), "serving a bundle file");
+                    "a bundle file (RPS_MODEL_PATH)".to_owned()
+                }
             },
             ..Default::default()
         };
@@ -174,7 +182,7 @@ impl ModelHandle {
                 }
                 Err(e) => {
                     st.reachable = false;
-                    st.last_error = Some(e.to_string());
+                    st.last_error = Some(e.public_summary().to_owned());
                 }
             }
         }
