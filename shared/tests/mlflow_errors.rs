@@ -147,3 +147,32 @@ async fn a_missing_resource_is_not_found() {
     assert!(err.is_not_found(), "{err}");
     assert!(err.to_string().contains("Run with id=x not found"));
 }
+
+#[tokio::test]
+async fn creating_a_run_or_a_version_is_not_retried_after_the_request_was_sent() {
+    // A 500 may come after the server created the run: a retry would make a second one.
+    let stub = Stub::start(vec![
+        Reply::text(500, "boom"),
+        Reply::new(200, r#"{"run": {"info": {"run_id": "r2", "experiment_id": "1", "status": "RUNNING", "artifact_uri": "x"}}}"#),
+    ])
+    .await;
+    let c = client(&stub, Duration::from_secs(5), MlflowAuth::None);
+    let err = c.create_run("1", "name", &[]).await.unwrap_err();
+    assert!(
+        matches!(err, MlflowError::Unavailable { attempts: 1, .. }),
+        "{err}"
+    );
+    assert_eq!(stub.hits(), 1);
+    let stub = Stub::start(vec![
+        Reply::new(200, "{}").delayed(Duration::from_secs(3)),
+        Reply::new(200, r#"{"model_version": {"name": "m", "version": "2"}}"#),
+    ])
+    .await;
+    let c = client(&stub, Duration::from_secs(1), MlflowAuth::None);
+    let err = c.create_model_version("m", "s", "r", &[], "").await.unwrap_err();
+    assert!(
+        matches!(err, MlflowError::Unavailable { attempts: 1, .. }),
+        "{err}"
+    );
+    assert_eq!(stub.hits(), 1);
+}

@@ -90,8 +90,11 @@ async fn large_objects_go_up_in_parts() {
     let got = s.get(&k).await.unwrap();
     assert_eq!(got.len(), big.len());
     assert!(got == big, "the multipart object came back different");
-    // Multipart completion of an immutable object still refuses an overwrite.
-    let err = s.put_new(&k, big.clone()).await.unwrap_err();
+    // Multipart completion of an immutable object still refuses an overwrite (other
+    // bytes; the same bytes again are the same write, retried).
+    let mut other = big.to_vec();
+    other[0] ^= 1;
+    let err = s.put_new(&k, Bytes::from(other)).await.unwrap_err();
     assert!(matches!(err, StoreError::AlreadyExists { .. }), "{err}");
     // Moto reports the ETag of a multipart upload as "<md5 of part md5s>-<parts>".
     let etag = aws_etag(&moto.endpoint, "rps-test", "p/dvc/files/md5/ab/big").await;
@@ -153,4 +156,34 @@ async fn transient_errors_are_retried() {
         uris.iter().all(|u| u.starts_with("/bucket/k")),
         "path-style requests: {uris:?}"
     );
+}
+
+#[tokio::test]
+async fn a_create_only_put_whose_answer_was_lost_is_our_own_write() {
+    // The first attempt stored the object but its answer was lost (a 500); the SDK's
+    // retry then finds the key taken (412). The object holds our bytes: success.
+    let precondition = "<Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message></Error>";
+    let stub = Stub::start(vec![
+        Reply::text(
+            500,
+            "<Error><Code>InternalError</Code><Message>oops</Message></Error>",
+        ),
+        Reply::text(412, precondition),
+        Reply::new(200, "ours").header("etag", "\"x\""),
+    ])
+    .await;
+    let s = store(&stub.url(), "bucket", "").await;
+    s.put_new(&key("k"), Bytes::from_static(b"ours")).await.unwrap();
+    // Someone else's object under the key is still a refusal.
+    let stub = Stub::start(vec![
+        Reply::text(412, precondition),
+        Reply::new(200, "theirs").header("etag", "\"y\""),
+    ])
+    .await;
+    let s = store(&stub.url(), "bucket", "").await;
+    let err = s
+        .put_new(&key("k"), Bytes::from_static(b"ours"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::AlreadyExists { .. }), "{err}");
 }

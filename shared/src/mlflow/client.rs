@@ -93,7 +93,9 @@ impl MlflowClient {
         }
     }
 
-    /// Sends one request with retries on 5xx and connection errors; maps errors.
+    /// Sends one request with retries on 5xx and connection errors; maps errors. A
+    /// request that creates something ([`creates`]) is retried only when it never
+    /// reached the server: after a lost answer, a retry would create a duplicate.
     async fn send(
         &self,
         method: Method,
@@ -104,6 +106,7 @@ impl MlflowClient {
         let url = format!("{}/{}", self.server, path);
         let endpoint = format!("{method} /{}", path.split('?').next().unwrap_or(path));
         let started = Instant::now();
+        let idempotent = !creates(path);
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -118,23 +121,27 @@ impl MlflowClient {
                     .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
                     .body(b.clone()),
             };
-            let failure = match req.send().await {
+            let (failure, sent) = match req.send().await {
                 Ok(resp) => {
                     let status = resp.status();
-                    match resp.bytes().await {
+                    match read_capped(resp).await {
                         Ok(bytes) if status.is_success() => return Ok(bytes),
                         Ok(bytes) if status.is_server_error() => {
-                            format!("HTTP {status}: {}", snippet(&bytes))
+                            (format!("HTTP {status}: {}", snippet(&bytes)), true)
                         }
                         Ok(bytes) => return Err(self.client_error(status, &endpoint, &bytes)),
-                        Err(e) => format!("reading the answer failed: {e}"),
+                        Err(e) => (format!("reading the answer failed: {e}"), true),
                     }
                 }
-                Err(e) if e.is_timeout() => format!("timed out after {:?}", self.retry.timeout),
-                Err(e) => format!("request failed: {}", error_chain(&e)),
+                Err(e) if e.is_timeout() => (format!("timed out after {:?}", self.retry.timeout), true),
+                Err(e) => (format!("request failed: {}", error_chain(&e)), !e.is_connect()),
             };
             let delay = self.retry.backoff(attempts - 1);
-            if attempts >= self.retry.max_attempts || started.elapsed() + delay >= self.retry.max_total {
+            let may_retry = idempotent || !sent;
+            if !may_retry
+                || attempts >= self.retry.max_attempts
+                || started.elapsed() + delay >= self.retry.max_total
+            {
                 return Err(MlflowError::Unavailable {
                     server: self.server.clone(),
                     endpoint,
@@ -606,6 +613,29 @@ impl MlflowClient {
             .await?;
         Ok(r.model_version)
     }
+}
+
+/// Endpoints that create something: a retry after a lost answer would create it twice.
+fn creates(path: &str) -> bool {
+    path.ends_with("runs/create") || path.ends_with("model-versions/create")
+}
+
+/// The largest answer read (a bundle is a few MB): a bigger one is refused, not buffered.
+pub const MAX_RESPONSE_BYTES: u64 = 256 << 20;
+
+async fn read_capped(resp: reqwest::Response) -> Result<Bytes, String> {
+    if resp.content_length().is_some_and(|n| n > MAX_RESPONSE_BYTES) {
+        return Err(format!("the answer is larger than {MAX_RESPONSE_BYTES} bytes"));
+    }
+    let mut resp = resp;
+    let mut out = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+        out.extend_from_slice(&chunk);
+        if out.len() as u64 > MAX_RESPONSE_BYTES {
+            return Err(format!("the answer is larger than {MAX_RESPONSE_BYTES} bytes"));
+        }
+    }
+    Ok(Bytes::from(out))
 }
 
 fn snippet(body: &[u8]) -> String {

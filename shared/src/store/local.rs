@@ -97,8 +97,12 @@ impl ObjectStore for LocalStore {
     }
 
     async fn put_new(&self, key: &ObjectKey, body: Bytes) -> Result<(), StoreError> {
-        let (this, key) = (self.clone(), key.clone());
-        blocking(move || this.put_blocking(&key, &body, true)).await
+        let (this, k, b) = (self.clone(), key.clone(), body.clone());
+        match blocking(move || this.put_blocking(&k, &b, true)).await {
+            Err(e @ StoreError::AlreadyExists { .. }) if !super::holds(self, key, &body).await => Err(e),
+            Err(StoreError::AlreadyExists { .. }) => Ok(()),
+            other => other,
+        }
     }
 
     async fn get(&self, key: &ObjectKey) -> Result<Bytes, StoreError> {

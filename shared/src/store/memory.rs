@@ -33,8 +33,10 @@ impl ObjectStore for MemoryStore {
 
     async fn put_new(&self, key: &ObjectKey, body: Bytes) -> Result<(), StoreError> {
         let mut map = self.lock();
-        if map.contains_key(key) {
-            return Err(StoreError::AlreadyExists { url: self.url(key) });
+        match map.get(key) {
+            Some(existing) if *existing == body => return Ok(()),
+            Some(_) => return Err(StoreError::AlreadyExists { url: self.url(key) }),
+            None => {}
         }
         map.insert(key.clone(), body);
         Ok(())

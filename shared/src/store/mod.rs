@@ -123,7 +123,9 @@ impl StoreError {
 pub trait ObjectStore: Send + Sync + fmt::Debug {
     /// Creates or replaces `key` atomically.
     async fn put(&self, key: &ObjectKey, body: Bytes) -> Result<(), StoreError>;
-    /// Creates `key` atomically; fails with [`StoreError::AlreadyExists`] if it exists.
+    /// Creates `key` atomically; fails with [`StoreError::AlreadyExists`] if it exists
+    /// with other bytes. Writing the same bytes again succeeds, so a write retried
+    /// after its answer was lost is not mistaken for someone else's.
     async fn put_new(&self, key: &ObjectKey, body: Bytes) -> Result<(), StoreError>;
     /// Reads the whole object; [`StoreError::NotFound`] if there is none.
     async fn get(&self, key: &ObjectKey) -> Result<Bytes, StoreError>;
@@ -152,6 +154,12 @@ pub async fn open(location: &StoreLocation, s3: &S3Config) -> Result<Arc<dyn Obj
             "this build has no S3 support (the `s3` feature)",
         )),
     }
+}
+
+/// Whether `key` holds exactly `body` (adapters: a create-only write that found its key
+/// taken checks for its own earlier attempt).
+pub(crate) async fn holds(store: &dyn ObjectStore, key: &ObjectKey, body: &[u8]) -> bool {
+    matches!(store.get(key).await, Ok(existing) if existing == body)
 }
 
 /// Writes `value` as pretty JSON.

@@ -238,7 +238,15 @@ impl ObjectStore for S3Store {
     }
 
     async fn put_new(&self, key: &ObjectKey, body: Bytes) -> Result<(), StoreError> {
-        self.put_any(key, body, true).await
+        match self.put_any(key, body.clone(), true).await {
+            // The SDK retries a put whose answer was lost; the retry then finds our own
+            // object. Same bytes: our write, done.
+            Err(e @ StoreError::AlreadyExists { .. }) => match super::holds(self, key, &body).await {
+                true => Ok(()),
+                false => Err(e),
+            },
+            other => other,
+        }
     }
 
     async fn get(&self, key: &ObjectKey) -> Result<Bytes, StoreError> {
