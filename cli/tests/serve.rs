@@ -597,3 +597,43 @@ fn summer_requests_against_a_winter_model_raise_drift() {
         "{metrics}"
     );
 }
+
+#[test]
+fn slow_clients_cannot_hold_a_connection() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let replay = Replay::sample();
+    let mut env = Env::new(&dir.path().join("store"), &replay);
+    env.set("RPS_HEADER_READ_TIMEOUT_SECS", "1")
+        .set("RPS_REQUEST_TIMEOUT_SECS", "2");
+    let server = env.serve();
+    let addr = server.url.trim_start_matches("http://").to_owned();
+    // A request head that never ends: the server closes the connection.
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 512];
+    let n = s.read(&mut buf).unwrap_or(0);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "held for {:?}",
+        started.elapsed()
+    );
+    let answer = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(n == 0 || answer.starts_with("HTTP/1.1 408"), "{answer}");
+    // A body that never arrives: the request times out with a 408.
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"obs")
+        .unwrap();
+    let started = Instant::now();
+    let n = s.read(&mut buf).unwrap_or(0);
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "held for {:?}",
+        started.elapsed()
+    );
+    let answer = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+}

@@ -12,6 +12,7 @@ pub struct Args {
 }
 
 pub async fn run(a: Args) -> anyhow::Result<()> {
-    let (_, app) = shared::serve::app(config()?).await?;
-    Ok(shared::serve::serve_http(app, SocketAddr::new(a.host, a.port)).await?)
+    let (state, app) = shared::serve::app(config()?).await?;
+    let limits = shared::serve::ServerLimits::of(&state.config);
+    Ok(shared::serve::serve_http(app, SocketAddr::new(a.host, a.port), limits).await?)
 }

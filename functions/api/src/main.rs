@@ -7,11 +7,15 @@ use shared::{config::Config, serve};
 async fn main() -> Result<(), lambda_http::Error> {
     shared::logging::init("info");
     let config = Config::from_env()?;
-    let (lambda, port) = (config.serve.lambda_runtime, config.serve.port);
+    let (lambda, port, limits) = (
+        config.serve.lambda_runtime,
+        config.serve.port,
+        serve::ServerLimits::of(&config),
+    );
     let (_, app) = serve::app(config).await?;
     if lambda {
         lambda_http::run(app).await
     } else {
-        Ok(serve::serve_http(app, ([0, 0, 0, 0], port).into()).await?)
+        Ok(serve::serve_http(app, ([0, 0, 0, 0], port).into(), limits).await?)
     }
 }

@@ -246,6 +246,14 @@ pub struct ServeConfig {
     pub max_observations: usize,
     /// Emit CloudWatch Embedded Metric Format lines (on by default on Lambda).
     pub emf: bool,
+    /// How long start-up waits for the first model load.
+    pub model_load_timeout: Duration,
+    /// How long a request waits for the store.
+    pub store_timeout: Duration,
+    /// Server: how long a client may take to send its request head.
+    pub header_read_timeout: Duration,
+    /// Server: how long answering one request may take.
+    pub request_timeout: Duration,
     /// The `rps-api` server's port outside Lambda.
     pub port: u16,
     /// Running under the Lambda runtime (`AWS_LAMBDA_RUNTIME_API`): answer its events.
@@ -283,6 +291,10 @@ pub struct S3Config {
     /// `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL` is set: an S3-compatible server,
     /// addressed path-style.
     pub custom_endpoint: bool,
+    /// One attempt of an operation.
+    pub attempt_timeout: Duration,
+    /// An operation, retries included.
+    pub operation_timeout: Duration,
 }
 
 /// Who and which code is running, for lineage and promotion records.
@@ -421,6 +433,10 @@ impl S3Config {
     fn read(env: &Env) -> Result<Self, ConfigError> {
         let mb: usize = env.parse(&vars::RPS_S3_MULTIPART_THRESHOLD_MB, at_least(5))?;
         Ok(Self {
+            attempt_timeout: seconds(env.parse(&vars::RPS_S3_ATTEMPT_TIMEOUT_SECS, number_in(1.0..=600.0))?),
+            operation_timeout: seconds(
+                env.parse(&vars::RPS_S3_OPERATION_TIMEOUT_SECS, number_in(1.0..=3600.0))?,
+            ),
             multipart_threshold: mb << 20,
             custom_endpoint: env.get(vars::AWS_ENDPOINT_URL_S3.name).is_some()
                 || env.get(vars::AWS_ENDPOINT_URL.name).is_some(),
@@ -567,6 +583,14 @@ impl ServeConfig {
             emf: env
                 .optional(&vars::RPS_METRICS_EMF, |s| s.parse().ok())?
                 .unwrap_or(on_lambda),
+            model_load_timeout: seconds(
+                env.parse(&vars::RPS_MODEL_LOAD_TIMEOUT_SECS, number_in(1.0..=600.0))?,
+            ),
+            store_timeout: seconds(env.parse(&vars::RPS_STORE_TIMEOUT_SECS, number_in(1.0..=600.0))?),
+            header_read_timeout: seconds(
+                env.parse(&vars::RPS_HEADER_READ_TIMEOUT_SECS, number_in(1.0..=600.0))?,
+            ),
+            request_timeout: seconds(env.parse(&vars::RPS_REQUEST_TIMEOUT_SECS, number_in(1.0..=600.0))?),
             port: env.parse(&vars::PORT, |s| s.parse().ok())?,
             lambda_runtime: env.get(vars::AWS_LAMBDA_RUNTIME_API.name).is_some(),
         })

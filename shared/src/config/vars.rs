@@ -76,6 +76,18 @@ pub const RPS_S3_MULTIPART_THRESHOLD_MB: Var = Var::new(
     "a whole number of MiB of at least 5",
     "objects above this size go to S3 in parts",
 );
+pub const RPS_S3_ATTEMPT_TIMEOUT_SECS: Var = Var::new(
+    "RPS_S3_ATTEMPT_TIMEOUT_SECS",
+    "30",
+    "a number of seconds between 1 and 600",
+    "S3: timeout of one attempt of an operation",
+);
+pub const RPS_S3_OPERATION_TIMEOUT_SECS: Var = Var::new(
+    "RPS_S3_OPERATION_TIMEOUT_SECS",
+    "120",
+    "a number of seconds between 1 and 3600",
+    "S3: timeout of an operation, retries included",
+);
 pub const AWS_ENDPOINT_URL_S3: Var = Var::unset(
     "AWS_ENDPOINT_URL_S3",
     "unset (AWS)",
@@ -279,6 +291,30 @@ pub const RPS_METRICS_EMF: Var = Var::unset(
     "true or false",
     "CloudWatch EMF lines per request",
 );
+pub const RPS_MODEL_LOAD_TIMEOUT_SECS: Var = Var::new(
+    "RPS_MODEL_LOAD_TIMEOUT_SECS",
+    "8",
+    "a number of seconds between 1 and 600",
+    "how long start-up waits for the first model load (Lambda's init phase has 10 s); loading goes on in the background",
+);
+pub const RPS_STORE_TIMEOUT_SECS: Var = Var::new(
+    "RPS_STORE_TIMEOUT_SECS",
+    "10",
+    "a number of seconds between 1 and 600",
+    "how long a request waits for the store (`/forecast`) before answering 503",
+);
+pub const RPS_HEADER_READ_TIMEOUT_SECS: Var = Var::new(
+    "RPS_HEADER_READ_TIMEOUT_SECS",
+    "10",
+    "a number of seconds between 1 and 600",
+    "server: how long a client may take to send its request head",
+);
+pub const RPS_REQUEST_TIMEOUT_SECS: Var = Var::new(
+    "RPS_REQUEST_TIMEOUT_SECS",
+    "30",
+    "a number of seconds between 1 and 600",
+    "server: how long answering one request may take, body included (408 after)",
+);
 pub const PORT: Var = Var::new(
     "PORT",
     "8080",
@@ -404,6 +440,8 @@ pub const ALL: &[&Var] = &[
     &RPS_STORE,
     &RPS_DVC_REMOTE,
     &RPS_S3_MULTIPART_THRESHOLD_MB,
+    &RPS_S3_ATTEMPT_TIMEOUT_SECS,
+    &RPS_S3_OPERATION_TIMEOUT_SECS,
     &AWS_ENDPOINT_URL_S3,
     &AWS_ENDPOINT_URL,
     &RPS_LATITUDE,
@@ -437,6 +475,10 @@ pub const ALL: &[&Var] = &[
     &RPS_MAX_BODY_BYTES,
     &RPS_MAX_OBSERVATIONS,
     &RPS_METRICS_EMF,
+    &RPS_MODEL_LOAD_TIMEOUT_SECS,
+    &RPS_STORE_TIMEOUT_SECS,
+    &RPS_HEADER_READ_TIMEOUT_SECS,
+    &RPS_REQUEST_TIMEOUT_SECS,
     &PORT,
     &RPS_GATE_MAX_RMSE_H6,
     &RPS_GATE_MAX_REGRESSION,

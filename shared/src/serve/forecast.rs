@@ -91,14 +91,27 @@ impl Cache {
         state: &Arc<AppState>,
         m: &Served,
     ) -> Result<ForecastResponse, ApiError> {
-        let mut guard = self.entry.lock().await;
-        if let Some((at, version, resp)) = guard.as_ref()
+        // The lock guards only the cached answer, never store I/O: one slow call cannot
+        // hold every other /forecast.
+        if let Some((at, version, resp)) = self.entry.lock().await.as_ref()
             && at.elapsed() < TTL
             && *version == m.version
         {
             return Ok(refresh_age(resp.clone()));
         }
-        let (key, meta, series) = latest(state.store.as_ref()).await?.ok_or_else(|| {
+        let found = tokio::time::timeout(state.config.serve.store_timeout, latest(state.store.as_ref()))
+            .await
+            .map_err(|_| {
+                tracing::error!(
+                    "the store did not answer within {:?}",
+                    state.config.serve.store_timeout
+                );
+                ApiError::unavailable(
+                    "store_unavailable",
+                    "the store did not answer in time; see the service's log",
+                )
+            })??;
+        let (key, meta, series) = found.ok_or_else(|| {
             ApiError::unavailable(
                 "no_observations",
                 "the store holds no validated observations yet: run `rps ingest --live` and `rps validate`",
@@ -142,7 +155,7 @@ impl Cache {
             forecasts,
         };
         let resp = refresh_age(resp);
-        *guard = Some((Instant::now(), m.version.clone(), resp.clone()));
+        *self.entry.lock().await = Some((Instant::now(), m.version.clone(), resp.clone()));
         Ok(resp)
     }
 }

@@ -96,8 +96,19 @@ impl AppState {
         });
         metrics::handle();
         metrics::set_model(None, None);
-        if let Err(e) = model.refresh().await {
-            tracing::error!("no model loaded at start: {e}");
+        // The first load, bounded: a registry that does not answer must not hold the
+        // start (Lambda's init phase has 10 s); the load goes on in the background.
+        let first = model.refresh_in_background();
+        match tokio::time::timeout(config.serve.model_load_timeout, first).await {
+            Ok(_) if model.current().is_some() => {}
+            Ok(_) => tracing::error!("no model loaded at start; retrying on requests"),
+            Err(_) => {
+                tracing::error!(
+                    "the first model load did not finish within {:?}; serving 503 until it does",
+                    config.serve.model_load_timeout
+                );
+                model.note_slow_start();
+            }
         }
         Arc::new(Self {
             config,
@@ -378,17 +389,79 @@ pub async fn app(config: Config) -> Result<(Arc<AppState>, Router), ServeError> 
     Ok((state.clone(), router(state)))
 }
 
-/// Serves `router` on `addr` until Ctrl-C or SIGTERM.
-pub async fn serve_http(router: Router, addr: SocketAddr) -> Result<(), ServeError> {
+/// The server's limits on slow clients.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerLimits {
+    pub header_read_timeout: std::time::Duration,
+    pub request_timeout: std::time::Duration,
+}
+
+impl ServerLimits {
+    pub fn of(config: &Config) -> Self {
+        Self {
+            header_read_timeout: config.serve.header_read_timeout,
+            request_timeout: config.serve.request_timeout,
+        }
+    }
+}
+
+/// Serves `router` on `addr` until Ctrl-C or SIGTERM, then lets requests in flight
+/// finish (for up to 10 s). A client that takes longer than the header read timeout to
+/// send its request head is disconnected, and a request that takes longer than the
+/// request timeout (a body that never arrives, say) is answered 408: slow clients
+/// cannot hold connections open.
+pub async fn serve_http(router: Router, addr: SocketAddr, limits: ServerLimits) -> Result<(), ServeError> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+
     let listen = |source| ServeError::Listen { addr, source };
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(listen)?;
     let bound = listener.local_addr().map_err(listen)?;
     tracing::info!(%bound, "serving");
     println!("rps API listening on http://{bound}");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown())
-        .await
-        .map_err(listen)
+    let router = router.layer(tower_http::timeout::TimeoutLayer::with_status_code(
+        StatusCode::REQUEST_TIMEOUT,
+        limits.request_timeout,
+    ));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    let stop = shutdown();
+    tokio::pin!(stop);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!("accepting a connection failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut stop => break,
+        };
+        let service = TowerToHyperService::new(router.clone());
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout);
+        let mut stop_rx = stop_rx.clone();
+        connections.spawn(async move {
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = stop_rx.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+        while connections.try_join_next().is_some() {}
+    }
+    let _ = stop_tx.send(true);
+    let drain = async { while connections.join_next().await.is_some() {} };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), drain).await;
+    Ok(())
 }
 
 async fn shutdown() {

@@ -275,13 +275,35 @@ impl ModelHandle {
             };
             last.is_none_or(|t| t.elapsed() >= every)
         };
-        if due && !self.refreshing.swap(true, Ordering::AcqRel) {
-            let this = self.clone();
-            tokio::spawn(async move {
-                let _ = this.refresh().await;
-                this.refreshing.store(false, Ordering::Release);
-            });
+        if due {
+            self.refresh_in_background();
         }
+    }
+
+    /// Starts a refresh in the background unless one is running; the handle finishes
+    /// with it. A refresh that panics still frees the way for the next one.
+    pub fn refresh_in_background(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        if self.refreshing.swap(true, Ordering::AcqRel) {
+            return tokio::spawn(async {});
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            /// Clears the flag however the refresh ends, panics included.
+            struct Running<'a>(&'a AtomicBool);
+            impl Drop for Running<'_> {
+                fn drop(&mut self) {
+                    self.0.store(false, Ordering::Release);
+                }
+            }
+            let _running = Running(&this.refreshing);
+            let _ = this.refresh().await;
+        })
+    }
+
+    /// Says in the status that the first load is still under way.
+    pub fn note_slow_start(&self) {
+        let mut st = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        st.last_error = Some("the first model load has not finished yet".into());
     }
 
     /// Re-checks on a timer (servers; Lambda relies on `maybe_refresh`).

@@ -56,7 +56,12 @@ impl S3Store {
 
     /// Connects with the standard AWS configuration chain.
     pub async fn connect(bucket: &str, prefix: &str, cfg: &S3Config) -> Result<Self, StoreError> {
-        let sdk = Self::config_loader().load().await;
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .operation_attempt_timeout(cfg.attempt_timeout)
+            .operation_timeout(cfg.operation_timeout)
+            .connect_timeout(Duration::from_secs(10))
+            .build();
+        let sdk = Self::config_loader().timeout_config(timeouts).load().await;
         Ok(Self::from_sdk_config(&sdk, bucket, prefix, cfg.custom_endpoint)
             .with_multipart_threshold(cfg.multipart_threshold))
     }
