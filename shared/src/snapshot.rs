@@ -125,9 +125,17 @@ pub async fn list(store: &dyn ObjectStore) -> Result<Vec<ObjectKey>, StoreError>
     Ok(keys)
 }
 
-/// The newest snapshot, if there is one.
+/// The newest complete snapshot (body and metadata), if there is one. A newer body
+/// without metadata (an ingest that died between the two writes) is skipped with a
+/// warning: the next ingest writes a new snapshot, and the body stays as evidence.
 pub async fn newest(store: &dyn ObjectStore) -> Result<Option<ObjectKey>, StoreError> {
-    Ok(list(store).await?.pop())
+    for key in list(store).await?.into_iter().rev() {
+        if store.exists(&layout::snapshot_meta(&key)?).await? {
+            return Ok(Some(key));
+        }
+        tracing::warn!(snapshot = %store.url(&key), "skipping a snapshot without its metadata (its ingest did not finish)");
+    }
+    Ok(None)
 }
 
 /// The quality report of a snapshot, if the gate has run on it.

@@ -38,6 +38,9 @@ pub mod version {
     pub const RUN_ID: &str = "rps.run_id";
     pub const ALGORITHM: &str = "rps.algorithm";
     pub const TRAINED_AT: &str = "rps.trained_at";
+    /// Set when training registered the version but could not finish (no
+    /// `@candidate`): `incomplete: <why>`.
+    pub const REGISTRATION: &str = "rps.registration";
     /// Headline metrics copied onto the version as `rps.<metric>`, so listings need no
     /// extra requests.
     pub const HEADLINE_METRICS: [&str; 4] = ["rmse_h1", "rmse_h6", "persistence_rmse_h6", "skill_h6"];

@@ -476,9 +476,23 @@ async fn register(
             ),
         })
         .await?;
-    ctx.registry
+    if let Err(e) = ctx
+        .registry
         .set_alias(&model.name, tags::aliases::CANDIDATE, &version.version)
-        .await?;
+        .await
+    {
+        // The version exists but is not the candidate: say so on it, for whoever lists
+        // the versions; the next training registers a complete one.
+        let note = format!("incomplete: @candidate could not be set ({})", e.public_summary());
+        if let Err(tag) = ctx
+            .registry
+            .set_version_tag(&model.name, &version.version, tags::version::REGISTRATION, &note)
+            .await
+        {
+            tracing::error!(version = %version.version, "could not mark the version incomplete: {tag}");
+        }
+        return Err(e.into());
+    }
     if let Some((tracker, run)) = tracked {
         tracker
             .set_tag(run, tags::run::MODEL_VERSION, &version.version)
@@ -579,5 +593,39 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(v.bundle_sha256(), Some(out.bundle_sha256.as_str()));
+    }
+
+    #[tokio::test]
+    async fn a_version_whose_candidate_alias_cannot_be_set_is_marked_incomplete() {
+        use crate::registry::{MockRegistry, RegistryError, VersionInfo};
+        let (ctx, store, data_version) = with_dataset().await;
+        let mut reg = MockRegistry::new();
+        reg.expect_describe().returning(|| "a mock registry".into());
+        reg.expect_create_version().times(1).returning(|new| {
+            Ok(VersionInfo {
+                name: new.name,
+                version: "7".into(),
+                aliases: Vec::new(),
+                run_id: None,
+                source: new.source,
+                stage: None,
+                created_at: None,
+                tags: new.tags,
+            })
+        });
+        reg.expect_set_alias()
+            .times(1)
+            .returning(|_, _, _| Err(RegistryError::Invalid("the registry went away".into())));
+        reg.expect_set_version_tag()
+            .withf(|_, v, k, val| {
+                v == "7" && k == tags::version::REGISTRATION && val.starts_with("incomplete")
+            })
+            .times(1)
+            .returning(|_, _, _, _| Ok(()));
+        let ctx = ctx.with_registry(Arc::new(reg));
+        let err = train(&ctx, TrainInput { data_version }).await.unwrap_err();
+        assert!(err.to_string().contains("the registry went away"), "{err}");
+        // The bundle the version points at is stored (the version stays usable).
+        assert_eq!(store.list("models/").await.unwrap().len(), 3);
     }
 }

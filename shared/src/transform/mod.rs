@@ -11,13 +11,13 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use self::profile::ProfileContext;
-use crate::dataset::{Dataset, DatasetManifest};
+use crate::dataset::{self, Dataset, DatasetManifest};
 use crate::dvc::{DEFAULT_OUT_PATH, DvcOut};
 use crate::layout;
 use crate::observations::{RawSeries, TimeWindow};
 use crate::snapshot;
 use crate::stage::{Context, StageError, blocking};
-use crate::store::{self, ObjectKey};
+use crate::store::{self, ObjectKey, StoreError};
 use crate::validate::ValidateOutput;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -98,10 +98,22 @@ pub async fn transform(ctx: &Context, input: TransformInput) -> Result<Transform
         layout::dataset_profile(&data_version)?,
         layout::dataset_manifest(&data_version)?,
     );
-    // The same bytes can come from other snapshots; the manifest names the ones this run
-    // used, so the run's lineage and the store agree. Each write is atomic.
-    ctx.store.put(&profile_key, html.into()).await?;
-    store::put_json(ctx.store.as_ref(), &manifest_key, &manifest, false).await?;
+    // The same bytes can come from other snapshots (the same hours fetched twice): the
+    // dataset is the same, and its first manifest and profile stay; they are written
+    // create-only, so no run rewrites another's lineage.
+    match ctx.store.put_new(&profile_key, html.into()).await {
+        Ok(()) | Err(StoreError::AlreadyExists { .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let manifest = match store::put_json(ctx.store.as_ref(), &manifest_key, &manifest, true).await {
+        Ok(()) => manifest,
+        Err(StoreError::AlreadyExists { .. }) => {
+            let first = dataset::manifest(ctx.store.as_ref(), &data_version).await?;
+            tracing::info!(data_version = %data_version, snapshots = ?first.snapshots, "this dataset was built before; its manifest stays");
+            first
+        }
+        Err(e) => return Err(e.into()),
+    };
     tracing::info!(data_version = %data_version, rows = manifest.rows, "transformed");
     Ok(TransformOutput {
         data_version,
@@ -140,4 +152,30 @@ async fn load_validated(ctx: &Context, snapshots: &[ObjectKey]) -> Result<Vec<Ra
         raws.push(snapshot::load(ctx.store.as_ref(), s).await?.0);
     }
     Ok(raws)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{context, range};
+
+    /// Two snapshots with the same hours make the same dataset (same md5): the second
+    /// transform keeps the first manifest (the dataset's lineage) instead of replacing it.
+    #[tokio::test]
+    async fn a_dataset_built_twice_keeps_its_first_manifest() {
+        let (ctx, _store, _cache) = context(&[]);
+        let mut firsts = Vec::new();
+        for _ in 0..2 {
+            let ingested = crate::ingest::ingest(&ctx, range((2, 1), (2, 28))).await.unwrap();
+            let validated = crate::validate::validate(&ctx, (&ingested).into()).await.unwrap();
+            firsts.push(transform(&ctx, (&validated).into()).await.unwrap());
+        }
+        assert_eq!(firsts[0].data_version, firsts[1].data_version);
+        let manifest = dataset::manifest(ctx.store.as_ref(), &firsts[0].data_version)
+            .await
+            .unwrap();
+        assert_eq!(manifest.snapshots.len(), 1);
+        let first_snapshot = crate::snapshot::list(ctx.store.as_ref()).await.unwrap()[0].clone();
+        assert_eq!(manifest.snapshots[0], first_snapshot);
+    }
 }

@@ -72,3 +72,26 @@ pub async fn validate(ctx: &Context, input: ValidateInput) -> Result<ValidateOut
         warnings,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::store::ObjectStore;
+    use crate::testing::{context, range};
+
+    /// An ingest that stored its raw body but died before its metadata: the default
+    /// `validate` takes the newest complete snapshot instead of failing on it.
+    #[tokio::test]
+    async fn a_snapshot_without_metadata_does_not_block_the_default_validate() {
+        let (ctx, store, _cache) = context(&[]);
+        let done = crate::ingest::ingest(&ctx, range((1, 1), (1, 31))).await.unwrap();
+        let orphan =
+            layout::raw_snapshot("archive", chrono::Utc::now() + chrono::Duration::seconds(5)).unwrap();
+        store.put_new(&orphan, Bytes::from_static(b"{}")).await.unwrap();
+        let input = ValidateInput::newest(&ctx).await.unwrap();
+        assert_eq!(input.snapshot, done.snapshot);
+        validate(&ctx, input).await.unwrap();
+    }
+}
