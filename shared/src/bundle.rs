@@ -15,6 +15,9 @@ use crate::observations::{KEY_VARIABLES, TARGET, TimeWindow};
 
 /// The bundle layout this build writes and reads.
 pub const BUNDLE_FORMAT_VERSION: u32 = 1;
+
+/// The largest bundle accepted (a station-year forest is under 1 MB).
+pub const MAX_BUNDLE_BYTES: usize = 256 << 20;
 const MAGIC: &[u8; 4] = b"RPSB";
 
 #[derive(Debug, thiserror::Error)]
@@ -405,6 +408,12 @@ impl ModelBundle {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, ModelError> {
+        if bytes.len() > MAX_BUNDLE_BYTES {
+            return Err(ModelError::Corrupt(format!(
+                "{} bytes is larger than any bundle ({MAX_BUNDLE_BYTES} at most)",
+                bytes.len()
+            )));
+        }
         if bytes.len() < 8 || &bytes[..4] != MAGIC {
             return Err(ModelError::NotABundle);
         }
@@ -415,9 +424,10 @@ impl ModelBundle {
                 expected: BUNDLE_FORMAT_VERSION,
             });
         }
-        let (bundle, used): (Self, usize) =
-            bincode::serde::decode_from_slice(&bytes[8..], bincode::config::standard())
-                .map_err(|e| ModelError::Corrupt(e.to_string()))?;
+        // A length in the body can claim no more than the largest bundle accepted.
+        let config = bincode::config::standard().with_limit::<MAX_BUNDLE_BYTES>();
+        let (bundle, used): (Self, usize) = bincode::serde::decode_from_slice(&bytes[8..], config)
+            .map_err(|e| ModelError::Corrupt(e.to_string()))?;
         if used != bytes.len() - 8 {
             return Err(ModelError::Corrupt(format!(
                 "{} trailing bytes after the bundle",
@@ -516,4 +526,22 @@ impl ModelBundle {
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_crafted_length_is_refused_without_allocating_it() {
+        // The header, then a string length of u64::MAX where the schema's target begins.
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&BUNDLE_FORMAT_VERSION.to_le_bytes());
+        bytes.push(1); // format_version (varint)
+        bytes.push(253); // a u64 varint follows
+        bytes.extend_from_slice(&u64::MAX.to_le_bytes());
+        bytes.extend_from_slice(b"abc");
+        let err = ModelBundle::decode(&bytes).unwrap_err();
+        assert!(matches!(err, ModelError::Corrupt(_)), "{err}");
+    }
 }

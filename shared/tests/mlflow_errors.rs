@@ -176,3 +176,15 @@ async fn creating_a_run_or_a_version_is_not_retried_after_the_request_was_sent()
     );
     assert_eq!(stub.hits(), 1);
 }
+
+#[tokio::test]
+async fn a_server_repeating_its_page_token_is_an_error_not_a_loop() {
+    let page = r#"{"model_versions": [{"name": "m", "version": "1"}], "next_page_token": "same"}"#;
+    let stub = Stub::start(vec![Reply::new(200, page)]).await;
+    let c = client(&stub, Duration::from_secs(5), MlflowAuth::None);
+    let got = tokio::time::timeout(Duration::from_secs(10), c.search_model_versions("m"))
+        .await
+        .expect("listing ended");
+    let err = got.unwrap_err();
+    assert!(err.to_string().contains("page token"), "{err}");
+}

@@ -140,3 +140,20 @@ async fn public_answers_show_no_internal_locations() {
         }
     }
 }
+
+#[tokio::test]
+async fn unknown_methods_share_one_metric_label() {
+    let (st, _) = call("BREW", "/", None).await;
+    assert_eq!(st, StatusCode::METHOD_NOT_ALLOWED);
+    let req = Request::builder().uri("/metrics").body(Body::empty()).unwrap();
+    let resp = app().oneshot(req).await.unwrap();
+    let text = String::from_utf8(
+        axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(!text.contains("BREW"), "an unbounded label: {text}");
+    assert!(text.contains("method=\"other\""), "{text}");
+}

@@ -238,6 +238,8 @@ pub struct ServeConfig {
     pub model_alias: String,
     /// A bundle file to serve instead of the registry (offline use).
     pub model_path: Option<PathBuf>,
+    /// The sha256 that file must have.
+    pub model_sha256: Option<String>,
     /// How often the alias is re-checked; zero turns re-checking off.
     pub refresh: Duration,
     /// Requests in the drift window.
@@ -576,6 +578,9 @@ impl ServeConfig {
                 aliases::is_valid(s).then(|| s.to_owned())
             })?,
             model_path: env.optional(&vars::RPS_MODEL_PATH, |s| Some(PathBuf::from(s)))?,
+            model_sha256: env.optional(&vars::RPS_MODEL_SHA256, |s| {
+                (s.len() == 64 && s.chars().all(|c| c.is_ascii_hexdigit())).then(|| s.to_ascii_lowercase())
+            })?,
             refresh: Duration::from_secs(env.parse(&vars::RPS_MODEL_REFRESH_SECS, |s| s.parse().ok())?),
             drift_window: env.parse(&vars::RPS_DRIFT_WINDOW, number_in(10..=100_000))?,
             max_body_bytes: env.parse(&vars::RPS_MAX_BODY_BYTES, number_in(1024..=10 << 20))?,

@@ -261,6 +261,12 @@ pub const RPS_MODEL_PATH: Var = Var::unset(
     "a bundle file",
     "serve this bundle file instead of the registry",
 );
+pub const RPS_MODEL_SHA256: Var = Var::unset(
+    "RPS_MODEL_SHA256",
+    "unset (or `<RPS_MODEL_PATH>.sha256` beside the file)",
+    "64 hex digits",
+    "the sha256 the bundle file must have; a file that does not match is not served",
+);
 pub const RPS_MODEL_REFRESH_SECS: Var = Var::new(
     "RPS_MODEL_REFRESH_SECS",
     "60",
@@ -470,6 +476,7 @@ pub const ALL: &[&Var] = &[
     &MLFLOW_HTTP_REQUEST_TIMEOUT,
     &RPS_MODEL_ALIAS,
     &RPS_MODEL_PATH,
+    &RPS_MODEL_SHA256,
     &RPS_MODEL_REFRESH_SECS,
     &RPS_DRIFT_WINDOW,
     &RPS_MAX_BODY_BYTES,

@@ -518,6 +518,14 @@ impl MlflowClient {
             let r: R = self.get("model-versions/search", &q).await?;
             out.extend(r.model_versions);
             match r.next_page_token.filter(|t| !t.is_empty()) {
+                Some(t) if token.as_deref() == Some(t.as_str()) => {
+                    return Err(MlflowError::Decode {
+                        endpoint: "model-versions/search".into(),
+                        message: format!(
+                            "the server sent the same page token twice ({t}); stopping instead of looping"
+                        ),
+                    });
+                }
                 Some(t) => token = Some(t),
                 None => break,
             }

@@ -84,7 +84,7 @@ impl AppState {
     ) -> Arc<Self> {
         let drift = Arc::new(DriftTracker::new(config.serve.drift_window));
         let model = Arc::new(match &config.serve.model_path {
-            Some(p) => ModelHandle::from_file(p.clone(), drift.clone()),
+            Some(p) => ModelHandle::from_file(p.clone(), config.serve.model_sha256.clone(), drift.clone()),
             None => ModelHandle::from_registry(
                 registry,
                 &config.registry.model_name,

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::drift::DriftTracker;
 use super::metrics;
-use crate::bundle::{ModelBundle, sha256_hex};
+use crate::bundle::{MAX_BUNDLE_BYTES, ModelBundle, sha256_hex};
 use crate::registry::{self, ModelRef, Registry, RegistryError, VersionInfo};
 
 /// A model being served.
@@ -61,7 +61,9 @@ enum Source {
         alias: String,
         cache_dir: PathBuf,
     },
-    File(PathBuf),
+    /// A bundle file, and the sha256 it must have (`RPS_MODEL_SHA256`, or a
+    /// `<file>.sha256` beside it), when one is given.
+    File(PathBuf, Option<String>),
 }
 
 pub struct ModelHandle {
@@ -102,8 +104,8 @@ impl ModelHandle {
         )
     }
 
-    pub fn from_file(path: PathBuf, drift: Arc<DriftTracker>) -> Self {
-        Self::new(Source::File(path), Duration::ZERO, drift)
+    pub fn from_file(path: PathBuf, sha256: Option<String>, drift: Arc<DriftTracker>) -> Self {
+        Self::new(Source::File(path, sha256), Duration::ZERO, drift)
     }
 
     fn new(source: Source, refresh: Duration, drift: Arc<DriftTracker>) -> Self {
@@ -118,7 +120,7 @@ impl ModelHandle {
                     tracing::info!(model = %name, alias = %alias, registry = %registry.describe(), "serving from the registry");
                     format!("{name}@{alias} ({})", registry.kind())
                 }
-                Source::File(p) => {
+                Source::File(p, _) => {
                     tracing::info!(path = %p.display(), "serving a bundle file");
                     "a bundle file (RPS_MODEL_PATH)".to_owned()
                 }
@@ -148,16 +150,18 @@ impl ModelHandle {
     pub fn alias(&self) -> Option<&str> {
         match &self.source {
             Source::Registry { alias, .. } => Some(alias),
-            Source::File(_) => None,
+            Source::File(..) => None,
         }
     }
 
     fn swap(&self, served: Served) -> Refresh {
         let served = Arc::new(served);
-        self.drift.reset(Arc::new(served.bundle.feature_stats.clone()));
+        let stats = Arc::new(served.bundle.feature_stats.clone());
         let to = served.version.clone();
         let labels = served.labels();
         let previous = self.current.swap(Some(served));
+        // After the swap: requests on the new model count against its own statistics.
+        self.drift.reset(stats);
         metrics::set_model(previous.as_ref().map(|p| p.labels()), Some(labels));
         tracing::info!(from = ?previous.as_ref().map(|p| &p.version), to = %to, "serving a new model version");
         Refresh::Swapped {
@@ -203,17 +207,38 @@ impl ModelHandle {
 
     async fn refresh_inner(&self) -> Result<Refresh, RegistryError> {
         match &self.source {
-            Source::File(path) => {
+            Source::File(path, sha256) => {
                 if self.current().is_some() {
                     return Ok(Refresh::Unchanged);
                 }
-                let bytes = tokio::fs::read(path)
-                    .await
-                    .map_err(|source| RegistryError::Cache {
-                        path: path.display().to_string(),
-                        source,
-                    })?;
-                let bundle = ModelBundle::decode(&bytes).map_err(|source| RegistryError::Bundle {
+                let cache_err = |source| RegistryError::Cache {
+                    path: path.display().to_string(),
+                    source,
+                };
+                let size = tokio::fs::metadata(path).await.map_err(cache_err)?.len();
+                if size > MAX_BUNDLE_BYTES as u64 {
+                    return Err(RegistryError::Invalid(format!(
+                        "{} is {size} bytes, larger than any bundle",
+                        path.display()
+                    )));
+                }
+                let bytes = tokio::fs::read(path).await.map_err(cache_err)?;
+                let sidecar = PathBuf::from(format!("{}.sha256", path.display()));
+                let expected = match sha256 {
+                    Some(s) => Some(s.clone()),
+                    None => tokio::fs::read_to_string(&sidecar)
+                        .await
+                        .ok()
+                        .and_then(|s| s.split_whitespace().next().map(str::to_owned)),
+                };
+                let decoded = match &expected {
+                    Some(sha) => ModelBundle::decode_verified(&bytes, sha),
+                    None => {
+                        tracing::warn!(path = %path.display(), "serving a bundle file with no checksum to verify it against (set RPS_MODEL_SHA256)");
+                        ModelBundle::decode(&bytes)
+                    }
+                };
+                let bundle = decoded.map_err(|source| RegistryError::Bundle {
                     name: "file".into(),
                     version: path.display().to_string(),
                     source,
@@ -330,4 +355,90 @@ fn check_servable(bundle: &ModelBundle, name: &str, version: &str) -> Result<(),
         version: version.to_owned(),
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use async_trait::async_trait;
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::registry::{NewVersion, StageOutcome};
+
+    /// A registry whose alias lookups panic; it counts them.
+    #[derive(Default)]
+    struct Panicking(AtomicUsize);
+
+    #[async_trait]
+    impl Registry for Panicking {
+        fn describe(&self) -> String {
+            "panicking".into()
+        }
+        fn kind(&self) -> &'static str {
+            "panicking"
+        }
+        async fn create_version(&self, _: NewVersion) -> Result<VersionInfo, RegistryError> {
+            unreachable!()
+        }
+        async fn get_version(&self, _: &str, _: &str) -> Result<VersionInfo, RegistryError> {
+            unreachable!()
+        }
+        async fn get_alias(&self, _: &str, _: &str) -> Result<VersionInfo, RegistryError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            panic!("a bug in an adapter")
+        }
+        async fn list_versions(&self, _: &str) -> Result<Vec<VersionInfo>, RegistryError> {
+            unreachable!()
+        }
+        async fn set_alias(&self, _: &str, _: &str, _: &str) -> Result<(), RegistryError> {
+            unreachable!()
+        }
+        async fn delete_alias(&self, _: &str, _: &str) -> Result<(), RegistryError> {
+            unreachable!()
+        }
+        async fn set_version_tag(&self, _: &str, _: &str, _: &str, _: &str) -> Result<(), RegistryError> {
+            unreachable!()
+        }
+        async fn set_stage(&self, _: &str, _: &str, _: &str) -> Result<StageOutcome, RegistryError> {
+            unreachable!()
+        }
+        async fn download_bundle(&self, _: &VersionInfo) -> Result<Bytes, RegistryError> {
+            unreachable!()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refresh_that_panics_does_not_stop_later_refreshes() {
+        let registry = Arc::new(Panicking::default());
+        let handle = Arc::new(ModelHandle::from_registry(
+            registry.clone(),
+            "m",
+            "production",
+            std::env::temp_dir(),
+            Duration::from_secs(60),
+            Arc::new(DriftTracker::new(10)),
+        ));
+        assert!(
+            handle.refresh_in_background().await.is_err(),
+            "the refresh panicked"
+        );
+        assert!(handle.refresh_in_background().await.is_err());
+        assert_eq!(
+            registry.0.load(Ordering::SeqCst),
+            2,
+            "the second refresh never ran"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_bundle_file_is_verified_against_its_checksum_when_one_is_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.rpsb");
+        std::fs::write(&path, b"RPSB\x01\x00\x00\x00 not a real body").unwrap();
+        let handle = ModelHandle::from_file(path, Some("0".repeat(64)), Arc::new(DriftTracker::new(10)));
+        let err = handle.refresh().await.unwrap_err();
+        assert!(err.to_string().contains("checksum"), "{err}");
+    }
 }
