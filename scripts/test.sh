@@ -13,4 +13,9 @@ cargo fmt --all -- --check
 echo "== clippy"
 cargo clippy --release --locked --workspace --all-targets -- -D warnings
 echo "== tests"
+rm -f test-output/skipped.log
 cargo test --release --locked --workspace
+if [[ -s test-output/skipped.log ]]; then
+  echo "== $(wc -l <test-output/skipped.log) test(s) SKIPPED on purpose (RPS_ALLOW_SKIP=1):"
+  cat test-output/skipped.log
+fi

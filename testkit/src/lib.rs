@@ -45,8 +45,22 @@ pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
 }
 
-/// The path of a tool the test needs, or `None` (skip) outside CI; panics in CI.
+/// The path of a tool the test needs. A missing tool fails the test, unless skipping
+/// is asked for explicitly with `RPS_ALLOW_SKIP=1` outside CI: then the test returns
+/// early (`None`) and is recorded in `test-output/skipped.log`, which `make test`
+/// counts and prints, so a green local run says what it did not run.
 pub fn require(what: &str, path: &Path) -> Option<PathBuf> {
+    let allow = !in_ci() && std::env::var("RPS_ALLOW_SKIP").is_ok_and(|v| v == "1");
+    require_with(what, path, allow, &skipped_log())
+}
+
+/// Where skipped tests are recorded.
+pub fn skipped_log() -> PathBuf {
+    workspace_root().join("test-output/skipped.log")
+}
+
+/// [`require`] with the policy and the log given.
+pub fn require_with(what: &str, path: &Path, allow_skip: bool, log: &Path) -> Option<PathBuf> {
     if path.exists() {
         return Some(path.to_path_buf());
     }
@@ -54,10 +68,18 @@ pub fn require(what: &str, path: &Path) -> Option<PathBuf> {
         "{what} is not installed at {} (`make test` installs it)",
         path.display()
     );
-    if in_ci() {
-        panic!("{msg}");
+    if !allow_skip {
+        panic!("{msg}; set RPS_ALLOW_SKIP=1 to skip such tests on purpose (never in CI)");
     }
-    eprintln!("SKIPPED: {msg}");
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    eprintln!("SKIPPED {test}: {msg}");
+    if let Some(dir) = log.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    use std::io::Write;
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(log) {
+        let _ = writeln!(f, "{test}: {msg}");
+    }
     None
 }
 
@@ -152,4 +174,29 @@ pub fn wait_http_ok(port: u16, path: &str, timeout: Duration) -> bool {
         std::thread::sleep(Duration::from_millis(200));
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[should_panic(expected = "is not installed")]
+    fn a_missing_tool_fails_the_test_unless_skipping_is_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        require_with("a tool", &dir.path().join("nope"), false, &dir.path().join("log"));
+    }
+
+    #[test]
+    fn an_asked_for_skip_is_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("out/skipped.log");
+        assert!(require_with("a tool", &dir.path().join("nope"), true, &log).is_none());
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(text.contains("a tool is not installed"), "{text}");
+        assert_eq!(
+            require_with("here", dir.path(), false, &log),
+            Some(dir.path().to_path_buf())
+        );
+    }
 }
