@@ -229,3 +229,17 @@ async fn a_live_ingest_passes_the_staleness_check() {
     // The forecast hours after the collection time were dropped before the checks.
     assert!(v.rows <= 4 * 24 && v.rows >= 3 * 24, "{}", v.rows);
 }
+
+#[tokio::test]
+async fn garbage_bytes_are_stored_then_refused_clearly() {
+    let garbage: String = (0..200u8).map(|b| char::from(b % 94 + 33)).collect();
+    let s = Stub::start(vec![Reply::text(200, garbage.clone())]).await;
+    let store = Arc::new(MemoryStore::new());
+    let ctx = context(&format!("{}/v1/archive", s.url()), store.clone());
+    let err = ingest(&ctx, range()).await.unwrap_err();
+    assert!(matches!(err, StageError::Shape { .. }), "{err}");
+    // The body, byte for byte, with its metadata: nothing about the failure is lost.
+    let keys = store.list("raw/").await.unwrap();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert_eq!(&store.get(&keys[0]).await.unwrap()[..], garbage.as_bytes());
+}
