@@ -83,6 +83,11 @@ impl MlflowServer {
         })
     }
 
+    /// Where the server keeps its database, artifacts and log.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     /// Stops the server (to test behaviour when the registry is unreachable).
     pub fn stop(&mut self) {
         // Dropping the process stops its group.

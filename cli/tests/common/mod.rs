@@ -75,10 +75,19 @@ impl Env {
 
     /// Starts `rps serve --port 0` and waits for its address.
     pub fn serve(&self) -> Server {
+        self.serve_with_log(None)
+    }
+
+    /// [`Env::serve`], its log (stderr) written to `log`.
+    pub fn serve_with_log(&self, log: Option<&Path>) -> Server {
+        let stderr = match log {
+            Some(p) => Stdio::from(std::fs::File::create(p).unwrap()),
+            None => Stdio::null(),
+        };
         let mut child = self
             .command(&["serve", "--port", "0"])
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
