@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 
-.PHONY: demo test build lint fmt docs down clean bench
+.PHONY: demo test build lint fmt docs requirements down clean bench
 
 ## Run the whole pipeline offline on the shipped sample year and show where every output is.
 demo: build
@@ -30,6 +30,12 @@ fmt:
 ## Regenerate the parts of docs/ that are generated from the code (the configuration table).
 docs:
 	UPDATE_DOCS=1 $(CARGO) test --release --locked -p shared --test docs
+
+## Re-pin the Python tools (scripts/requirements.in → requirements.txt, with hashes).
+requirements:
+	python3 -m venv .rps/pip-tools && .rps/pip-tools/bin/pip install --quiet pip-tools
+	.rps/pip-tools/bin/pip-compile --quiet --generate-hashes --allow-unsafe --no-strip-extras \
+		--output-file scripts/requirements.txt scripts/requirements.in
 
 ## Stop anything `make demo` left running.
 down:

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Creates .venv and installs scripts/requirements.txt into it. Idempotent: does nothing
-# when the requirements have not changed since the last successful install.
+# Creates .venv and installs scripts/requirements.txt into it: every package pinned
+# with its hashes (generated from requirements.in by `make requirements`), so a changed
+# or substituted download is refused. Idempotent: does nothing when the requirements
+# have not changed since the last successful install.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -13,5 +15,5 @@ if [[ -x .venv/bin/python && -f $stamp && $(cat "$stamp") == "$want" ]]; then
 fi
 echo "Installing Python tools into .venv (first run: a minute or two)…"
 [[ -x .venv/bin/python ]] || python3 -m venv .venv
-.venv/bin/pip install --quiet --disable-pip-version-check -r "$req"
+.venv/bin/pip install --quiet --disable-pip-version-check --require-hashes -r "$req"
 echo "$want" >"$stamp"
