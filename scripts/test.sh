@@ -8,8 +8,11 @@ echo "== tools"
 bash scripts/setup-system.sh
 bash scripts/setup-python.sh
 bash scripts/setup-node.sh
+bash scripts/setup-rust-tools.sh
 echo "== format"
 cargo fmt --all -- --check
+echo "== supply chain (cargo deny: licenses, bans, sources)"
+.tools/bin/cargo-deny --log-level error check licenses bans sources
 echo "== clippy"
 cargo clippy --release --locked --workspace --all-targets -- -D warnings
 echo "== tests"
