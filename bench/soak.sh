@@ -66,7 +66,7 @@ echo "t_seconds,rss_kb,event" >"$work/timeline.csv"
 version=1; down=0
 for ((t = 0; t < SOAK_SECONDS; t += 10)); do
   event=""
-  if ((t > 0 && t % 60 == 0 && down == 0)); then
+  if ((t > 0 && t % 60 == 0 && down != 1)); then
     version=$((3 - version)); set_production "$version"; event="production -> $version"
   fi
   if ((t >= outage_start && down == 0 && t < outage_end)); then
