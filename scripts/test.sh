@@ -7,6 +7,8 @@ cd "$ROOT"
 echo "== tools"
 bash scripts/setup-system.sh
 bash scripts/setup-python.sh
+bash scripts/setup-python.sh iac
+bash scripts/setup-python.sh airflow
 bash scripts/setup-node.sh
 bash scripts/setup-rust-tools.sh
 echo "== format"

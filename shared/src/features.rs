@@ -191,6 +191,14 @@ impl Feature {
         }
     }
 
+    /// A feature of the clock and the calendar, not of the weather.
+    pub fn is_calendar(&self) -> bool {
+        matches!(
+            self,
+            Feature::HourSin | Feature::HourCos | Feature::DayOfYearSin | Feature::DayOfYearCos
+        )
+    }
+
     /// The observed variables the feature reads.
     pub fn inputs(&self) -> &'static [Variable] {
         match *self {

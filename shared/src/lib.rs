@@ -46,6 +46,12 @@ pub mod tracking;
 #[cfg(test)]
 pub(crate) mod testing;
 
+// The stage Lambdas' runtime and their secrets.
+#[cfg(feature = "lambda")]
+pub mod lambda;
+#[cfg(feature = "lambda")]
+pub mod secrets;
+
 // The stages.
 #[cfg(feature = "batch")]
 pub mod evaluate;

@@ -56,11 +56,12 @@ struct Faults {
 pub struct Proxy {
     pub url: String,
     faults: Arc<Mutex<Faults>>,
+    target: Arc<Mutex<String>>,
 }
 
 #[derive(Clone)]
 struct Shared {
-    target: String,
+    target: Arc<Mutex<String>>,
     http: reqwest::Client,
     faults: Arc<Mutex<Faults>>,
 }
@@ -69,8 +70,9 @@ impl Proxy {
     /// A proxy forwarding to `target` (`http://127.0.0.1:5000`).
     pub fn start(target: &str) -> Self {
         let faults = Arc::new(Mutex::new(Faults::default()));
+        let target = Arc::new(Mutex::new(target.trim_end_matches('/').to_owned()));
         let shared = Shared {
-            target: target.trim_end_matches('/').to_owned(),
+            target: target.clone(),
             http: reqwest::Client::new(),
             faults: faults.clone(),
         };
@@ -95,7 +97,13 @@ impl Proxy {
         Self {
             url: format!("http://{addr}"),
             faults,
+            target,
         }
+    }
+
+    /// Sends what follows to another server (a replay of other data, say).
+    pub fn retarget(&self, target: &str) {
+        *self.target.lock().unwrap_or_else(|p| p.into_inner()) = target.trim_end_matches('/').to_owned();
     }
 
     pub fn add(&self, rule: Rule) {
@@ -149,9 +157,10 @@ async fn forward(State(s): State<Shared>, req: Request) -> Response {
         Ok(b) => b,
         Err(_) => return StatusCode::BAD_REQUEST.into_response(),
     };
+    let target = s.target.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let mut upstream = s.http.request(
         method.parse().unwrap_or(reqwest::Method::GET),
-        format!("{}{path_and_query}", s.target),
+        format!("{target}{path_and_query}"),
     );
     for (k, v) in &headers {
         if k != "host" && k != "content-length" {

@@ -5,6 +5,7 @@
 //! that needs a component calls [`require`]: where it is missing, the test fails in CI
 //! (`CI=true`) and is skipped, loudly, on a developer's machine.
 
+pub mod cloud;
 pub mod faults;
 pub mod mlflow;
 pub mod moto;
@@ -117,7 +118,17 @@ impl Background {
 "$@" & child=$!
 trap 'kill -TERM -- -$$ 2>/dev/null' EXIT
 while kill -0 "$parent" 2>/dev/null && kill -0 "$child" 2>/dev/null; do sleep 0.5; done"#;
-        let child = Command::new("bash")
+        let mut command = Command::new("bash");
+        // The test harness's cargo variables (CARGO_MANIFEST_DIR, CARGO_PKG_*, …) must
+        // not reach a cargo the server runs (`cargo lambda watch`): build scripts that
+        // watch them would rebuild the dependency tree, polars included.
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy();
+            if (k == "CARGO" || k.starts_with("CARGO_")) && k != "CARGO_HOME" && k != "CARGO_TARGET_DIR" {
+                command.env_remove(k.as_ref());
+            }
+        }
+        let child = command
             .arg("-c")
             .arg(watchdog)
             .arg("rps-test-watchdog")

@@ -51,6 +51,24 @@ impl MotoServer {
         );
     }
 
+    /// Creates a Secrets Manager secret (moto serves that API too).
+    pub fn create_secret(&self, name: &str, value: &str) {
+        let body = format!(
+            "{{\"Name\": \"{name}\", \"SecretString\": \"{}\"}}",
+            value.replace('\\', "\\\\").replace('"', "\\\"")
+        );
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("moto is up");
+        let req = format!(
+            "POST / HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/x-amz-json-1.1\r\nX-Amz-Target: secretsmanager.CreateSecret\r\nAuthorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/secretsmanager/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.port,
+            body.len()
+        );
+        s.write_all(req.as_bytes()).unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).unwrap();
+        assert!(resp.starts_with("HTTP/1.1 200"), "creating secret {name}: {resp}");
+    }
+
     /// The environment an S3 client needs to reach this server.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![

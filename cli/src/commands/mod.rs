@@ -16,7 +16,7 @@ pub mod transform;
 pub mod validate;
 
 use anyhow::Context as _;
-use chrono::{Duration, NaiveDate, Utc};
+use chrono::NaiveDate;
 use serde::Serialize;
 use shared::config::Config;
 use shared::source::{DateRange, IngestRequest};
@@ -54,8 +54,12 @@ pub fn config() -> anyhow::Result<Config> {
     Config::from_env().context("invalid configuration")
 }
 
+/// The configuration with its secrets (the MLflow credentials from Secrets Manager
+/// when `RPS_MLFLOW_SECRET_ID` names them), and the ports it names.
 pub async fn context() -> anyhow::Result<Context> {
-    Ok(Context::new(config()?).await?)
+    let mut config = config()?;
+    shared::secrets::resolve(&mut config).await?;
+    Ok(Context::new(config).await?)
 }
 
 pub fn key(s: &str) -> anyhow::Result<ObjectKey> {
@@ -100,13 +104,11 @@ impl RangeArgs {
         if self.live {
             return Ok(IngestRequest::Live { past_days: None });
         }
-        let range = match (self.start, self.end) {
-            (Some(s), Some(e)) => DateRange::new(s, e).map_err(anyhow::Error::msg)?,
-            _ => {
-                let end = Utc::now().date_naive() - Duration::days(5);
-                DateRange::new(end - Duration::days(364), end).map_err(anyhow::Error::msg)?
-            }
-        };
-        Ok(IngestRequest::backfill(range))
+        match (self.start, self.end) {
+            (Some(s), Some(e)) => Ok(IngestRequest::backfill(
+                DateRange::new(s, e).map_err(anyhow::Error::msg)?,
+            )),
+            _ => Ok(IngestRequest::recent()),
+        }
     }
 }

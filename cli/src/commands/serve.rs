@@ -12,7 +12,9 @@ pub struct Args {
 }
 
 pub async fn run(a: Args) -> anyhow::Result<()> {
-    let (state, app) = shared::serve::app(config()?).await?;
+    let mut config = config()?;
+    shared::secrets::resolve(&mut config).await?;
+    let (state, app) = shared::serve::app(config).await?;
     let limits = shared::serve::ServerLimits::of(&state.config);
     Ok(shared::serve::serve_http(app, SocketAddr::new(a.host, a.port), limits).await?)
 }

@@ -1,12 +1,12 @@
 //! The prediction service. Under Lambda it answers API Gateway events; anywhere else it
-//! listens on `PORT` (default 8080).
+//! listens on `PORT` (default 8080). MLflow credentials may come from Secrets Manager.
 
-use shared::{config::Config, serve};
+use shared::serve;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     shared::logging::init("info");
-    let config = Config::from_env()?;
+    let config = shared::lambda::config().await?;
     let (lambda, port, limits) = (
         config.serve.lambda_runtime,
         config.serve.port,

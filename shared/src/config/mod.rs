@@ -244,6 +244,8 @@ pub struct ServeConfig {
     pub refresh: Duration,
     /// Requests in the drift window.
     pub drift_window: usize,
+    /// When the drift window counts as drifting.
+    pub drift: crate::serve::drift::DriftThresholds,
     pub max_body_bytes: usize,
     pub max_observations: usize,
     /// Emit CloudWatch Embedded Metric Format lines (on by default on Lambda).
@@ -299,6 +301,13 @@ pub struct S3Config {
     pub operation_timeout: Duration,
 }
 
+/// Secrets read from a secret store at start (Lambda), never from a plain variable.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SecretsConfig {
+    /// The Secrets Manager secret holding the MLflow credentials.
+    pub mlflow_secret_id: Option<String>,
+}
+
 /// Who and which code is running, for lineage and promotion records.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Provenance {
@@ -346,6 +355,7 @@ pub struct Config {
     pub mlflow: Option<MlflowConfig>,
     pub serve: ServeConfig,
     pub gates: GateConfig,
+    pub secrets: SecretsConfig,
     pub provenance: Provenance,
 }
 
@@ -377,6 +387,9 @@ impl Config {
             mlflow: MlflowConfig::read(&env)?,
             serve: ServeConfig::read(&env)?,
             gates: GateConfig::read(&env)?,
+            secrets: SecretsConfig {
+                mlflow_secret_id: env.optional(&vars::RPS_MLFLOW_SECRET_ID, |s| Some(s.to_owned()))?,
+            },
             provenance: Provenance::read(&env),
             store,
             dvc_remote,
@@ -583,6 +596,11 @@ impl ServeConfig {
             })?,
             refresh: Duration::from_secs(env.parse(&vars::RPS_MODEL_REFRESH_SECS, |s| s.parse().ok())?),
             drift_window: env.parse(&vars::RPS_DRIFT_WINDOW, number_in(10..=100_000))?,
+            drift: crate::serve::drift::DriftThresholds {
+                min_requests: env.parse(&vars::RPS_DRIFT_MIN_REQUESTS, number_in(20..=100_000))?,
+                max_out_of_range_share: env.parse(&vars::RPS_DRIFT_MAX_OUT_OF_RANGE, number_in(0.0..=1.0))?,
+                max_psi: env.parse(&vars::RPS_DRIFT_MAX_PSI, positive_finite)?,
+            },
             max_body_bytes: env.parse(&vars::RPS_MAX_BODY_BYTES, number_in(1024..=10 << 20))?,
             max_observations: env.parse(&vars::RPS_MAX_OBSERVATIONS, number_in(25..=8784))?,
             emf: env

@@ -235,6 +235,12 @@ pub const MLFLOW_TRACKING_TOKEN: Var = Var::unset(
     "a token",
     "Bearer token when there is no user name (never logged)",
 );
+pub const RPS_MLFLOW_SECRET_ID: Var = Var::unset(
+    "RPS_MLFLOW_SECRET_ID",
+    "unset",
+    "the name or ARN of a Secrets Manager secret",
+    "the MLflow credentials, read from Secrets Manager at start (a token, or JSON with `token` or `username` and `password`); the Lambda functions use it",
+);
 pub const MLFLOW_EXPERIMENT_NAME: Var = Var::new(
     "MLFLOW_EXPERIMENT_NAME",
     "rps",
@@ -278,6 +284,24 @@ pub const RPS_DRIFT_WINDOW: Var = Var::new(
     "500",
     "a number of requests between 10 and 100000",
     "prediction requests in the drift window",
+);
+pub const RPS_DRIFT_MIN_REQUESTS: Var = Var::new(
+    "RPS_DRIFT_MIN_REQUESTS",
+    "300",
+    "a number of requests between 20 and 100000",
+    "requests the drift window needs before it can call drift",
+);
+pub const RPS_DRIFT_MAX_OUT_OF_RANGE: Var = Var::new(
+    "RPS_DRIFT_MAX_OUT_OF_RANGE",
+    "0.2",
+    "a share between 0 and 1",
+    "drift: largest share of requests with a feature outside its training range",
+);
+pub const RPS_DRIFT_MAX_PSI: Var = Var::new(
+    "RPS_DRIFT_MAX_PSI",
+    "0.25",
+    "a positive number",
+    "drift: largest PSI of any weather feature against training",
 );
 pub const RPS_MAX_BODY_BYTES: Var = Var::new(
     "RPS_MAX_BODY_BYTES",
@@ -472,6 +496,7 @@ pub const ALL: &[&Var] = &[
     &MLFLOW_TRACKING_USERNAME,
     &MLFLOW_TRACKING_PASSWORD,
     &MLFLOW_TRACKING_TOKEN,
+    &RPS_MLFLOW_SECRET_ID,
     &MLFLOW_EXPERIMENT_NAME,
     &MLFLOW_HTTP_REQUEST_TIMEOUT,
     &RPS_MODEL_ALIAS,
@@ -479,6 +504,9 @@ pub const ALL: &[&Var] = &[
     &RPS_MODEL_SHA256,
     &RPS_MODEL_REFRESH_SECS,
     &RPS_DRIFT_WINDOW,
+    &RPS_DRIFT_MIN_REQUESTS,
+    &RPS_DRIFT_MAX_OUT_OF_RANGE,
+    &RPS_DRIFT_MAX_PSI,
     &RPS_MAX_BODY_BYTES,
     &RPS_MAX_OBSERVATIONS,
     &RPS_METRICS_EMF,

@@ -29,6 +29,8 @@ pub struct IngestOutput {
 
 /// Fetches and stores the raw body before anything else can fail.
 pub async fn ingest(ctx: &Context, request: IngestInput) -> Result<IngestOutput, StageError> {
+    // A `recent` request is recorded as the dates it meant today.
+    let request = request.resolved(chrono::Utc::now().date_naive());
     let fetched = ctx.source.fetch(&request).await?;
     let snapshot = layout::raw_snapshot(request.endpoint(), fetched.collected_at)?;
     ctx.store.put_new(&snapshot, fetched.body.clone()).await?;

@@ -6,6 +6,14 @@
 //! requests with any feature out of range and each feature's population stability index
 //! (PSI) against training. PSI above 0.1 is commonly read as a moderate shift, above
 //! 0.25 as a large one.
+//!
+//! The verdict ([`DriftSnapshot::drifting`]) is one rule, used by `/drift`, the
+//! `rps_drift_detected` gauge, the alerts and the drift-triggered retraining: with at
+//! least `min_requests` in the window, drift is a share of out-of-range requests above
+//! `max_out_of_range_share`, or a weather feature's PSI above `max_psi`. Calendar
+//! features (hour, day of year) are left out of the PSI rule: a window of recent
+//! requests covers a few weeks of one season by nature, so their histogram says when
+//! the requests came, not that the weather moved.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -13,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 
 use crate::bundle::{FeatureStats, Histogram};
+use crate::features::FEATURES;
 
 /// Fewer requests than this give no PSI: a handful of rows cannot fill 20 bins.
 pub const MIN_REQUESTS_FOR_PSI: usize = 20;
@@ -35,6 +44,28 @@ pub fn psi(expected: &[u64], actual: &[u64]) -> f64 {
             (q - p) * (q / p).ln()
         })
         .sum()
+}
+
+/// When the window counts as drifting (`RPS_DRIFT_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct DriftThresholds {
+    pub min_requests: usize,
+    pub max_out_of_range_share: f64,
+    pub max_psi: f64,
+}
+
+impl Default for DriftThresholds {
+    fn default() -> Self {
+        Self {
+            min_requests: 300,
+            max_out_of_range_share: 0.2,
+            max_psi: 0.25,
+        }
+    }
+}
+
+fn is_calendar(feature: &str) -> bool {
+    FEATURES.iter().any(|f| f.is_calendar() && f.name() == feature)
 }
 
 struct Record {
@@ -66,6 +97,7 @@ impl Inner {
 
 pub struct DriftTracker {
     inner: Mutex<Inner>,
+    thresholds: DriftThresholds,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -86,12 +118,18 @@ pub struct DriftSnapshot {
     pub max_psi: Option<f64>,
     /// Every feature, largest PSI first.
     pub features: Vec<FeatureDrift>,
+    /// The rule's verdict on this window.
+    pub drifting: bool,
+    /// Why it is drifting (empty when it is not).
+    pub reasons: Vec<String>,
+    pub thresholds: DriftThresholds,
 }
 
 impl DriftTracker {
-    pub fn new(window: usize) -> Self {
+    pub fn new(window: usize, thresholds: DriftThresholds) -> Self {
         Self {
             inner: Mutex::new(Inner::new(window, Arc::new(Vec::new()))),
+            thresholds,
         }
     }
 
@@ -164,12 +202,32 @@ impl DriftTracker {
             })
             .collect();
         features.sort_by(|a, b| b.psi.unwrap_or(0.0).total_cmp(&a.psi.unwrap_or(0.0)));
+        let t = self.thresholds;
+        let out_of_range_share = share(g.any_out);
+        let mut reasons = Vec::new();
+        if n >= t.min_requests {
+            if out_of_range_share > t.max_out_of_range_share {
+                reasons.push(format!(
+                    "{:.1}% of the last {n} requests had a feature outside its training range (limit {:.1}%)",
+                    out_of_range_share * 100.0,
+                    t.max_out_of_range_share * 100.0
+                ));
+            }
+            for f in features.iter().filter(|f| !is_calendar(&f.feature)) {
+                if let Some(psi) = f.psi.filter(|p| *p > t.max_psi) {
+                    reasons.push(format!("{}: PSI {psi:.2} (limit {})", f.feature, t.max_psi));
+                }
+            }
+        }
         DriftSnapshot {
             requests: n,
             window: g.window,
-            out_of_range_share: share(g.any_out),
+            out_of_range_share,
             max_psi: features.first().and_then(|f| f.psi),
             features,
+            drifting: !reasons.is_empty(),
+            reasons,
+            thresholds: t,
         }
     }
 }
@@ -193,6 +251,40 @@ mod tests {
     }
 
     #[test]
+    fn too_few_requests_or_a_calendar_shift_is_not_drift() {
+        let calendar = |name: &str| {
+            let mut s = stats().as_ref().clone();
+            s[0].name = name.into();
+            Arc::new(s)
+        };
+        let d = DriftTracker::new(
+            100,
+            DriftThresholds {
+                min_requests: 100,
+                ..Default::default()
+            },
+        );
+        d.reset(calendar("day_of_year_sin"));
+        for _ in 0..99 {
+            d.observe(&[5.0]);
+        }
+        let s = d.snapshot();
+        assert!(
+            s.max_psi.unwrap() > 1.0 && !s.drifting,
+            "99 < 100 requests: {s:?}"
+        );
+        d.observe(&[5.0]);
+        assert!(!d.snapshot().drifting, "a calendar feature's PSI is not drift");
+        d.reset(calendar("temperature_2m"));
+        for _ in 0..100 {
+            d.observe(&[5.0]);
+        }
+        let s = d.snapshot();
+        assert!(s.drifting, "{s:?}");
+        assert!(s.reasons[0].starts_with("temperature_2m: PSI"), "{s:?}");
+    }
+
+    #[test]
     fn psi_is_zero_for_the_same_distribution_and_large_for_a_shift() {
         assert!(psi(&[10, 20, 30], &[1, 2, 3]).abs() < 1e-12);
         assert!(psi(&[10, 10, 10, 10], &[0, 0, 0, 40]) > 1.0);
@@ -200,7 +292,13 @@ mod tests {
 
     #[test]
     fn the_window_slides_and_counts_out_of_range_requests() {
-        let d = DriftTracker::new(40);
+        let d = DriftTracker::new(
+            40,
+            DriftThresholds {
+                min_requests: 30,
+                ..Default::default()
+            },
+        );
         d.reset(stats());
         for i in 0..5 {
             d.observe(&[(i * 10) as f64 + 5.0]);
@@ -212,6 +310,7 @@ mod tests {
         let s = d.snapshot();
         assert_eq!((s.requests, s.out_of_range_share), (40, 0.0));
         assert!(s.max_psi.unwrap() < 0.05, "{s:?}");
+        assert!(!s.drifting && s.reasons.is_empty(), "{s:?}");
         // Shift: every new request far above the training range.
         for _ in 0..20 {
             assert_eq!(d.observe(&[500.0]), ["x"]);
@@ -220,6 +319,8 @@ mod tests {
         assert_eq!(s.requests, 40, "the window holds the last 40");
         assert_eq!(s.out_of_range_share, 0.5);
         assert!(s.max_psi.unwrap() > 0.25, "{s:?}");
+        assert!(s.drifting, "{s:?}");
+        assert_eq!(s.reasons.len(), 2, "the share and the PSI: {s:?}");
         for _ in 0..40 {
             d.observe(&[50.0]);
         }

@@ -26,6 +26,7 @@ pub const DRIFT_REQUESTS: &str = "rps_drift_window_requests";
 pub const DRIFT_SHARE: &str = "rps_drift_out_of_range_ratio";
 pub const DRIFT_FEATURE_SHARE: &str = "rps_drift_feature_out_of_range_ratio";
 pub const DRIFT_PSI: &str = "rps_drift_psi";
+pub const DRIFT_DETECTED: &str = "rps_drift_detected";
 pub const OBSERVATIONS_AGE: &str = "rps_observations_age_seconds";
 
 /// Every metric the service exports.
@@ -42,6 +43,7 @@ pub const ALL: &[&str] = &[
     DRIFT_SHARE,
     DRIFT_FEATURE_SHARE,
     DRIFT_PSI,
+    DRIFT_DETECTED,
     OBSERVATIONS_AGE,
 ];
 
@@ -106,6 +108,10 @@ fn describe() {
         "Population stability index of recent requests against training, by feature"
     );
     describe_gauge!(
+        DRIFT_DETECTED,
+        "1 when the drift window passes the drift thresholds (RPS_DRIFT_*)"
+    );
+    describe_gauge!(
         OBSERVATIONS_AGE,
         Unit::Seconds,
         "Age of the newest observation /forecast used"
@@ -151,6 +157,7 @@ pub fn record_refresh(result: &'static str, registry_reachable: bool) {
 pub fn set_drift(d: &DriftSnapshot) {
     gauge!(DRIFT_REQUESTS).set(d.requests as f64);
     gauge!(DRIFT_SHARE).set(d.out_of_range_share);
+    gauge!(DRIFT_DETECTED).set(if d.drifting { 1.0 } else { 0.0 });
     for f in &d.features {
         gauge!(DRIFT_FEATURE_SHARE, "feature" => f.feature.clone()).set(f.out_of_range_share);
         gauge!(DRIFT_PSI, "feature" => f.feature.clone()).set(f.psi.unwrap_or(f64::NAN));

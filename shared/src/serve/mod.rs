@@ -82,7 +82,7 @@ impl AppState {
         store: Arc<dyn ObjectStore>,
         registry: Arc<dyn crate::registry::Registry>,
     ) -> Arc<Self> {
-        let drift = Arc::new(DriftTracker::new(config.serve.drift_window));
+        let drift = Arc::new(DriftTracker::new(config.serve.drift_window, config.serve.drift));
         let model = Arc::new(match &config.serve.model_path {
             Some(p) => ModelHandle::from_file(p.clone(), config.serve.model_sha256.clone(), drift.clone()),
             None => ModelHandle::from_registry(

@@ -136,7 +136,10 @@ pub fn document(max_observations: usize, max_body_bytes: usize) -> Value {
                 "training_window": {"type": "object"}, "holdout_window": {"type": "object"}
             }},
             "Ready": {"type": "object", "required": ["status", "model"], "properties": {"status": {"type": "string"}, "model": {"$ref": "#/components/schemas/ModelRef"}, "registry": {"type": "object"}}},
-            "Drift": {"type": "object", "required": ["requests", "window", "out_of_range_share", "max_psi", "features"], "properties": {
+            "Drift": {"type": "object", "required": ["requests", "window", "out_of_range_share", "max_psi", "features", "drifting", "reasons", "thresholds"], "properties": {
+                "drifting": {"type": "boolean", "description": "the window passes the drift thresholds (RPS_DRIFT_*)"},
+                "reasons": {"type": "array", "items": {"type": "string"}},
+                "thresholds": {"type": "object", "properties": {"min_requests": {"type": "integer"}, "max_out_of_range_share": {"type": "number"}, "max_psi": {"type": "number"}}},
                 "requests": {"type": "integer"}, "window": {"type": "integer"},
                 "out_of_range_share": {"type": "number"}, "max_psi": {"type": "number", "nullable": true, "description": "null until the window holds 20 requests"},
                 "features": {"type": "array", "items": {"type": "object", "properties": {"feature": {"type": "string"}, "out_of_range_share": {"type": "number"}, "psi": {"type": "number", "nullable": true}}}}

@@ -418,7 +418,7 @@ mod tests {
             "production",
             std::env::temp_dir(),
             Duration::from_secs(60),
-            Arc::new(DriftTracker::new(10)),
+            Arc::new(DriftTracker::new(10, Default::default())),
         ));
         assert!(
             handle.refresh_in_background().await.is_err(),
@@ -437,7 +437,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("model.rpsb");
         std::fs::write(&path, b"RPSB\x01\x00\x00\x00 not a real body").unwrap();
-        let handle = ModelHandle::from_file(path, Some("0".repeat(64)), Arc::new(DriftTracker::new(10)));
+        let handle = ModelHandle::from_file(
+            path,
+            Some("0".repeat(64)),
+            Arc::new(DriftTracker::new(10, Default::default())),
+        );
         let err = handle.refresh().await.unwrap_err();
         assert!(err.to_string().contains("checksum"), "{err}");
     }

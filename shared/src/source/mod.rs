@@ -81,6 +81,22 @@ pub enum IngestRequest {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         past_days: Option<u8>,
     },
+    /// The archive's last `days` days, ending `lag_days` ago (the archive lags a few
+    /// days): what a schedule asks for. Resolved to a backfill when it runs.
+    Recent {
+        #[serde(default = "default_recent_days")]
+        days: u16,
+        #[serde(default = "default_lag_days")]
+        lag_days: u16,
+    },
+}
+
+fn default_recent_days() -> u16 {
+    365
+}
+
+fn default_lag_days() -> u16 {
+    5
 }
 
 impl IngestRequest {
@@ -88,14 +104,34 @@ impl IngestRequest {
         IngestRequest::Backfill { range }
     }
 
+    /// The last year of the archive, ending five days before `today`.
+    pub fn recent() -> Self {
+        IngestRequest::Recent {
+            days: default_recent_days(),
+            lag_days: default_lag_days(),
+        }
+    }
+
     pub fn is_live(&self) -> bool {
         matches!(self, IngestRequest::Live { .. })
+    }
+
+    /// A `Recent` request as the date range it means on `today`; others as they are.
+    pub fn resolved(self, today: NaiveDate) -> Self {
+        match self {
+            IngestRequest::Recent { days, lag_days } => {
+                let end = today - chrono::Duration::days(i64::from(lag_days));
+                let start = end - chrono::Duration::days(i64::from(days.max(1)) - 1);
+                DateRange::new(start, end).map_or(self, IngestRequest::backfill)
+            }
+            other => other,
+        }
     }
 
     /// The endpoint's short name, used in store keys.
     pub fn endpoint(&self) -> &'static str {
         match self {
-            IngestRequest::Backfill { .. } => "archive",
+            IngestRequest::Backfill { .. } | IngestRequest::Recent { .. } => "archive",
             IngestRequest::Live { .. } => "forecast",
         }
     }
@@ -161,5 +197,12 @@ mod tests {
         assert!(err.to_string().contains("after the end date"), "{err}");
         let live: IngestRequest = serde_json::from_str(r#"{"mode":"live"}"#).unwrap();
         assert!(live.is_live());
+        let recent: IngestRequest = serde_json::from_str(r#"{"mode":"recent"}"#).unwrap();
+        assert_eq!(recent, IngestRequest::recent());
+        let today = NaiveDate::from_ymd_opt(2024, 3, 10).unwrap();
+        assert_eq!(
+            serde_json::to_string(&recent.resolved(today)).unwrap(),
+            r#"{"mode":"backfill","start":"2023-03-07","end":"2024-03-05"}"#
+        );
     }
 }

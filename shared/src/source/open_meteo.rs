@@ -71,6 +71,7 @@ impl WeatherSource for OpenMeteo {
 /// The full request URL of `request`.
 pub fn request_url(request: &IngestRequest, cfg: &SourceConfig, location: &Location) -> Url {
     let hourly = ALL_VARIABLES.map(|v| v.name()).join(",");
+    let request = request.resolved(Utc::now().date_naive());
     let (mut url, extra): (Url, Vec<(&str, String)>) = match request {
         IngestRequest::Backfill { range } => (
             cfg.archive_url.clone(),
@@ -86,6 +87,8 @@ pub fn request_url(request: &IngestRequest, cfg: &SourceConfig, location: &Locat
                 ("forecast_days", "1".to_owned()),
             ],
         ),
+        // Resolved above; an unresolvable one asks the archive for nothing in particular.
+        IngestRequest::Recent { .. } => (cfg.archive_url.clone(), Vec::new()),
     };
     {
         let mut q = url.query_pairs_mut();

@@ -169,7 +169,14 @@ impl WeatherSource for RecordedSource {
             .map(|v| v.name().to_owned())
             .filter(|v| self.recording.columns.contains_key(v))
             .collect();
-        let (body, url) = match request {
+        let (body, url) = match request.resolved(Utc::now().date_naive()) {
+            IngestRequest::Recent { .. } => {
+                return Err(SourceError::Rejected {
+                    url: "memory://recording/v1/archive".into(),
+                    status: 400,
+                    message: "the recent range does not resolve to dates".into(),
+                });
+            }
             IngestRequest::Backfill { range } => (
                 self.recording
                     .archive(&vars, range.start(), range.end())

@@ -1,0 +1,80 @@
+//! Code checks on docs/events.md: every example event parses into its stage's input
+//! type and every example response into its output type, so the page and the code
+//! cannot drift apart; and the outputs the next stage reads are references, not data.
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+fn examples(kind: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(testkit::workspace_root().join("docs/events.md")).unwrap();
+    let fence = format!("```json {kind}\n");
+    let mut out = Vec::new();
+    let mut rest = text.as_str();
+    while let Some(i) = rest.find(&fence) {
+        let body = &rest[i + fence.len()..];
+        let end = body.find("```").expect("a closed block");
+        out.push(body[..end].to_owned());
+        rest = &body[end..];
+    }
+    assert!(!out.is_empty(), "docs/events.md has no {kind} example");
+    out
+}
+
+fn parse_all<T: DeserializeOwned>(kind: &str) {
+    for e in examples(kind) {
+        if let Err(err) = serde_json::from_str::<T>(&e) {
+            panic!("a {kind} example does not parse: {err}\n{e}");
+        }
+    }
+}
+
+#[test]
+fn every_documented_event_and_response_parses() {
+    use shared::{evaluate, ingest, promote, train, transform, validate};
+    parse_all::<ingest::IngestInput>("ingest-event");
+    parse_all::<ingest::IngestOutput>("ingest-response");
+    parse_all::<validate::ValidateInput>("validate-event");
+    parse_all::<validate::ValidateOutput>("validate-response");
+    parse_all::<transform::TransformInput>("transform-event");
+    parse_all::<transform::TransformOutput>("transform-response");
+    parse_all::<train::TrainInput>("train-event");
+    parse_all::<train::TrainOutput>("train-response");
+    parse_all::<evaluate::EvaluateInput>("evaluate-event");
+    parse_all::<evaluate::EvaluateOutput>("evaluate-response");
+    parse_all::<promote::PromoteInput>("promote-event");
+    parse_all::<promote::PromoteOutput>("promote-response");
+}
+
+#[test]
+fn a_wrong_event_names_the_field() {
+    let err = shared::lambda::parse::<shared::validate::ValidateInput>(serde_json::json!({"snap": "x"}))
+        .unwrap_err();
+    assert_eq!(err.error_type, "InvalidInput");
+    assert!(err.error_message.contains("snapshot"), "{}", err.error_message);
+    let err = shared::lambda::parse::<shared::source::IngestRequest>(
+        serde_json::json!({"mode": "backfill", "start": "2023-03-01"}),
+    )
+    .unwrap_err();
+    assert!(err.error_message.contains("end"), "{}", err.error_message);
+}
+
+#[test]
+fn payloads_stay_far_below_the_state_machines_limit() {
+    for kind in [
+        "ingest-response",
+        "validate-response",
+        "transform-response",
+        "train-response",
+        "evaluate-response",
+        "promote-response",
+    ] {
+        for e in examples(kind) {
+            let v: Value = serde_json::from_str(&e).unwrap();
+            assert!(
+                v.to_string().len() < 16 << 10,
+                "{kind} is {} bytes",
+                v.to_string().len()
+            );
+        }
+    }
+}
