@@ -18,6 +18,9 @@ use crate::{Background, free_port, require, unique, venv_bin, workspace_root};
 pub struct LocalCloud {
     /// The emulator's base URL: Invoke is `POST {emulator}/2015-03-31/functions/<name>/invocations`.
     pub emulator: String,
+    /// The emulator as the Lambda service answers (a function error is 200 with
+    /// `X-Amz-Function-Error`): the endpoint for SDK clients such as boto3.
+    pub lambda_api: Proxy,
     pub model: String,
     pub bucket: String,
     pub moto: MotoServer,
@@ -88,8 +91,10 @@ impl LocalCloud {
             ],
             dir.path().join("watch.log"),
         );
+        let emulator = format!("http://127.0.0.1:{port}");
         let cloud = Self {
-            emulator: format!("http://127.0.0.1:{port}"),
+            lambda_api: Proxy::lambda_front(&emulator),
+            emulator,
             model,
             bucket,
             moto,
