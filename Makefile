@@ -3,7 +3,8 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 
-.PHONY: demo test build lint fmt docs requirements down clean bench statemachine airflow bench-lambda
+.PHONY: demo test build lint fmt docs requirements down clean bench statemachine airflow bench-lambda \
+	image image-check image-push cml-report cml-comment deploy-package deploy stage promote-staging smoke rulesets
 
 ## Run the whole pipeline offline on the shipped sample year and show where every output is.
 demo: build
@@ -37,9 +38,46 @@ bench-lambda:
 build:
 	$(CARGO) build --release --locked -p rps-cli
 
+## Format, cargo deny, clippy, and the workflows (actionlint, run steps, branch model).
 lint:
-	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --release --locked --workspace --all-targets -- -D warnings
+	@bash scripts/ci/lint.sh
+
+## CI/CD (docs/cicd.md): every workflow step is one of these targets.
+TAG ?= rps-api:dev
+OUT ?= cml
+## The API's container image: baked with @production (IMAGE_MODEL=registry: loaded at start).
+image:
+	@bash scripts/ci/image.sh build $(TAG)
+## Run the image: /health, /ready, a /predict, its HEALTHCHECK, non-root; prints its size.
+image-check:
+	@bash scripts/ci/image.sh check $(TAG)
+## Push the image as $(REPO):vX.Y.Z and $(REPO):<commit>.
+image-push:
+	@bash scripts/ci/image.sh push $(TAG) $(REPO)
+## Train a candidate (or gate RPS_CANDIDATE) against production: $(OUT)/comment.md, exit 1 if it may not be promoted.
+cml-report: build
+	@bash scripts/ci/challenger.sh $(OUT)
+## Post $(OUT)/comment.md on the pull request with CML; exit with the report's verdict.
+cml-comment:
+	@bash scripts/ci/cml-comment.sh $(OUT)
+## sam build + package once, kept under the git tree in the artifact bucket.
+deploy-package:
+	@bash scripts/ci/deploy.sh package
+## Deploy the packaged artifacts of this tree to ENV (staging, prod).
+deploy:
+	@bash scripts/ci/deploy.sh $(ENV)
+## @staging → @candidate, then smoke-test $(URL) until it serves it.
+stage: build
+	@bash scripts/ci/release.sh stage $(URL)
+## @production → @staging if every gate passes.
+promote-staging: build
+	@bash scripts/ci/release.sh promote
+## Smoke-test a running API at $(URL).
+smoke:
+	@bash scripts/ci/smoke.sh $(URL)
+## Apply .github/rulesets/ to the GitHub repository (GITHUB_TOKEN, GITHUB_REPOSITORY).
+rulesets:
+	@bash scripts/ci/apply-rulesets.sh
 
 fmt:
 	$(CARGO) fmt --all

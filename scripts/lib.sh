@@ -1,7 +1,7 @@
 # Shared by the scripts: paths, and background services that can be stopped later.
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-RPS="$CARGO_TARGET_DIR/release/rps"
+RPS="${RPS_BIN:-$CARGO_TARGET_DIR/release/rps}"
 STATE="$ROOT/.rps"
 mkdir -p "$STATE/run"
 

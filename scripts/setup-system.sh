@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Debian packages the tests use: Chromium (the web page test). Idempotent: installs only
-# what is missing. Needs root or sudo.
+# Debian packages the tests use: Chromium (the web page test), podman and runc (the
+# container image test). Idempotent: installs only what is missing. Needs root or sudo.
 set -euo pipefail
 
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v podman >/dev/null 2>&1 || need+=(podman)
+command -v runc >/dev/null 2>&1 || need+=(runc)
 [[ ${#need[@]} -eq 0 ]] && exit 0
 
 sudo=""

@@ -11,12 +11,7 @@ bash scripts/setup-python.sh iac
 bash scripts/setup-python.sh airflow
 bash scripts/setup-node.sh
 bash scripts/setup-rust-tools.sh
-echo "== format"
-cargo fmt --all -- --check
-echo "== supply chain (cargo deny: licenses, bans, sources)"
-.tools/bin/cargo-deny --log-level error check licenses bans sources
-echo "== clippy"
-cargo clippy --release --locked --workspace --all-targets -- -D warnings
+bash scripts/ci/lint.sh
 echo "== tests"
 rm -f test-output/skipped.log
 cargo test --release --locked --workspace

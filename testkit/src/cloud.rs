@@ -182,7 +182,7 @@ impl LocalCloud {
 }
 
 /// The sample year with every twentieth temperature missing (5%, over the gate's limit).
-fn corrupt_sample(dir: &Path) -> PathBuf {
+pub fn corrupt_sample(dir: &Path) -> PathBuf {
     let mut doc: Value = serde_json::from_slice(&crate::sample_bytes()).unwrap();
     for (i, v) in doc["hourly"]["temperature_2m"]
         .as_array_mut()

@@ -1,7 +1,8 @@
+use anyhow::Context;
 use serde::Serialize;
 use shared::registry::{self, ModelRef, VersionInfo};
 
-use super::{Out, context};
+use super::{Out, context, write_file};
 use crate::output;
 
 #[derive(clap::Subcommand)]
@@ -10,6 +11,25 @@ pub enum Command {
     List,
     /// One version (a number or @alias): lineage, windows and all metrics
     Show { reference: ModelRef },
+    /// Download one version's bundle, verified against its sha256 tag, to a file (and
+    /// `<file>.sha256` beside it): what `RPS_MODEL_PATH` serves, e.g. baked into an image
+    Pull {
+        reference: ModelRef,
+        #[arg(long)]
+        output: std::path::PathBuf,
+    },
+    /// Point @staging at a version (a number or @alias), as the staging deploy does;
+    /// @production moves only through `rps promote`
+    Stage { reference: ModelRef },
+}
+
+/// `rps models pull --json`.
+#[derive(Serialize)]
+struct Pulled {
+    version: String,
+    sha256: String,
+    bytes: usize,
+    path: String,
 }
 
 /// `rps models show --json`.
@@ -56,6 +76,49 @@ pub async fn run(command: Command, out: &Out) -> anyhow::Result<()> {
                 metadata: &loaded.bundle.metadata,
             };
             out.emit(&shown, |_| output::print_version(&loaded, url.as_deref()))
+        }
+        Command::Stage { reference } => {
+            let info = ctx.registry.resolve(name, &reference).await?;
+            ctx.registry
+                .set_alias(name, shared::tags::aliases::STAGING, &info.version)
+                .await?;
+            out.emit(&info, |i| println!("{name}@staging → version {}", i.version))
+        }
+        Command::Pull { reference, output } => {
+            let info = ctx.registry.resolve(name, &reference).await?;
+            let sha = info
+                .bundle_sha256()
+                .with_context(|| {
+                    format!(
+                        "version {} has no bundle checksum: it was not registered by rps",
+                        info.version
+                    )
+                })?
+                .to_owned();
+            let bytes = ctx.registry.download_bundle(&info).await?;
+            shared::bundle::ModelBundle::decode_verified(&bytes, &sha)
+                .with_context(|| format!("version {}'s bundle does not verify", info.version))?;
+            write_file(&output, &bytes)?;
+            let file = output
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            write_file(
+                &std::path::PathBuf::from(format!("{}.sha256", output.display())),
+                format!("{sha}  {file}\n").as_bytes(),
+            )?;
+            let pulled = Pulled {
+                version: info.version.clone(),
+                sha256: sha.clone(),
+                bytes: bytes.len(),
+                path: output.display().to_string(),
+            };
+            out.emit(&pulled, |p| {
+                println!(
+                    "{name} version {} ({} bytes, sha256 {}) → {}",
+                    p.version, p.bytes, p.sha256, p.path
+                )
+            })
         }
     }
 }

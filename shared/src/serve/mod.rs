@@ -405,6 +405,25 @@ impl ServerLimits {
     }
 }
 
+/// A container health check with no tools in the image: `GET /health` on the local
+/// port, true on a 200 within two seconds.
+pub fn probe_health(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let timeout = std::time::Duration::from_secs(2);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&addr, timeout) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(timeout));
+    let _ = stream.set_write_timeout(Some(timeout));
+    let request = format!("GET /health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 200")
+}
+
 /// Serves `router` on `addr` until Ctrl-C or SIGTERM, then lets requests in flight
 /// finish (for up to 10 s). A client that takes longer than the header read timeout to
 /// send its request head is disconnected, and a request that takes longer than the

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The model side of the two deploys:
+#
+#   scripts/ci/release.sh stage URL     # @staging → @candidate, then smoke-test URL until
+#                                       # it serves that version (push to staging)
+#   scripts/ci/release.sh promote       # @production → @staging if every gate passes
+#                                       # (push to main); exit 4 when the gates refuse
+#
+# The registry and store come from the environment (MLFLOW_TRACKING_URI, RPS_STORE, ...).
+set -euo pipefail
+source "$(dirname "$0")/../lib.sh"
+cd "$ROOT"
+
+case ${1:-} in
+  stage)
+    url=${2:?usage: scripts/ci/release.sh stage URL}
+    version=$("$RPS" models stage @candidate --json | tail -n 1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["version"])')
+    echo "@staging → version $version"
+    EXPECT_VERSION=$version bash scripts/ci/smoke.sh "$url"
+    ;;
+  promote)
+    "$RPS" promote @staging --actor "${RPS_ACTOR:-ci: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
+    ;;
+  *) echo "usage: scripts/ci/release.sh stage URL | promote" >&2; exit 2 ;;
+esac
