@@ -131,7 +131,10 @@ pub fn last_json(out: &Output) -> Value {
 /// `count` consecutive hours of the sample from `start` (an index into the year), in
 /// the shape `/predict` takes.
 pub fn sample_observations(start: usize, count: usize) -> Value {
-    let doc: Value = serde_json::from_slice(&std::fs::read(testkit::sample_path()).unwrap()).unwrap();
+    // Read and parsed once per test binary: the drift tests ask for hundreds of windows.
+    static SAMPLE: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    let doc = SAMPLE
+        .get_or_init(|| serde_json::from_slice(&std::fs::read(testkit::sample_path()).unwrap()).unwrap());
     let h = &doc["hourly"];
     let obs: Vec<Value> = (start..start + count)
         .map(|i| {
