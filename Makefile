@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 
-.PHONY: demo test build lint fmt docs requirements down clean bench statemachine airflow bench-lambda \
+.PHONY: demo test build lint fmt docs requirements down clean bench statemachine airflow bench-lambda monitoring dashboard-picture \
 	image image-check image-push cml-report cml-comment deploy-package deploy stage promote-staging smoke rulesets
 
 ## Run the whole pipeline offline on the shipped sample year and show where every output is.
@@ -30,6 +30,18 @@ statemachine:
 airflow:
 	bash scripts/setup-python.sh && bash scripts/setup-python.sh airflow
 	$(CARGO) test --release --locked -p rps-cli --test airflow -- --nocapture
+
+## Monitoring (docs/monitoring.md): promtool, amtool, the dashboards against Grafana's
+## schema, compose.yaml; then live: rps serve, Prometheus, Alertmanager and the alert log.
+monitoring:
+	bash scripts/setup-system.sh && bash scripts/setup-python.sh && bash scripts/setup-node.sh
+	$(CARGO) test --release --locked -p rps-cli --test monitoring -- --nocapture
+
+## Redraw docs/img/dashboards.png (the README's picture) from the live monitoring test.
+dashboard-picture:
+	bash scripts/setup-system.sh && bash scripts/setup-python.sh && bash scripts/setup-node.sh
+	RPS_DASHBOARD_PNG=$(CURDIR)/docs/img/dashboards.png $(CARGO) test --release --locked -p rps-cli \
+		--test monitoring live_ -- --nocapture
 
 ## Each stage function's zip size, init duration and peak memory on the sample year.
 bench-lambda:

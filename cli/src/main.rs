@@ -73,6 +73,11 @@ enum Command {
     },
     /// Print the configuration read from the environment
     Config(commands::config::Args),
+    /// Alertmanager's file receiver: append every alert it sends to a JSON-lines file
+    Alerts {
+        #[command(subcommand)]
+        command: commands::alerts::Command,
+    },
 }
 
 fn main() -> ExitCode {
@@ -120,5 +125,6 @@ async fn run(command: Command, out: &Out) -> anyhow::Result<()> {
         Command::Models { command } => models::run(command, out).await,
         Command::Sample { command } => sample::run(command).await,
         Command::Config(a) => config::run(a),
+        Command::Alerts { command } => alerts::run(command).await,
     }
 }

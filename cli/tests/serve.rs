@@ -593,7 +593,7 @@ fn summer_requests_against_a_winter_model_raise_drift() {
         .text()
         .unwrap();
     assert!(
-        metrics.contains("rps_drift_psi{feature=\"temperature_2m\"}"),
+        metrics.contains("rps_drift_psi{feature=\"temperature_2m\",kind=\"weather\"}"),
         "{metrics}"
     );
 }

@@ -37,6 +37,9 @@ build() {
   local root="$ctx/rootfs"
   mkdir -p "$root/usr/local/bin" "$root/etc/ssl/certs" "$root/tmp" "$root/model"
   chmod 1777 "$root/tmp"
+  # Where `rps-api alert-log` writes in compose.yaml (a volume): owned by the image's user.
+  mkdir -p "$root/var/lib/rps"
+  if [[ $(id -u) -eq 0 ]]; then chown 65532:65532 "$root/var/lib/rps"; else chmod 1777 "$root/var/lib/rps"; fi
   install -m 0755 "$binary" "$root/usr/local/bin/rps-api"
   # The shared libraries the binary links (no musl target here), at their own paths.
   ldd "$binary" | awk '$3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' | while read -r lib; do

@@ -348,10 +348,20 @@ pub struct FeatureStats {
     pub max: f64,
     pub mean: f64,
     pub std: f64,
-    /// The 0.5th and 99.5th percentiles: the "training range" drift checks use.
+    /// The 0.5th and 99.5th percentiles.
     pub p005: f64,
     pub p995: f64,
     pub histogram: Histogram,
+}
+
+impl FeatureStats {
+    /// Whether `x` lies in the training range: between the smallest and the largest value
+    /// the model was trained on. Outside it the model extrapolates. (Not the 0.5–99.5
+    /// percentiles: with some forty weather features, their 1% tails put a fifth of
+    /// ordinary requests "out of range" somewhere.)
+    pub fn in_training_range(&self, x: f64) -> bool {
+        x >= self.min && x <= self.max
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -21,6 +21,7 @@
 //! serving needs neither.
 
 // The shared core.
+pub mod alerts;
 pub mod bundle;
 pub mod config;
 pub mod dataset;

@@ -5,7 +5,10 @@
 - every stage has a function whose Binary is rps-<stage>, plus rps-api for the API;
 - the state machine's Task states invoke those functions, in the stage order, and every
   ${...}FunctionArn it uses is substituted by the template;
-- the bucket's lifecycle rules are the ones in infra/s3-lifecycle.json.
+- the bucket's lifecycle rules are the ones in infra/s3-lifecycle.json;
+- the API's CloudWatch alarms watch metrics the API writes as EMF (namespace and metric
+  names from shared/src/serve/metrics.rs), on route /predict, with the latency and drift
+  thresholds and waits of the Prometheus rules, and notify a topic.
 Exits non-zero with one line per disagreement.
 """
 import json
@@ -93,6 +96,29 @@ for r in lifecycle["Rules"]:
 got = resources["DataBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
 if json.loads(json.dumps(got)) != want:
     problems.append("the bucket's lifecycle rules differ from infra/s3-lifecycle.json")
+
+# The API's alarms against the EMF lines it writes and the Prometheus rules.
+import re  # noqa: E402
+
+metrics_rs = (root / "shared/src/serve/metrics.rs").read_text()
+emf_names = set(re.findall(r'"Name": "(\w+)"', metrics_rs))
+namespace = re.search(r'"Namespace": "(\w+)"', metrics_rs).group(1)
+alarms = {r["Properties"]["MetricName"]: r["Properties"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"}
+for name, a in alarms.items():
+    if a["Namespace"] != namespace or name not in emf_names:
+        problems.append(f"the alarm on {a['Namespace']}/{name} watches a metric the API does not write ({namespace}: {sorted(emf_names)})")
+    if a.get("Dimensions") != [{"Name": "route", "Value": "/predict"}]:
+        problems.append(f"the alarm on {name} is not on route /predict: {a.get('Dimensions')}")
+    if not a.get("AlarmActions"):
+        problems.append(f"the alarm on {name} notifies nobody")
+    if "runbooks.md#" not in a.get("AlarmDescription", ""):
+        problems.append(f"the alarm on {name} has no runbook link")
+latency, drift = alarms.get("latency"), alarms.get("drift_detected")
+if not latency or latency.get("ExtendedStatistic") != "p99" or latency.get("Threshold") != 500 \
+        or latency.get("Period", 0) * latency.get("EvaluationPeriods", 0) != 300:
+    problems.append("no alarm on p99 latency over 500 ms for 5 minutes (as RpsHighInferenceLatency)")
+if not drift or drift.get("Period", 0) * drift.get("EvaluationPeriods", 0) != 600:
+    problems.append("no alarm on drift_detected over 10 minutes (as RpsInputOutOfRange)")
 
 for p in problems:
     print(p)

@@ -1,6 +1,7 @@
 //! One module per command; what they share: the context, the output mode, the date
 //! range arguments and file writing.
 
+pub mod alerts;
 pub mod config;
 pub mod data;
 pub mod evaluate;

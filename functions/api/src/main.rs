@@ -1,15 +1,25 @@
 //! The prediction service. Under Lambda it answers API Gateway events; anywhere else it
 //! listens on `PORT` (default 8080). MLflow credentials may come from Secrets Manager.
 //! `rps-api health` is the container's health check: exit 0 when `/health` answers 200.
+//! `rps-api alert-log FILE` is Alertmanager's file receiver (compose.yaml), on `PORT`.
 
 use shared::serve;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     shared::logging::init("info");
-    if std::env::args().nth(1).as_deref() == Some("health") {
-        let port = shared::config::Config::from_env()?.serve.port;
-        std::process::exit(if serve::probe_health(port) { 0 } else { 1 });
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("health") => {
+            let port = shared::config::Config::from_env()?.serve.port;
+            std::process::exit(if serve::probe_health(port) { 0 } else { 1 });
+        }
+        Some("alert-log") => {
+            let port = shared::config::Config::from_env()?.serve.port;
+            let file = args.get(1).map_or("alerts.jsonl", String::as_str);
+            return Ok(shared::alerts::serve(([0, 0, 0, 0], port).into(), file.as_ref()).await?);
+        }
+        _ => {}
     }
     let config = shared::lambda::config().await?;
     let (lambda, port, limits) = (

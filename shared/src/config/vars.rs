@@ -299,7 +299,7 @@ pub const RPS_DRIFT_MAX_OUT_OF_RANGE: Var = Var::new(
 );
 pub const RPS_DRIFT_MAX_PSI: Var = Var::new(
     "RPS_DRIFT_MAX_PSI",
-    "0.25",
+    "0.2",
     "a positive number",
     "drift: largest PSI of any weather feature against training",
 );

@@ -56,8 +56,9 @@ pub struct PredictResponse {
 /// This request's drift flags.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RequestDrift {
-    /// Features of this request outside the training range (0.5–99.5 percentiles).
+    /// Features of this request outside the training range (the min–max of training).
     pub features_out_of_range: Vec<String>,
+    /// A weather feature is among them (the calendar ones only say when the request came).
     pub out_of_range: bool,
 }
 

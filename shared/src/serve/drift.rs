@@ -1,11 +1,11 @@
 //! Drift: how the recent requests compare with the data the served model was trained on.
 //!
 //! Over a sliding window of the last N prediction requests it keeps, per feature, how
-//! many fell outside the training range (the 0.5th–99.5th percentiles in the bundle)
-//! and a histogram on the training histogram's bins. From those come the share of
-//! requests with any feature out of range and each feature's population stability index
+//! many fell outside the training range ([`FeatureStats::in_training_range`]) and a
+//! histogram on the training histogram's bins. From those come the share of requests
+//! with any weather feature out of range and each feature's population stability index
 //! (PSI) against training. PSI above 0.1 is commonly read as a moderate shift, above
-//! 0.25 as a large one.
+//! 0.2–0.25 as a significant one.
 //!
 //! The verdict ([`DriftSnapshot::drifting`]) is one rule, used by `/drift`, the
 //! `rps_drift_detected` gauge, the alerts and the drift-triggered retraining: with at
@@ -59,12 +59,12 @@ impl Default for DriftThresholds {
         Self {
             min_requests: 300,
             max_out_of_range_share: 0.2,
-            max_psi: 0.25,
+            max_psi: 0.2,
         }
     }
 }
 
-fn is_calendar(feature: &str) -> bool {
+pub(crate) fn is_calendar(feature: &str) -> bool {
     FEATURES.iter().any(|f| f.is_calendar() && f.name() == feature)
 }
 
@@ -113,7 +113,7 @@ pub struct DriftSnapshot {
     /// Requests in the window.
     pub requests: usize,
     pub window: usize,
-    /// Share of those with any feature outside its training range.
+    /// Share of those with any weather feature outside its training range.
     pub out_of_range_share: f64,
     pub max_psi: Option<f64>,
     /// Every feature, largest PSI first.
@@ -144,7 +144,8 @@ impl DriftTracker {
         *g = Inner::new(window, stats);
     }
 
-    /// Records one request's feature row; returns the features outside their range.
+    /// Records one request's feature row; returns the features outside their range
+    /// (calendar ones included; only weather features count towards the share).
     pub fn observe(&self, row: &[f64]) -> Vec<String> {
         let mut g = self.lock();
         let g = &mut *g;
@@ -155,7 +156,7 @@ impl DriftTracker {
         let mut bins = Vec::with_capacity(row.len());
         let mut names = Vec::new();
         for (j, (x, s)) in row.iter().zip(g.stats.iter()).enumerate() {
-            let o = *x < s.p005 || *x > s.p995;
+            let o = !s.in_training_range(*x);
             if o {
                 names.push(s.name.clone());
                 g.out_counts[j] += 1;
@@ -165,22 +166,25 @@ impl DriftTracker {
             g.counts[j][b] += 1;
             bins.push(b as u16);
         }
-        if !names.is_empty() {
+        // The calendar features say when a request came, not what the weather did: a
+        // model always serves days after its training window, so they do not count.
+        let weather_out = |out: &[bool], stats: &[FeatureStats]| {
+            out.iter().zip(stats).any(|(o, s)| *o && !is_calendar(&s.name))
+        };
+        if weather_out(&out, &g.stats) {
             g.any_out += 1;
         }
         g.recent.push_back(Record { bins, out });
         if g.recent.len() > g.window
             && let Some(old) = g.recent.pop_front()
         {
-            let mut any = false;
             for (j, (b, o)) in old.bins.iter().zip(&old.out).enumerate() {
                 g.counts[j][*b as usize] -= 1;
                 if *o {
                     g.out_counts[j] -= 1;
-                    any = true;
                 }
             }
-            if any {
+            if weather_out(&old.out, &g.stats) {
                 g.any_out -= 1;
             }
         }

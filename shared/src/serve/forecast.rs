@@ -174,7 +174,7 @@ fn out_of_range(m: &Served, row: &[f64]) -> Vec<String> {
         .feature_stats
         .iter()
         .zip(row)
-        .filter(|(s, x)| **x < s.p005 || **x > s.p995)
+        .filter(|(s, x)| !s.in_training_range(**x))
         .map(|(s, _)| s.name.clone())
         .collect()
 }

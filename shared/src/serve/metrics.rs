@@ -28,6 +28,10 @@ pub const DRIFT_FEATURE_SHARE: &str = "rps_drift_feature_out_of_range_ratio";
 pub const DRIFT_PSI: &str = "rps_drift_psi";
 pub const DRIFT_DETECTED: &str = "rps_drift_detected";
 pub const OBSERVATIONS_AGE: &str = "rps_observations_age_seconds";
+pub const MODEL_LOADED_AT: &str = "rps_model_loaded_timestamp_seconds";
+pub const REGISTRY_LAST_SUCCESS: &str = "rps_registry_last_success_timestamp_seconds";
+pub const REFRESH_INTERVAL: &str = "rps_model_refresh_interval_seconds";
+pub const DRIFT_THRESHOLD: &str = "rps_drift_threshold";
 
 /// Every metric the service exports.
 pub const ALL: &[&str] = &[
@@ -45,6 +49,10 @@ pub const ALL: &[&str] = &[
     DRIFT_PSI,
     DRIFT_DETECTED,
     OBSERVATIONS_AGE,
+    MODEL_LOADED_AT,
+    REGISTRY_LAST_SUCCESS,
+    REFRESH_INTERVAL,
+    DRIFT_THRESHOLD,
 ];
 
 /// The process-wide Prometheus recorder (installed on first use).
@@ -97,7 +105,7 @@ fn describe() {
     describe_gauge!(DRIFT_REQUESTS, "Prediction requests in the drift window");
     describe_gauge!(
         DRIFT_SHARE,
-        "Share of recent requests with any feature outside its training range"
+        "Share of recent requests with any weather feature outside its training range"
     );
     describe_gauge!(
         DRIFT_FEATURE_SHARE,
@@ -116,6 +124,40 @@ fn describe() {
         Unit::Seconds,
         "Age of the newest observation /forecast used"
     );
+    describe_gauge!(
+        MODEL_LOADED_AT,
+        Unit::Seconds,
+        "Unix time the served model was loaded (when the served version last changed)"
+    );
+    describe_gauge!(
+        REGISTRY_LAST_SUCCESS,
+        Unit::Seconds,
+        "Unix time of the last registry check that succeeded"
+    );
+    describe_gauge!(
+        REFRESH_INTERVAL,
+        Unit::Seconds,
+        "How often the served alias is re-checked (RPS_MODEL_REFRESH_SECS; 0 = never)"
+    );
+    describe_gauge!(
+        DRIFT_THRESHOLD,
+        "The drift rule's thresholds (RPS_DRIFT_*), by threshold, for alert rules to compare with"
+    );
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// The settings alert rules compare with, published once at start so that a threshold
+/// lives in one place: the service's configuration.
+pub fn set_settings(refresh: std::time::Duration, t: &super::drift::DriftThresholds) {
+    gauge!(REFRESH_INTERVAL).set(refresh.as_secs_f64());
+    gauge!(DRIFT_THRESHOLD, "threshold" => "min_requests").set(t.min_requests as f64);
+    gauge!(DRIFT_THRESHOLD, "threshold" => "max_out_of_range").set(t.max_out_of_range_share);
+    gauge!(DRIFT_THRESHOLD, "threshold" => "max_psi").set(t.max_psi);
 }
 
 /// The methods that get their own label; any other is `other`, so a client inventing
@@ -144,6 +186,7 @@ pub fn set_model(previous: Option<[String; 4]>, current: Option<[String; 4]>) {
     }
     if let Some(c) = &current {
         g(c).set(1.0);
+        gauge!(MODEL_LOADED_AT).set(unix_now());
     }
     gauge!(MODEL_LOADED).set(if current.is_some() { 1.0 } else { 0.0 });
 }
@@ -151,6 +194,9 @@ pub fn set_model(previous: Option<[String; 4]>, current: Option<[String; 4]>) {
 pub fn record_refresh(result: &'static str, registry_reachable: bool) {
     counter!(REFRESHES, "result" => result).increment(1);
     gauge!(REGISTRY_REACHABLE).set(if registry_reachable { 1.0 } else { 0.0 });
+    if registry_reachable {
+        gauge!(REGISTRY_LAST_SUCCESS).set(unix_now());
+    }
 }
 
 /// Publishes the drift window's figures as gauges (at scrape time).
@@ -159,8 +205,15 @@ pub fn set_drift(d: &DriftSnapshot) {
     gauge!(DRIFT_SHARE).set(d.out_of_range_share);
     gauge!(DRIFT_DETECTED).set(if d.drifting { 1.0 } else { 0.0 });
     for f in &d.features {
-        gauge!(DRIFT_FEATURE_SHARE, "feature" => f.feature.clone()).set(f.out_of_range_share);
-        gauge!(DRIFT_PSI, "feature" => f.feature.clone()).set(f.psi.unwrap_or(f64::NAN));
+        // `kind` tells alert rules and dashboards which features the drift rule judges
+        // (weather, not calendar).
+        let kind = if super::drift::is_calendar(&f.feature) {
+            "calendar"
+        } else {
+            "weather"
+        };
+        gauge!(DRIFT_FEATURE_SHARE, "feature" => f.feature.clone(), "kind" => kind).set(f.out_of_range_share);
+        gauge!(DRIFT_PSI, "feature" => f.feature.clone(), "kind" => kind).set(f.psi.unwrap_or(f64::NAN));
     }
 }
 
@@ -169,18 +222,17 @@ pub fn set_observations_age(seconds: f64) {
 }
 
 /// One EMF line for a request: CloudWatch turns it into metrics with the dimensions
-/// route and route+status.
+/// route and route+status. `drift` is the drift window's out-of-range share and verdict
+/// (template.yaml alarms on `latency` and `drift_detected`).
 pub fn emf_line(
     route: &str,
     status: u16,
     latency_ms: f64,
     predictions: u64,
-    drift_share: Option<f64>,
+    drift: Option<(f64, bool)>,
     model_version: Option<&str>,
 ) -> String {
-    let ts = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
+    let ts = (unix_now() * 1000.0) as u64;
     let mut metrics = vec![
         json!({"Name": "requests", "Unit": "Count"}),
         json!({"Name": "latency", "Unit": "Milliseconds"}),
@@ -201,9 +253,11 @@ pub fn emf_line(
         "latency": latency_ms,
         "predictions": predictions,
     });
-    if let Some(d) = drift_share {
+    if let Some((share, detected)) = drift {
         metrics.push(json!({"Name": "drift_out_of_range_ratio", "Unit": "None"}));
-        line["drift_out_of_range_ratio"] = json!(d);
+        metrics.push(json!({"Name": "drift_detected", "Unit": "None"}));
+        line["drift_out_of_range_ratio"] = json!(share);
+        line["drift_detected"] = json!(u8::from(detected));
     }
     if let Some(v) = model_version {
         line["model_version"] = json!(v);
@@ -219,7 +273,7 @@ mod tests {
     #[test]
     fn emf_lines_follow_the_specification() {
         let v: serde_json::Value =
-            serde_json::from_str(&emf_line("/predict", 200, 0.42, 1, Some(0.1), Some("3"))).unwrap();
+            serde_json::from_str(&emf_line("/predict", 200, 0.42, 1, Some((0.1, true)), Some("3"))).unwrap();
         let cw = &v["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(cw["Namespace"], "rps");
         // Every declared dimension and metric is a top-level member.
@@ -234,5 +288,6 @@ mod tests {
         }
         assert!(v["_aws"]["Timestamp"].as_u64().unwrap() > 1_600_000_000_000);
         assert_eq!(v["model_version"], "3");
+        assert_eq!(v["drift_detected"], 1);
     }
 }

@@ -96,6 +96,7 @@ impl AppState {
         });
         metrics::handle();
         metrics::set_model(None, None);
+        metrics::set_settings(config.serve.refresh, &config.serve.drift);
         // The first load, bounded: a registry that does not answer must not hold the
         // start (Lambda's init phase has 10 s); the load goes on in the background.
         let first = model.refresh_in_background();
@@ -181,7 +182,10 @@ async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -
     metrics::record_request(&route, &method, status, secs);
     if state.config.serve.emf {
         let predicted = u64::from(route == "/predict" && status == 200);
-        let drift = (route == "/predict").then(|| state.drift.snapshot().out_of_range_share);
+        let drift = (route == "/predict").then(|| {
+            let d = state.drift.snapshot();
+            (d.out_of_range_share, d.drifting)
+        });
         let version = state.model.current().map(|m| m.version.clone());
         println!(
             "{}",
@@ -326,7 +330,7 @@ async fn predict(
         issued_at: format_time(row.time),
         forecasts,
         drift: RequestDrift {
-            out_of_range: !out.is_empty(),
+            out_of_range: out.iter().any(|f| !drift::is_calendar(f)),
             features_out_of_range: out,
         },
     }))
