@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Env, last_json};
+use common::{Env, gate, last_json, stderr};
 use serde_json::Value;
 use shared::bundle::ModelBundle;
 use shared::mlflow::{ModelVersion, Tag, tags_map};
@@ -71,21 +71,8 @@ impl Setup {
     }
 }
 
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn gate<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["gates"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|g| g["gate"] == name)
-        .unwrap_or_else(|| panic!("no {name} gate in {report}"))
 }
 
 fn stored_report(s: &Setup, key: &str) -> Value {

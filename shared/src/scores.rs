@@ -100,7 +100,24 @@ impl HorizonScore {
 
     /// Share of the persistence error removed: 1 - rmse / persistence_rmse.
     pub fn skill(&self) -> f64 {
-        1.0 - self.rmse / self.persistence_rmse
+        self.skill_over(Baseline::Persistence)
+    }
+
+    /// Skill over the seasonal-naive forecast (the same hour the day before).
+    pub fn seasonal_skill(&self) -> f64 {
+        self.skill_over(Baseline::SeasonalNaive)
+    }
+
+    pub fn baseline_rmse(&self, b: Baseline) -> f64 {
+        match b {
+            Baseline::Persistence => self.persistence_rmse,
+            Baseline::SeasonalNaive => self.seasonal_naive_rmse,
+        }
+    }
+
+    /// 1 − RMSE / the baseline's RMSE: above 0 when the model beats the baseline.
+    pub fn skill_over(&self, b: Baseline) -> f64 {
+        1.0 - self.rmse / self.baseline_rmse(b)
     }
 }
 

@@ -217,3 +217,137 @@ fn times_outside_a_sane_window_of_years_fail_the_time_check() {
     hourly(&mut v, "time")[5] = serde_json::json!("+262142-12-30T23:00");
     assert_fails(&gate(&v), "time.parses");
 }
+
+/// A month of clean hourly data in a climate far from the sample's: each variable a
+/// daily cycle between `lo` and `hi` (radiation is zero at night, or all month in the
+/// polar night).
+fn climate(vars: &[(&str, f64, f64)]) -> Value {
+    let hours = 24 * 30;
+    let mut hourly = serde_json::Map::new();
+    let start = Utc.with_ymd_and_hms(2023, 1, 1, 0, 0, 0).unwrap();
+    hourly.insert(
+        "time".into(),
+        (0..hours)
+            .map(|h| {
+                json!(
+                    (start + chrono::Duration::hours(h))
+                        .format("%Y-%m-%dT%H:%M")
+                        .to_string()
+                )
+            })
+            .collect(),
+    );
+    for (name, lo, hi) in vars {
+        let col: Vec<Value> = (0..hours)
+            .map(|h| {
+                let day = (std::f64::consts::TAU * (h % 24) as f64 / 24.0).sin();
+                let x = if *name == "shortwave_radiation" {
+                    (day.max(0.0)) * hi
+                } else {
+                    lo + (hi - lo) * (day + 1.0) / 2.0
+                };
+                json!((x * 10.0).round() / 10.0)
+            })
+            .collect();
+        hourly.insert((*name).into(), Value::Array(col));
+    }
+    json!({"latitude": 0.0, "longitude": 0.0, "utc_offset_seconds": 0, "hourly": hourly})
+}
+
+#[test]
+fn desert_tropical_polar_and_mountain_stations_pass_clean_and_fail_broken() {
+    // (name, a range for each key variable, in KEY_VARIABLES' order: temperature, humidity,
+    // dew point, pressure, wind, direction, cloud, radiation)
+    let stations: [(&str, [(f64, f64); 8]); 4] = [
+        // Death Valley in July: 50 °C afternoons, 3% humidity, below sea level.
+        (
+            "desert",
+            [
+                (32.0, 50.0),
+                (3.0, 15.0),
+                (-12.0, 2.0),
+                (1005.0, 1015.0),
+                (0.0, 45.0),
+                (0.0, 360.0),
+                (0.0, 10.0),
+                (0.0, 1050.0),
+            ],
+        ),
+        // Singapore: saturated air, dew points of 26 °C, cloud most days.
+        (
+            "tropical",
+            [
+                (24.0, 33.0),
+                (62.0, 100.0),
+                (22.0, 27.0),
+                (1005.0, 1012.0),
+                (0.0, 25.0),
+                (0.0, 360.0),
+                (40.0, 100.0),
+                (0.0, 950.0),
+            ],
+        ),
+        // The South Pole in July: −60 °C, 2,835 m (680 hPa), no sun all month.
+        (
+            "polar",
+            [
+                (-65.0, -50.0),
+                (55.0, 75.0),
+                (-70.0, -55.0),
+                (670.0, 690.0),
+                (5.0, 40.0),
+                (0.0, 360.0),
+                (0.0, 100.0),
+                (0.0, 0.0),
+            ],
+        ),
+        // La Paz: 3,640 m (650 hPa), strong sun, freezing nights.
+        (
+            "mountain",
+            [
+                (-3.0, 17.0),
+                (20.0, 70.0),
+                (-12.0, 2.0),
+                (640.0, 655.0),
+                (0.0, 35.0),
+                (0.0, 360.0),
+                (0.0, 80.0),
+                (0.0, 1200.0),
+            ],
+        ),
+    ];
+    let names = shared::observations::KEY_VARIABLES.map(|v| v.name());
+    for (station, ranges) in stations {
+        let vars: Vec<(&str, f64, f64)> = names
+            .iter()
+            .zip(ranges)
+            .map(|(n, (lo, hi))| (*n, lo, hi))
+            .collect();
+        let clean = climate(&vars);
+        let r = gate(&clean);
+        assert!(r.passed, "{station}: {:?}", r.failures().collect::<Vec<_>>());
+
+        // Broken the ways real feeds break: a unit error, a dead sensor, a hole.
+        let mut kelvin = clean.clone();
+        for t in hourly(&mut kelvin, "temperature_2m") {
+            *t = json!(t.as_f64().unwrap() + 273.15);
+        }
+        assert_fails(&gate(&kelvin), "range.temperature_2m");
+        let mut pascal = clean.clone();
+        for p in hourly(&mut pascal, "surface_pressure") {
+            *p = json!(p.as_f64().unwrap() * 100.0);
+        }
+        assert_fails(&gate(&pascal), "range.surface_pressure");
+        let mut fraction = clean.clone();
+        hourly(&mut fraction, "relative_humidity_2m")[10] = json!(-0.5);
+        assert_fails(&gate(&fraction), "range.relative_humidity_2m");
+        let mut dead = clean.clone();
+        null_every(&mut dead, "wind_speed_10m", 20, 3);
+        assert_fails(&gate(&dead), "null_share.wind_speed_10m");
+        let mut hole = clean.clone();
+        for h in 100..120 {
+            hourly(&mut hole, "dew_point_2m")[h] = Value::Null;
+        }
+        assert_fails(&gate(&hole), "gaps.max_hours");
+    }
+}

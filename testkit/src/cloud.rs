@@ -181,10 +181,10 @@ impl LocalCloud {
     }
 }
 
-/// The sample year with every twentieth temperature missing (5%, over the gate's limit).
-pub fn corrupt_sample(dir: &Path) -> PathBuf {
-    let mut doc: Value = serde_json::from_slice(&crate::sample_bytes()).unwrap();
-    for (i, v) in doc["hourly"]["temperature_2m"]
+/// Nulls every twentieth value of `variable` in an Open-Meteo document (5%, over the
+/// data gate's 1% limit).
+pub fn null_every_twentieth(doc: &mut Value, variable: &str) {
+    for (i, v) in doc["hourly"][variable]
         .as_array_mut()
         .unwrap()
         .iter_mut()
@@ -194,6 +194,12 @@ pub fn corrupt_sample(dir: &Path) -> PathBuf {
             *v = Value::Null;
         }
     }
+}
+
+/// The sample year with every twentieth temperature missing (5%, over the gate's limit).
+pub fn corrupt_sample(dir: &Path) -> PathBuf {
+    let mut doc: Value = serde_json::from_slice(&crate::sample_bytes()).unwrap();
+    null_every_twentieth(&mut doc, "temperature_2m");
     let file = dir.join("corrupt.json");
     std::fs::write(&file, doc.to_string()).unwrap();
     file

@@ -119,6 +119,20 @@ pub fn trained_bundle(env: &Env, store: &Path, start: &str, end: &str) -> PathBu
     store.join(run["train"]["bundle"].as_str().expect("the run's bundle key"))
 }
 
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The gate named `name` in a promotion report.
+pub fn gate<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["gate"] == name)
+        .unwrap_or_else(|| panic!("no {name} gate in {report}"))
+}
+
 pub fn last_json(out: &Output) -> Value {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let last = stdout

@@ -267,8 +267,12 @@ pub struct ServeConfig {
 /// The promotion gates' thresholds: what a candidate must show before it may serve.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GateConfig {
-    /// Accuracy: the 6 h RMSE (°C) must be under this ceiling.
-    pub max_rmse_h6: f64,
+    /// Accuracy: every horizon must beat the location's seasonal-naive forecast (the same
+    /// hour yesterday) by more than this share.
+    pub min_skill_seasonal: f64,
+    /// Accuracy, opt-in: the 6 h RMSE (°C) must also be under this ceiling. A fixed
+    /// ceiling suits one climate only, so there is none by default.
+    pub max_rmse_h6: Option<f64>,
     /// No regression: the 6 h RMSE may exceed production's by at most this share.
     pub max_regression_headline: f64,
     /// No regression: no horizon's RMSE may exceed production's by more than this share.
@@ -624,7 +628,10 @@ impl GateConfig {
     fn read(env: &Env) -> Result<Self, ConfigError> {
         let share = number_in(0.0..=10.0);
         Ok(Self {
-            max_rmse_h6: env.parse(&vars::RPS_GATE_MAX_RMSE_H6, positive_finite)?,
+            min_skill_seasonal: env.parse(&vars::RPS_GATE_MIN_SKILL_SEASONAL, |s| {
+                s.parse().ok().filter(|v: &f64| (-1.0..1.0).contains(v))
+            })?,
+            max_rmse_h6: env.optional(&vars::RPS_GATE_MAX_RMSE_H6, positive_finite)?,
             max_regression_headline: env.parse(&vars::RPS_GATE_MAX_REGRESSION, &share)?,
             max_regression_any: env.parse(&vars::RPS_GATE_MAX_REGRESSION_ANY, &share)?,
             min_skill: env.parse(&vars::RPS_GATE_MIN_SKILL, |s| {

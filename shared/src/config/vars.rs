@@ -353,11 +353,17 @@ pub const PORT: Var = Var::new(
 );
 
 // ---- the promotion gates
-pub const RPS_GATE_MAX_RMSE_H6: Var = Var::new(
+pub const RPS_GATE_MAX_RMSE_H6: Var = Var::unset(
     "RPS_GATE_MAX_RMSE_H6",
-    "2.0",
+    "unset (no absolute ceiling: the accuracy gate is relative to the location's baselines)",
     "a positive number of degrees Celsius",
-    "accuracy gate: 6 h RMSE ceiling (°C)",
+    "accuracy gate, opt-in: a 6 h RMSE ceiling (°C) on top of the relative rule",
+);
+pub const RPS_GATE_MIN_SKILL_SEASONAL: Var = Var::new(
+    "RPS_GATE_MIN_SKILL_SEASONAL",
+    "0",
+    "a share between -1 and 1 (0 = must beat the same hour yesterday)",
+    "accuracy gate: required improvement over the seasonal-naive forecast at every horizon",
 );
 pub const RPS_GATE_MAX_REGRESSION: Var = Var::new(
     "RPS_GATE_MAX_REGRESSION",
@@ -516,6 +522,7 @@ pub const ALL: &[&Var] = &[
     &RPS_REQUEST_TIMEOUT_SECS,
     &PORT,
     &RPS_GATE_MAX_RMSE_H6,
+    &RPS_GATE_MIN_SKILL_SEASONAL,
     &RPS_GATE_MAX_REGRESSION,
     &RPS_GATE_MAX_REGRESSION_ANY,
     &RPS_GATE_MIN_SKILL,

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bundle::{BUNDLE_FORMAT_VERSION, ModelSchema};
 use crate::config::GateConfig;
-use crate::scores::HorizonScore;
+use crate::scores::{Baseline, HorizonScore};
 
 /// The horizon the headline figures are about.
 pub const HEADLINE_HORIZON: u8 = 6;
@@ -124,27 +124,89 @@ fn score(scores: &[HorizonScore], h: u8) -> Option<&HorizonScore> {
     scores.iter().find(|s| s.horizon == h)
 }
 
-/// Accuracy: the headline RMSE under an absolute ceiling.
+/// The horizons whose skill over `baseline` is not above `min`, for people.
+fn not_beating(candidate: &[HorizonScore], min: f64, baseline: Baseline) -> Vec<String> {
+    let name = baseline.name().replace('_', "-");
+    candidate
+        .iter()
+        .filter(|s| s.skill_over(baseline).partial_cmp(&min) != Some(std::cmp::Ordering::Greater))
+        .map(|s| {
+            format!(
+                "{} h (RMSE {:.3} vs {name} {:.3})",
+                s.horizon,
+                s.rmse,
+                s.baseline_rmse(baseline)
+            )
+        })
+        .collect()
+}
+
+/// Accuracy, judged against the location's own baselines so that it holds in any
+/// climate: every horizon must beat the seasonal-naive forecast (the same hour
+/// yesterday) by more than `min_skill_seasonal` (the skill gate does the same against
+/// persistence). An absolute 6 h RMSE ceiling applies only when `max_rmse_h6` is set:
+/// what is a good error in a maritime climate is out of reach in a continental one.
+/// The result says which rule applied.
 pub fn accuracy(candidate: &[HorizonScore], cfg: &GateConfig) -> GateResult {
-    let Some(s) = score(candidate, HEADLINE_HORIZON) else {
+    let Some(h6) = score(candidate, HEADLINE_HORIZON) else {
         return GateResult::not_measured(Gate::Accuracy, "the candidate has no 6 h model");
     };
-    let ok = s.rmse.is_finite() && s.rmse < cfg.max_rmse_h6;
+    let worst = candidate
+        .iter()
+        .min_by(|a, b| a.seasonal_skill().total_cmp(&b.seasonal_skill()))
+        .unwrap_or(h6);
+    let losing = not_beating(candidate, cfg.min_skill_seasonal, Baseline::SeasonalNaive);
+    let over_ceiling = cfg
+        .max_rmse_h6
+        .filter(|max| !(h6.rmse.is_finite() && h6.rmse < *max));
+    let ok = losing.is_empty() && over_ceiling.is_none();
+    let rule = match cfg.max_rmse_h6 {
+        None => {
+            "rule: relative to this location's baselines (no absolute ceiling: RPS_GATE_MAX_RMSE_H6 is unset)"
+                .to_owned()
+        }
+        Some(max) => format!(
+            "rule: relative to this location's baselines, and the {HEADLINE_HORIZON} h RMSE under the RPS_GATE_MAX_RMSE_H6 ceiling of {max:.3} °C"
+        ),
+    };
+    let mut why = Vec::new();
+    if !losing.is_empty() {
+        why.push(format!(
+            "not better than the seasonal-naive forecast at {}",
+            losing.join(", ")
+        ));
+    }
+    if let Some(max) = over_ceiling {
+        why.push(format!(
+            "the {HEADLINE_HORIZON} h RMSE {:.3} °C is not under the ceiling of {max:.3} °C",
+            h6.rmse
+        ));
+    }
     GateResult::new(
         Gate::Accuracy,
         if ok { Verdict::Pass } else { Verdict::Fail },
-        format!("RMSE {:.3} °C at {HEADLINE_HORIZON} h", s.rmse),
-        format!("< {:.3} °C", cfg.max_rmse_h6),
+        format!(
+            "RMSE {:.3} °C at {HEADLINE_HORIZON} h (persistence {:.3}, seasonal-naive {:.3}); worst skill over seasonal-naive {:+.1}% at {} h",
+            h6.rmse,
+            h6.persistence_rmse,
+            h6.seasonal_naive_rmse,
+            worst.seasonal_skill() * 100.0,
+            worst.horizon
+        ),
+        match cfg.max_rmse_h6 {
+            None => format!("> {:+.1}% over seasonal-naive at every horizon", cfg.min_skill_seasonal * 100.0),
+            Some(max) => format!(
+                "> {:+.1}% over seasonal-naive at every horizon, < {max:.3} °C at {HEADLINE_HORIZON} h",
+                cfg.min_skill_seasonal * 100.0
+            ),
+        },
         if ok {
-            format!("the {HEADLINE_HORIZON} h error is under the ceiling")
+            format!("better than this location's seasonal-naive forecast at every horizon; {rule}")
         } else {
-            format!(
-                "the {HEADLINE_HORIZON} h RMSE {:.3} °C is not under the ceiling of {:.3} °C",
-                s.rmse, cfg.max_rmse_h6
-            )
+            format!("{}; {rule}", why.join("; "))
         },
     )
-    .numbers(s.rmse, cfg.max_rmse_h6)
+    .numbers(worst.seasonal_skill(), cfg.min_skill_seasonal)
 }
 
 /// No regression against production: the headline horizon within a tight margin, every
@@ -257,16 +319,7 @@ pub fn skill(candidate: &[HorizonScore], cfg: &GateConfig) -> GateResult {
     let Some(worst) = worst else {
         return GateResult::not_measured(Gate::Skill, "the candidate has no models");
     };
-    let losing: Vec<String> = candidate
-        .iter()
-        .filter(|s| s.skill().partial_cmp(&cfg.min_skill) != Some(std::cmp::Ordering::Greater))
-        .map(|s| {
-            format!(
-                "{} h (RMSE {:.3} vs persistence {:.3})",
-                s.horizon, s.rmse, s.persistence_rmse
-            )
-        })
-        .collect();
+    let losing = not_beating(candidate, cfg.min_skill, Baseline::Persistence);
     let ok = losing.is_empty();
     GateResult::new(
         Gate::Skill,
@@ -485,16 +538,36 @@ mod tests {
     const PERS: [f64; 6] = [0.5, 0.8, 1.0, 1.2, 1.3, 1.4];
 
     #[test]
-    fn accuracy_is_a_ceiling_on_the_six_hour_rmse() {
+    fn accuracy_is_relative_to_the_location_by_default_and_a_ceiling_only_when_asked() {
         let c = cfg();
-        let good = scores([0.4, 0.6, 0.8, 1.0, 1.1, 1.2], PERS);
-        assert_eq!(accuracy(&good, &c).verdict, Verdict::Pass);
-        let bad = scores([0.4, 0.6, 0.8, 1.0, 1.1, 2.5], PERS);
+        assert_eq!(c.max_rmse_h6, None, "no absolute ceiling by default");
+        // A continental station: 2.6 °C at 6 h is far from any maritime ceiling, but far
+        // better than its own seasonal-naive forecast (3.0 °C here).
+        let continental = scores([0.9, 1.4, 1.8, 2.1, 2.4, 2.6], PERS);
+        let r = accuracy(&continental, &c);
+        assert_eq!(r.verdict, Verdict::Pass, "{}", r.detail);
+        assert!(r.detail.contains("no absolute ceiling"), "{}", r.detail);
+        // Losing to the same hour yesterday at 6 h fails, naming the horizon.
+        let bad = scores([0.4, 0.6, 0.8, 1.0, 1.1, 3.1], PERS);
         let r = accuracy(&bad, &c);
-        assert!(r.failed());
-        assert_eq!(r.value, Some(2.5));
+        assert!(r.failed() && r.detail.contains("6 h (RMSE 3.100"), "{}", r.detail);
+        assert!(r.value.unwrap() < 0.0);
         let nan = scores([0.4, 0.6, 0.8, 1.0, 1.1, f64::NAN], PERS);
         assert!(accuracy(&nan, &c).failed());
+        // The ceiling, when set, applies on top and is reported.
+        let capped = GateConfig {
+            max_rmse_h6: Some(2.0),
+            ..cfg()
+        };
+        let r = accuracy(&continental, &capped);
+        assert!(
+            r.failed() && r.detail.contains("ceiling of 2.000"),
+            "{}",
+            r.detail
+        );
+        assert!(r.threshold.contains("< 2.000 °C"), "{}", r.threshold);
+        let good = scores([0.4, 0.6, 0.8, 1.0, 1.1, 1.2], PERS);
+        assert_eq!(accuracy(&good, &capped).verdict, Verdict::Pass);
     }
 
     #[test]
