@@ -1,4 +1,3 @@
-use anyhow::Context;
 use serde::Serialize;
 use shared::registry::{self, ModelRef, VersionInfo};
 
@@ -86,18 +85,7 @@ pub async fn run(command: Command, out: &Out) -> anyhow::Result<()> {
         }
         Command::Pull { reference, output } => {
             let info = ctx.registry.resolve(name, &reference).await?;
-            let sha = info
-                .bundle_sha256()
-                .with_context(|| {
-                    format!(
-                        "version {} has no bundle checksum: it was not registered by rps",
-                        info.version
-                    )
-                })?
-                .to_owned();
-            let bytes = ctx.registry.download_bundle(&info).await?;
-            shared::bundle::ModelBundle::decode_verified(&bytes, &sha)
-                .with_context(|| format!("version {}'s bundle does not verify", info.version))?;
+            let (bytes, _, sha) = registry::download_verified(ctx.registry.as_ref(), &info).await?;
             write_file(&output, &bytes)?;
             let file = output
                 .file_name()

@@ -49,27 +49,41 @@ pub async fn load(
     load_version(registry, info, cache_dir).await
 }
 
+/// The checksum a version's bundle must have (its tag), or why there is none.
+fn expected_sha256(info: &VersionInfo) -> Result<String, RegistryError> {
+    info.bundle_sha256().map(str::to_owned).ok_or_else(|| {
+        RegistryError::Invalid(format!(
+            "model {} version {} has no {} tag: it was not registered by rps",
+            info.name,
+            info.version,
+            tags::version::BUNDLE_SHA256
+        ))
+    })
+}
+
+/// Downloads a version's bundle and verifies it against its checksum tag, bypassing
+/// the cache (`rps models pull` bakes it into an image). The bytes, the bundle and the
+/// checksum.
+pub async fn download_verified(
+    registry: &dyn Registry,
+    info: &VersionInfo,
+) -> Result<(bytes::Bytes, ModelBundle, String), RegistryError> {
+    let sha = expected_sha256(info)?;
+    let bytes = registry.download_bundle(info).await?;
+    let bundle = ModelBundle::decode_verified(&bytes, &sha).map_err(|source| RegistryError::Bundle {
+        name: info.name.clone(),
+        version: info.version.clone(),
+        source,
+    })?;
+    Ok((bytes, bundle, sha))
+}
+
 pub async fn load_version(
     registry: &dyn Registry,
     info: VersionInfo,
     cache_dir: &Path,
 ) -> Result<LoadedModel, RegistryError> {
-    let bundle_err = |source| RegistryError::Bundle {
-        name: info.name.clone(),
-        version: info.version.clone(),
-        source,
-    };
-    let sha = info
-        .bundle_sha256()
-        .ok_or_else(|| {
-            RegistryError::Invalid(format!(
-                "model {} version {} has no {} tag: it was not registered by rps",
-                info.name,
-                info.version,
-                tags::version::BUNDLE_SHA256
-            ))
-        })?
-        .to_owned();
+    let sha = expected_sha256(&info)?;
     let path = cache_path(cache_dir, &info, &sha);
     if let Ok(bytes) = tokio::fs::read(&path).await {
         match ModelBundle::decode_verified(&bytes, &sha) {
@@ -88,8 +102,7 @@ pub async fn load_version(
             }
         }
     }
-    let bytes = registry.download_bundle(&info).await?;
-    let bundle = ModelBundle::decode_verified(&bytes, &sha).map_err(bundle_err)?;
+    let (bytes, bundle, sha) = download_verified(registry, &info).await?;
     write_cache(&path, &bytes).await?;
     Ok(LoadedModel {
         info,

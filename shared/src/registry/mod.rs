@@ -20,7 +20,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use cache::{LoadedModel, load, load_version};
+pub use cache::{LoadedModel, download_verified, load, load_version};
 pub use local::LocalRegistry;
 pub use mlflow::MlflowRegistry;
 

@@ -191,6 +191,26 @@ impl DriftTracker {
         names
     }
 
+    /// The out-of-range share and the verdict of [`DriftTracker::snapshot`], without
+    /// building it: no PSI at all below `min_requests`, and only until one weather
+    /// feature passes the limit. Cheap enough for every request (the EMF line on Lambda).
+    pub fn verdict(&self) -> (f64, bool) {
+        let g = self.lock();
+        let n = g.recent.len();
+        let share = if n == 0 { 0.0 } else { g.any_out as f64 / n as f64 };
+        let t = self.thresholds;
+        if n < t.min_requests {
+            return (share, false);
+        }
+        let drifting = share > t.max_out_of_range_share
+            || (n >= MIN_REQUESTS_FOR_PSI
+                && g.stats
+                    .iter()
+                    .zip(&g.counts)
+                    .any(|(s, c)| !is_calendar(&s.name) && psi(&s.histogram.counts, c) > t.max_psi));
+        (share, drifting)
+    }
+
     pub fn snapshot(&self) -> DriftSnapshot {
         let g = self.lock();
         let n = g.recent.len();
@@ -254,6 +274,13 @@ mod tests {
         }])
     }
 
+    /// The snapshot, after checking that the cheap verdict says the same.
+    fn agreed(d: &DriftTracker) -> DriftSnapshot {
+        let s = d.snapshot();
+        assert_eq!(d.verdict(), (s.out_of_range_share, s.drifting), "{s:?}");
+        s
+    }
+
     #[test]
     fn too_few_requests_or_a_calendar_shift_is_not_drift() {
         let calendar = |name: &str| {
@@ -272,18 +299,18 @@ mod tests {
         for _ in 0..99 {
             d.observe(&[5.0]);
         }
-        let s = d.snapshot();
+        let s = agreed(&d);
         assert!(
             s.max_psi.unwrap() > 1.0 && !s.drifting,
             "99 < 100 requests: {s:?}"
         );
         d.observe(&[5.0]);
-        assert!(!d.snapshot().drifting, "a calendar feature's PSI is not drift");
+        assert!(!agreed(&d).drifting, "a calendar feature's PSI is not drift");
         d.reset(calendar("temperature_2m"));
         for _ in 0..100 {
             d.observe(&[5.0]);
         }
-        let s = d.snapshot();
+        let s = agreed(&d);
         assert!(s.drifting, "{s:?}");
         assert!(s.reasons[0].starts_with("temperature_2m: PSI"), "{s:?}");
     }
@@ -311,7 +338,7 @@ mod tests {
         for i in 5..40 {
             assert!(d.observe(&[((i * 10) % 100) as f64 + 5.0]).is_empty());
         }
-        let s = d.snapshot();
+        let s = agreed(&d);
         assert_eq!((s.requests, s.out_of_range_share), (40, 0.0));
         assert!(s.max_psi.unwrap() < 0.05, "{s:?}");
         assert!(!s.drifting && s.reasons.is_empty(), "{s:?}");
@@ -319,7 +346,7 @@ mod tests {
         for _ in 0..20 {
             assert_eq!(d.observe(&[500.0]), ["x"]);
         }
-        let s = d.snapshot();
+        let s = agreed(&d);
         assert_eq!(s.requests, 40, "the window holds the last 40");
         assert_eq!(s.out_of_range_share, 0.5);
         assert!(s.max_psi.unwrap() > 0.25, "{s:?}");

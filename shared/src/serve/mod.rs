@@ -182,10 +182,7 @@ async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -
     metrics::record_request(&route, &method, status, secs);
     if state.config.serve.emf {
         let predicted = u64::from(route == "/predict" && status == 200);
-        let drift = (route == "/predict").then(|| {
-            let d = state.drift.snapshot();
-            (d.out_of_range_share, d.drifting)
-        });
+        let drift = (route == "/predict").then(|| state.drift.verdict());
         let version = state.model.current().map(|m| m.version.clone());
         println!(
             "{}",
