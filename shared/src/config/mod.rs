@@ -627,16 +627,13 @@ impl ServeConfig {
 impl GateConfig {
     fn read(env: &Env) -> Result<Self, ConfigError> {
         let share = number_in(0.0..=10.0);
+        let skill = |s: &str| s.parse().ok().filter(|v: &f64| (-1.0..1.0).contains(v));
         Ok(Self {
-            min_skill_seasonal: env.parse(&vars::RPS_GATE_MIN_SKILL_SEASONAL, |s| {
-                s.parse().ok().filter(|v: &f64| (-1.0..1.0).contains(v))
-            })?,
+            min_skill_seasonal: env.parse(&vars::RPS_GATE_MIN_SKILL_SEASONAL, skill)?,
             max_rmse_h6: env.optional(&vars::RPS_GATE_MAX_RMSE_H6, positive_finite)?,
             max_regression_headline: env.parse(&vars::RPS_GATE_MAX_REGRESSION, &share)?,
             max_regression_any: env.parse(&vars::RPS_GATE_MAX_REGRESSION_ANY, &share)?,
-            min_skill: env.parse(&vars::RPS_GATE_MIN_SKILL, |s| {
-                s.parse().ok().filter(|v: &f64| (-1.0..1.0).contains(v))
-            })?,
+            min_skill: env.parse(&vars::RPS_GATE_MIN_SKILL, skill)?,
             max_p99_ms: env.parse(&vars::RPS_GATE_MAX_P99_MS, positive_finite)?,
             min_holdout_rows: env.parse(&vars::RPS_GATE_MIN_HOLDOUT_ROWS, at_least(10))?,
             staging_url: env.optional(&vars::RPS_STAGING_URL, |s| {

@@ -64,18 +64,22 @@ impl Default for DriftThresholds {
     }
 }
 
-pub(crate) fn is_calendar(feature: &str) -> bool {
+fn is_calendar(feature: &str) -> bool {
     FEATURES.iter().any(|f| f.is_calendar() && f.name() == feature)
 }
 
 struct Record {
     bins: Vec<u16>,
     out: Vec<bool>,
+    /// A weather feature was out of range (what the share counts).
+    weather_out: bool,
 }
 
 struct Inner {
     window: usize,
     stats: Arc<Vec<FeatureStats>>,
+    /// Per feature of `stats`: a calendar feature, which the drift rule leaves out.
+    calendar: Vec<bool>,
     recent: VecDeque<Record>,
     counts: Vec<Vec<u64>>,
     out_counts: Vec<u64>,
@@ -87,6 +91,7 @@ impl Inner {
         Self {
             counts: stats.iter().map(|s| vec![0; s.histogram.counts.len()]).collect(),
             out_counts: vec![0; stats.len()],
+            calendar: stats.iter().map(|s| is_calendar(&s.name)).collect(),
             recent: VecDeque::with_capacity(window),
             any_out: 0,
             window,
@@ -103,6 +108,8 @@ pub struct DriftTracker {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FeatureDrift {
     pub feature: String,
+    /// A calendar feature (hour, day of year): reported, left out of the drift rule.
+    pub calendar: bool,
     pub out_of_range_share: f64,
     /// `None` until the window holds [`MIN_REQUESTS_FOR_PSI`] requests.
     pub psi: Option<f64>,
@@ -145,12 +152,13 @@ impl DriftTracker {
     }
 
     /// Records one request's feature row; returns the features outside their range
-    /// (calendar ones included; only weather features count towards the share).
-    pub fn observe(&self, row: &[f64]) -> Vec<String> {
+    /// (calendar ones included) and whether a weather feature is among them (only
+    /// those count towards the share).
+    pub fn observe(&self, row: &[f64]) -> (Vec<String>, bool) {
         let mut g = self.lock();
         let g = &mut *g;
         if g.stats.len() != row.len() {
-            return Vec::new();
+            return (Vec::new(), false);
         }
         let mut out = Vec::with_capacity(row.len());
         let mut bins = Vec::with_capacity(row.len());
@@ -168,13 +176,15 @@ impl DriftTracker {
         }
         // The calendar features say when a request came, not what the weather did: a
         // model always serves days after its training window, so they do not count.
-        let weather_out = |out: &[bool], stats: &[FeatureStats]| {
-            out.iter().zip(stats).any(|(o, s)| *o && !is_calendar(&s.name))
-        };
-        if weather_out(&out, &g.stats) {
+        let weather_out = out.iter().zip(&g.calendar).any(|(o, c)| *o && !c);
+        if weather_out {
             g.any_out += 1;
         }
-        g.recent.push_back(Record { bins, out });
+        g.recent.push_back(Record {
+            bins,
+            out,
+            weather_out,
+        });
         if g.recent.len() > g.window
             && let Some(old) = g.recent.pop_front()
         {
@@ -184,11 +194,11 @@ impl DriftTracker {
                     g.out_counts[j] -= 1;
                 }
             }
-            if weather_out(&old.out, &g.stats) {
+            if old.weather_out {
                 g.any_out -= 1;
             }
         }
-        names
+        (names, weather_out)
     }
 
     /// The out-of-range share and the verdict of [`DriftTracker::snapshot`], without
@@ -207,7 +217,8 @@ impl DriftTracker {
                 && g.stats
                     .iter()
                     .zip(&g.counts)
-                    .any(|(s, c)| !is_calendar(&s.name) && psi(&s.histogram.counts, c) > t.max_psi));
+                    .zip(&g.calendar)
+                    .any(|((s, c), cal)| !cal && psi(&s.histogram.counts, c) > t.max_psi));
         (share, drifting)
     }
 
@@ -221,6 +232,7 @@ impl DriftTracker {
             .enumerate()
             .map(|(j, s)| FeatureDrift {
                 feature: s.name.clone(),
+                calendar: g.calendar[j],
                 out_of_range_share: share(g.out_counts[j]),
                 psi: (n >= MIN_REQUESTS_FOR_PSI).then(|| psi(&s.histogram.counts, &g.counts[j])),
             })
@@ -237,7 +249,7 @@ impl DriftTracker {
                     t.max_out_of_range_share * 100.0
                 ));
             }
-            for f in features.iter().filter(|f| !is_calendar(&f.feature)) {
+            for f in features.iter().filter(|f| !f.calendar) {
                 if let Some(psi) = f.psi.filter(|p| *p > t.max_psi) {
                     reasons.push(format!("{}: PSI {psi:.2} (limit {})", f.feature, t.max_psi));
                 }
@@ -336,7 +348,7 @@ mod tests {
         }
         assert_eq!(d.snapshot().max_psi, None, "too few requests for a PSI");
         for i in 5..40 {
-            assert!(d.observe(&[((i * 10) % 100) as f64 + 5.0]).is_empty());
+            assert!(d.observe(&[((i * 10) % 100) as f64 + 5.0]).0.is_empty());
         }
         let s = agreed(&d);
         assert_eq!((s.requests, s.out_of_range_share), (40, 0.0));
@@ -344,7 +356,7 @@ mod tests {
         assert!(!s.drifting && s.reasons.is_empty(), "{s:?}");
         // Shift: every new request far above the training range.
         for _ in 0..20 {
-            assert_eq!(d.observe(&[500.0]), ["x"]);
+            assert_eq!(d.observe(&[500.0]), (vec!["x".to_owned()], true));
         }
         let s = agreed(&d);
         assert_eq!(s.requests, 40, "the window holds the last 40");

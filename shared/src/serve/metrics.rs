@@ -207,11 +207,7 @@ pub fn set_drift(d: &DriftSnapshot) {
     for f in &d.features {
         // `kind` tells alert rules and dashboards which features the drift rule judges
         // (weather, not calendar).
-        let kind = if super::drift::is_calendar(&f.feature) {
-            "calendar"
-        } else {
-            "weather"
-        };
+        let kind = if f.calendar { "calendar" } else { "weather" };
         gauge!(DRIFT_FEATURE_SHARE, "feature" => f.feature.clone(), "kind" => kind).set(f.out_of_range_share);
         gauge!(DRIFT_PSI, "feature" => f.feature.clone(), "kind" => kind).set(f.psi.unwrap_or(f64::NAN));
     }

@@ -320,14 +320,14 @@ async fn predict(
             e.to_string(),
         )
     })?;
-    let out = state.drift.observe(&row.values);
+    let (out, weather_out) = state.drift.observe(&row.values);
     metrics::record_forecasts("predict", &forecasts);
     Ok(Json(PredictResponse {
         model: summary(&m),
         issued_at: format_time(row.time),
         forecasts,
         drift: RequestDrift {
-            out_of_range: out.iter().any(|f| !drift::is_calendar(f)),
+            out_of_range: weather_out,
             features_out_of_range: out,
         },
     }))

@@ -142,7 +142,7 @@ pub fn document(max_observations: usize, max_body_bytes: usize) -> Value {
                 "thresholds": {"type": "object", "properties": {"min_requests": {"type": "integer"}, "max_out_of_range_share": {"type": "number"}, "max_psi": {"type": "number"}}},
                 "requests": {"type": "integer"}, "window": {"type": "integer"},
                 "out_of_range_share": {"type": "number"}, "max_psi": {"type": "number", "nullable": true, "description": "null until the window holds 20 requests"},
-                "features": {"type": "array", "items": {"type": "object", "properties": {"feature": {"type": "string"}, "out_of_range_share": {"type": "number"}, "psi": {"type": "number", "nullable": true}}}}
+                "features": {"type": "array", "items": {"type": "object", "properties": {"feature": {"type": "string"}, "calendar": {"type": "boolean", "description": "a calendar feature, left out of the drift rule"}, "out_of_range_share": {"type": "number"}, "psi": {"type": "number", "nullable": true}}}}
             }},
             "ErrorBody": {"type": "object", "required": ["status", "code", "message"], "properties": {
                 "status": {"type": "integer"}, "code": {"type": "string"}, "message": {"type": "string"},
