@@ -59,6 +59,9 @@ enum Command {
     },
     /// The lineage of a model version: run, git commit, data version, raw snapshots
     Trace(commands::trace::Args),
+    /// Score the logged forecasts against the observations since, issue the scheduled
+    /// forecast, and say whether a retrain is needed (--retrain runs it)
+    Verify(commands::verify::Args),
     /// Serve the prediction API and web page (the model at RPS_MODEL_NAME@RPS_MODEL_ALIAS)
     Serve(commands::serve::Args),
     /// Registered model versions
@@ -121,6 +124,7 @@ async fn run(command: Command, out: &Out) -> anyhow::Result<()> {
         Command::Pipeline { command } => pipeline::run(command, out).await,
         Command::Data { command } => data::run(command).await,
         Command::Trace(a) => trace::run(a, out).await,
+        Command::Verify(a) => verify::run(a, out).await,
         Command::Serve(a) => serve::run(a).await,
         Command::Models { command } => models::run(command, out).await,
         Command::Sample { command } => sample::run(command).await,

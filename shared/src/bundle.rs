@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -404,6 +404,16 @@ pub struct Forecast {
     /// The hour the forecast is for (UTC, Open-Meteo's format).
     pub time: String,
     pub temperature_2m: f64,
+}
+
+impl ModelMetadata {
+    /// The newest hour whose observation went into the model: the hold-out's last row
+    /// and its targets. A forecast issued before it is in-sample.
+    pub fn data_end(&self) -> NaiveDateTime {
+        let h = HORIZONS[HORIZONS.len() - 1];
+        crate::observations::shift_hours(self.holdout_window.end, i64::from(h))
+            .unwrap_or(self.holdout_window.end)
+    }
 }
 
 impl ModelBundle {

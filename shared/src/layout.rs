@@ -11,16 +11,21 @@
 //! reports/<name>/<version>/<stamp>/report.json|.md, *.png        promotion gate reports
 //! locks/<name>/promote.<generation>.json                         held while promoting
 //! registry/<name>/…                                              the local registry (no MLflow)
+//! forecasts/<name>/<YYYY>/<MM>/<DD>/<stamp>-<hex>.jsonl          the forecast log, by issue day
+//! monitoring/<name>/verification/<stamp>.json, latest.json       live skill, drift, the decision
+//! monitoring/<name>/retrains/<trigger id>.json, latest.json      triggered retrains and outcomes
 //! ```
 //!
 //! A bundle id is the training's UTC stamp; a version is the registry's number. The
 //! block above is the store layout of `docs/data.md`, and a test keeps the two equal.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::store::{ObjectKey, StoreError};
 
 pub const RAW_PREFIX: &str = "raw/open-meteo/";
+/// The latest of a series of monitoring records: a mutable copy of the newest one.
+pub const LATEST_FILE: &str = "latest.json";
 pub const DATASETS_PREFIX: &str = "datasets/";
 pub const MANIFEST_FILE: &str = "manifest.json";
 
@@ -110,6 +115,41 @@ pub fn promotion_lock_generation(key: &ObjectKey) -> Option<u64> {
         .strip_suffix(".json")?
         .parse()
         .ok()
+}
+
+/// The forecast log's folder of one model.
+pub fn forecast_log_prefix(name: &str) -> String {
+    format!("forecasts/{name}/")
+}
+
+/// The forecast log's folder of one issue day.
+pub fn forecast_log_day(name: &str, day: NaiveDate) -> String {
+    format!("{}{}/", forecast_log_prefix(name), day.format("%Y/%m/%d"))
+}
+
+/// One append-only segment of the forecast log: the forecasts issued on `day`, written
+/// at `written_at` by one writer (`nonce` keeps two writers' segments apart).
+pub fn forecast_log_segment(
+    name: &str,
+    day: NaiveDate,
+    written_at: DateTime<Utc>,
+    nonce: u32,
+) -> Result<ObjectKey, StoreError> {
+    ObjectKey::new(format!(
+        "{}{}-{nonce:08x}.jsonl",
+        forecast_log_day(name, day),
+        stamp(written_at)
+    ))
+}
+
+/// One verification run's summary (`file` = its stamp's `.json`, or [`LATEST_FILE`]).
+pub fn verification(name: &str, file: &str) -> Result<ObjectKey, StoreError> {
+    ObjectKey::new(format!("monitoring/{name}/verification/{file}"))
+}
+
+/// The record of one triggered retrain (`file` = `<trigger id>.json`, or [`LATEST_FILE`]).
+pub fn retrain(name: &str, file: &str) -> Result<ObjectKey, StoreError> {
+    ObjectKey::new(format!("monitoring/{name}/retrains/{file}"))
 }
 
 #[cfg(test)]

@@ -4,8 +4,10 @@
 //! an async function from a serde input to a serde output:
 //!
 //! [`ingest`] → [`validate`] → [`transform`] → [`train`] → [`evaluate`] → [`promote`],
-//! then [`serve`] answers requests; [`lineage`] traces a model back to its raw data and
-//! [`pipeline`] chains the first four.
+//! then [`serve`] answers requests and [`verify`] scores the forecasts served against
+//! what happened, asking for a retrain when the model stops earning its keep;
+//! [`lineage`] traces a model back to its raw data and [`pipeline`] chains the first
+//! four.
 //!
 //! **The ports**, one folder each, a trait with a real and an in-memory adapter:
 //! [`store`] (local folder, S3, memory), [`registry`] (MLflow, the store), [`tracking`]
@@ -14,6 +16,7 @@
 //!
 //! **The shared core**, read by several stages: [`config`] (the only reader of the
 //! environment), [`observations`], [`features`] (the one feature definition),
+//! [`forecast_log`] (the forecasts issued, for verification),
 //! [`snapshot`], [`dataset`], [`bundle`] (the model file), [`scores`], [`layout`] (store
 //! keys), [`tags`] (registry and tracking names), [`stage`] (context and errors).
 //!
@@ -26,6 +29,7 @@ pub mod bundle;
 pub mod config;
 pub mod dataset;
 pub mod features;
+pub mod forecast_log;
 pub mod git;
 pub mod http;
 pub mod layout;
@@ -69,3 +73,4 @@ pub mod train;
 #[cfg(feature = "batch")]
 pub mod transform;
 pub mod validate;
+pub mod verify;

@@ -15,14 +15,18 @@ use crate::registry::ModelRef;
 use crate::source::IngestRequest;
 use crate::stage::{Context, Observer, StageError};
 use crate::tags::aliases;
-use crate::train::{TrainOutput, train};
+use crate::train::{TrainInput, TrainOutput, train};
 use crate::transform::{TransformOutput, transform};
 use crate::validate::{ValidateOutput, validate};
+use crate::verify::trigger::Trigger;
 
 /// Input of a whole run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunInput {
     pub ingest: IngestRequest,
+    /// What asked for this run (a verification), when it was not a schedule or a person.
+    #[serde(default)]
+    pub trigger: Option<Trigger>,
 }
 
 /// The contract of `rps pipeline run --json`: the summary fields first, then every
@@ -77,7 +81,14 @@ pub async fn run(ctx: &Context, input: RunInput, obs: &dyn Observer) -> Result<R
     );
 
     obs.started("train");
-    let trained = train(ctx, (&transformed).into()).await?;
+    let trained = train(
+        ctx,
+        TrainInput {
+            trigger: input.trigger.clone(),
+            ..(&transformed).into()
+        },
+    )
+    .await?;
     obs.finished(
         "train",
         &format!(
@@ -124,6 +135,7 @@ pub async fn promote(
     input: ReleaseInput,
     obs: &dyn Observer,
 ) -> Result<ReleaseOutput, StageError> {
+    let trigger = input.run.trigger.clone();
     let ran = run(ctx, input.run, obs).await?;
     let v = ran.model_version.clone();
     obs.started("staging");
@@ -150,6 +162,7 @@ pub async fn promote(
             report: None,
             data_version: None,
             actor: input.actor,
+            trigger,
         },
     )
     .await?;

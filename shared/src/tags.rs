@@ -41,6 +41,8 @@ pub mod version {
     /// Set when training registered the version but could not finish (no
     /// `@candidate`): `incomplete: <why>`.
     pub const REGISTRATION: &str = "rps.registration";
+    /// The version's monitoring run: its live scores, logged by every verification.
+    pub const MONITORING_RUN: &str = "rps.monitoring_run";
     /// Headline metrics copied onto the version as `rps.<metric>`, so listings need no
     /// extra requests.
     pub const HEADLINE_METRICS: [&str; 4] = ["rmse_h1", "rmse_h6", "persistence_rmse_h6", "skill_h6"];
@@ -86,6 +88,11 @@ pub mod run {
     pub const ALGORITHM: &str = super::version::ALGORITHM;
     pub const BUNDLE_SHA256: &str = super::version::BUNDLE_SHA256;
     pub const BUNDLE_KEY: &str = "rps.bundle_key";
+    /// MLflow's own tag for a parent run (a monitoring run's training run).
+    pub const PARENT_RUN: &str = "mlflow.parentRunId";
+    /// What started a retraining run (`live_skill`, `drift`), and the trigger's id.
+    pub const TRIGGER: &str = "rps.trigger";
+    pub const TRIGGER_ID: &str = "rps.trigger_id";
     /// The newest gate report logged to the run, and its verdict.
     pub const GATE_REPORT: &str = "rps.gate_report";
     pub const GATES: &str = "rps.gates";

@@ -38,7 +38,16 @@ fn build() -> (tokio::runtime::Runtime, Arc<AppState>) {
             .with_source(Arc::new(RecordedSource::new(recording, 7)));
         let d = |m, day| NaiveDate::from_ymd_opt(2023, m, day).unwrap();
         let ingest = IngestRequest::backfill(DateRange::new(d(1, 1), d(6, 30)).unwrap());
-        let out = run(&ctx, RunInput { ingest }, &Quiet).await.unwrap();
+        let out = run(
+            &ctx,
+            RunInput {
+                ingest,
+                trigger: None,
+            },
+            &Quiet,
+        )
+        .await
+        .unwrap();
         ctx.registry
             .set_alias(&out.model_name, aliases::PRODUCTION, &out.model_version)
             .await

@@ -57,6 +57,7 @@ async fn a_tracked_run_registers_a_candidate_that_loads_back_identically() {
         &ctx,
         pipeline::RunInput {
             ingest: range((2023, 1, 1), (2023, 8, 31)),
+            trigger: None,
         },
         &Quiet,
     )
@@ -182,6 +183,7 @@ async fn a_failed_training_marks_its_run_failed() {
         &ctx,
         pipeline::RunInput {
             ingest: range((2023, 3, 1), (2023, 3, 4)),
+            trigger: None,
         },
         &Quiet,
     )
@@ -218,6 +220,7 @@ async fn a_bundle_that_does_not_match_its_checksum_is_refused() {
         &ctx,
         pipeline::RunInput {
             ingest: range((2023, 1, 1), (2023, 4, 30)),
+            trigger: None,
         },
         &Quiet,
     )

@@ -27,6 +27,7 @@ pub async fn run(a: Args, out: &Out) -> anyhow::Result<()> {
         EvaluateInput {
             candidate: a.candidate,
             data_version: a.data_version,
+            trigger: None,
         },
     )
     .await?;

@@ -15,6 +15,7 @@ pub mod trace;
 pub mod train;
 pub mod transform;
 pub mod validate;
+pub mod verify;
 
 use anyhow::Context as _;
 use chrono::NaiveDate;

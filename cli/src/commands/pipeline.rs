@@ -34,6 +34,7 @@ pub async fn run(command: Command, out: &Out) -> anyhow::Result<()> {
                 &ctx,
                 RunInput {
                     ingest: range.request()?,
+                    trigger: None,
                 },
                 &progress,
             )
@@ -51,6 +52,7 @@ pub async fn run(command: Command, out: &Out) -> anyhow::Result<()> {
             let input = ReleaseInput {
                 run: RunInput {
                     ingest: range.request()?,
+                    trigger: None,
                 },
                 actor: Some(actor.unwrap_or_else(|| ctx.config.provenance.actor.clone())),
             };

@@ -32,6 +32,7 @@ pub async fn run(a: Args, out: &Out) -> anyhow::Result<()> {
         report: a.report.as_deref().map(key).transpose()?,
         data_version: a.data_version,
         actor: Some(a.actor.unwrap_or_else(|| ctx.config.provenance.actor.clone())),
+        trigger: None,
     };
     let done = output::with_report(&ctx, promote(&ctx, input).await, out).await?;
     if let (Some(md), true) = (&done.markdown, done.gates_run) {

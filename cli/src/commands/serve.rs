@@ -16,5 +16,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     shared::secrets::resolve(&mut config).await?;
     let (state, app) = shared::serve::app(config).await?;
     let limits = shared::serve::ServerLimits::of(&state.config);
-    Ok(shared::serve::serve_http(app, SocketAddr::new(a.host, a.port), limits).await?)
+    shared::serve::serve_http(app, SocketAddr::new(a.host, a.port), limits).await?;
+    state.finish().await;
+    Ok(())
 }

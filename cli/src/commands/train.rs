@@ -13,7 +13,10 @@ pub struct Args {
 pub async fn run(a: Args, out: &Out) -> anyhow::Result<()> {
     let ctx = context().await?;
     let input = match a.data_version {
-        Some(data_version) => TrainInput { data_version },
+        Some(data_version) => TrainInput {
+            data_version,
+            trigger: None,
+        },
         None => TrainInput::newest(&ctx).await?,
     };
     let done = train(&ctx, input).await?;

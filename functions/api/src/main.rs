@@ -27,10 +27,12 @@ async fn main() -> Result<(), lambda_http::Error> {
         config.serve.port,
         serve::ServerLimits::of(&config),
     );
-    let (_, app) = serve::app(config).await?;
+    let (state, app) = serve::app(config).await?;
     if lambda {
         lambda_http::run(app).await
     } else {
-        Ok(serve::serve_http(app, ([0, 0, 0, 0], port).into(), limits).await?)
+        serve::serve_http(app, ([0, 0, 0, 0], port).into(), limits).await?;
+        state.finish().await;
+        Ok(())
     }
 }

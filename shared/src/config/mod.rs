@@ -250,6 +250,10 @@ pub struct ServeConfig {
     pub max_observations: usize,
     /// Emit CloudWatch Embedded Metric Format lines (on by default on Lambda).
     pub emf: bool,
+    /// Distinct `/predict` answers sampled into the forecast log per flush (0: none).
+    pub forecast_log_sample: usize,
+    /// How often the sample is written to the store.
+    pub forecast_log_flush: Duration,
     /// How long start-up waits for the first model load.
     pub model_load_timeout: Duration,
     /// How long a request waits for the store.
@@ -289,6 +293,15 @@ pub struct GateConfig {
     pub staging_wait: Duration,
     /// A stored gate report older than this is re-run, not trusted.
     pub report_max_age: Duration,
+}
+
+/// How forecasts are verified and when a retrain is asked for.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VerifyConfig {
+    /// °C: a logged forecast's temperature at its issue hour may differ from the
+    /// store's by this much and still be scored.
+    pub max_mismatch: f64,
+    pub retrain: crate::verify::trigger::RetrainRule,
 }
 
 /// S3 settings beyond the standard AWS chain.
@@ -359,6 +372,7 @@ pub struct Config {
     pub mlflow: Option<MlflowConfig>,
     pub serve: ServeConfig,
     pub gates: GateConfig,
+    pub verify: VerifyConfig,
     pub secrets: SecretsConfig,
     pub provenance: Provenance,
 }
@@ -391,6 +405,7 @@ impl Config {
             mlflow: MlflowConfig::read(&env)?,
             serve: ServeConfig::read(&env)?,
             gates: GateConfig::read(&env)?,
+            verify: VerifyConfig::read(&env)?,
             secrets: SecretsConfig {
                 mlflow_secret_id: env.optional(&vars::RPS_MLFLOW_SECRET_ID, |s| Some(s.to_owned()))?,
             },
@@ -610,6 +625,10 @@ impl ServeConfig {
             emf: env
                 .optional(&vars::RPS_METRICS_EMF, |s| s.parse().ok())?
                 .unwrap_or(on_lambda),
+            forecast_log_sample: env.parse(&vars::RPS_FORECAST_LOG_SAMPLE, number_in(0..=10_000))?,
+            forecast_log_flush: seconds(
+                env.parse(&vars::RPS_FORECAST_LOG_FLUSH_SECS, number_in(1.0..=3600.0))?,
+            ),
             model_load_timeout: seconds(
                 env.parse(&vars::RPS_MODEL_LOAD_TIMEOUT_SECS, number_in(1.0..=600.0))?,
             ),
@@ -645,6 +664,24 @@ impl GateConfig {
             report_max_age: Duration::from_secs(
                 env.parse(&vars::RPS_GATE_REPORT_MAX_AGE_SECS, |s| s.parse().ok())?,
             ),
+        })
+    }
+}
+
+impl VerifyConfig {
+    fn read(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            max_mismatch: env.parse(&vars::RPS_VERIFY_MAX_MISMATCH, number_in(0.0..=50.0))?,
+            retrain: crate::verify::trigger::RetrainRule {
+                min_skill: env.parse(&vars::RPS_RETRAIN_MIN_SKILL, |s| {
+                    s.parse().ok().filter(|v: &f64| (-1.0..1.0).contains(v))
+                })?,
+                min_hours: env.parse(&vars::RPS_RETRAIN_MIN_HOURS, number_in(1..=24))?,
+                cooldown_hours: env.parse(&vars::RPS_RETRAIN_COOLDOWN_HOURS, number_in(0..=8760))?,
+                max_out_of_range: env.parse(&vars::RPS_DRIFT_MAX_OUT_OF_RANGE, number_in(0.0..=1.0))?,
+                days: env.parse(&vars::RPS_RETRAIN_DAYS, number_in(7..=3660))?,
+                lag_days: env.parse(&vars::RPS_RETRAIN_LAG_DAYS, number_in(0..=60))?,
+            },
         })
     }
 }

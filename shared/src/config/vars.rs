@@ -321,6 +321,18 @@ pub const RPS_METRICS_EMF: Var = Var::unset(
     "true or false",
     "CloudWatch EMF lines per request",
 );
+pub const RPS_FORECAST_LOG_SAMPLE: Var = Var::new(
+    "RPS_FORECAST_LOG_SAMPLE",
+    "60",
+    "a whole number of forecasts between 0 and 10000",
+    "the API: distinct `/predict` answers kept for the forecast log per flush, a uniform sample (0: none)",
+);
+pub const RPS_FORECAST_LOG_FLUSH_SECS: Var = Var::new(
+    "RPS_FORECAST_LOG_FLUSH_SECS",
+    "60",
+    "a number of seconds between 1 and 3600",
+    "the API: how often the sampled forecasts are written to the store (never inside a request)",
+);
 pub const RPS_MODEL_LOAD_TIMEOUT_SECS: Var = Var::new(
     "RPS_MODEL_LOAD_TIMEOUT_SECS",
     "8",
@@ -412,6 +424,44 @@ pub const RPS_GATE_REPORT_MAX_AGE_SECS: Var = Var::new(
     "86400",
     "a whole number of seconds",
     "how old a stored report `rps promote --report` still trusts",
+);
+
+// ---- verification and retraining
+pub const RPS_VERIFY_MAX_MISMATCH: Var = Var::new(
+    "RPS_VERIFY_MAX_MISMATCH",
+    "1",
+    "a temperature difference in °C between 0 and 50",
+    "verify: a logged forecast whose temperature at its issue hour differs from the store's by more was made from other observations and is not scored",
+);
+pub const RPS_RETRAIN_MIN_SKILL: Var = Var::new(
+    "RPS_RETRAIN_MIN_SKILL",
+    "0",
+    "a share from -1 to below 1",
+    "retrain when the served model's live 6 h skill against persistence over the last 24 hours is below this",
+);
+pub const RPS_RETRAIN_MIN_HOURS: Var = Var::new(
+    "RPS_RETRAIN_MIN_HOURS",
+    "12",
+    "a whole number of hours between 1 and 24",
+    "verified 6 h forecasts (for live skill) or observed hours (for drift) in the last 24 hours before either can ask for a retrain",
+);
+pub const RPS_RETRAIN_COOLDOWN_HOURS: Var = Var::new(
+    "RPS_RETRAIN_COOLDOWN_HOURS",
+    "24",
+    "a whole number of hours between 0 and 8760",
+    "no retrain is asked for again within this many hours (on the data's clock) of the last",
+);
+pub const RPS_RETRAIN_DAYS: Var = Var::new(
+    "RPS_RETRAIN_DAYS",
+    "365",
+    "a whole number of days between 7 and 3660",
+    "a triggered retrain fetches this many days of the archive",
+);
+pub const RPS_RETRAIN_LAG_DAYS: Var = Var::new(
+    "RPS_RETRAIN_LAG_DAYS",
+    "5",
+    "a whole number of days between 0 and 60",
+    "…ending this many days before the newest observation (the archive's delay)",
 );
 
 // ---- provenance and logs
@@ -516,6 +566,8 @@ pub const ALL: &[&Var] = &[
     &RPS_MAX_BODY_BYTES,
     &RPS_MAX_OBSERVATIONS,
     &RPS_METRICS_EMF,
+    &RPS_FORECAST_LOG_SAMPLE,
+    &RPS_FORECAST_LOG_FLUSH_SECS,
     &RPS_MODEL_LOAD_TIMEOUT_SECS,
     &RPS_STORE_TIMEOUT_SECS,
     &RPS_HEADER_READ_TIMEOUT_SECS,
@@ -531,6 +583,12 @@ pub const ALL: &[&Var] = &[
     &RPS_STAGING_URL,
     &RPS_STAGING_WAIT_SECS,
     &RPS_GATE_REPORT_MAX_AGE_SECS,
+    &RPS_VERIFY_MAX_MISMATCH,
+    &RPS_RETRAIN_MIN_SKILL,
+    &RPS_RETRAIN_MIN_HOURS,
+    &RPS_RETRAIN_COOLDOWN_HOURS,
+    &RPS_RETRAIN_DAYS,
+    &RPS_RETRAIN_LAG_DAYS,
     &RPS_GIT_COMMIT,
     &GITHUB_SHA,
     &GITHUB_ACTOR,

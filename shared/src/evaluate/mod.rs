@@ -25,6 +25,7 @@ use crate::scores::HorizonScore;
 use crate::stage::{Context, StageError, blocking};
 use crate::store::ObjectKey;
 use crate::tags;
+use crate::verify::trigger::{self, RetrainStatus, Trigger};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvaluateInput {
@@ -32,6 +33,10 @@ pub struct EvaluateInput {
     /// The dataset to cut the hold-out from; default: the one reaching furthest.
     #[serde(default)]
     pub data_version: Option<String>,
+    /// What asked for the candidate (a verification): named in the report, and told
+    /// the outcome when the gates refuse.
+    #[serde(default)]
+    pub trigger: Option<Trigger>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -82,7 +87,8 @@ pub(crate) async fn evaluate_with_report(
     ctx: &Context,
     input: EvaluateInput,
 ) -> Result<(EvaluateOutput, GateReport), StageError> {
-    let report = assess(ctx, &input).await?;
+    let mut report = assess(ctx, &input).await?;
+    report.trigger = input.trigger.clone();
     let files = write_report(ctx, &report).await?;
     let logged_to = log_to_run(ctx, &report, &files).await?;
     let [chart, markdown, json] = files.map(|(key, _)| key);
@@ -98,6 +104,20 @@ pub(crate) async fn evaluate_with_report(
         chart,
         logged_to,
     };
+    if let Some(t) = &input.trigger
+        && !report.passed
+    {
+        trigger::record_outcome(
+            ctx.store.as_ref(),
+            &out.model_name,
+            t,
+            RetrainStatus::Refused,
+            Some(&out.candidate_version),
+            Some(&out.report),
+            &out.failed_gates,
+        )
+        .await;
+    }
     Ok((out, report))
 }
 
@@ -371,6 +391,7 @@ mod tests {
                 &ctx,
                 RunInput {
                     ingest: range((1, 1), (9, 30)),
+                    trigger: None,
                 },
                 &Quiet,
             )
@@ -401,6 +422,7 @@ mod tests {
                 &ctx,
                 RunInput {
                     ingest: range((1, 1), (12, 31)),
+                    trigger: None,
                 },
                 &Quiet,
             )
@@ -411,6 +433,7 @@ mod tests {
                 EvaluateInput {
                     candidate: ModelRef::Version(second.model_version.clone()),
                     data_version: None,
+                    trigger: None,
                 },
             )
             .await

@@ -72,6 +72,9 @@ pub struct GateReport {
     pub staging_url: Option<String>,
     #[serde(default)]
     pub smoke: Vec<SmokeCheck>,
+    /// What asked for the candidate, when a verification did.
+    #[serde(default)]
+    pub trigger: Option<crate::verify::trigger::Trigger>,
 }
 
 impl GateReport {
@@ -92,6 +95,7 @@ impl GateReport {
             production,
             staging_url: None,
             smoke: Vec::new(),
+            trigger: None,
         }
     }
 
@@ -126,6 +130,18 @@ impl GateReport {
             "## Promotion gates: {} version {} vs production ({prod})\n\n{verdict}\n\n",
             self.model_name, self.candidate.version
         ));
+        if let Some(t) = &self.trigger {
+            s.push_str(&format!(
+                "**Started by a verification** ({}, trigger `{}`, observations up to {}):\n\n",
+                t.kinds(),
+                t.id,
+                format_time(t.as_of)
+            ));
+            for c in &t.causes {
+                s.push_str(&format!("- {}: {}\n", c.kind.name(), c.reason));
+            }
+            s.push('\n');
+        }
         s.push_str("| gate | verdict | measured | threshold | detail |\n|---|---|---|---|---|\n");
         for g in &self.gates {
             s.push_str(&format!(

@@ -25,6 +25,7 @@ use crate::registry::{self, ModelRef, StageOutcome, VersionInfo};
 use crate::stage::{Context, StageError};
 use crate::store::{self, ObjectKey};
 use crate::tags::{aliases, promotion as tags};
+use crate::verify::trigger::{self, RetrainStatus, Trigger};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PromoteInput {
@@ -38,6 +39,9 @@ pub struct PromoteInput {
     /// Who or what is promoting (a CI job, a person); recorded on the version.
     #[serde(default)]
     pub actor: Option<String>,
+    /// What asked for the candidate (a verification): told the outcome.
+    #[serde(default)]
+    pub trigger: Option<Trigger>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -90,6 +94,24 @@ pub async fn promote(ctx: &Context, input: PromoteInput) -> Result<PromoteOutput
     let verdict = gate(ctx, &input, &candidate, production.as_deref()).await?;
     let checked_at = Utc::now().to_rfc3339();
     if !verdict.report.passed {
+        if let Some(t) = &input.trigger {
+            let failed: Vec<String> = verdict
+                .report
+                .failed_gate_names()
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            trigger::record_outcome(
+                ctx.store.as_ref(),
+                &name,
+                t,
+                RetrainStatus::Refused,
+                Some(&candidate.version),
+                Some(&verdict.json),
+                &failed,
+            )
+            .await;
+        }
         return Err(refuse(ctx, &name, &candidate.version, &verdict, &checked_at).await);
     }
     let baseline = verdict.report.production.as_ref().map(|p| p.version.clone());
@@ -120,6 +142,20 @@ pub async fn promote(ctx: &Context, input: PromoteInput) -> Result<PromoteOutput
         .await,
     );
     let stages = mirror_stages(ctx, &name, &candidate.version, baseline.as_deref()).await;
+    if let Some(t) = &input.trigger
+        && let Some(w) = trigger::record_outcome(
+            ctx.store.as_ref(),
+            &name,
+            t,
+            RetrainStatus::Promoted,
+            Some(&candidate.version),
+            Some(&verdict.json),
+            &[],
+        )
+        .await
+    {
+        warnings.push(w);
+    }
     tracing::info!(model = %name, version = %candidate.version, previous = ?baseline, by = %by, "promoted to production");
     Ok(PromoteOutput {
         model_name: name,
@@ -179,6 +215,7 @@ async fn gate(
         EvaluateInput {
             candidate: ModelRef::Version(candidate.version.clone()),
             data_version: input.data_version.clone(),
+            trigger: input.trigger.clone(),
         },
     )
     .await?;

@@ -41,6 +41,9 @@ pub struct ModelInfo {
     pub variables: Vec<String>,
     pub bundle_format_version: u32,
     pub registry: RegistryStatus,
+    /// How this version's forecasts did, from the latest verification.
+    #[serde(default)]
+    pub live: Option<super::live::LiveSkill>,
 }
 
 /// `POST /predict`.

@@ -32,6 +32,18 @@ pub const MODEL_LOADED_AT: &str = "rps_model_loaded_timestamp_seconds";
 pub const REGISTRY_LAST_SUCCESS: &str = "rps_registry_last_success_timestamp_seconds";
 pub const REFRESH_INTERVAL: &str = "rps_model_refresh_interval_seconds";
 pub const DRIFT_THRESHOLD: &str = "rps_drift_threshold";
+pub const FORECAST_LOG: &str = "rps_forecast_log_records_total";
+pub const LIVE_RMSE: &str = "rps_live_rmse_celsius";
+pub const LIVE_MAE: &str = "rps_live_mae_celsius";
+pub const LIVE_SKILL: &str = "rps_live_skill";
+pub const LIVE_VERIFIED: &str = "rps_live_verified_forecasts";
+pub const LIVE_UNVERIFIED: &str = "rps_live_unverified_forecasts";
+pub const LIVE_OUT_OF_RANGE: &str = "rps_live_out_of_range_ratio";
+pub const LIVE_VERIFIED_AT: &str = "rps_live_verified_timestamp_seconds";
+pub const LIVE_OBSERVED_AT: &str = "rps_live_observed_timestamp_seconds";
+pub const LIVE_THRESHOLD: &str = "rps_live_threshold";
+pub const RETRAIN_REQUESTED_AT: &str = "rps_retrain_requested_timestamp_seconds";
+pub const RETRAIN_REFUSED: &str = "rps_retrain_refused";
 
 /// Every metric the service exports.
 pub const ALL: &[&str] = &[
@@ -53,6 +65,18 @@ pub const ALL: &[&str] = &[
     REGISTRY_LAST_SUCCESS,
     REFRESH_INTERVAL,
     DRIFT_THRESHOLD,
+    FORECAST_LOG,
+    LIVE_RMSE,
+    LIVE_MAE,
+    LIVE_SKILL,
+    LIVE_VERIFIED,
+    LIVE_UNVERIFIED,
+    LIVE_OUT_OF_RANGE,
+    LIVE_VERIFIED_AT,
+    LIVE_OBSERVED_AT,
+    LIVE_THRESHOLD,
+    RETRAIN_REQUESTED_AT,
+    RETRAIN_REFUSED,
 ];
 
 /// The process-wide Prometheus recorder (installed on first use).
@@ -143,6 +167,54 @@ fn describe() {
         DRIFT_THRESHOLD,
         "The drift rule's thresholds (RPS_DRIFT_*), by threshold, for alert rules to compare with"
     );
+    describe_counter!(
+        FORECAST_LOG,
+        "Predict answers offered to the forecast log, by outcome (written, failed, duplicate, sampled_out)"
+    );
+    describe_gauge!(
+        LIVE_RMSE,
+        "Live RMSE of the served version's verified forecasts, by horizon and window (24h, 7d)"
+    );
+    describe_gauge!(LIVE_MAE, "Live MAE of the served version's verified forecasts");
+    describe_gauge!(
+        LIVE_SKILL,
+        "Live skill against persistence over the same hours: 1 - RMSE / persistence RMSE"
+    );
+    describe_gauge!(
+        LIVE_VERIFIED,
+        "Verified forecasts of the served version, by horizon and window"
+    );
+    describe_gauge!(
+        LIVE_UNVERIFIED,
+        "Forecasts of the served version due in the window whose hour was never observed"
+    );
+    describe_gauge!(
+        LIVE_OUT_OF_RANGE,
+        "Share of observed hours with a weather feature outside the served model's training range, by window"
+    );
+    describe_gauge!(
+        LIVE_VERIFIED_AT,
+        Unit::Seconds,
+        "Unix time of the latest verification"
+    );
+    describe_gauge!(
+        LIVE_OBSERVED_AT,
+        Unit::Seconds,
+        "Unix time of the newest observed hour the latest verification had"
+    );
+    describe_gauge!(
+        LIVE_THRESHOLD,
+        "The retrain rule's thresholds (RPS_RETRAIN_MIN_SKILL, RPS_RETRAIN_MIN_HOURS), for alert rules"
+    );
+    describe_gauge!(
+        RETRAIN_REQUESTED_AT,
+        Unit::Seconds,
+        "Unix time the newest retrain was asked for"
+    );
+    describe_gauge!(
+        RETRAIN_REFUSED,
+        "1 when the promotion gates refused the model of the newest triggered retrain"
+    );
 }
 
 fn unix_now() -> f64 {
@@ -211,6 +283,64 @@ pub fn set_drift(d: &DriftSnapshot) {
         gauge!(DRIFT_FEATURE_SHARE, "feature" => f.feature.clone(), "kind" => kind).set(f.out_of_range_share);
         gauge!(DRIFT_PSI, "feature" => f.feature.clone(), "kind" => kind).set(f.psi.unwrap_or(f64::NAN));
     }
+}
+
+/// Counts an answer offered to the forecast log.
+pub fn record_forecast_log(outcome: crate::forecast_log::Offered) {
+    use crate::forecast_log::Offered;
+    let outcome = match outcome {
+        // Counted when written (or not).
+        Offered::Kept => return,
+        Offered::Duplicate => "duplicate",
+        Offered::SampledOut => "sampled_out",
+    };
+    counter!(FORECAST_LOG, "outcome" => outcome).increment(1);
+}
+
+/// Counts forecasts written to the log (or lost to a failed write).
+pub fn record_forecast_log_write(n: usize, ok: bool) {
+    counter!(FORECAST_LOG, "outcome" => if ok { "written" } else { "failed" }).increment(n as u64);
+}
+
+/// Publishes the live skill of `served` (at scrape time) from the latest verification,
+/// and the newest retrain's state. Figures the verification has not got are NaN.
+pub fn set_live(
+    live: Option<&super::live::LiveState>,
+    served: Option<&str>,
+    rule: &crate::verify::trigger::RetrainRule,
+) {
+    use crate::features::HORIZONS;
+    use crate::verify::score::LiveWindow;
+    gauge!(LIVE_THRESHOLD, "threshold" => "min_skill").set(rule.min_skill);
+    gauge!(LIVE_THRESHOLD, "threshold" => "min_hours").set(rule.min_hours as f64);
+    let v = live.and_then(|l| l.verification.as_ref());
+    let skill = v.zip(served).and_then(|(v, s)| v.version(s));
+    for w in LiveWindow::ALL {
+        let window = w.label();
+        let ws = skill.and_then(|s| s.window(w));
+        gauge!(LIVE_UNVERIFIED, "window" => window).set(ws.map_or(f64::NAN, |x| x.unverified as f64));
+        let drift = v.and_then(|v| v.drift.iter().find(|d| d.window == w));
+        gauge!(LIVE_OUT_OF_RANGE, "window" => window).set(drift.map_or(f64::NAN, |d| d.out_of_range_share));
+        for h in HORIZONS {
+            let hs = ws.and_then(|x| x.horizon(h));
+            let horizon = h.to_string();
+            gauge!(LIVE_RMSE, "horizon" => horizon.clone(), "window" => window)
+                .set(hs.map_or(f64::NAN, |x| x.rmse));
+            gauge!(LIVE_MAE, "horizon" => horizon.clone(), "window" => window)
+                .set(hs.map_or(f64::NAN, |x| x.mae));
+            gauge!(LIVE_SKILL, "horizon" => horizon.clone(), "window" => window)
+                .set(hs.and_then(|x| x.skill).unwrap_or(f64::NAN));
+            gauge!(LIVE_VERIFIED, "horizon" => horizon, "window" => window)
+                .set(hs.map_or(0.0, |x| x.n as f64));
+        }
+    }
+    let ts = |t: chrono::DateTime<chrono::Utc>| t.timestamp_millis() as f64 / 1000.0;
+    gauge!(LIVE_VERIFIED_AT).set(v.map_or(f64::NAN, |v| ts(v.verified_at)));
+    gauge!(LIVE_OBSERVED_AT).set(v.and_then(|v| v.as_of).map_or(f64::NAN, |t| ts(t.and_utc())));
+    let r = live.and_then(|l| l.retrain.as_ref());
+    gauge!(RETRAIN_REQUESTED_AT).set(r.map_or(f64::NAN, |r| ts(r.trigger.requested_at)));
+    let refused = r.is_some_and(|r| r.status == crate::verify::trigger::RetrainStatus::Refused);
+    gauge!(RETRAIN_REFUSED).set(if refused { 1.0 } else { 0.0 });
 }
 
 pub fn set_observations_age(seconds: f64) {

@@ -9,6 +9,7 @@
 //! | `GET /forecast` | the forecast from the newest validated observations in the store |
 //! | `GET /model` | the served model: version, alias, windows, data version, commit, metrics |
 //! | `GET /drift` | the drift window: out-of-range share and PSI per feature |
+//! | `GET /verification` | the latest verification: live skill per version, forecast against observed |
 //! | `GET /metrics` | Prometheus text ([`metrics`] lists the names) |
 //! | `GET /openapi.json` | the OpenAPI document of all of the above |
 //! | `GET /` | the web page (assets under `/assets/`, served from the binary) |
@@ -17,9 +18,11 @@ pub mod api;
 pub mod drift;
 pub mod error;
 pub mod forecast;
+pub mod live;
 pub mod metrics;
 pub mod openapi;
 pub mod request;
+pub mod sampling;
 pub mod served;
 mod web;
 
@@ -40,6 +43,8 @@ use serde_json::{Value, json};
 use self::api::{ModelInfo, ModelSummary, PredictResponse, RequestDrift};
 use self::drift::DriftTracker;
 use self::error::ApiError;
+use self::live::Live;
+use self::sampling::ForecastSampler;
 use self::served::{ModelHandle, Served};
 use crate::config::{Config, ConfigError};
 use crate::features::{INPUT_HOURS, serving_row};
@@ -71,6 +76,10 @@ pub struct AppState {
     pub drift: Arc<DriftTracker>,
     pub store: Arc<dyn ObjectStore>,
     pub forecasts: forecast::Cache,
+    /// `/predict` answers sampled into the forecast log.
+    pub forecast_log: Arc<ForecastSampler>,
+    /// The latest verification and retrain record.
+    pub live: Arc<Live>,
     pub started_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -111,14 +120,37 @@ impl AppState {
                 model.note_slow_start();
             }
         }
+        let forecast_log = Arc::new(ForecastSampler::new(
+            store.clone(),
+            config.registry.model_name.clone(),
+            config.serve.forecast_log_sample,
+            config.serve.forecast_log_flush,
+        ));
+        let live = Arc::new(Live::new(
+            store.clone(),
+            config.registry.model_name.clone(),
+            config.serve.refresh,
+            config.serve.store_timeout,
+        ));
+        live.refresh().await;
         Arc::new(Self {
             config,
             model,
             drift,
             store,
             forecasts: forecast::Cache::default(),
+            forecast_log,
+            live,
             started_at: chrono::Utc::now(),
         })
+    }
+
+    /// Before the process ends: writes the forecasts still waiting for the log.
+    pub async fn finish(&self) {
+        let n = self.forecast_log.flush_now().await;
+        if n > 0 {
+            tracing::info!("wrote {n} sampled forecasts to the log at shutdown");
+        }
     }
 }
 
@@ -133,6 +165,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/forecast", get(forecast_handler))
         .route("/model", get(model_info))
         .route("/drift", get(drift_handler))
+        .route("/verification", get(verification_handler))
         .route("/metrics", get(metrics_handler))
         .route("/openapi.json", get(openapi::handler))
         .fallback(not_found)
@@ -176,7 +209,9 @@ async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = req.method().to_string();
     state.model.maybe_refresh();
+    state.live.maybe_refresh();
     let resp = next.run(req).await;
+    state.forecast_log.maybe_flush();
     let secs = started.elapsed().as_secs_f64();
     let status = resp.status().as_u16();
     metrics::record_request(&route, &method, status, secs);
@@ -322,6 +357,7 @@ async fn predict(
     })?;
     let (out, weather_out) = state.drift.observe(&row.values);
     metrics::record_forecasts("predict", &forecasts);
+    state.forecast_log.offer(&m, &row, &forecasts);
     Ok(Json(PredictResponse {
         model: summary(&m),
         issued_at: format_time(row.time),
@@ -364,7 +400,24 @@ async fn model_info(State(state): State<Arc<AppState>>) -> Result<Json<ModelInfo
         variables: m.bundle.schema.variables.clone(),
         bundle_format_version: m.bundle.format_version,
         registry: state.model.status(),
+        live: state.live.skill_of(&m.version),
     }))
+}
+
+async fn verification_handler(
+    State(state): State<Arc<AppState>>,
+) -> Result<Json<crate::verify::Verification>, ApiError> {
+    state
+        .live
+        .current()
+        .and_then(|l| l.verification.clone())
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError::unavailable(
+                "no_verification",
+                "no verification has run yet: `rps verify` scores the logged forecasts once their hours are observed",
+            )
+        })
 }
 
 async fn drift_handler(State(state): State<Arc<AppState>>) -> Json<drift::DriftSnapshot> {
@@ -373,6 +426,12 @@ async fn drift_handler(State(state): State<Arc<AppState>>) -> Json<drift::DriftS
 
 async fn metrics_handler(State(state): State<Arc<AppState>>) -> Response {
     metrics::set_drift(&state.drift.snapshot());
+    let served = state.model.current().map(|m| m.version.clone());
+    metrics::set_live(
+        state.live.current().as_deref(),
+        served.as_deref(),
+        &state.config.verify.retrain,
+    );
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         metrics::handle().render(),
@@ -386,6 +445,8 @@ pub async fn app(config: Config) -> Result<(Arc<AppState>, Router), ServeError> 
     let registry = crate::registry::open(&config, store.clone())?;
     let state = AppState::new(config, store, registry).await;
     state.model.spawn_refresh_loop();
+    state.live.spawn_refresh_loop();
+    state.forecast_log.spawn_flush_loop();
     metrics::spawn_upkeep();
     Ok((state.clone(), router(state)))
 }

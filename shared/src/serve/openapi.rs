@@ -58,7 +58,7 @@ pub fn document(max_observations: usize, max_body_bytes: usize) -> Value {
                 "Hourly temperature forecasts {}–{} h ahead from the model the registry marks as served. \
                  Errors are JSON: {{\"error\": {{\"status\", \"code\", \"message\", \"location\"}}}}. \
                  400: malformed request; 413: body over {max_body_bytes} bytes; 415: not JSON; \
-                 422: values that cannot be used; 503: no model loaded or no observations.",
+                 422: values that cannot be used; 503: no model loaded, no observations or no verification yet.",
                 HORIZONS[0], HORIZONS[HORIZONS.len() - 1]
             ),
         },
@@ -90,6 +90,10 @@ pub fn document(max_observations: usize, max_body_bytes: usize) -> Value {
             }}},
             "/drift": {"get": {"summary": "Drift of recent prediction requests against the training data", "responses": {
                 "200": json_response("the drift window", "Drift")
+            }}},
+            "/verification": {"get": {"summary": "How the forecasts did: the latest verification against what was observed", "responses": {
+                "200": json_response("live skill per model version and window, drift of the observations, the retrain decision, forecast against observed for the last 72 hours", "Verification"),
+                "503": error_response("no verification has run yet")
             }}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
             "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.0", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
@@ -133,7 +137,33 @@ pub fn document(max_observations: usize, max_body_bytes: usize) -> Value {
                 "name": {"type": "string"}, "version": {"type": "string"}, "alias": {"type": "string", "nullable": true},
                 "input_hours": {"type": "integer"}, "metrics": {"type": "object", "additionalProperties": {"type": "number"}},
                 "data_version": {"type": "string"}, "git_commit": {"type": "string", "nullable": true},
-                "training_window": {"type": "object"}, "holdout_window": {"type": "object"}
+                "training_window": {"type": "object"}, "holdout_window": {"type": "object"},
+                "live": {"type": "object", "nullable": true, "description": "this version's live skill from the latest verification", "properties": {
+                    "verified_at": {"type": "string"}, "as_of": {"type": "string", "nullable": true},
+                    "windows": {"type": "array", "items": {"$ref": "#/components/schemas/WindowSkill"}}
+                }}
+            }},
+            "WindowSkill": {"type": "object", "required": ["window", "forecasts", "unverified", "horizons"], "properties": {
+                "window": {"type": "string", "enum": ["24h", "7d"]}, "forecasts": {"type": "integer"}, "unverified": {"type": "integer"},
+                "horizons": {"type": "array", "items": {"type": "object", "required": ["horizon", "n", "rmse", "mae"], "properties": {
+                    "horizon": {"type": "integer"}, "n": {"type": "integer"}, "rmse": {"type": "number"}, "mae": {"type": "number"}, "bias": {"type": "number"},
+                    "persistence_rmse": {"type": "number"}, "persistence_mae": {"type": "number"},
+                    "skill": {"type": "number", "nullable": true, "description": "1 - RMSE / persistence's RMSE over the same hours"}
+                }}}
+            }},
+            "Verification": {"type": "object", "required": ["id", "verified_at", "model_name", "alias", "versions", "log", "drift", "retrain"], "properties": {
+                "id": {"type": "string"}, "verified_at": {"type": "string"}, "model_name": {"type": "string"}, "alias": {"type": "string"},
+                "served_version": {"type": "string", "nullable": true}, "as_of": {"type": "string", "nullable": true},
+                "versions": {"type": "array", "items": {"type": "object", "required": ["version", "windows"], "properties": {
+                    "version": {"type": "string"}, "windows": {"type": "array", "items": {"$ref": "#/components/schemas/WindowSkill"}}
+                }}},
+                "log": {"type": "object"}, "drift": {"type": "array", "items": {"type": "object"}},
+                "retrain": {"type": "object", "required": ["needed", "causes"], "properties": {"needed": {"type": "boolean"}, "causes": {"type": "array", "items": {"type": "object"}}}},
+                "recent": {"type": "array", "items": {"type": "object", "properties": {
+                    "version": {"type": "string"}, "horizon": {"type": "integer"}, "issued_at": {"type": "string"}, "target_time": {"type": "string"},
+                    "forecast": {"type": "number"}, "observed": {"type": "number"}
+                }}},
+                "observed": {"type": "array", "items": {"type": "object", "properties": {"time": {"type": "string"}, "temperature_2m": {"type": "number"}}}}
             }},
             "Ready": {"type": "object", "required": ["status", "model"], "properties": {"status": {"type": "string"}, "model": {"$ref": "#/components/schemas/ModelRef"}, "registry": {"type": "object"}}},
             "Drift": {"type": "object", "required": ["requests", "window", "out_of_range_share", "max_psi", "features", "drifting", "reasons", "thresholds"], "properties": {

@@ -75,7 +75,7 @@ impl Tracker for MlflowTracker {
                 key: k.clone(),
                 value: *v,
                 timestamp: ts,
-                step: 0,
+                step: record.step,
             })
             .collect();
         let params: Vec<Tag> = record.params.iter().map(|(k, v)| Tag::new(k, v)).collect();

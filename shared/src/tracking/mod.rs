@@ -58,6 +58,8 @@ pub struct RunRecord {
     pub params: BTreeMap<String, String>,
     pub metrics: BTreeMap<String, f64>,
     pub tags: BTreeMap<String, String>,
+    /// The step the metrics are logged at (0 unless a series says otherwise).
+    pub step: i64,
 }
 
 #[cfg_attr(test, mockall::automock)]

@@ -34,6 +34,7 @@ use crate::store::ObjectKey;
 use crate::tags;
 use crate::tracking::{RunRecord, RunStatus, TrackedRun, Tracker};
 use crate::transform::TransformOutput;
+use crate::verify::trigger::Trigger;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -59,12 +60,16 @@ impl From<TrainError> for StageError {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainInput {
     pub data_version: String,
+    /// What asked for this training, recorded on its run.
+    #[serde(default)]
+    pub trigger: Option<Trigger>,
 }
 
 impl From<&TransformOutput> for TrainInput {
     fn from(o: &TransformOutput) -> Self {
         Self {
             data_version: o.data_version.clone(),
+            trigger: None,
         }
     }
 }
@@ -74,6 +79,7 @@ impl TrainInput {
     pub async fn newest(ctx: &Context) -> Result<Self, StageError> {
         Ok(Self {
             data_version: dataset::newest(ctx.store.as_ref()).await?.data_version,
+            trigger: None,
         })
     }
 }
@@ -123,7 +129,10 @@ pub async fn train(ctx: &Context, input: TrainInput) -> Result<TrainOutput, Stag
     // Pulled from the DVC remote and checked against its md5.
     let parquet = ctx.dvc.pull(&input.data_version).await?;
     let tracked = match &ctx.tracker {
-        Some(t) => Some((t.as_ref(), start_run(ctx, t.as_ref(), &manifest).await?)),
+        Some(t) => Some((
+            t.as_ref(),
+            start_run(ctx, t.as_ref(), &manifest, input.trigger.as_ref()).await?,
+        )),
         None => None,
     };
     let result = fit_and_register(ctx, &manifest, parquet, tracked.as_ref()).await;
@@ -147,6 +156,7 @@ async fn start_run(
     ctx: &Context,
     tracker: &dyn Tracker,
     manifest: &DatasetManifest,
+    trigger: Option<&Trigger>,
 ) -> Result<TrackedRun, StageError> {
     let snapshots: Vec<&str> = manifest.snapshots.iter().map(ObjectKey::as_str).collect();
     let mut run_tags = BTreeMap::from([
@@ -167,6 +177,10 @@ async fn start_run(
         ),
         (tags::run::STAGE.to_owned(), "train".to_owned()),
     ]);
+    if let Some(t) = trigger {
+        run_tags.insert(tags::run::TRIGGER.to_owned(), t.kinds());
+        run_tags.insert(tags::run::TRIGGER_ID.to_owned(), t.id.clone());
+    }
     if let Some(commit) = crate::git::current_commit(&ctx.config.provenance) {
         run_tags.insert(tags::run::GIT_COMMIT.to_owned(), commit);
     }
@@ -372,6 +386,7 @@ async fn track(
             (tags::run::BUNDLE_SHA256.to_owned(), model.sha256.clone()),
             (tags::run::BUNDLE_KEY.to_owned(), bundle_key.to_string()),
         ]),
+        step: 0,
     };
     tracker.log(run, &record).await?;
     let profile = ctx
@@ -569,7 +584,15 @@ mod tests {
             .times(1)
             .returning(|_, _| Ok(()));
         let ctx = ctx.with_tracker(Some(Arc::new(tracker)));
-        let err = train(&ctx, TrainInput { data_version }).await.unwrap_err();
+        let err = train(
+            &ctx,
+            TrainInput {
+                data_version,
+                trigger: None,
+            },
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(err, StageError::Tracking(_)), "{err}");
         assert_eq!(err.error_type(), "DependencyFailed");
         assert!(
@@ -583,7 +606,15 @@ mod tests {
     #[tokio::test]
     async fn an_untracked_run_registers_a_candidate_in_the_local_registry() {
         let (ctx, store, data_version) = with_dataset().await;
-        let out = train(&ctx, TrainInput { data_version }).await.unwrap();
+        let out = train(
+            &ctx,
+            TrainInput {
+                data_version,
+                trigger: None,
+            },
+        )
+        .await
+        .unwrap();
         assert_eq!(out.model_version, "1");
         assert!(store.exists(&out.bundle).await.unwrap());
         let name = &ctx.config.registry.model_name;
@@ -623,7 +654,15 @@ mod tests {
             .times(1)
             .returning(|_, _, _, _| Ok(()));
         let ctx = ctx.with_registry(Arc::new(reg));
-        let err = train(&ctx, TrainInput { data_version }).await.unwrap_err();
+        let err = train(
+            &ctx,
+            TrainInput {
+                data_version,
+                trigger: None,
+            },
+        )
+        .await
+        .unwrap_err();
         assert!(err.to_string().contains("the registry went away"), "{err}");
         // The bundle the version points at is stored (the version stays usable).
         assert_eq!(store.list("models/").await.unwrap().len(), 3);

@@ -1,0 +1,487 @@
+//! Stage 8, verify: close the loop. Score the forecasts rps issued against what
+//! happened, and say when the served model should be retrained.
+//!
+//! One run, hourly after the live ingest (the state machine, the Airflow DAG, or
+//! `rps verify`):
+//!
+//! 1. **issue**: the scheduled forecast from the newest validated observations, made
+//!    by the served model and appended to the [`forecast_log`];
+//! 2. **score** ([`score`]): the log joined with the observations that have arrived
+//!    since ([`observed`]): live RMSE, MAE and skill against persistence per model
+//!    version, horizon and window (the last 24 hours and 7 days of target times);
+//! 3. **drift**: the observed hours' feature rows against the served model's training
+//!    ranges;
+//! 4. **decide** ([`trigger`]): whether a retrain on the newest data is needed, and
+//!    record the request;
+//! 5. **publish**: the summary to the store (the API reads the latest one for its
+//!    metrics, `/model` and its page), and a monitoring run per model version to the
+//!    tracking server.
+
+pub mod observed;
+pub mod score;
+pub mod trigger;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use self::score::{LiveWindow, LogCounts, RecentForecast, VersionSkill};
+use self::trigger::{ObservedDrift, RequestDrift, RetrainDecision, RetrainRecord, RetrainStatus};
+use crate::bundle::{Forecast, ModelBundle};
+use crate::features::{INPUT_HOURS, serving_row};
+use crate::forecast_log::{self, ForecastSource, LoggedForecast};
+use crate::layout;
+use crate::observations::HourlySeries;
+use crate::registry::{self, LoadedModel};
+use crate::serve::drift::{DriftThresholds, DriftTracker};
+use crate::stage::{Context, StageError};
+use crate::store::{self, ObjectKey};
+use crate::tags;
+use crate::tracking::{RunRecord, RunStatus};
+
+/// The summary's format.
+pub const FORMAT: u32 = 1;
+/// Hours of forecast-versus-observed pairs the summary keeps for the page.
+pub const RECENT_HOURS: i64 = 72;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerifyInput {
+    /// First issue the scheduled forecast from the newest validated observations.
+    #[serde(default = "issue_by_default")]
+    pub issue: bool,
+    /// The validated snapshot to issue from (default: the newest that passed the gate).
+    #[serde(default)]
+    pub snapshot: Option<ObjectKey>,
+    /// The serving API's drift verdict, when an orchestrator read it (`GET /drift`).
+    #[serde(default)]
+    pub request_drift: Option<RequestDrift>,
+}
+
+fn issue_by_default() -> bool {
+    true
+}
+
+impl Default for VerifyInput {
+    fn default() -> Self {
+        Self {
+            issue: true,
+            snapshot: None,
+            request_drift: None,
+        }
+    }
+}
+
+/// The scheduled forecast this run issued.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Issued {
+    pub version: String,
+    pub issued_at: NaiveDateTime,
+    pub snapshot: ObjectKey,
+    pub segment: ObjectKey,
+    pub forecasts: Vec<Forecast>,
+}
+
+/// One observed hour, for the page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObservedHour {
+    pub time: NaiveDateTime,
+    pub temperature_2m: f64,
+}
+
+/// What a verification found: the stage's output, and (with the pairs for the page)
+/// the summary in the store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verification {
+    pub format: u32,
+    /// Sortable and unique: when it ran.
+    pub id: String,
+    pub verified_at: DateTime<Utc>,
+    pub model_name: String,
+    /// The alias whose model is judged (what the API serves).
+    pub alias: String,
+    pub served_version: Option<String>,
+    /// The newest observed hour: the end of every window.
+    pub as_of: Option<NaiveDateTime>,
+    #[serde(default)]
+    pub issued: Option<Issued>,
+    /// Live scores per model version, newest version first.
+    pub versions: Vec<VersionSkill>,
+    pub log: LogCounts,
+    /// The observations against the served model's training data, per window.
+    pub drift: Vec<ObservedDrift>,
+    pub retrain: RetrainDecision,
+    /// Validated snapshots read.
+    pub snapshots: usize,
+    /// The monitoring run of each version in the tracking server.
+    #[serde(default)]
+    pub monitoring_runs: BTreeMap<String, String>,
+    /// What could not be done (the rest stands).
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    /// Where the summary is.
+    #[serde(default)]
+    pub summary: Option<ObjectKey>,
+    /// Verified forecasts of the last [`RECENT_HOURS`] (summary only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent: Vec<RecentForecast>,
+    /// Observed temperatures of the last [`RECENT_HOURS`] (summary only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub observed: Vec<ObservedHour>,
+}
+
+impl Verification {
+    /// The live scores of a version.
+    pub fn version(&self, version: &str) -> Option<&VersionSkill> {
+        self.versions.iter().find(|v| v.version == version)
+    }
+
+    /// The summary without the page's series: the stage's answer, a few kilobytes.
+    pub fn without_series(mut self) -> Self {
+        self.recent.clear();
+        self.observed.clear();
+        self
+    }
+}
+
+/// Issues, scores, decides and publishes (see the module).
+pub async fn verify(ctx: &Context, input: VerifyInput) -> Result<Verification, StageError> {
+    let name = ctx.config.registry.model_name.clone();
+    let alias = ctx.config.serve.model_alias.clone();
+    let served = match registry::find_alias(ctx.registry.as_ref(), &name, &alias).await? {
+        Some(info) => {
+            Some(registry::load_version(ctx.registry.as_ref(), info, &ctx.config.registry.cache_dir).await?)
+        }
+        None => None,
+    };
+    let observed = observed::load(ctx.store.as_ref(), input.snapshot.as_ref()).await?;
+    let mut warnings = Vec::new();
+    let issued = match (&served, &observed.newest, input.issue) {
+        (Some(model), Some((key, series)), true) => match issue(ctx, &name, model, key, series).await? {
+            Ok(i) => Some(i),
+            Err(why) => {
+                warnings.push(format!("no scheduled forecast was issued: {why}"));
+                None
+            }
+        },
+        (None, _, true) => {
+            warnings.push(format!(
+                "no scheduled forecast was issued: {name}@{alias} points at no version"
+            ));
+            None
+        }
+        (_, None, true) => {
+            warnings
+                .push("no scheduled forecast was issued: the store holds no validated observations".into());
+            None
+        }
+        (_, _, false) => None,
+    };
+
+    let verified_at = Utc::now();
+    let mut out = Verification {
+        format: FORMAT,
+        id: layout::stamp(verified_at),
+        verified_at,
+        model_name: name.clone(),
+        alias,
+        served_version: served.as_ref().map(|m| m.info.version.clone()),
+        as_of: observed.as_of,
+        issued,
+        versions: Vec::new(),
+        log: LogCounts::default(),
+        drift: Vec::new(),
+        retrain: RetrainDecision::default(),
+        snapshots: observed.snapshots.len(),
+        monitoring_runs: BTreeMap::new(),
+        warnings,
+        summary: None,
+        recent: Vec::new(),
+        observed: Vec::new(),
+    };
+    if let Some(as_of) = observed.as_of {
+        let first = as_of - Duration::hours(LiveWindow::Week.hours() + 24);
+        let read = forecast_log::read_days(ctx.store.as_ref(), &name, first.date(), as_of.date()).await?;
+        let temps = observed.temperatures();
+        let scored = score::score(
+            read.records,
+            &temps,
+            as_of,
+            ctx.config.verify.max_mismatch,
+            RECENT_HOURS,
+        );
+        out.versions = scored.versions;
+        out.log = LogCounts {
+            skipped: read.skipped,
+            ..scored.counts
+        };
+        out.recent = scored.recent;
+        out.observed = temps
+            .range(as_of - Duration::hours(RECENT_HOURS - 1)..=as_of)
+            .map(|(t, v)| ObservedHour {
+                time: *t,
+                temperature_2m: *v,
+            })
+            .collect();
+        if let Some(model) = &served {
+            out.drift = LiveWindow::ALL
+                .iter()
+                .map(|w| observed_drift(&model.bundle, &observed.series, as_of, *w))
+                .collect();
+        }
+        let last = trigger::latest(ctx.store.as_ref(), &name).await?;
+        out.retrain = trigger::decide(
+            &ctx.config.verify.retrain,
+            as_of,
+            out.served_version.as_deref().and_then(|v| out.version(v)),
+            out.drift.iter().find(|d| d.window == LiveWindow::Day),
+            input.request_drift.as_ref(),
+            last.as_ref(),
+        );
+        if let Some(t) = &out.retrain.trigger {
+            tracing::warn!(trigger = %t.id, kinds = %t.kinds(), "retrain needed: {}", t.describe());
+            let requested = RetrainRecord {
+                trigger: t.clone(),
+                status: RetrainStatus::Requested,
+                updated_at: Utc::now(),
+                candidate: None,
+                report: None,
+                failed_gates: Vec::new(),
+            };
+            trigger::record(ctx.store.as_ref(), &name, &requested).await?;
+        }
+    } else {
+        out.warnings
+            .push("nothing was verified: the store holds no validated observations".into());
+    }
+    track(ctx, &mut out).await;
+    let key = layout::verification(&name, &format!("{}.json", out.id))?;
+    out.summary = Some(key.clone());
+    store::put_json(ctx.store.as_ref(), &key, &out, true).await?;
+    store::put_json(
+        ctx.store.as_ref(),
+        &layout::verification(&name, layout::LATEST_FILE)?,
+        &out,
+        false,
+    )
+    .await?;
+    if ctx.config.serve.emf {
+        println!("{}", emf_line(&out));
+    }
+    tracing::info!(
+        as_of = ?out.as_of,
+        versions = out.versions.len(),
+        records = out.log.records,
+        skipped = out.log.skipped,
+        retrain = out.retrain.needed,
+        "verified"
+    );
+    Ok(out.without_series())
+}
+
+/// The verification as one CloudWatch Embedded Metric Format line (on Lambda, where
+/// nobody scrapes): namespace `rps`, dimension `stage` = `verify`; the served version's
+/// 6 h live skill and RMSE over 24 hours, the observations' out-of-range share, and
+/// whether a retrain was asked for. `template.yaml` alarms on the skill.
+pub fn emf_line(v: &Verification) -> String {
+    let day = v
+        .served_version
+        .as_deref()
+        .and_then(|s| v.version(s))
+        .and_then(|s| s.window(LiveWindow::Day))
+        .and_then(|w| w.horizon(trigger::JUDGED_HORIZON));
+    let mut line = serde_json::json!({
+        "_aws": {
+            "Timestamp": v.verified_at.timestamp_millis(),
+            "CloudWatchMetrics": [{"Namespace": "rps", "Dimensions": [["stage"]], "Metrics": []}],
+        },
+        "stage": "verify",
+        "retrain_requested": u8::from(v.retrain.needed),
+    });
+    let mut metrics = vec![serde_json::json!({"Name": "retrain_requested", "Unit": "Count"})];
+    let mut put = |name: &str, unit: &str, value: Option<f64>| {
+        if let Some(x) = value.filter(|x| x.is_finite()) {
+            metrics.push(serde_json::json!({"Name": name, "Unit": unit}));
+            line[name] = serde_json::json!(x);
+        }
+    };
+    put("live_skill_h6_24h", "None", day.and_then(|d| d.skill));
+    put("live_rmse_h6_24h", "None", day.map(|d| d.rmse));
+    put(
+        "live_out_of_range_ratio_24h",
+        "None",
+        v.drift
+            .iter()
+            .find(|d| d.window == LiveWindow::Day)
+            .map(|d| d.out_of_range_share),
+    );
+    line["_aws"]["CloudWatchMetrics"][0]["Metrics"] = serde_json::json!(metrics);
+    if let Some(s) = &v.served_version {
+        line["model_version"] = serde_json::json!(s);
+    }
+    line.to_string()
+}
+
+/// The latest summary of `name`, if a verification has run.
+pub async fn latest(
+    store: &dyn store::ObjectStore,
+    name: &str,
+) -> Result<Option<Verification>, store::StoreError> {
+    match store::get_json(store, &layout::verification(name, layout::LATEST_FILE)?).await {
+        Ok(v) => Ok(Some(v)),
+        Err(store::StoreError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The scheduled forecast from `series` (its newest hour), appended to the log. The
+/// outer error is the store's; the inner says why no forecast could be made.
+async fn issue(
+    ctx: &Context,
+    name: &str,
+    model: &LoadedModel,
+    snapshot: &ObjectKey,
+    series: &HourlySeries,
+) -> Result<Result<Issued, String>, StageError> {
+    let row = match serving_row(&series.tail(INPUT_HOURS)) {
+        Ok(r) => r,
+        Err(e) => {
+            return Ok(Err(format!(
+                "the newest observations cannot make a forecast: {e}"
+            )));
+        }
+    };
+    let forecasts = match model.bundle.predict(&row) {
+        Ok(f) => f,
+        Err(e) => {
+            return Ok(Err(format!(
+                "version {} could not forecast: {e}",
+                model.info.version
+            )));
+        }
+    };
+    let record = LoggedForecast::new(
+        name,
+        &model.info.version,
+        ForecastSource::Scheduled,
+        &row,
+        &forecasts,
+        Some(model.bundle.metadata.data_end()),
+    );
+    let segment = forecast_log::append(ctx.store.as_ref(), name, std::slice::from_ref(&record))
+        .await?
+        .pop()
+        .ok_or_else(|| StageError::Internal("appending one forecast wrote no segment".into()))?;
+    Ok(Ok(Issued {
+        version: model.info.version.clone(),
+        issued_at: row.time,
+        snapshot: snapshot.clone(),
+        segment,
+        forecasts,
+    }))
+}
+
+/// The observed hours of `window` as feature rows, against `bundle`'s training data.
+fn observed_drift(
+    bundle: &ModelBundle,
+    series: &HourlySeries,
+    as_of: NaiveDateTime,
+    window: LiveWindow,
+) -> ObservedDrift {
+    let hours = window.hours() as usize;
+    let tracker = DriftTracker::new(
+        hours,
+        DriftThresholds {
+            min_requests: 1,
+            ..DriftThresholds::default()
+        },
+    );
+    tracker.reset(Arc::new(bundle.feature_stats.clone()));
+    for i in 0..window.hours() {
+        let t = as_of - Duration::hours(i);
+        let w = series.between(t - Duration::hours(INPUT_HOURS as i64 - 1), t);
+        if let Ok(row) = serving_row(&w)
+            && row.time == t
+        {
+            tracker.observe(&row.values);
+        }
+    }
+    let snap = tracker.snapshot();
+    let weather = || snap.features.iter().filter(|f| !f.calendar);
+    let mut features: Vec<(String, f64)> = weather()
+        .filter(|f| f.out_of_range_share > 0.0)
+        .map(|f| (f.feature.clone(), f.out_of_range_share))
+        .collect();
+    features.sort_by(|a, b| b.1.total_cmp(&a.1));
+    features.truncate(5);
+    ObservedDrift {
+        window,
+        hours: snap.requests,
+        out_of_range_share: snap.out_of_range_share,
+        features,
+        max_psi: weather().filter_map(|f| f.psi).reduce(f64::max),
+    }
+}
+
+/// The live scores of each version to its monitoring run (one per version, a child of
+/// its training run), best effort: a tracking server that fails costs a warning, not
+/// the verification.
+async fn track(ctx: &Context, out: &mut Verification) {
+    let (Some(tracker), Some(as_of)) = (&ctx.tracker, out.as_of) else {
+        return;
+    };
+    // One step per observed hour, so that MLflow draws the metrics against data time.
+    let step = as_of.and_utc().timestamp() / 3600;
+    for v in &out.versions {
+        let result = async {
+            let info = ctx.registry.get_version(&out.model_name, &v.version).await?;
+            let run = match info.tag(tags::version::MONITORING_RUN) {
+                Some(id) => tracker.get_run(id).await?,
+                None => {
+                    let mut t = BTreeMap::from([
+                        (tags::run::STAGE.to_owned(), "verify".to_owned()),
+                        (tags::run::MODEL_NAME.to_owned(), out.model_name.clone()),
+                        (tags::run::MODEL_VERSION.to_owned(), v.version.clone()),
+                    ]);
+                    if let Some(parent) = info.run_id.as_deref().or(info.tag(tags::version::RUN_ID)) {
+                        t.insert(tags::run::PARENT_RUN.to_owned(), parent.to_owned());
+                    }
+                    let run = tracker
+                        .start_run(&format!("monitor {} v{}", out.model_name, v.version), &t)
+                        .await?;
+                    ctx.registry
+                        .set_version_tag(
+                            &out.model_name,
+                            &v.version,
+                            tags::version::MONITORING_RUN,
+                            &run.run_id,
+                        )
+                        .await?;
+                    run
+                }
+            };
+            let record = RunRecord {
+                metrics: v.metrics(),
+                step,
+                ..RunRecord::default()
+            };
+            tracker.log(&run, &record).await?;
+            tracker.finish(&run, RunStatus::Finished).await?;
+            Ok::<_, StageError>(run.url.unwrap_or(run.run_id))
+        }
+        .await;
+        match result {
+            Ok(run) => {
+                out.monitoring_runs.insert(v.version.clone(), run);
+            }
+            Err(e) => out.warnings.push(format!(
+                "version {}'s live scores were not tracked: {e}",
+                v.version
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

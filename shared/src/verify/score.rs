@@ -1,0 +1,468 @@
+//! Scoring the forecast log against what happened: the join, the live scores per model
+//! version, window and horizon, and the pairs the web page draws. Pure functions of the
+//! records and the observations.
+//!
+//! - A forecast is scored against the temperature observed at its target time, and
+//!   persistence (the temperature observed at its issue time) over the same hours, so
+//!   the skill compares like with like.
+//! - A target time up to `as_of` (the newest observed hour) that has no observation is
+//!   *unverified* (a gap in ingest), not an error; one after `as_of` is *pending*.
+//! - The same model forecasting the same hour twice (the schedule and a sampled
+//!   request, say) counts once, the scheduled one first.
+//! - A record whose observed temperature at its issue hour is not the store's (by more
+//!   than `max_mismatch`) was made from other observations (another place, or data
+//!   since revised): it is counted as *mismatched* and not scored.
+//! - A forecast issued before the end of its model's own data (a client asking about
+//!   the training period, say) is *in-sample*: counted, not scored.
+//! - The windows are of target times: the last 24 hours and the last 7 days up to
+//!   `as_of`, on the data's clock, so a replay of past data verifies as live data does.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{Duration, NaiveDateTime};
+use serde::{Deserialize, Serialize};
+
+use crate::forecast_log::{ForecastSource, LoggedForecast};
+
+/// A rolling window of target times ending at the newest observed hour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum LiveWindow {
+    #[serde(rename = "24h")]
+    Day,
+    #[serde(rename = "7d")]
+    Week,
+}
+
+impl LiveWindow {
+    pub const ALL: [LiveWindow; 2] = [LiveWindow::Day, LiveWindow::Week];
+
+    pub const fn hours(self) -> i64 {
+        match self {
+            LiveWindow::Day => 24,
+            LiveWindow::Week => 168,
+        }
+    }
+
+    /// `24h`, `7d`: the label in metric names, Prometheus and JSON.
+    pub const fn label(self) -> &'static str {
+        match self {
+            LiveWindow::Day => "24h",
+            LiveWindow::Week => "7d",
+        }
+    }
+
+    /// Whether `target` falls in the window ending at `as_of`.
+    pub fn contains(self, as_of: NaiveDateTime, target: NaiveDateTime) -> bool {
+        target <= as_of && target > as_of - Duration::hours(self.hours())
+    }
+}
+
+/// One horizon's live scores in one window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HorizonSkill {
+    pub horizon: u8,
+    /// Verified forecasts.
+    pub n: usize,
+    pub rmse: f64,
+    pub mae: f64,
+    /// Mean of forecast minus observed.
+    pub bias: f64,
+    pub persistence_rmse: f64,
+    pub persistence_mae: f64,
+    /// 1 − RMSE / persistence's RMSE over the same hours; `None` when persistence was
+    /// perfect (nothing to improve on).
+    pub skill: Option<f64>,
+}
+
+/// One model version's live scores in one window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowSkill {
+    pub window: LiveWindow,
+    /// Forecasts with at least one verified horizon in the window.
+    pub forecasts: usize,
+    /// Horizon forecasts due in the window whose hour was never observed.
+    pub unverified: usize,
+    pub horizons: Vec<HorizonSkill>,
+}
+
+impl WindowSkill {
+    pub fn horizon(&self, h: u8) -> Option<&HorizonSkill> {
+        self.horizons.iter().find(|s| s.horizon == h)
+    }
+}
+
+/// One model version's live scores.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionSkill {
+    pub version: String,
+    pub windows: Vec<WindowSkill>,
+}
+
+impl VersionSkill {
+    pub fn window(&self, w: LiveWindow) -> Option<&WindowSkill> {
+        self.windows.iter().find(|s| s.window == w)
+    }
+
+    /// The metrics as MLflow and JSON summaries name them: `live_rmse_h6_24h`, …
+    pub fn metrics(&self) -> BTreeMap<String, f64> {
+        let mut m = BTreeMap::new();
+        for w in &self.windows {
+            let l = w.window.label();
+            m.insert(format!("live_forecasts_{l}"), w.forecasts as f64);
+            m.insert(format!("live_unverified_{l}"), w.unverified as f64);
+            for s in &w.horizons {
+                let h = s.horizon;
+                m.insert(format!("live_rmse_h{h}_{l}"), s.rmse);
+                m.insert(format!("live_mae_h{h}_{l}"), s.mae);
+                m.insert(format!("live_bias_h{h}_{l}"), s.bias);
+                m.insert(format!("live_persistence_rmse_h{h}_{l}"), s.persistence_rmse);
+                if let Some(k) = s.skill {
+                    m.insert(format!("live_skill_h{h}_{l}"), k);
+                }
+            }
+        }
+        m
+    }
+}
+
+/// What happened to the log's records.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LogCounts {
+    /// Records read (after skipping bad lines).
+    pub records: usize,
+    /// Lines that did not parse or records that contradicted themselves.
+    pub skipped: usize,
+    /// The same model and hour logged again.
+    pub duplicates: usize,
+    /// Made from observations that are not the store's (see the module).
+    pub mismatched: usize,
+    /// Issued before the end of the model's own data: in-sample, not scored.
+    #[serde(default)]
+    pub in_sample: usize,
+    /// Horizon forecasts whose hour has not come yet.
+    pub pending: usize,
+    /// Horizon forecasts due (in the last 7 days) whose hour was never observed.
+    pub unverified: usize,
+}
+
+/// A verified forecast, for the page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecentForecast {
+    pub version: String,
+    pub horizon: u8,
+    pub issued_at: NaiveDateTime,
+    pub target_time: NaiveDateTime,
+    pub forecast: f64,
+    pub observed: f64,
+}
+
+/// Everything the join found.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Scored {
+    pub versions: Vec<VersionSkill>,
+    pub counts: LogCounts,
+    /// Verified forecasts with a target in the last `recent_hours`, oldest first.
+    pub recent: Vec<RecentForecast>,
+}
+
+#[derive(Default)]
+struct Acc {
+    n: usize,
+    se: f64,
+    ae: f64,
+    err: f64,
+    pse: f64,
+    pae: f64,
+}
+
+impl Acc {
+    fn add(&mut self, forecast: f64, observed: f64, persistence: f64) {
+        let e = forecast - observed;
+        let p = persistence - observed;
+        self.n += 1;
+        self.se += e * e;
+        self.ae += e.abs();
+        self.err += e;
+        self.pse += p * p;
+        self.pae += p.abs();
+    }
+
+    fn skill(&self, horizon: u8) -> HorizonSkill {
+        let n = self.n as f64;
+        let rmse = (self.se / n).sqrt();
+        let persistence_rmse = (self.pse / n).sqrt();
+        HorizonSkill {
+            horizon,
+            n: self.n,
+            rmse,
+            mae: self.ae / n,
+            bias: self.err / n,
+            persistence_rmse,
+            persistence_mae: self.pae / n,
+            skill: (persistence_rmse > 0.0).then(|| 1.0 - rmse / persistence_rmse),
+        }
+    }
+}
+
+/// Joins `records` with `observed` (temperature by hour) up to `as_of`.
+pub fn score(
+    records: Vec<LoggedForecast>,
+    observed: &BTreeMap<NaiveDateTime, f64>,
+    as_of: NaiveDateTime,
+    max_mismatch: f64,
+    recent_hours: i64,
+) -> Scored {
+    let mut counts = LogCounts {
+        records: records.len(),
+        ..LogCounts::default()
+    };
+    // One record per model version and issue hour, the scheduled one first.
+    let mut unique: HashMap<(String, NaiveDateTime), LoggedForecast> = HashMap::new();
+    for r in records {
+        let key = (r.model_version.clone(), r.issued_at);
+        match unique.get(&key) {
+            Some(kept)
+                if kept.source == ForecastSource::Scheduled || r.source != ForecastSource::Scheduled =>
+            {
+                counts.duplicates += 1;
+            }
+            Some(_) => {
+                counts.duplicates += 1;
+                unique.insert(key, r);
+            }
+            None => {
+                unique.insert(key, r);
+            }
+        }
+    }
+    let oldest = as_of - Duration::hours(LiveWindow::Week.hours());
+    let mut acc: BTreeMap<(String, LiveWindow, u8), Acc> = BTreeMap::new();
+    let mut forecasts: BTreeMap<(String, LiveWindow), (usize, usize)> = BTreeMap::new();
+    let mut recent = Vec::new();
+    for r in unique.into_values() {
+        if r.data_end.is_some_and(|end| r.issued_at < end) {
+            counts.in_sample += 1;
+            continue;
+        }
+        if let Some(seen) = observed.get(&r.issued_at)
+            && (seen - r.observed_temperature).abs() > max_mismatch
+        {
+            counts.mismatched += 1;
+            continue;
+        }
+        let mut verified_in = [false; LiveWindow::ALL.len()];
+        for h in &r.horizons {
+            if h.target_time > as_of {
+                counts.pending += 1;
+                continue;
+            }
+            if h.target_time <= oldest {
+                continue;
+            }
+            let truth = observed.get(&h.target_time).copied();
+            for (i, w) in LiveWindow::ALL.iter().enumerate() {
+                if !w.contains(as_of, h.target_time) {
+                    continue;
+                }
+                let entry = forecasts.entry((r.model_version.clone(), *w)).or_default();
+                match truth {
+                    Some(y) => {
+                        acc.entry((r.model_version.clone(), *w, h.hours))
+                            .or_default()
+                            .add(h.temperature_2m, y, r.observed_temperature);
+                        verified_in[i] = true;
+                    }
+                    None => entry.1 += 1,
+                }
+            }
+            match truth {
+                None => counts.unverified += 1,
+                Some(y) if h.target_time > as_of - Duration::hours(recent_hours) => {
+                    recent.push(RecentForecast {
+                        version: r.model_version.clone(),
+                        horizon: h.hours,
+                        issued_at: r.issued_at,
+                        target_time: h.target_time,
+                        forecast: h.temperature_2m,
+                        observed: y,
+                    })
+                }
+                Some(_) => {}
+            }
+        }
+        for (i, w) in LiveWindow::ALL.iter().enumerate() {
+            if verified_in[i] {
+                forecasts.entry((r.model_version.clone(), *w)).or_default().0 += 1;
+            }
+        }
+    }
+    let mut versions: BTreeMap<String, VersionSkill> = BTreeMap::new();
+    for ((version, window), (n, unverified)) in forecasts {
+        let horizons = acc
+            .iter()
+            .filter(|((v, w, _), _)| *v == version && *w == window)
+            .map(|((_, _, h), a)| a.skill(*h))
+            .collect();
+        versions
+            .entry(version.clone())
+            .or_insert_with(|| VersionSkill {
+                version,
+                windows: Vec::new(),
+            })
+            .windows
+            .push(WindowSkill {
+                window,
+                forecasts: n,
+                unverified,
+                horizons,
+            });
+    }
+    let mut versions: Vec<VersionSkill> = versions.into_values().collect();
+    // Newest version first (registry versions are numbers; others sort after).
+    versions.sort_by_key(|v| std::cmp::Reverse(v.version.parse::<u64>().unwrap_or(0)));
+    recent
+        .sort_by(|a, b| (a.target_time, a.horizon, &a.version).cmp(&(b.target_time, b.horizon, &b.version)));
+    Scored {
+        versions,
+        counts,
+        recent,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+    use crate::forecast_log::LoggedHorizon;
+    use crate::observations::parse_time;
+
+    fn t(s: &str) -> NaiveDateTime {
+        parse_time(s).unwrap()
+    }
+
+    fn record(
+        version: &str,
+        source: ForecastSource,
+        issued: &str,
+        base: f64,
+        forecast: [f64; 6],
+    ) -> LoggedForecast {
+        let issued_at = t(issued);
+        LoggedForecast {
+            model_name: "m".into(),
+            model_version: version.into(),
+            source,
+            issued_at,
+            observed_temperature: base,
+            made_at: Utc::now(),
+            data_end: None,
+            horizons: (1..=6u8)
+                .map(|h| LoggedHorizon {
+                    hours: h,
+                    target_time: issued_at + Duration::hours(i64::from(h)),
+                    temperature_2m: forecast[usize::from(h) - 1],
+                })
+                .collect(),
+        }
+    }
+
+    /// Observed: 10 °C at the issue hour, then 11, 12, … one degree an hour.
+    fn rising(from: &str, hours: i64) -> BTreeMap<NaiveDateTime, f64> {
+        (0..hours)
+            .map(|i| (t(from) + Duration::hours(i), 10.0 + i as f64))
+            .collect()
+    }
+
+    #[test]
+    fn a_perfect_forecast_beats_persistence_and_the_numbers_are_right() {
+        let obs = rising("2023-04-01T00:00", 8);
+        let perfect = record(
+            "2",
+            ForecastSource::Scheduled,
+            "2023-04-01T00:00",
+            10.0,
+            [11.0, 12.0, 13.0, 14.0, 15.0, 16.0],
+        );
+        let off_by_two = record("1", ForecastSource::Predict, "2023-04-01T00:00", 10.0, [13.0; 6]);
+        let s = score(vec![perfect, off_by_two], &obs, t("2023-04-01T07:00"), 1.0, 72);
+        assert_eq!(
+            s.versions.iter().map(|v| v.version.as_str()).collect::<Vec<_>>(),
+            ["2", "1"]
+        );
+        let day = s.versions[0].window(LiveWindow::Day).unwrap();
+        let h6 = day.horizon(6).unwrap();
+        assert_eq!((h6.n, h6.rmse, h6.persistence_rmse), (1, 0.0, 6.0));
+        assert_eq!(h6.skill, Some(1.0));
+        let v1 = s.versions[1].window(LiveWindow::Week).unwrap();
+        // Forecast 13 everywhere against 11..16: errors 2, 1, 0, -1, -2, -3.
+        assert_eq!(v1.horizon(1).unwrap().bias, 2.0);
+        assert_eq!(v1.horizon(6).unwrap().rmse, 3.0);
+        assert_eq!(v1.horizon(6).unwrap().skill, Some(0.5));
+        assert_eq!(v1.forecasts, 1);
+        assert_eq!(s.recent.len(), 12);
+        let m = s.versions[0].metrics();
+        assert_eq!(m["live_skill_h6_24h"], 1.0);
+        assert_eq!(m["live_forecasts_7d"], 1.0);
+    }
+
+    #[test]
+    fn gaps_are_unverified_future_hours_pending_and_repeats_counted_once() {
+        let mut obs = rising("2023-04-01T00:00", 6);
+        obs.remove(&t("2023-04-01T03:00"));
+        let sched = record(
+            "1",
+            ForecastSource::Scheduled,
+            "2023-04-01T00:00",
+            10.0,
+            [11.0; 6],
+        );
+        let sampled = record("1", ForecastSource::Predict, "2023-04-01T00:00", 10.0, [50.0; 6]);
+        let s = score(vec![sampled, sched], &obs, t("2023-04-01T05:00"), 1.0, 72);
+        assert_eq!(s.counts.duplicates, 1);
+        assert_eq!((s.counts.unverified, s.counts.pending), (1, 1), "{:?}", s.counts);
+        let day = s.versions[0].window(LiveWindow::Day).unwrap();
+        assert_eq!(day.unverified, 1);
+        assert_eq!(day.horizons.len(), 4, "h3 unverified, h6 pending");
+        assert_eq!(day.horizon(1).unwrap().rmse, 0.0, "the scheduled record was kept");
+    }
+
+    #[test]
+    fn forecasts_from_other_observations_are_not_scored_and_old_ones_leave_the_windows() {
+        let obs = rising("2023-04-01T00:00", 24 * 9);
+        let foreign = record("1", ForecastSource::Predict, "2023-04-01T00:00", 25.0, [11.0; 6]);
+        let old = record("1", ForecastSource::Predict, "2023-04-01T01:00", 11.0, [11.0; 6]);
+        let fresh = record(
+            "1",
+            ForecastSource::Predict,
+            "2023-04-08T12:00",
+            obs[&t("2023-04-08T12:00")],
+            [0.0; 6],
+        );
+        let mut trained_on_it = record(
+            "2",
+            ForecastSource::Predict,
+            "2023-04-09T00:00",
+            obs[&t("2023-04-09T00:00")],
+            [0.0; 6],
+        );
+        trained_on_it.data_end = Some(t("2023-04-09T06:00"));
+        let s = score(
+            vec![foreign, old, fresh, trained_on_it],
+            &obs,
+            t("2023-04-09T23:00"),
+            1.0,
+            72,
+        );
+        assert_eq!((s.counts.mismatched, s.counts.in_sample), (1, 1));
+        assert_eq!(s.versions.len(), 1, "version 2's only forecast was in-sample");
+        let v = &s.versions[0];
+        assert!(
+            v.window(LiveWindow::Day).is_none(),
+            "nothing verified in the last 24 h"
+        );
+        let week = v.window(LiveWindow::Week).unwrap();
+        assert_eq!(week.forecasts, 1, "the 8-day-old forecast is outside the week");
+        assert_eq!(week.horizon(1).unwrap().n, 1);
+    }
+}
