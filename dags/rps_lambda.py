@@ -53,12 +53,18 @@ def default_ingest(conf: dict[str, Any]) -> dict[str, Any]:
 
 # The stages in order, each with the answers it reads and how its event is made from
 # them and the run's conf. The same wiring as the state machine's Parameters.
+# A run started by a verification (rps_drift) carries its trigger: train tags the run
+# with it, evaluate names it in the report, promote records the outcome.
 PIPELINE: list[tuple[str, tuple[str, ...], Event]] = [
     ("ingest", (), lambda a, conf: default_ingest(conf)),
     ("validate", ("ingest",), lambda a, conf: {"snapshot": a["ingest"]["snapshot"]}),
     ("transform", ("validate",), lambda a, conf: {"snapshots": [a["validate"]["snapshot"]]}),
-    ("train", ("transform",), lambda a, conf: {"data_version": a["transform"]["data_version"]}),
-    ("evaluate", ("train",), lambda a, conf: {"candidate": a["train"]["model_version"]}),
+    (
+        "train",
+        ("transform",),
+        lambda a, conf: {"data_version": a["transform"]["data_version"], "trigger": conf.get("trigger")},
+    ),
+    ("evaluate", ("train",), lambda a, conf: {"candidate": a["train"]["model_version"], "trigger": conf.get("trigger")}),
     (
         "promote",
         ("train", "evaluate"),
@@ -66,9 +72,18 @@ PIPELINE: list[tuple[str, tuple[str, ...], Event]] = [
             "candidate": a["train"]["model_version"],
             "report": a["evaluate"]["report"],
             "actor": conf.get("actor") or "airflow",
+            "trigger": conf.get("trigger"),
         },
     ),
 ]
+
+# The stage that closes the loop (rps_drift): issue the scheduled forecast, score the
+# logged ones, and decide on a retrain, with the API's own drift verdict when read.
+VERIFY: tuple[str, tuple[str, ...], Event] = (
+    "verify",
+    ("check_drift",),
+    lambda a, conf: {"issue": True, "request_drift": a["check_drift"]},
+)
 
 
 class StageFailed(AirflowException):
@@ -135,6 +150,12 @@ class StageInvoke(LambdaInvokeFunctionOperator):
             if kind in RETRIABLE:
                 raise StageFailed(f"{self.stage}: {kind}: {message}") from None
             raise StageRefused(f"{self.stage}: {kind}: {message}") from None
+
+
+def verify_task() -> StageInvoke:
+    """The verify stage as a task (inside a DAG context)."""
+    stage, needs, event = VERIFY
+    return StageInvoke(stage=stage, needs=needs, event=event)
 
 
 def stage_tasks() -> list[StageInvoke]:

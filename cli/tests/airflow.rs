@@ -2,8 +2,9 @@
 //! metadata database in a scratch AIRFLOW_HOME): they import, keep the state machine's
 //! order, and `airflow dags test` runs them end to end against the stage functions
 //! under the Lambda emulator (with moto and MLflow): a run that promotes, a run the data
-//! gate stops, a run whose promotion the gates refuse, and a drift check that stays
-//! quiet on ordinary requests and starts the training DAG on shifted ones.
+//! gate stops, a run whose promotion the gates refuse, and the hourly loop (the API's
+//! drift window, then the verify function) that stays quiet on ordinary requests and
+//! starts the training DAG, carrying the trigger, on shifted ones.
 
 mod common;
 
@@ -214,8 +215,18 @@ fn airflow_promotes_stops_at_a_refused_gate_and_retrains_on_drift() {
         predict(&sample_observations(24 + (i * 8700 / 300) % 8700, 25));
     }
     let (log, states) = a.dags_test("rps_drift", &json!({}));
-    assert_eq!(state(&states, "check_drift"), "success:1", "{states:?}\n{log}");
+    for task in ["check_drift", "verify", "decide"] {
+        assert_eq!(state(&states, task), "success:1", "{task}: {states:?}\n{log}");
+    }
     assert_eq!(state(&states, "retrain"), "skipped:0", "{states:?}\n{log}");
+    assert!(log.contains("no retrain"), "{log}");
+    assert!(
+        cloud
+            .keys("monitoring/")
+            .iter()
+            .any(|k| k.contains("/verification/")),
+        "verify wrote its summary"
+    );
     let before = a.sql("select count(*) from dag_run where dag_id = 'rps_pipeline'")[0][0].clone();
     for i in 0..300 {
         let mut body = sample_observations(24 + (i * 8700 / 300) % 8700, 25);
@@ -229,11 +240,27 @@ fn airflow_promotes_stops_at_a_refused_gate_and_retrains_on_drift() {
     let (log, states) = a.dags_test("rps_drift", &json!({}));
     assert_eq!(state(&states, "retrain"), "success:1", "{states:?}\n{log}");
     assert!(log.contains("drifting: True"), "{log}");
+    assert!(log.contains("retrain asked for"), "{log}");
     let runs = a.sql(
         "select state, conf from dag_run where dag_id = 'rps_pipeline' and run_type = 'operator_triggered'",
     );
     assert_eq!(runs.len(), 1, "{runs:?} (before: {before})");
     assert_eq!(runs[0][0], "queued");
     let conf: Value = serde_json::from_str(&runs[0][1]).unwrap();
-    assert_eq!(conf["actor"], "airflow: input drift", "{conf}");
+    assert_eq!(conf["actor"], "airflow: drift", "{conf}");
+    // The run carries the trigger verify recorded: its id, its cause, the data to fetch.
+    let trigger = &conf["trigger"];
+    assert_eq!(trigger["causes"][0]["kind"], "drift", "{conf}");
+    assert!(
+        trigger["causes"][0]["reason"].as_str().unwrap().contains("PSI"),
+        "{conf}"
+    );
+    assert_eq!(conf["ingest"], trigger["ingest"]);
+    assert!(
+        cloud
+            .keys("monitoring/")
+            .iter()
+            .any(|k| k.ends_with(&format!("retrains/{}.json", trigger["id"].as_str().unwrap()))),
+        "the request is recorded in the store"
+    );
 }

@@ -78,6 +78,16 @@ fn the_page_shows_the_forecast_chart() {
         page["drift"].as_str().unwrap().contains("requests in window"),
         "{page}"
     );
+    // Nothing verified yet: the page says so instead of drawing an empty chart
+    // (tests/verify.rs draws a real one).
+    assert!(
+        page["liveStatus"]
+            .as_str()
+            .unwrap()
+            .contains("no verification has run yet"),
+        "{page}"
+    );
+    assert_eq!(page["verifiedPoints"], 0, "{page}");
     let png = std::fs::read(&shot).expect("a screenshot");
     assert_eq!(&png[1..4], b"PNG");
     assert!(png.len() > 20_000, "the screenshot is suspiciously small");

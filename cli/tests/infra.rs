@@ -67,7 +67,11 @@ fn the_template_the_state_machine_and_the_stages_agree() {
     };
     run(
         &python,
-        &["tests/infra/check_template.py", &shared::stage::STAGES.join(",")],
+        &[
+            "tests/infra/check_template.py",
+            &shared::stage::STAGES.join(","),
+            shared::stage::VERIFY,
+        ],
         &[],
     );
 }

@@ -1,10 +1,12 @@
 //! The serverless shape, run on this machine: every stage function under the Lambda
 //! emulator (`cargo lambda watch`, release builds), moto as S3 and Secrets Manager (the
 //! MLflow token is read from it at init), a real MLflow, and the real state machine
-//! (`infra/statemachine/pipeline.asl.json`) executed by aws-local-stepfunctions. Five
+//! (`infra/statemachine/pipeline.asl.json`) executed by aws-local-stepfunctions. The
 //! executions: a full run that promotes, a run the data quality gate stops, a run whose
-//! candidate the promotion gates refuse, an hourly live ingest, and an event of the
-//! wrong shape that fails and notifies.
+//! candidate the promotion gates refuse, an hourly live ingest that verifies, the API's
+//! drift alarm asking for a retrain (the RetrainRequested event), the training run
+//! template.yaml's rule starts from that event, and an event of the wrong shape that
+//! fails and notifies.
 
 mod common;
 
@@ -16,11 +18,13 @@ use testkit::cloud::LocalCloud;
 
 /// Runs one execution through tests/statemachine/run.mjs.
 fn execute(emulator: &str, input: &Value, notifications: &std::path::Path) -> Value {
+    let events = notifications.with_file_name("events.jsonl");
     let root = testkit::workspace_root();
     let out = Command::new("node")
         .arg(root.join("tests/statemachine/run.mjs"))
         .args([emulator, &input.to_string()])
         .arg(notifications)
+        .arg(&events)
         .current_dir(&root)
         .output()
         .expect("node runs");
@@ -71,6 +75,7 @@ fn the_state_machine_promotes_refuses_bad_data_and_refuses_a_worse_model() {
     assert_eq!(
         states(&r),
         [
+            "Defaults",
             "Ingest",
             "Validate",
             "TrainOrStop",
@@ -141,23 +146,133 @@ fn the_state_machine_promotes_refuses_bad_data_and_refuses_a_worse_model() {
         "the report {report} is not in the store"
     );
 
-    // 4. The hourly live ingest: ingest and validate only.
+    // 4. The hourly live ingest: ingest, validate, verify (the scheduled forecast
+    // issued, the log scored); the model is doing its job, so no retrain.
     let r = execute(
         &emulator,
-        &json!({"ingest": {"mode": "live"}, "train": false}),
+        &json!({"ingest": {"mode": "live"}, "train": false, "actor": "schedule"}),
         &notes,
     );
     assert_eq!(r["status"], "SUCCEEDED", "{r}");
     assert_eq!(
         states(&r),
-        ["Ingest", "Validate", "TrainOrStop", "Ingested"],
+        [
+            "Defaults",
+            "Ingest",
+            "Validate",
+            "TrainOrStop",
+            "Verify",
+            "RetrainNeeded",
+            "Ingested"
+        ],
         "{r}"
     );
+    let verified = &r["output"]["verified"];
+    assert_eq!(verified["served_version"], "1", "{r}");
+    assert_eq!(verified["retrain"]["needed"], false, "{r}");
+    assert!(
+        keys("forecasts/").len() == 1,
+        "the scheduled forecast is in the log"
+    );
+    assert!(keys(verified["summary"].as_str().unwrap()).len() == 1, "{r}");
 
     // No execution failed so far, so nothing was notified.
     assert!(!notes.exists() || std::fs::read_to_string(&notes).unwrap().is_empty());
 
-    // 5. An event of the wrong shape: the ingest function refuses it with InvalidInput
+    // 5. The API's drift alarm goes off: template.yaml's rule starts a verification
+    // with its verdict; verify asks for a retrain, published as RetrainRequested.
+    let events = notes.with_file_name("events.jsonl");
+    let alarm = json!({"$rule": "ApiDriftAlarmed", "$event": {"source": "aws.cloudwatch", "detail": {"state": {"value": "ALARM", "reason": "Threshold Crossed: 2 datapoints were greater than the threshold (0.5)"}}}});
+    let r = execute(&emulator, &alarm, &notes);
+    assert_eq!(r["status"], "SUCCEEDED", "{r}");
+    assert_eq!(r["input"]["request_drift"]["drifting"], true, "{r}");
+    assert_eq!(
+        states(&r),
+        [
+            "Defaults",
+            "Ingest",
+            "Validate",
+            "TrainOrStop",
+            "Verify",
+            "RetrainNeeded",
+            "RequestRetrain",
+            "RetrainRequested"
+        ],
+        "{r}"
+    );
+    let published: Vec<Value> = std::fs::read_to_string(&events)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(published.len(), 1, "{published:?}");
+    let event = &published[0];
+    assert_eq!(
+        (event["Source"].as_str(), event["DetailType"].as_str()),
+        (Some("rps.verify"), Some("RetrainRequested"))
+    );
+    let trigger = event["Detail"]["trigger"].clone();
+    assert_eq!(trigger["causes"][0]["kind"], "drift", "{event}");
+    assert!(
+        trigger["causes"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("Threshold Crossed"),
+        "{event}"
+    );
+    let recorded = keys(&format!(
+        "monitoring/{}/retrains/{}.json",
+        cloud.model,
+        trigger["id"].as_str().unwrap()
+    ));
+    assert_eq!(recorded.len(), 1, "the request is recorded");
+
+    // 6. The rule on RetrainRequested starts a training run on the trigger's data (the
+    // year before the newest observation, replayed), carrying the trigger through the
+    // stages: the report says what started it and its outcome is recorded.
+    let retrain =
+        json!({"$rule": "RetrainRequested", "$event": {"source": "rps.verify", "detail": event["Detail"]}});
+    let r = execute(&emulator, &retrain, &notes);
+    assert_eq!(r["status"], "SUCCEEDED", "{r}");
+    assert_eq!(r["input"]["trigger"], trigger, "{r}");
+    assert_eq!(r["input"]["ingest"], trigger["ingest"], "{r}");
+    assert!(states(&r).contains(&"Evaluate".to_owned()), "{r}");
+    let report_key = r["output"]["evaluated"]["report"].as_str().unwrap().to_owned();
+    let report: Value = serde_json::from_str(&cloud.get(&report_key)).unwrap();
+    assert_eq!(
+        report["trigger"]["id"], trigger["id"],
+        "the report names the trigger"
+    );
+    let outcome: Value =
+        serde_json::from_str(&cloud.get(&format!("monitoring/{}/retrains/latest.json", cloud.model)))
+            .unwrap();
+    assert_eq!(outcome["trigger"]["id"], trigger["id"]);
+    eprintln!(
+        "the triggered retrain ended {}: {}",
+        outcome["status"],
+        states(&r).join(" → ")
+    );
+    // Production was trained on the same recorded year, so on the replayed year's
+    // hold-out it is in-sample and the candidate cannot beat it: the gates refuse, and
+    // the refusal of a triggered retrain is an alert (the alert topic), not only a
+    // clean end. Production is unchanged.
+    assert_eq!(outcome["status"], "refused", "{outcome}");
+    assert_eq!(
+        states(&r)[states(&r).len() - 3..],
+        ["Refused", "NotifyRetrainRefused", "ModelRefused"],
+        "{r}"
+    );
+    assert_eq!(alias("production").as_deref(), Some("1"));
+    let note = std::fs::read_to_string(&notes).unwrap();
+    assert!(
+        note.contains("rps-alerts")
+            && note.contains("RpsRetrainRefused")
+            && note.contains(trigger["id"].as_str().unwrap()),
+        "{note}"
+    );
+    std::fs::write(&notes, "").unwrap();
+
+    // 7. An event of the wrong shape: the ingest function refuses it with InvalidInput
     // (not retried); the state machine publishes the failure and fails.
     let r = execute(
         &emulator,
@@ -166,7 +281,11 @@ fn the_state_machine_promotes_refuses_bad_data_and_refuses_a_worse_model() {
     );
     assert_eq!(r["status"], "FAILED", "{r}");
     assert_eq!(r["error"], "PipelineFailed", "{r}");
-    assert_eq!(states(&r), ["Ingest", "NotifyFailure", "Failed"], "{r}");
+    assert_eq!(
+        states(&r),
+        ["Defaults", "Ingest", "NotifyFailure", "Failed"],
+        "{r}"
+    );
     let note = std::fs::read_to_string(&notes).unwrap();
     assert!(note.contains("InvalidInput") && note.contains("end"), "{note}");
 }

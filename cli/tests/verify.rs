@@ -447,6 +447,34 @@ fn a_winter_model_degrades_in_spring_and_a_triggered_retrain_recovers_live_skill
         page["recent"].as_array().unwrap().len()
     );
     assert_eq!(page["observed"].as_array().unwrap().len(), 72);
+
+    // The web page draws it: forecast against observed, the live skill per horizon.
+    let root = testkit::workspace_root();
+    if testkit::require(
+        "playwright-core (npm)",
+        &root.join("node_modules/playwright-core"),
+    )
+    .is_some()
+        && testkit::require("Chromium", Path::new("/usr/bin/chromium")).is_some()
+    {
+        std::fs::create_dir_all(root.join("test-output")).unwrap();
+        let shot = root.join("test-output/verification-page.png");
+        let out = std::process::Command::new("node")
+            .arg(root.join("tests/browser/page.mjs"))
+            .arg(format!("{}/", api.server.url))
+            .arg(&shot)
+            .output()
+            .expect("node runs");
+        assert!(out.status.success(), "{}", stderr(&out));
+        let shown = last_json(&out);
+        assert_eq!(shown["errors"], json!([]), "{shown}");
+        assert_eq!(shown["liveRows"], 6, "{shown}");
+        assert!(shown["verifiedPoints"].as_u64().unwrap() >= 2 * 66, "{shown}");
+        assert!(
+            shown["liveStatus"].as_str().unwrap().starts_with("version 2: "),
+            "{shown}"
+        );
+    }
     eprintln!("the loop took {:.1} s", started.elapsed().as_secs_f64());
 }
 

@@ -18,6 +18,15 @@ use crate::tracking::{self, Tracker, TrackingError};
 /// functions, the state machine and the Airflow DAG are checked against.
 pub const STAGES: [&str; 6] = ["ingest", "validate", "transform", "train", "evaluate", "promote"];
 
+/// The stage that closes the loop: hourly after a live ingest, not part of a training
+/// run ([`crate::verify`]).
+pub const VERIFY: &str = "verify";
+
+/// Every stage with a function of its own: the pipeline's, then verify.
+pub const FUNCTIONS: [&str; 7] = [
+    STAGES[0], STAGES[1], STAGES[2], STAGES[3], STAGES[4], STAGES[5], VERIFY,
+];
+
 /// What every stage needs: the configuration and one adapter per outside system.
 #[derive(Clone)]
 pub struct Context {

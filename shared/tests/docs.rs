@@ -71,7 +71,7 @@ fn every_metric_the_service_exports_is_documented_and_no_other() {
 #[test]
 fn every_stage_has_its_folder_and_its_row_in_the_readme() {
     let readme = std::fs::read_to_string(testkit::workspace_root().join("README.md")).unwrap();
-    for stage in shared::stage::STAGES {
+    for stage in shared::stage::FUNCTIONS {
         let folder = testkit::workspace_root().join("shared/src").join(stage);
         assert!(folder.join("mod.rs").exists(), "{} has no folder", stage);
         assert!(

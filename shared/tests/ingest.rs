@@ -205,7 +205,22 @@ async fn the_replay_answers_like_open_meteo() {
     assert_eq!(v["hourly"]["time"].as_array().unwrap().len(), 24);
     assert_eq!(v["hourly"]["time"][0], "2023-01-02T00:00");
     assert!(v["hourly"].get("dew_point_2m").is_none());
-    let r = c.get(format!("http://{addr}/v1/archive?latitude=1&longitude=2&hourly=temperature_2m&start_date=2031-01-01&end_date=2031-01-02")).send().await.unwrap();
+    // Dates the recording does not hold: the recording replayed onto them, the same
+    // hour of the year (so a schedule's "last year" works offline).
+    let r = c.get(format!("http://{addr}/v1/archive?latitude=1&longitude=2&hourly=temperature_2m&start_date=2030-12-31&end_date=2031-01-02")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let replayed: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(replayed["hourly"]["time"].as_array().unwrap().len(), 72);
+    assert_eq!(replayed["hourly"]["time"][24], "2031-01-01T00:00");
+    // 2031-01-02T02:00 is 2023-01-02T02:00.
+    assert_eq!(
+        replayed["hourly"]["temperature_2m"][50],
+        v["hourly"]["temperature_2m"][2]
+    );
+    // ...but not without bound, and never backwards.
+    let r = c.get(format!("http://{addr}/v1/archive?latitude=1&longitude=2&hourly=temperature_2m&start_date=2031-01-01&end_date=2045-01-02")).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let r = c.get(format!("http://{addr}/v1/archive?latitude=1&longitude=2&hourly=temperature_2m&start_date=2031-01-02&end_date=2031-01-01")).send().await.unwrap();
     assert_eq!(r.status(), 400);
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["error"], true);

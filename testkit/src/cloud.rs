@@ -118,7 +118,7 @@ impl LocalCloud {
             );
             std::thread::sleep(Duration::from_millis(200));
         }
-        for f in shared::stage::STAGES {
+        for f in shared::stage::FUNCTIONS {
             let body = self.invoke(&format!("rps-{f}"), &serde_json::json!({"not": "an event"}));
             assert_eq!(body["errorType"], "InvalidInput", "rps-{f}: {body}");
         }
@@ -164,6 +164,21 @@ impl LocalCloud {
             .skip(1)
             .map(|k| k.split('<').next().unwrap_or("").to_owned())
             .collect()
+    }
+
+    /// The object at `store/<key>` in the bucket, as text.
+    pub fn get(&self, key: &str) -> String {
+        // moto checks no signature, but refuses an object to a request without one.
+        let r = reqwest::blocking::Client::new()
+            .get(format!("{}/{}/store/{key}", self.moto.endpoint, self.bucket))
+            .header(
+                "Authorization",
+                "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0",
+            )
+            .send()
+            .unwrap();
+        assert!(r.status().is_success(), "store/{key}: {}", r.status());
+        r.text().unwrap()
     }
 
     /// Open-Meteo answers with the clean sample from now on.

@@ -34,6 +34,9 @@ try {
     forecastRows: document.querySelectorAll("#forecast-table tr").length - 1,
     model: document.getElementById("model").textContent,
     drift: document.getElementById("drift").textContent,
+    liveStatus: document.getElementById("live-status").textContent,
+    verifiedPoints: Number(document.getElementById("live-chart").dataset.verifiedPoints || 0),
+    liveRows: document.querySelectorAll("#live-table tr").length - 1,
   }));
   await page.screenshot({ path: screenshot, fullPage: true });
   const origin = new URL(url).origin;

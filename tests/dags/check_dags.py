@@ -10,7 +10,8 @@ Run with the Airflow virtualenv's python and AIRFLOW_HOME pointing at a scratch 
 - what the DAG retries is what the state machine retries (less the Lambda service's own
   errors, which the operator sees as exceptions), and what it treats as a refusal is
   what the state machine catches as one;
-- rps_drift ends in a trigger of rps_pipeline.
+- rps_drift invokes the verify stage function and ends in a trigger of rps_pipeline.
+  rps_pipeline hands a trigger in its conf to train, evaluate and promote.
 Exits non-zero with one line per disagreement.
 """
 
@@ -71,8 +72,9 @@ while name:
     if state["Type"] == "Task" and "FunctionArn" in resource:
         tasks.append(name.lower())
     if state["Type"] == "Choice":
-        # The path that goes on: the rule whose Next is a Task.
-        nexts = [c["Next"] for c in state["Choices"]] + [state.get("Default")]
+        # The training run's path: the default when it is a Task (TrainOrStop), else
+        # the rule whose Next is a Task (GatesPassed).
+        nexts = [state.get("Default")] + [c["Next"] for c in state["Choices"]]
         name = next((n for n in nexts if n and states[n]["Type"] == "Task"), None)
     else:
         name = state.get("Next")
@@ -83,8 +85,8 @@ retried, caught = set(), set()
 for state in states.values():
     for r in state.get("Retry", []):
         retried |= {e for e in r["ErrorEquals"] if not e.startswith("Lambda.") and e != "States.TaskFailed"}
-    for c in state.get("Catch", []):
-        if c["Next"] in ("DataRefused", "ModelRefused"):
+    for c in state.get("Catch", []) if "FunctionArn" in state.get("Resource", "") else []:
+        if c["Next"] in ("DataRefused", "ModelRefused", "Refused"):
             caught |= set(c["ErrorEquals"])
 if retried != set(rps_lambda.RETRIABLE):
     problems.append(f"the DAG retries {sorted(rps_lambda.RETRIABLE)}, the state machine {sorted(retried)}")
@@ -97,6 +99,20 @@ if drift:
     triggers = [t for t in drift.tasks if isinstance(t, TriggerDagRunOperator)]
     if [t.trigger_dag_id for t in triggers] != ["rps_pipeline"]:
         problems.append("rps_drift does not trigger rps_pipeline")
+    verifies = [t for t in drift.tasks if isinstance(t, rps_lambda.StageInvoke) and t.stage == "verify"]
+    if len(verifies) != 1:
+        problems.append("rps_drift does not invoke the verify stage function")
+    elif triggers and verifies[0].task_id not in triggers[0].get_flat_relative_ids(upstream=True):
+        problems.append("rps_drift's retrain does not follow verify")
+
+# A trigger in rps_pipeline's conf reaches the stages that record it.
+answers = {"ingest": {"snapshot": "s"}, "validate": {"snapshot": "s"}, "transform": {"data_version": "d"},
+           "train": {"model_version": "2"}, "evaluate": {"report": "r"}}
+conf = {"trigger": {"id": "t"}}
+for stage, _, event in rps_lambda.PIPELINE:
+    got = event(answers, conf)
+    if stage in ("train", "evaluate", "promote") and got.get("trigger") != conf["trigger"]:
+        problems.append(f"rps_pipeline's {stage} event does not carry the trigger: {got}")
 
 for p in problems:
     print(p)

@@ -83,13 +83,15 @@ for (const group of parse(readFileSync(rulesFile, "utf8")).groups) {
   for (const rule of group.rules) {
     const query = rule.data.find((d) => d.datasourceUid !== "__expr__");
     const condition = rule.data.find((d) => d.refId === rule.condition);
-    const threshold = condition?.model?.conditions?.[0]?.evaluator?.params?.[0];
+    const evaluator = condition?.model?.conditions?.[0]?.evaluator;
+    const threshold = evaluator?.params?.[0];
     if (!query?.model?.expr || typeof threshold !== "number") {
       console.error(`${rulesFile}: rule ${rule.title} needs a PromQL query and a numeric threshold`);
       problems++;
       continue;
     }
-    queries.push({ dashboard: "alert-rule", panel: rule.title, type: "alert-rule", refId: query.refId, expr: query.model.expr, threshold });
+    // op: the rule fires when the value is greater (gt) or less (lt) than the threshold.
+    queries.push({ dashboard: "alert-rule", panel: rule.title, type: "alert-rule", refId: query.refId, expr: query.model.expr, threshold, op: evaluator.type });
   }
 }
 writeFileSync(join(scratch, "dashboards.ts"), lines.join("\n") + "\n");

@@ -1,11 +1,17 @@
 // Executes the real state machine (infra/statemachine/pipeline.asl.json) on this machine
 // with aws-local-stepfunctions: every Task state invokes its stage function under the
-// Lambda emulator (`cargo lambda watch`), the SNS task appends its message to a file.
+// Lambda emulator (`cargo lambda watch`), the SNS tasks append their message to a file,
+// the EventBridge task appends its entries to another.
 //
-//   node tests/statemachine/run.mjs <emulator URL> <input JSON> <notifications file>
+//   node tests/statemachine/run.mjs <emulator URL> <input JSON> <notifications file> <events file>
 //
-// Prints one JSON line: {"status", "output" | "error", "states": [entered, …]}.
+// An input of the form {"$rule": "<event name>", "$event": {...}} is what that
+// EventBridgeRule of template.yaml's state machine would start it with: the rule's
+// InputTransformer applied to the event, as EventBridge does.
+//
+// Prints one JSON line: {"status", "output" | "error", "states": [entered, …], "input"}.
 import { readFileSync, appendFileSync } from 'node:fs';
+import YAML from 'yaml';
 
 // aws-local-stepfunctions uses Promise.withResolvers, which Node 20 lacks.
 if (!Promise.withResolvers) {
@@ -17,7 +23,7 @@ if (!Promise.withResolvers) {
 }
 const { StateMachine } = await import('aws-local-stepfunctions');
 
-const [emulator, inputJson, notifications] = process.argv.slice(2);
+const [emulator, inputJson, notifications, events] = process.argv.slice(2);
 const root = new URL('../../', import.meta.url);
 let text = readFileSync(new URL('infra/statemachine/pipeline.asl.json', root), 'utf8');
 
@@ -29,11 +35,14 @@ const functions = {
   Train: 'rps-train',
   Evaluate: 'rps-evaluate',
   Promote: 'rps-promote',
+  Verify: 'rps-verify',
 };
 for (const [state, fn] of Object.entries(functions)) {
   text = text.replaceAll('${' + state + 'FunctionArn}', `arn:aws:lambda:us-east-1:123456789012:function:${fn}`);
 }
 text = text.replaceAll('${FailureTopicArn}', 'arn:aws:sns:us-east-1:123456789012:rps-failures');
+text = text.replaceAll('${AlertTopicArn}', 'arn:aws:sns:us-east-1:123456789012:rps-alerts');
+text = text.replaceAll('${EventBusName}', 'default');
 const definition = JSON.parse(text);
 
 // A function error comes back from the emulator as HTTP 500 with {errorType,
@@ -57,16 +66,40 @@ function invoke(fn) {
   };
 }
 const handlers = Object.fromEntries(Object.entries(functions).map(([s, fn]) => [s, invoke(fn)]));
-handlers.NotifyFailure = async (input) => {
+const notify = async (input) => {
   appendFileSync(notifications, JSON.stringify(input) + '\n');
   return { MessageId: 'local' };
 };
+handlers.NotifyFailure = notify;
+handlers.NotifyRetrainRefused = notify;
+handlers.RequestRetrain = async (input) => {
+  for (const e of input.Entries) appendFileSync(events, JSON.stringify(e) + '\n');
+  return { FailedEntryCount: 0, Entries: input.Entries.map(() => ({ EventId: 'local' })) };
+};
+
+// An EventBridge rule's InputTransformer, as template.yaml defines it, applied to an
+// event: each <variable> replaced by the JSON of its path's value.
+function ruleInput(ruleName, event) {
+  // The CloudFormation tags (!Sub, !GetAtt, …) only matter to CloudFormation.
+  const template = YAML.parse(readFileSync(new URL('template.yaml', root), 'utf8').replace(/!(Ref|Sub|GetAtt|If|Equals|Not)\b/g, ''));
+  const rule = template.Resources.PipelineStateMachine.Properties.Events[ruleName];
+  if (!rule) throw new Error(`template.yaml's state machine has no event ${ruleName}`);
+  const { InputPathsMap, InputTemplate } = rule.Properties.InputTransformer;
+  let text = InputTemplate;
+  for (const [name, path] of Object.entries(InputPathsMap)) {
+    const value = path.replace(/^\$\./, '').split('.').reduce((v, k) => v?.[k], event);
+    text = text.replaceAll(`<${name}>`, JSON.stringify(value));
+  }
+  return JSON.parse(text);
+}
 
 const machine = new StateMachine(definition, { validationOptions: { checkArn: true, checkPaths: true } });
-const execution = machine.run(JSON.parse(inputJson), {
+let input = JSON.parse(inputJson);
+if (input.$rule) input = ruleInput(input.$rule, input.$event);
+const execution = machine.run(input, {
   overrides: {
     taskResourceLocalHandlers: handlers,
-    retryIntervalOverrides: Object.fromEntries(Object.keys(functions).map((s) => [s, 0])),
+    retryIntervalOverrides: Object.fromEntries(Object.keys(functions).concat(['RequestRetrain']).map((s) => [s, 0])),
   },
 });
 const states = [];
@@ -85,4 +118,4 @@ try {
   report = { status: 'FAILED', error: failed.name, cause: String(failed.message ?? failed) };
 }
 await logs.catch(() => {});
-console.log(JSON.stringify({ ...report, states }));
+console.log(JSON.stringify({ ...report, states, input }));

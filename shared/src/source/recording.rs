@@ -1,7 +1,9 @@
 //! A recorded station year in Open-Meteo's shape, answering archive and forecast
 //! requests the way the real API would: the archive returns the recorded hours in a
-//! date range; the forecast endpoint replays the recording onto today's calendar (the
-//! same hour of the year), so live runs see fresh, seasonally right data.
+//! date range (a range that misses the recording entirely gets the recording replayed
+//! onto its calendar, so "the last year" means something offline too); the forecast
+//! endpoint replays the recording onto today's calendar (the same hour of the year), so
+//! live runs see fresh, seasonally right data.
 //!
 //! [`RecordedSource`] is the in-memory weather source over it; `replay` serves it
 //! over HTTP.
@@ -17,6 +19,9 @@ use url::Url;
 
 use super::{Fetched, IngestRequest, SourceError, WeatherSource};
 use crate::observations::{ALL_VARIABLES, RawSeries, ShapeError, format_time, parse_time};
+
+/// The most days the archive replays onto dates outside the recording (ten years).
+pub const MAX_REPLAY_DAYS: i64 = 3660;
 
 /// The recording, parsed once.
 #[derive(Debug)]
@@ -65,13 +70,16 @@ impl Recording {
         vars.iter().find(|v| !self.columns.contains_key(*v))
     }
 
-    /// The archive's answer: the recorded hours from `start` to `end`; an error in
-    /// Open-Meteo's words when the range misses the recording.
+    /// The archive's answer: the recorded hours from `start` to `end`. A range that
+    /// misses the recording entirely gets the recording replayed onto its calendar (the
+    /// same hour of the year), as the forecast endpoint does with today: a schedule's
+    /// "last year" ends today, whatever year the recording is of. At most
+    /// [`MAX_REPLAY_DAYS`] are replayed.
     pub fn archive(&self, vars: &[String], start: NaiveDate, end: NaiveDate) -> Result<Value, String> {
         if start > end {
             return Err("End-date must be larger or equal than start-date".into());
         }
-        let rows: Vec<(NaiveDateTime, usize)> = self
+        let mut rows: Vec<(NaiveDateTime, usize)> = self
             .times
             .iter()
             .enumerate()
@@ -79,11 +87,21 @@ impl Recording {
             .map(|(i, t)| (*t, i))
             .collect();
         if rows.is_empty() {
-            return Err(format!(
-                "Parameter 'start_date' is out of allowed range: this replay holds {} to {}",
-                self.first_time().date(),
-                self.last_time().date()
-            ));
+            let days = (end - start).num_days() + 1;
+            if days > MAX_REPLAY_DAYS {
+                return Err(format!(
+                    "Parameter 'start_date' is out of allowed range: this replay holds {} to {}, and replays at most {MAX_REPLAY_DAYS} days onto other dates",
+                    self.first_time().date(),
+                    self.last_time().date()
+                ));
+            }
+            let first = start.and_hms_opt(0, 0, 0).unwrap_or_default();
+            rows = (0..days * 24)
+                .map(|h| {
+                    let t = first + Duration::hours(h);
+                    (t, self.replay_index(t))
+                })
+                .collect();
         }
         Ok(self.body(vars, &rows))
     }

@@ -47,6 +47,7 @@ pub const FORMAT: u32 = 1;
 pub const RECENT_HOURS: i64 = 72;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct VerifyInput {
     /// First issue the scheduled forecast from the newest validated observations.
     #[serde(default = "issue_by_default")]

@@ -1,5 +1,5 @@
-// The rps page: fetches /forecast, /model and /drift from the same server and draws
-// them. No libraries, nothing from elsewhere.
+// The rps page: fetches /forecast, /model, /drift and /verification from the same
+// server and draws them. No libraries, nothing from elsewhere.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -111,12 +111,69 @@ function drawDrift(d, fc) {
   $("drift-features").innerHTML = `<tr><th>feature</th><th>PSI</th><th>out of range</th></tr>${top.join("")}`;
 }
 
+// The latest verification: the served version's forecasts 1 h and 6 h ahead against
+// what was observed over the last 72 hours, and its live skill per horizon.
+function drawLive(v, served) {
+  const svg = $("live-chart");
+  svg.replaceChildren();
+  const W = 900, H = 300, L = 48, R = 16, T = 16, B = 36;
+  const toMs = (t) => Date.parse(t + "Z");
+  const mine = v.recent.filter((r) => r.version === served);
+  const obs = v.observed.map((o) => [toMs(o.time), o.temperature_2m]);
+  const line = (h) => mine.filter((r) => r.horizon === h).map((r) => [toMs(r.target_time), r.forecast]);
+  const h1 = line(1), h6 = line(6);
+  const all = obs.concat(h1, h6);
+  $("verified").textContent = v.as_of ? `observations up to ${v.as_of.slice(0, 16)} UTC, verified ${v.verified_at.slice(0, 16).replace("T", " ")} UTC` : "";
+  const retrain = v.retrain.needed ? "a retrain was asked for: " + v.retrain.causes.map((c) => c.reason).join("; ")
+    : v.retrain.held ? "retrain held: " + v.retrain.held
+    : v.retrain.causes.length ? v.retrain.causes.map((c) => c.reason).join("; ") : "no retrain needed";
+  $("live-status").textContent = `version ${served}: ${mine.length} verified forecasts in the last 72 h; ${retrain}`;
+  svg.dataset.verifiedPoints = String(h1.length + h6.length);
+  if (all.length) {
+    const xs = all.map((p) => p[0]), ys = all.map((p) => p[1]);
+    const x0 = Math.min(...xs), x1 = Math.max(...xs);
+    let y0 = Math.floor(Math.min(...ys) - 1), y1 = Math.ceil(Math.max(...ys) + 1);
+    if (y1 - y0 < 4) { y0 -= 2; y1 += 2; }
+    const sx = (x) => L + ((x - x0) / Math.max(1, x1 - x0)) * (W - L - R);
+    const sy = (y) => T + (1 - (y - y0) / (y1 - y0)) * (H - T - B);
+    const step = Math.max(1, Math.round((y1 - y0) / 6));
+    for (let y = Math.ceil(y0); y <= y1; y += step) {
+      svg.append(el("line", { class: "grid", x1: L, x2: W - R, y1: sy(y), y2: sy(y) }));
+      svg.append(el("text", { class: "axis", x: L - 8, y: sy(y) + 4, "text-anchor": "end" }, `${y}°`));
+    }
+    for (let x = Math.ceil(x0 / 43200e3) * 43200e3; x <= x1; x += 12 * 3600e3) {
+      const d = new Date(x);
+      const label = `${String(d.getUTCDate()).padStart(2, "0")} ${String(d.getUTCHours()).padStart(2, "0")}:00`;
+      svg.append(el("text", { class: "axis", x: sx(x), y: H - 12, "text-anchor": "middle" }, label));
+    }
+    const path = (p) => p.map((q, i) => `${i ? "L" : "M"}${sx(q[0]).toFixed(1)},${sy(q[1]).toFixed(1)}`).join("");
+    svg.append(el("path", { class: "obs-line", d: path(obs) }));
+    svg.append(el("path", { class: "h1-line", d: path(h1) }));
+    svg.append(el("path", { class: "h6-line", d: path(h6) }));
+    for (const p of h6) svg.append(el("circle", { class: "verified-point", cx: sx(p[0]), cy: sy(p[1]), r: 2 }));
+  }
+  const ver = v.versions.find((x) => x.version === served);
+  const win = (w) => ver && ver.windows.find((x) => x.window === w);
+  const day = win("24h"), week = win("7d");
+  const cell = (w, h, f) => { const s = w && w.horizons.find((x) => x.horizon === h); return s ? f(s) : "–"; };
+  const skill = (s) => s.skill === null ? "–" : `<span class="${s.skill > 0 ? "ok" : "bad"}">${(s.skill * 100).toFixed(1)}%</span>`;
+  const rows = [1, 2, 3, 4, 5, 6].map((h) => `<tr><td>${h} h</td><td>${cell(day, h, (s) => s.n)}</td><td>${cell(day, h, (s) => fmt(s.rmse, 2))}</td><td>${cell(day, h, (s) => fmt(s.persistence_rmse, 2))}</td><td>${cell(day, h, skill)}</td><td>${cell(week, h, (s) => s.n)}</td><td>${cell(week, h, (s) => fmt(s.rmse, 2))}</td><td>${cell(week, h, skill)}</td></tr>`);
+  $("live-table").innerHTML = `<tr><th>horizon</th><th>n (24 h)</th><th>RMSE °C</th><th>persistence</th><th>skill</th><th>n (7 d)</th><th>RMSE °C</th><th>skill</th></tr>${rows.join("")}`;
+}
+
 async function main() {
   const [fc, model, drift] = await Promise.allSettled([getJson("/forecast"), getJson("/model"), getJson("/drift")]);
+  // /model says whether a verification has run; only then is there one to fetch.
+  const verified = model.status === "fulfilled" && model.value.live;
+  const [live] = verified ? await Promise.allSettled([getJson("/verification")]) : [null];
   const problems = [];
   if (model.status === "fulfilled") drawModel(model.value); else problems.push(model.reason.message);
   if (fc.status === "fulfilled") drawChart(fc.value); else problems.push(fc.reason.message);
   if (drift.status === "fulfilled") drawDrift(drift.value, fc.status === "fulfilled" ? fc.value : null);
+  // No verification yet is not an error of the page: it says so where the chart goes.
+  if (live && live.status === "fulfilled") drawLive(live.value, model.value.version);
+  else if (live) problems.push(live.reason.message);
+  else $("live-status").textContent = "no verification has run yet: `rps verify` scores the logged forecasts once their hours are observed";
   if (problems.length) setStatus(problems.join(" · "), true);
   else setStatus(`Serving ${model.value.name} version ${model.value.version}${model.value.alias ? " (@" + model.value.alias + ")" : ""}`);
   document.body.dataset.ready = "true";
