@@ -18,7 +18,7 @@ work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill -TERM -- "-$p" 2>/dev/null || kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
-functions=(rps-ingest rps-validate rps-transform rps-train rps-evaluate rps-promote rps-api)
+functions=(rps-ingest rps-validate rps-transform rps-train rps-evaluate rps-promote rps-verify rps-api)
 
 echo "== release builds, zips"
 cargo build --release --locked "${functions[@]/#/--bin=}" --bin=rps
@@ -63,6 +63,9 @@ r=$(run rps-evaluate "{\"candidate\": \"$v\"}"); echo "$r" >"$work/rps-evaluate.
 report=$(field "$r" report)
 r=$(run rps-promote "{\"candidate\": \"$v\", \"report\": \"$report\"}"); echo "$r" >"$work/rps-promote.json"
 stages_ms=$(( ($(date +%s%N) - started) / 1000000 ))
+# The hourly loop's stage on the year just promoted: the scheduled forecast, the log
+# scored, the drift of the last week against the model.
+r=$(run rps-verify '{"issue": true}'); echo "$r" >"$work/rps-verify.json"
 RPS_MODEL_ALIAS=production run rps-api "$(python3 - <<'PY'
 import json
 h = json.load(open("data/sample/open-meteo-archive-sandpoint-ak-2023.json"))["hourly"]

@@ -30,7 +30,7 @@ fn parse_all<T: DeserializeOwned>(kind: &str) {
 
 #[test]
 fn every_documented_event_and_response_parses() {
-    use shared::{evaluate, ingest, promote, train, transform, validate};
+    use shared::{evaluate, ingest, promote, train, transform, validate, verify};
     parse_all::<ingest::IngestInput>("ingest-event");
     parse_all::<ingest::IngestOutput>("ingest-response");
     parse_all::<validate::ValidateInput>("validate-event");
@@ -43,6 +43,8 @@ fn every_documented_event_and_response_parses() {
     parse_all::<evaluate::EvaluateOutput>("evaluate-response");
     parse_all::<promote::PromoteInput>("promote-event");
     parse_all::<promote::PromoteOutput>("promote-response");
+    parse_all::<verify::VerifyInput>("verify-event");
+    parse_all::<verify::Verification>("verify-response");
 }
 
 #[test]
@@ -56,6 +58,10 @@ fn a_wrong_event_names_the_field() {
     )
     .unwrap_err();
     assert!(err.error_message.contains("end"), "{}", err.error_message);
+    // Verify's fields all have defaults: a misspelt one must not pass for an empty event.
+    let err =
+        shared::lambda::parse::<shared::verify::VerifyInput>(serde_json::json!({"isue": false})).unwrap_err();
+    assert!(err.error_message.contains("isue"), "{}", err.error_message);
 }
 
 #[test]
@@ -67,6 +73,7 @@ fn payloads_stay_far_below_the_state_machines_limit() {
         "train-response",
         "evaluate-response",
         "promote-response",
+        "verify-response",
     ] {
         for e in examples(kind) {
             let v: Value = serde_json::from_str(&e).unwrap();

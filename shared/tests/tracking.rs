@@ -280,3 +280,91 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// The loop's tracking: every verification logs each version's live scores to one
+/// monitoring run per version, a child of its training run, named on the version.
+#[tokio::test]
+async fn live_scores_go_to_one_monitoring_run_per_version() {
+    let Some(server) = MlflowServer::shared() else {
+        return;
+    };
+    let cache = tempfile::tempdir().unwrap();
+    let ctx = context(server, replay().await, &unique(), cache.path());
+    let out = pipeline::run(
+        &ctx,
+        pipeline::RunInput {
+            ingest: range((2023, 1, 1), (2023, 3, 31)),
+            trigger: None,
+        },
+        &Quiet,
+    )
+    .await
+    .unwrap();
+    let name = out.model_name.clone();
+    ctx.registry.set_alias(&name, "production", "1").await.unwrap();
+    let arrive = |end| {
+        let ctx = ctx.clone();
+        async move {
+            let i = shared::ingest::ingest(&ctx, range((2023, 4, 1), end))
+                .await
+                .unwrap();
+            shared::validate::validate(&ctx, (&i).into()).await.unwrap();
+        }
+    };
+    use shared::verify::{VerifyInput, verify};
+    arrive((2023, 4, 3)).await;
+    verify(&ctx, VerifyInput::default()).await.unwrap();
+    arrive((2023, 4, 4)).await;
+    let first = verify(&ctx, VerifyInput::default()).await.unwrap();
+    assert!(first.warnings.is_empty(), "{:?}", first.warnings);
+    let again = verify(
+        &ctx,
+        VerifyInput {
+            issue: false,
+            ..VerifyInput::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        first.monitoring_runs, again.monitoring_runs,
+        "one run per version, reused"
+    );
+
+    let client = testkit::mlflow::client(&server.uri);
+    let version = client.get_model_version(&name, "1").await.unwrap();
+    let run_id = tags_map(&version.tags)["rps.monitoring_run"].clone();
+    assert!(
+        first.monitoring_runs["1"].ends_with(&run_id),
+        "{:?}",
+        first.monitoring_runs
+    );
+    let run = client.get_run(&run_id).await.unwrap();
+    assert_eq!(run.info.status, "FINISHED");
+    let tags = tags_map(&run.data.tags);
+    assert_eq!(tags["rps.stage"], "verify");
+    assert_eq!(tags["rps.model_version"], "1");
+    assert_eq!(
+        Some(&tags["mlflow.parentRunId"]),
+        out.train.run_id.as_ref(),
+        "a child of its training run"
+    );
+    let rmse = run
+        .data
+        .metrics
+        .iter()
+        .find(|m| m.key == "live_rmse_h6_24h")
+        .expect("the live 6 h RMSE");
+    let day = first
+        .version("1")
+        .unwrap()
+        .window(shared::verify::score::LiveWindow::Day)
+        .unwrap();
+    assert_eq!(rmse.value, day.horizon(6).unwrap().rmse);
+    // Logged against the data's clock: the step is the newest observed hour.
+    let as_of = NaiveDate::from_ymd_opt(2023, 4, 4)
+        .unwrap()
+        .and_hms_opt(23, 0, 0)
+        .unwrap();
+    assert_eq!(rmse.step, as_of.and_utc().timestamp() / 3600);
+}

@@ -156,7 +156,7 @@ fn summary(ctx: &shared::stage::Context, v: &Verification) -> String {
                     " ({})",
                     d.features
                         .iter()
-                        .map(|(f, _)| f.as_str())
+                        .map(|f| f.feature.as_str())
                         .collect::<Vec<_>>()
                         .join(", ")
                 )

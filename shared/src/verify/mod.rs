@@ -28,7 +28,9 @@ use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use self::score::{LiveWindow, LogCounts, RecentForecast, VersionSkill};
-use self::trigger::{ObservedDrift, RequestDrift, RetrainDecision, RetrainRecord, RetrainStatus};
+use self::trigger::{
+    FeatureShare, ObservedDrift, RequestDrift, RetrainDecision, RetrainRecord, RetrainStatus,
+};
 use crate::bundle::{Forecast, ModelBundle};
 use crate::features::{INPUT_HOURS, serving_row};
 use crate::forecast_log::{self, ForecastSource, LoggedForecast};
@@ -410,18 +412,24 @@ fn observed_drift(
     }
     let snap = tracker.snapshot();
     let weather = || snap.features.iter().filter(|f| !f.calendar);
-    let mut features: Vec<(String, f64)> = weather()
+    let mut features: Vec<FeatureShare> = weather()
         .filter(|f| f.out_of_range_share > 0.0)
-        .map(|f| (f.feature.clone(), f.out_of_range_share))
+        .map(|f| FeatureShare {
+            feature: f.feature.clone(),
+            out_of_range_share: f.out_of_range_share,
+        })
         .collect();
-    features.sort_by(|a, b| b.1.total_cmp(&a.1));
+    features.sort_by(|a, b| b.out_of_range_share.total_cmp(&a.out_of_range_share));
     features.truncate(5);
     ObservedDrift {
         window,
         hours: snap.requests,
         out_of_range_share: snap.out_of_range_share,
         features,
-        max_psi: weather().filter_map(|f| f.psi).reduce(f64::max),
+        max_psi: weather()
+            .filter_map(|f| f.psi)
+            .reduce(f64::max)
+            .filter(|_| snap.requests >= trigger::PSI_MIN_HOURS),
     }
 }
 

@@ -108,12 +108,23 @@ pub struct ObservedDrift {
     pub hours: usize,
     /// Share of them with a weather feature outside its training range.
     pub out_of_range_share: f64,
-    /// The weather features most often out of range, with their shares.
-    pub features: Vec<(String, f64)>,
-    /// The largest PSI of a weather feature (reported; see the module on why it does
-    /// not decide).
+    /// The weather features most often out of range.
+    pub features: Vec<FeatureShare>,
+    /// The largest PSI of a weather feature, once there are [`PSI_MIN_HOURS`] (reported;
+    /// see the module on why it does not decide).
     pub max_psi: Option<f64>,
 }
+
+/// A feature and the share of hours it was out of range.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureShare {
+    pub feature: String,
+    pub out_of_range_share: f64,
+}
+
+/// Fewer hours give no PSI: 20 bins carry noise of about 19/n for an unchanged
+/// distribution (0.19 at 100 hours), so a day's PSI says nothing.
+pub const PSI_MIN_HOURS: usize = 100;
 
 /// The serving API's drift verdict, as an orchestrator read it from `GET /drift`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -177,7 +188,7 @@ pub fn decide(
         && d.hours >= rule.min_hours
         && d.out_of_range_share > rule.max_out_of_range
     {
-        let names: Vec<&str> = d.features.iter().take(3).map(|(f, _)| f.as_str()).collect();
+        let names: Vec<&str> = d.features.iter().take(3).map(|f| f.feature.as_str()).collect();
         causes.push(Cause {
             kind: TriggerKind::Drift,
             reason: format!(
@@ -380,7 +391,10 @@ mod tests {
             window: LiveWindow::Day,
             hours,
             out_of_range_share: share,
-            features: vec![("shortwave_radiation".into(), share)],
+            features: vec![FeatureShare {
+                feature: "shortwave_radiation".into(),
+                out_of_range_share: share,
+            }],
             max_psi: None,
         }
     }
