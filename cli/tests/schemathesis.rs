@@ -24,9 +24,11 @@ fn the_api_conforms_to_its_openapi_document() {
     let replay = Replay::sample();
     let mut env = Env::new(&store, &replay);
     let bundle = trained_bundle(&env, &store, "2023-01-01", "2023-12-31");
-    // Fresh validated observations, so /forecast answers 200 as well as 503.
+    // Fresh validated observations, so /forecast answers 200 as well as 503, and a
+    // verification, so /verification does.
     env.ok(&["ingest", "--live"]);
     env.ok(&["validate"]);
+    env.ok(&["verify"]);
     env.set("RPS_MODEL_PATH", bundle.display().to_string());
     let server = env.serve();
     let out = Command::new(st)

@@ -132,7 +132,8 @@ impl AppState {
             config.serve.refresh,
             config.serve.store_timeout,
         ));
-        live.refresh().await;
+        // Read in the background: start-up (Lambda's init) waits on the model only.
+        live.maybe_refresh();
         Arc::new(Self {
             config,
             model,
