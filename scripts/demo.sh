@@ -76,14 +76,40 @@ echo
 "$RPS" validate >/dev/null
 stop_bg api
 api_port=$(free_port 8080)
-RPS_MODEL_ALIAS="${RPS_MODEL_ALIAS:-production}" start_bg api "$RPS" serve --port "$api_port"
+RPS_MODEL_ALIAS="${RPS_MODEL_ALIAS:-production}" RPS_MODEL_REFRESH_SECS=5 RPS_FORECAST_LOG_FLUSH_SECS=2 \
+  start_bg api "$RPS" serve --port "$api_port"
 wait_http "http://127.0.0.1:$api_port/ready" 60 || { tail -20 "$STATE/run/api.log"; exit 1; }
 echo "http://127.0.0.1:$api_port" >"$STATE/run/api.uri"
+
+# The loop: a client asks the API about the last day and a half of observed hours (the
+# API samples its answers into the forecast log), and the verification scores them
+# against what was observed, issues the scheduled forecast and says whether a retrain
+# is needed. The page's "How the forecasts did" shows it.
+echo
+echo "== Closing the loop: /predict answers scored against what was observed"
+python3 - "$RPS_STORE" "http://127.0.0.1:$api_port" <<'PY'
+import datetime, glob, json, sys, urllib.request
+store, api = sys.argv[1:]
+snaps = sorted(p for p in glob.glob(f"{store}/raw/open-meteo/forecast/**/*.json", recursive=True)
+               if not p.endswith(".meta.json"))
+hourly = json.load(open(snaps[-1]))["hourly"]
+now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:00")
+last = max(i for i, t in enumerate(hourly["time"]) if t <= now)
+for end in range(last - 36, last - 5):
+    obs = [{k: v[i] for k, v in hourly.items() if k != "precipitation"} for i in range(end - 24, end + 1)]
+    req = urllib.request.Request(f"{api}/predict", json.dumps({"observations": obs}).encode(),
+                                 {"content-type": "application/json"})
+    urllib.request.urlopen(req, timeout=10).read()
+print(f"asked /predict about {last - 5 - (last - 36)} hours")
+PY
+sleep 3
+"$RPS" verify
 
 cat <<MSG
 
 data.dvc    data version $(awk '/md5:/ {print $NF; exit}' data.dvc): \`dvc pull\` or \`rps data pull data.dvc\` restores it
 MLflow UI:  $MLFLOW_TRACKING_URI
-Web page:   http://127.0.0.1:$api_port/   (the API: /predict, /forecast, /model, /metrics, /openapi.json)
+Web page:   http://127.0.0.1:$api_port/   (the API: /predict, /forecast, /model, /verification, /metrics, /openapi.json)
+Verify:     \`target/release/rps verify\` hourly (after \`rps ingest --live\` and \`rps validate\`) closes the loop; --retrain acts on it
 Both keep running; \`make down\` stops them.
 MSG
