@@ -80,7 +80,10 @@ fn the_page_shows_the_forecast_chart() {
     );
     // The service's verdict, not the page's own: no requests yet is no verdict.
     assert!(
-        page["drift"].as_str().unwrap().contains("too few requests to tell"),
+        page["drift"]
+            .as_str()
+            .unwrap()
+            .contains("too few requests to tell"),
         "{page}"
     );
     // Nothing verified yet: the page says so instead of drawing an empty chart

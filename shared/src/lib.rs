@@ -16,6 +16,7 @@
 //!
 //! **The shared core**, read by several stages: [`config`] (the only reader of the
 //! environment), [`observations`], [`features`] (the one feature definition),
+//! [`drift`] (the inputs against the training data, for serving and verification),
 //! [`forecast_log`] (the forecasts issued, for verification),
 //! [`snapshot`], [`dataset`], [`bundle`] (the model file), [`scores`], [`layout`] (store
 //! keys), [`tags`] (registry and tracking names), [`stage`] (context and errors).
@@ -28,6 +29,7 @@ pub mod alerts;
 pub mod bundle;
 pub mod config;
 pub mod dataset;
+pub mod drift;
 pub mod features;
 pub mod forecast_log;
 pub mod git;

@@ -245,7 +245,7 @@ pub struct ServeConfig {
     /// Requests in the drift window.
     pub drift_window: usize,
     /// When the drift window counts as drifting.
-    pub drift: crate::serve::drift::DriftThresholds,
+    pub drift: crate::drift::DriftThresholds,
     pub max_body_bytes: usize,
     pub max_observations: usize,
     /// Emit CloudWatch Embedded Metric Format lines (on by default on Lambda).
@@ -301,7 +301,21 @@ pub struct VerifyConfig {
     /// °C: a logged forecast's temperature at its issue hour may differ from the
     /// store's by this much and still be scored.
     pub max_mismatch: f64,
-    pub retrain: crate::verify::trigger::RetrainRule,
+    pub retrain: RetrainRule,
+}
+
+/// The thresholds of the retrain rule (`crate::verify::trigger::decide`): `RPS_RETRAIN_*`
+/// and `RPS_DRIFT_MAX_OUT_OF_RANGE`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RetrainRule {
+    pub min_skill: f64,
+    pub min_hours: usize,
+    pub cooldown_hours: u32,
+    pub max_out_of_range: f64,
+    /// The retrain's data: the `days` before the newest observation, less `lag_days`
+    /// (the archive's delay).
+    pub days: u16,
+    pub lag_days: u16,
 }
 
 /// S3 settings beyond the standard AWS chain.
@@ -615,7 +629,7 @@ impl ServeConfig {
             })?,
             refresh: Duration::from_secs(env.parse(&vars::RPS_MODEL_REFRESH_SECS, |s| s.parse().ok())?),
             drift_window: env.parse(&vars::RPS_DRIFT_WINDOW, number_in(10..=100_000))?,
-            drift: crate::serve::drift::DriftThresholds {
+            drift: crate::drift::DriftThresholds {
                 min_requests: env.parse(&vars::RPS_DRIFT_MIN_REQUESTS, number_in(20..=100_000))?,
                 max_out_of_range_share: env.parse(&vars::RPS_DRIFT_MAX_OUT_OF_RANGE, number_in(0.0..=1.0))?,
                 max_psi: env.parse(&vars::RPS_DRIFT_MAX_PSI, positive_finite)?,
@@ -672,7 +686,7 @@ impl VerifyConfig {
     fn read(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
             max_mismatch: env.parse(&vars::RPS_VERIFY_MAX_MISMATCH, number_in(0.0..=50.0))?,
-            retrain: crate::verify::trigger::RetrainRule {
+            retrain: RetrainRule {
                 min_skill: env.parse(&vars::RPS_RETRAIN_MIN_SKILL, |s| {
                     s.parse().ok().filter(|v: &f64| (-1.0..1.0).contains(v))
                 })?,

@@ -11,8 +11,8 @@ use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
 
-use super::drift::DriftSnapshot;
 use crate::bundle::Forecast;
+use crate::drift::DriftSnapshot;
 
 pub const REQUESTS: &str = "rps_http_requests_total";
 pub const DURATION: &str = "rps_http_request_duration_seconds";
@@ -225,7 +225,7 @@ fn unix_now() -> f64 {
 
 /// The settings alert rules compare with, published once at start so that a threshold
 /// lives in one place: the service's configuration.
-pub fn set_settings(refresh: std::time::Duration, t: &super::drift::DriftThresholds) {
+pub fn set_settings(refresh: std::time::Duration, t: &crate::drift::DriftThresholds) {
     gauge!(REFRESH_INTERVAL).set(refresh.as_secs_f64());
     gauge!(DRIFT_THRESHOLD, "threshold" => "min_requests").set(t.min_requests as f64);
     gauge!(DRIFT_THRESHOLD, "threshold" => "max_out_of_range").set(t.max_out_of_range_share);
@@ -307,7 +307,7 @@ pub fn record_forecast_log_write(n: usize, ok: bool) {
 pub fn set_live(
     live: Option<&super::live::LiveState>,
     served: Option<&str>,
-    rule: &crate::verify::trigger::RetrainRule,
+    rule: &crate::config::RetrainRule,
 ) {
     use crate::features::HORIZONS;
     use crate::verify::score::LiveWindow;

@@ -15,7 +15,6 @@
 //! | `GET /` | the web page (assets under `/assets/`, served from the binary) |
 
 pub mod api;
-pub mod drift;
 pub mod error;
 pub mod forecast;
 pub mod live;
@@ -41,12 +40,12 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use self::api::{ModelInfo, ModelSummary, PredictResponse, RequestDrift};
-use self::drift::DriftTracker;
 use self::error::ApiError;
 use self::live::Live;
 use self::sampling::ForecastSampler;
 use self::served::{ModelHandle, Served};
 use crate::config::{Config, ConfigError};
+use crate::drift::{self, DriftTracker};
 use crate::features::{INPUT_HOURS, serving_row};
 use crate::observations::format_time;
 use crate::registry::RegistryError;

@@ -13,9 +13,9 @@ use arc_swap::ArcSwapOption;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::drift::DriftTracker;
 use super::metrics;
 use crate::bundle::{MAX_BUNDLE_BYTES, ModelBundle, sha256_hex};
+use crate::drift::DriftTracker;
 use crate::registry::{self, ModelRef, Registry, RegistryError, VersionInfo};
 
 /// A model being served.

@@ -32,12 +32,12 @@ use self::trigger::{
     FeatureShare, ObservedDrift, RequestDrift, RetrainDecision, RetrainRecord, RetrainStatus,
 };
 use crate::bundle::{Forecast, ModelBundle};
+use crate::drift::{DriftThresholds, DriftTracker};
 use crate::features::{INPUT_HOURS, serving_row};
 use crate::forecast_log::{self, ForecastSource, LoggedForecast};
 use crate::layout;
 use crate::observations::HourlySeries;
 use crate::registry::{self, LoadedModel};
-use crate::serve::drift::{DriftThresholds, DriftTracker};
 use crate::stage::{Context, StageError};
 use crate::store::{self, ObjectKey};
 use crate::tags;

@@ -31,18 +31,7 @@ use crate::store::{self, ObjectKey, ObjectStore, StoreError};
 /// The horizon whose live skill decides: the longest, where a model earns its keep.
 pub const JUDGED_HORIZON: u8 = 6;
 
-/// The thresholds of [`decide`] (`RPS_RETRAIN_*`, `RPS_DRIFT_MAX_OUT_OF_RANGE`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RetrainRule {
-    pub min_skill: f64,
-    pub min_hours: usize,
-    pub cooldown_hours: u32,
-    pub max_out_of_range: f64,
-    /// The retrain's data: the `days` before the newest observation, less `lag_days`
-    /// (the archive's delay).
-    pub days: u16,
-    pub lag_days: u16,
-}
+pub use crate::config::RetrainRule;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

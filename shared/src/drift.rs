@@ -1,4 +1,5 @@
-//! Drift: how the recent requests compare with the data the served model was trained on.
+//! Drift: how recent inputs compare with the data the served model was trained on: the
+//! API's recent requests (`GET /drift`), and the verify stage's observed hours.
 //!
 //! Over a sliding window of the last N prediction requests it keeps, per feature, how
 //! many fell outside the training range ([`FeatureStats::in_training_range`]) and a
