@@ -448,12 +448,12 @@ fn live_prometheus_and_alertmanager_alert_on_drift_and_every_panel_has_data() {
     env.ok(&["validate"]);
     let replica = env.serve();
     // A series of an API's own /metrics, by name and labels.
-    let api_metric = |url: &str, name: &str, labels: &[&str]| -> Option<f64> {
-        let text = http.get(format!("{url}/metrics")).send().unwrap().text().unwrap();
-        text.lines()
-            .filter(|l| l.starts_with(&format!("{name}{{")))
-            .find(|l| labels.iter().all(|kv| l.contains(kv)))
-            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    let api_metric = |url: &str, name: &str, labels: &[(&str, &str)]| {
+        common::metric(
+            &http.get(format!("{url}/metrics")).send().unwrap().text().unwrap(),
+            name,
+            labels,
+        )
     };
     let april_2 = (31 + 28 + 31 + 1) * 24;
     for i in 0..42 {
@@ -471,14 +471,15 @@ fn live_prometheus_and_alertmanager_alert_on_drift_and_every_panel_has_data() {
             (api_metric(
                 &replica.url,
                 "rps_forecast_log_records_total",
-                &["outcome=\"written\""],
+                &[("outcome", "written")],
             ) == Some(42.0))
             .then_some(())
         },
     );
     env.ok(&["verify"]);
     let (skill, _) = wait_for("the API to show the live skill", Duration::from_secs(30), || {
-        api_metric(&api.url, "rps_live_skill", &["horizon=\"6\"", "window=\"24h\""]).filter(|v| v.is_finite())
+        api_metric(&api.url, "rps_live_skill", &[("horizon", "6"), ("window", "24h")])
+            .filter(|v| v.is_finite())
     });
     let (_, _) = wait_for(
         "Prometheus to scrape the live skill",

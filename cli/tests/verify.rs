@@ -23,7 +23,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
-use common::{Env, Server, last_json, stderr};
+use common::{Env, Server, last_json, metric, stderr};
 use serde_json::{Value, json};
 use testkit::replay::Replay;
 
@@ -60,17 +60,6 @@ fn window(end: &str) -> Value {
         })
         .collect();
     json!({ "observations": obs })
-}
-
-/// A value of a metric in Prometheus text, by its labels (`None`: no such series).
-fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
-        let (series, value) = l.rsplit_once(' ')?;
-        let (n, rest) = series.split_once('{').unwrap_or((series, ""));
-        (n == name && labels.iter().all(|(k, v)| rest.contains(&format!("{k}=\"{v}\""))))
-            .then(|| value.parse().ok())
-            .flatten()
-    })
 }
 
 struct Api {

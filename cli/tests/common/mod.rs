@@ -163,3 +163,14 @@ pub fn sample_observations(start: usize, count: usize) -> Value {
         .collect();
     serde_json::json!({ "observations": obs })
 }
+
+/// A value of a metric in Prometheus text, by its labels (`None`: no such series).
+pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (series, value) = l.rsplit_once(' ')?;
+        let (n, rest) = series.split_once('{').unwrap_or((series, ""));
+        (n == name && labels.iter().all(|(k, v)| rest.contains(&format!("{k}=\"{v}\""))))
+            .then(|| value.parse().ok())
+            .flatten()
+    })
+}
