@@ -94,24 +94,8 @@ pub async fn promote(ctx: &Context, input: PromoteInput) -> Result<PromoteOutput
     let verdict = gate(ctx, &input, &candidate, production.as_deref()).await?;
     let checked_at = Utc::now().to_rfc3339();
     if !verdict.report.passed {
-        if let Some(t) = &input.trigger {
-            let failed: Vec<String> = verdict
-                .report
-                .failed_gate_names()
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
-            trigger::record_outcome(
-                ctx.store.as_ref(),
-                &name,
-                t,
-                RetrainStatus::Refused,
-                Some(&candidate.version),
-                Some(&verdict.json),
-                &failed,
-            )
-            .await;
-        }
+        // A refusal always comes from gates run now (a stored report is reused only if
+        // it passed): evaluate has recorded a triggered retrain's refusal already.
         return Err(refuse(ctx, &name, &candidate.version, &verdict, &checked_at).await);
     }
     let baseline = verdict.report.production.as_ref().map(|p| p.version.clone());
