@@ -2,9 +2,17 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
+# One target tree for every build, sam build's included (scripts/cargo-env.sh).
+CARGO_ENV_TARGET := $(shell bash scripts/cargo-env.sh target)
+ifneq ($(CARGO_ENV_TARGET),)
+export CARGO_BUILD_TARGET ?= $(CARGO_ENV_TARGET)
+export RUSTFLAGS ?= $(shell bash scripts/cargo-env.sh rustflags)
+endif
+BIN_DIR := $(CARGO_TARGET_DIR)/$(if $(CARGO_BUILD_TARGET),$(CARGO_BUILD_TARGET)/)release
 
 .PHONY: demo test build lint fmt docs requirements down clean bench statemachine airflow bench-lambda monitoring dashboard-picture \
-	image image-check image-push cml-report cml-comment deploy-package deploy stage promote-staging smoke rulesets
+	image image-check image-push cml-report cml-comment deploy-package deploy stage promote-staging smoke rulesets \
+	doctor sam-build
 
 ## Run the whole pipeline offline on the shipped sample year and show where every output is.
 demo: build
@@ -18,17 +26,18 @@ test:
 bench:
 	@bash bench/run.sh
 
-## The serverless shape on this machine: every stage function under `cargo lambda watch`,
-## moto (S3, Secrets Manager), MLflow, and the real state machine run by
-## aws-local-stepfunctions: a promotion, a data-gate refusal, a promotion-gate refusal.
+## The serverless shape on this machine, as template.yaml deploys it: every function `sam
+## build` made, under the Lambda Runtime API with the template's environment and its IAM
+## role's policies enforced by moto (S3, Secrets Manager), MLflow, and the translated
+## state machine run by aws-local-stepfunctions (tests/cloud/stack.py).
 statemachine:
-	bash scripts/setup-python.sh && bash scripts/setup-node.sh
+	bash scripts/setup-python.sh && bash scripts/setup-python.sh iac && bash scripts/setup-node.sh
 	$(CARGO) test --release --locked -p rps-cli --test statemachine -- --nocapture
 
 ## The Airflow DAGs (dags/) under the real Airflow: imported, checked against the state
 ## machine, and run with `airflow dags test` against the stage functions.
 airflow:
-	bash scripts/setup-python.sh && bash scripts/setup-python.sh airflow
+	bash scripts/setup-python.sh && bash scripts/setup-python.sh iac && bash scripts/setup-python.sh airflow
 	$(CARGO) test --release --locked -p rps-cli --test airflow -- --nocapture
 
 ## Monitoring (docs/monitoring.md): promtool, amtool, the dashboards against Grafana's
@@ -49,6 +58,16 @@ bench-lambda:
 
 build:
 	$(CARGO) build --release --locked -p rps-cli
+	@echo "rps: $(BIN_DIR)/rps"
+
+## `sam build` of template.yaml (ARCH=arm64 by default; x86_64 here): .aws-sam/build/.
+ARCH ?= $(or $(RPS_ARCHITECTURE),arm64)
+sam-build:
+	@bash scripts/sam-build.sh $(ARCH)
+
+## Probe the configured store, DVC remote and MLflow before relying on them.
+doctor: build
+	@bash scripts/ci/doctor.sh
 
 ## Format, cargo deny, clippy, and the workflows (actionlint, run steps, branch model).
 lint:

@@ -13,7 +13,8 @@ Settings, all optional (Airflow Variables, read when a task runs):
     rps_aws_region        the functions' region                      default: the connection's
 
 A failed stage is a function error whose errorType says what happened (docs/events.md).
-Only the transient ones (DependencyFailed, the Lambda service's own errors) are retried,
+Only the transient ones (DependencyFailed, an init failure or a timeout, the Lambda
+service's own errors) are retried,
 with exponential backoff; a refusal (a gate, a conflict, a wrong event, a bug) fails the
 task at once and nothing after it runs.
 """
@@ -27,10 +28,12 @@ from typing import Any
 
 from airflow.providers.amazon.aws.operators.lambda_function import LambdaInvokeFunctionOperator
 from airflow.sdk import Variable
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
-# The errors a retry can cure, as the state machine's Retry lists them.
-RETRIABLE = frozenset({"DependencyFailed"})
+# The errors a retry can cure, as the state machine's Retry lists them: an outside
+# system's fault, and Lambda's own for a function that died in init (Runtime.ExitError,
+# e.g. Secrets Manager throttled) or ran out of time (Sandbox.Timedout).
+RETRIABLE = frozenset({"DependencyFailed", "Runtime.ExitError", "Sandbox.Timedout"})
 # The answers that are not faults: the pipeline's own verdicts.
 REFUSALS = frozenset({"DataQualityGateFailed", "PromotionGateFailed", "PromotionConflict"})
 
@@ -135,6 +138,10 @@ class StageInvoke(LambdaInvokeFunctionOperator):
         self.region_name = Variable.get("rps_aws_region", default=None) or None
         answers = {need: json.loads(context["ti"].xcom_pull(task_ids=need)) for need in self.needs}
         conf = {**context["params"], **(context["dag_run"].conf or {})}
+        if self.stage == "promote" and conf.get("promote") is False:
+            # A challenger run (the pull-request gate): trained and evaluated, the
+            # caller judges the candidate; nothing is promoted.
+            raise AirflowSkipException("promote: false (a challenger run): the candidate is not promoted")
         try:
             self.payload = json.dumps(self.event(answers, conf))
         except (KeyError, TypeError) as e:

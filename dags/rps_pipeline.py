@@ -5,6 +5,8 @@
 the same stages, in the same order, as the Step Functions state machine. A run's conf
 may set the ingest event and who asks: {"ingest": {"mode": "backfill", "start":
 "2023-01-01", "end": "2023-12-31"}, "actor": "…"}; by default the archive's last year.
+With {"promote": false} (CI's pull-request gate, through Airflow's REST API) the run
+trains and evaluates a challenger and skips promote; train's XCom names the candidate.
 A refused data gate fails validate and nothing after it runs; a refused promotion fails
 promote, with the gate report's key in the task log. See dags/rps_lambda.py for the
 settings (Airflow Variables) and docs/airflow.md.
@@ -33,6 +35,11 @@ with DAG(
     params={
         "ingest": Param({"mode": "recent"}, type="object", description="the ingest stage's event"),
         "actor": Param("airflow", type="string", description="recorded as who promoted"),
+        "promote": Param(
+            True,
+            type="boolean",
+            description="false: a challenger run (the pull-request gate) that trains and evaluates, never promotes",
+        ),
     },
     doc_md=__doc__,
 ):

@@ -1,7 +1,14 @@
 # Shared by the scripts: paths, and background services that can be stopped later.
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-RPS="${RPS_BIN:-$CARGO_TARGET_DIR/release/rps}"
+# One compile for every cargo command: `sam build` runs `cargo lambda build --release`,
+# which always passes `--target <triple>` and, unless RUSTFLAGS already names a CPU,
+# sets RUSTFLAGS="-C target-cpu=…". Building everything for the host's triple with the
+# baseline CPU named makes make build, make test and sam build share one target tree.
+# (scripts/cargo-env.sh; the Makefile exports the same.)
+eval "$(bash "$ROOT/scripts/cargo-env.sh")"
+BIN_DIR="$CARGO_TARGET_DIR/${CARGO_BUILD_TARGET:+$CARGO_BUILD_TARGET/}release"
+RPS="${RPS_BIN:-$BIN_DIR/rps}"
 STATE="$ROOT/.rps"
 mkdir -p "$STATE/run"
 

@@ -18,12 +18,17 @@ fn main() {
         println!("cargo:rustc-env=RPS_BUILD_COMMIT={sha}");
     }
     // Rebuild when HEAD moves: the HEAD file, the branch it points to, packed refs.
+    // Only files that exist: cargo counts a missing one as changed on every build,
+    // which would recompile this crate (and link every binary again) each time cargo
+    // runs, `sam build`'s eight runs included.
     if let Some(dir) = git(&["rev-parse", "--absolute-git-dir"]) {
         let dir = Path::new(&dir);
-        println!("cargo:rerun-if-changed={}", dir.join("HEAD").display());
-        println!("cargo:rerun-if-changed={}", dir.join("packed-refs").display());
+        let mut watched = vec![dir.join("HEAD"), dir.join("packed-refs")];
         if let Some(r) = git(&["symbolic-ref", "-q", "HEAD"]) {
-            println!("cargo:rerun-if-changed={}", dir.join(r).display());
+            watched.push(dir.join(r));
+        }
+        for path in watched.iter().filter(|p| p.exists()) {
+            println!("cargo:rerun-if-changed={}", path.display());
         }
     }
     println!("cargo:rerun-if-env-changed=RPS_BUILD_COMMIT");

@@ -76,6 +76,9 @@ enum Command {
     },
     /// Print the configuration read from the environment
     Config(commands::config::Args),
+    /// Probe the store, the DVC remote and MLflow (credentials, version, aliases,
+    /// artifacts): what works and what is missing (exit 1 on a blocker)
+    Doctor,
     /// Alertmanager's file receiver: append every alert it sends to a JSON-lines file
     Alerts {
         #[command(subcommand)]
@@ -101,6 +104,9 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             match stage.map(StageError::kind) {
                 Some(ErrorKind::External) => eprintln!("(an outside system failed: retrying may help)"),
+                Some(ErrorKind::Configuration) => {
+                    eprintln!("(the configuration or a permission is wrong: retrying will not help; `rps doctor` checks them)")
+                }
                 Some(ErrorKind::Internal) => {
                     eprintln!("(this is a bug in rps: please report it with the log above)")
                 }
@@ -129,6 +135,7 @@ async fn run(command: Command, out: &Out) -> anyhow::Result<()> {
         Command::Models { command } => models::run(command, out).await,
         Command::Sample { command } => sample::run(command).await,
         Command::Config(a) => config::run(a),
+        Command::Doctor => doctor::run(out).await,
         Command::Alerts { command } => alerts::run(command).await,
     }
 }

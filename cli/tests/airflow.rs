@@ -1,7 +1,8 @@
 //! The Airflow DAGs (dags/) against the real Airflow 3 (its own virtualenv, a SQLite
 //! metadata database in a scratch AIRFLOW_HOME): they import, keep the state machine's
-//! order, and `airflow dags test` runs them end to end against the stage functions
-//! under the Lambda emulator (with moto and MLflow): a run that promotes, a run the data
+//! order, and `airflow dags test` runs them end to end against the stage functions of
+//! a stack run as template.yaml deploys it (testkit::cloud: sam build's functions, IAM
+//! enforced by moto, MLflow): a run that promotes, a run the data
 //! gate stops, a run whose promotion the gates refuse, and the hourly loop (the API's
 //! drift window, then the verify function) that stays quiet on ordinary requests and
 //! starts the training DAG, carrying the trigger, on shifted ones.
@@ -134,10 +135,10 @@ fn airflow_promotes_stops_at_a_refused_gate_and_retrains_on_drift() {
     a.set(
         "AIRFLOW_CONN_AWS_DEFAULT",
         json!({"conn_type": "aws", "login": "testing", "password": "testing",
-               "extra": {"endpoint_url": cloud.lambda_api.url, "region_name": "us-east-1"}})
+               "extra": {"endpoint_url": cloud.emulator, "region_name": "us-east-1"}})
         .to_string(),
     );
-    a.set("AIRFLOW_VAR_RPS_FUNCTION_PREFIX", "rps-");
+    a.set("AIRFLOW_VAR_RPS_FUNCTION_PREFIX", format!("rps-{}-", cloud.environment));
 
     // 1. A run that ends with a promoted model.
     let (log, states) = a.dags_test(
@@ -196,7 +197,8 @@ fn airflow_promotes_stops_at_a_refused_gate_and_retrains_on_drift() {
     ] {
         env.set(k, v);
     }
-    for (k, v) in cloud.moto.env() {
+    // With the API function's own credentials (moto enforces its role's policies).
+    for (k, v) in cloud.aws_env("rps-api") {
         env.set(k, v);
     }
     let api = env.serve();

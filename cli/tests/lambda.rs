@@ -1,10 +1,11 @@
-//! The `rps-api` function under the Lambda emulator (`cargo lambda watch`): API Gateway
-//! events in, API Gateway responses out, JSON logs with CloudWatch EMF metric lines.
-//! Then the same binary outside Lambda, as a plain HTTP server.
+//! The `rps-api` function as `sam build` makes it, under the Lambda Runtime API
+//! (testkit::cloud::LambdaService): API Gateway events in, API Gateway responses out,
+//! JSON logs with CloudWatch EMF metric lines. Then the same binary outside Lambda, as
+//! a plain HTTP server.
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{Env, sample_observations, trained_bundle};
 use serde_json::{Value, json};
@@ -30,9 +31,6 @@ fn event(method: &str, path: &str, body: Option<&Value>) -> Value {
 
 #[test]
 fn the_api_function_answers_api_gateway_events_and_plain_http() {
-    let Some(cargo_lambda) = testkit::require("cargo-lambda", &testkit::venv_bin("cargo-lambda")) else {
-        return;
-    };
     let dir = tempfile::tempdir().unwrap();
     let replay = Replay::sample();
     let env = Env::new(&dir.path().join("store"), &replay);
@@ -41,62 +39,23 @@ fn the_api_function_answers_api_gateway_events_and_plain_http() {
         .to_string();
     let store = dir.path().join("store").display().to_string();
 
-    let port = testkit::free_port();
-    let path = format!(
-        "{}:{}",
-        testkit::venv_bin("").display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let watch = testkit::Background::spawn_in(
-        &testkit::workspace_root(),
-        &cargo_lambda,
-        &[
-            "lambda",
-            "watch",
-            "--release",
-            "-p",
-            "rps-api",
-            "-A",
-            "127.0.0.1",
-            "-P",
-            &port.to_string(),
-        ],
-        &[
-            ("RPS_MODEL_PATH", bundle.as_str()),
-            ("RPS_STORE", store.as_str()),
-            ("PATH", path.as_str()),
-        ],
-        dir.path().join("watch.log"),
-    );
-    let invoke_url = format!("http://127.0.0.1:{port}/2015-03-31/functions/rps-api/invocations");
-    let client = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(900))
-        .build()
-        .unwrap();
+    // The bootstrap `sam build` made, under the Lambda Runtime API.
+    let Some(lambda) = testkit::cloud::LambdaService::start(&[(
+        "rps-api",
+        "ApiFunction",
+        vec![("RPS_MODEL_PATH", bundle.clone()), ("RPS_STORE", store.clone())],
+        256,
+        29,
+    )]) else {
+        return;
+    };
     let invoke = |ev: &Value| -> Value {
-        let r = client.post(&invoke_url).json(ev).send().unwrap();
-        assert_eq!(
-            r.status().as_u16(),
-            200,
-            "the emulator itself failed: {}",
-            r.text().unwrap_or_default()
-        );
-        r.json().unwrap()
+        let (status, error, payload) = lambda.invoke("rps-api", ev);
+        assert_eq!((status, &error), (200, &None), "the function failed: {payload}\n{}", lambda.log("rps-api"));
+        payload
     };
 
-    // The first invocation compiles the function: wait for the emulator, then for it.
-    let started = Instant::now();
-    let ready = loop {
-        match client
-            .post(&invoke_url)
-            .json(&event("GET", "/ready", None))
-            .send()
-        {
-            Ok(r) if r.status().is_success() => break r.json::<Value>().unwrap(),
-            _ if started.elapsed() < Duration::from_secs(900) => std::thread::sleep(Duration::from_secs(1)),
-            other => panic!("the emulator never answered: {other:?}\n{}", watch.log_tail()),
-        }
-    };
+    let ready = invoke(&event("GET", "/ready", None));
     assert_eq!(ready["statusCode"], 200, "{ready}");
     let body: Value = serde_json::from_str(ready["body"].as_str().unwrap()).unwrap();
     assert_eq!(body["status"], "ready");
@@ -116,7 +75,7 @@ fn the_api_function_answers_api_gateway_events_and_plain_http() {
 
     // Logs are JSON on Lambda, and every request left an EMF line.
     std::thread::sleep(Duration::from_millis(500));
-    let log = std::fs::read_to_string(dir.path().join("watch.log")).unwrap();
+    let log = lambda.log("rps-api");
     let emf: Vec<Value> = log
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l.trim()).ok())
@@ -132,15 +91,12 @@ fn the_api_function_answers_api_gateway_events_and_plain_http() {
             .any(|v| v["route"] == "/predict" && v["status"] == "422"),
         "{log}"
     );
-    drop(watch);
+    drop(lambda);
 
     // The same binary outside Lambda is a plain HTTP server.
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| testkit::workspace_root().join("target"));
     let http_port = testkit::free_port();
     let server = testkit::Background::spawn(
-        &target.join("release/rps-api"),
+        &testkit::cloud::sam_build().unwrap().join("ApiFunction/bootstrap"),
         &[],
         &[
             ("RPS_MODEL_PATH", bundle.as_str()),
@@ -154,7 +110,7 @@ fn the_api_function_answers_api_gateway_events_and_plain_http() {
         "{}",
         server.log_tail()
     );
-    let r = client
+    let r = reqwest::blocking::Client::new()
         .post(format!("http://127.0.0.1:{http_port}/predict"))
         .json(&sample_observations(3000, 25))
         .send()

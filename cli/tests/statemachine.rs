@@ -1,12 +1,14 @@
-//! The serverless shape, run on this machine: every stage function under the Lambda
-//! emulator (`cargo lambda watch`, release builds), moto as S3 and Secrets Manager (the
-//! MLflow token is read from it at init), a real MLflow, and the real state machine
-//! (`infra/statemachine/pipeline.asl.json`) executed by aws-local-stepfunctions. The
-//! executions: a full run that promotes, a run the data quality gate stops, a run whose
-//! candidate the promotion gates refuse, an hourly live ingest that verifies, the API's
-//! drift alarm asking for a retrain (the RetrainRequested event), the training run
-//! template.yaml's rule starts from that event, and an event of the wrong shape that
-//! fails and notifies.
+//! The serverless shape, run on this machine as template.yaml deploys it: every function
+//! `sam build` made, under the Lambda Runtime API with the environment the template
+//! gives it and as an IAM user with exactly its role's policies (moto enforcing IAM for
+//! S3 and Secrets Manager; the MLflow token read from it at init), a real MLflow, and
+//! the state machine as SAM's translator expands it, executed by
+//! aws-local-stepfunctions (tests/cloud/stack.py, testkit::cloud). The executions: a
+//! full run that promotes, a run the data quality gate stops, a run whose candidate the
+//! promotion gates refuse, an hourly live ingest that verifies, the API's drift alarm
+//! asking for a retrain (the RetrainRequested event on the stack's own bus), the
+//! training run the stack's rule starts from that event (refused), a triggered retrain
+//! that is promoted, and an event of the wrong shape that fails and notifies.
 
 mod common;
 
@@ -17,12 +19,13 @@ use serde_json::{Value, json};
 use testkit::cloud::LocalCloud;
 
 /// Runs one execution through tests/statemachine/run.mjs.
-fn execute(emulator: &str, input: &Value, notifications: &std::path::Path) -> Value {
+fn execute(stack: &std::path::Path, input: &Value, notifications: &std::path::Path) -> Value {
     let events = notifications.with_file_name("events.jsonl");
     let root = testkit::workspace_root();
     let out = Command::new("node")
         .arg(root.join("tests/statemachine/run.mjs"))
-        .args([emulator, &input.to_string()])
+        .arg(stack)
+        .arg(input.to_string())
         .arg(notifications)
         .arg(&events)
         .current_dir(&root)
@@ -58,10 +61,28 @@ fn the_state_machine_promotes_refuses_bad_data_and_refuses_a_worse_model() {
     let Some(cloud) = LocalCloud::start("sfn") else {
         return;
     };
-    let emulator = cloud.emulator.clone();
+    let emulator = cloud.stack_file.clone();
     let alias = |a: &str| cloud.alias(a);
     let keys = |prefix: &str| cloud.keys(prefix);
     let notes = cloud.path("notifications.jsonl");
+
+    // The stack as IAM sees it: ingest, validate and transform hold no MLflow secret
+    // (they started without one: the warm-up invoked each), and the internet-facing
+    // API's credentials may append to the forecast log and write nowhere else.
+    for f in ["rps-ingest", "rps-validate", "rps-transform"] {
+        let env = &cloud.stack["functions"][f]["env"];
+        assert!(env.get("RPS_MLFLOW_SECRET_ID").is_none(), "{f}: {env}");
+    }
+    assert_eq!(cloud.try_as("rps-api", "put", "store/forecasts/probe.jsonl").0, 200);
+    for key in ["store/models/probe", "store/registry/probe", "store/monitoring/probe", "outside/probe"] {
+        assert_eq!(
+            cloud.try_as("rps-api", "put", key),
+            (403, "AccessDenied".to_owned()),
+            "the API's credentials wrote {key}"
+        );
+    }
+    assert_eq!(cloud.try_as("rps-api", "delete", "store/forecasts/probe.jsonl").0, 403);
+    assert_eq!(cloud.try_as("rps-ingest", "get", "store/models/probe").0, 403);
 
     // 1. A full run: every stage, then promoted.
     let started = Instant::now();
@@ -182,7 +203,15 @@ fn the_state_machine_promotes_refuses_bad_data_and_refuses_a_worse_model() {
     // 5. The API's drift alarm goes off: template.yaml's rule starts a verification
     // with its verdict; verify asks for a retrain, published as RetrainRequested.
     let events = notes.with_file_name("events.jsonl");
-    let alarm = json!({"$rule": "ApiDriftAlarmed", "$event": {"source": "aws.cloudwatch", "detail": {"state": {"value": "ALARM", "reason": "Threshold Crossed: 2 datapoints were greater than the threshold (0.5)"}}}});
+    // CloudWatch's event for this stack's alarm (on the default bus), as EventBridge
+    // delivers it: the rule must match it.
+    let alarm_arn = format!(
+        "arn:aws:cloudwatch:us-east-1:123456789012:alarm:rps-{}-RpsInputDrift",
+        cloud.environment
+    );
+    let alarm = json!({"$rule": "ApiDriftAlarmed", "$bus": "default", "$event": {
+        "source": "aws.cloudwatch", "detail-type": "CloudWatch Alarm State Change", "resources": [alarm_arn],
+        "detail": {"state": {"value": "ALARM", "reason": "Threshold Crossed: 2 datapoints were greater than the threshold (0.5)"}}}});
     let r = execute(&emulator, &alarm, &notes);
     assert_eq!(r["status"], "SUCCEEDED", "{r}");
     assert_eq!(r["input"]["request_drift"]["drifting"], true, "{r}");
@@ -230,8 +259,27 @@ fn the_state_machine_promotes_refuses_bad_data_and_refuses_a_worse_model() {
     // 6. The rule on RetrainRequested starts a training run on the trigger's data (the
     // year before the newest observation, replayed), carrying the trigger through the
     // stages: the report says what started it and its outcome is recorded.
-    let retrain =
-        json!({"$rule": "RetrainRequested", "$event": {"source": "rps.verify", "detail": event["Detail"]}});
+    // The event as EventBridge delivers it on the bus the state machine put it on (the
+    // stack's own). The same event on the default bus, where another stack's rule
+    // listened before, starts nothing here.
+    let bus = event["EventBusName"].clone();
+    assert_eq!(bus, format!("rps-{}", cloud.environment), "{event}");
+    let delivered = json!({"source": event["Source"], "detail-type": event["DetailType"], "detail": event["Detail"]});
+    let elsewhere = Command::new("node")
+        .arg(root.join("tests/statemachine/run.mjs"))
+        .arg(&emulator)
+        .arg(json!({"$rule": "RetrainRequested", "$bus": "default", "$event": delivered}).to_string())
+        .arg(&notes)
+        .arg(&events)
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    assert!(
+        !elsewhere.status.success() && String::from_utf8_lossy(&elsewhere.stderr).contains("does not match"),
+        "{}",
+        String::from_utf8_lossy(&elsewhere.stderr)
+    );
+    let retrain = json!({"$rule": "RetrainRequested", "$bus": bus, "$event": delivered});
     let r = execute(&emulator, &retrain, &notes);
     assert_eq!(r["status"], "SUCCEEDED", "{r}");
     assert_eq!(r["input"]["trigger"], trigger, "{r}");
@@ -265,12 +313,47 @@ fn the_state_machine_promotes_refuses_bad_data_and_refuses_a_worse_model() {
     assert_eq!(alias("production").as_deref(), Some("1"));
     let note = std::fs::read_to_string(&notes).unwrap();
     assert!(
-        note.contains("rps-alerts")
+        note.contains(&format!("rps-{}-api-alerts", cloud.environment))
             && note.contains("RpsRetrainRefused")
             && note.contains(trigger["id"].as_str().unwrap()),
         "{note}"
     );
     std::fs::write(&notes, "").unwrap();
+
+    // 6b. A triggered retrain that is promoted: production is the weak summer model
+    // (version 2, as if a bad promotion had slipped through), and a verification asks
+    // for a retrain on the replayed year; the candidate beats it, the gates pass, the
+    // outcome is recorded as promoted and production moves, with the old one @previous.
+    let mlflow = testkit::mlflow::client(&cloud.mlflow.uri);
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(mlflow.set_alias(&cloud.model, "production", "2"))
+        .unwrap();
+    let mut second = trigger.clone();
+    second["id"] = json!(format!("{}-again", trigger["id"].as_str().unwrap()));
+    let mut detail = event["Detail"].clone();
+    detail["trigger"] = second.clone();
+    let r = execute(
+        &emulator,
+        &json!({"$rule": "RetrainRequested", "$bus": bus, "$event": {"source": "rps.verify", "detail-type": "RetrainRequested", "detail": detail}}),
+        &notes,
+    );
+    assert_eq!(r["status"], "SUCCEEDED", "{r}");
+    assert_eq!(states(&r).last().map(String::as_str), Some("Promoted"), "{r}");
+    let promoted = r["output"]["trained"]["model_version"].as_str().unwrap().to_owned();
+    assert_eq!(alias("production").as_deref(), Some(promoted.as_str()));
+    assert_eq!(alias("previous").as_deref(), Some("2"));
+    let outcome: Value = serde_json::from_str(&cloud.get(&format!(
+        "monitoring/{}/retrains/{}.json",
+        cloud.model,
+        second["id"].as_str().unwrap()
+    )))
+    .unwrap();
+    assert_eq!(
+        (outcome["status"].as_str(), outcome["candidate"].as_str()),
+        (Some("promoted"), Some(promoted.as_str())),
+        "{outcome}"
+    );
 
     // 7. An event of the wrong shape: the ingest function refuses it with InvalidInput
     // (not retried); the state machine publishes the failure and fails.

@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
-# The champion/challenger report a pull request into staging gets (make cml-report):
-# trains a candidate through the pipeline (unless RPS_CANDIDATE names one), runs every
-# promotion gate against production, and writes OUT/comment.md (the gate report's
-# Markdown with its error-by-horizon chart, ready for `cml comment create`) and
-# OUT/verdict (the exit code, for cml-comment.sh).
+# The champion/challenger report a pull request into staging gets (make cml-report): a
+# candidate trained by the pipeline the deployment runs, gated against production with
+# every promotion gate; writes OUT/comment.md (the gate report's Markdown with its
+# error-by-horizon chart, ready for `cml comment create`) and OUT/verdict (the exit
+# code, for cml-comment.sh).
 #
 #   scripts/ci/challenger.sh OUT        # exit 0: the candidate may be promoted
 #                                       # exit 1: it may not (worse, or not trainable)
 #
-# RPS_CANDIDATE_RANGE: `rps pipeline run`'s range arguments (default: the last year).
-# The rest of the configuration (store, registry, gates) is the usual environment.
+# Where the candidate comes from (RPS_ORCHESTRATOR, else the first that is configured):
+#   airflow        the rps_pipeline DAG through Airflow's REST API, conf promote=false
+#                  (AIRFLOW_API_URL, AIRFLOW_USERNAME, AIRFLOW_PASSWORD)
+#   stepfunctions  the stack's state machine, input promote=false (RPS_STATE_MACHINE_ARN)
+#   local          the stages in this process (`rps pipeline run`; a developer's machine)
+# RPS_CANDIDATE names a registered version instead. RPS_CHALLENGER_CONF: JSON merged
+# into the run's input (the orchestrators); RPS_CANDIDATE_RANGE: `rps pipeline run`'s
+# range arguments (local). The rest (store, registry, gates) is the usual environment.
 set -uo pipefail
 source "$(dirname "$0")/../lib.sh"
 cd "$ROOT"
@@ -19,29 +25,56 @@ mkdir -p "$out"
 comment="$out/comment.md"
 verdict() { echo "$1" >"$out/verdict"; exit "$1"; }
 sha=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+no_candidate() {  # rc what
+  {
+    echo "## rps: no candidate from $sha"
+    echo
+    case $1 in
+      3) echo "The data quality gate refused the data, so no candidate was trained." ;;
+      *) echo "Training a candidate failed ($2, exit $1)." ;;
+    esac
+    echo
+    echo '```'
+    grep -v '^\s*$' "$out/pipeline.log" | tail -n 20
+    echo '```'
+  } >"$comment"
+  echo "no candidate (exit $1): see $comment" >&2
+  verdict 1
+}
 
 candidate=${RPS_CANDIDATE:-}
-if [[ -z $candidate ]]; then
-  # shellcheck disable=SC2086  # the range is several arguments
-  "$RPS" pipeline run ${RPS_CANDIDATE_RANGE:-} --json >"$out/pipeline.json" 2>"$out/pipeline.log"
-  rc=$?
-  if [[ $rc -ne 0 ]]; then
-    {
-      echo "## rps: no candidate from $sha"
-      echo
-      case $rc in
-        3) echo "The data quality gate refused the data, so no candidate was trained." ;;
-        *) echo "Training a candidate failed (exit $rc)." ;;
-      esac
-      echo
-      echo '```'
-      grep -v '^\s*$' "$out/pipeline.log" | tail -n 20
-      echo '```'
-    } >"$comment"
-    echo "no candidate (exit $rc): see $comment" >&2
-    verdict 1
+orchestrator=${RPS_ORCHESTRATOR:-}
+if [[ -z $orchestrator ]]; then
+  if [[ -n ${AIRFLOW_API_URL:-} ]]; then orchestrator=airflow
+  elif [[ -n ${RPS_STATE_MACHINE_ARN:-} ]]; then orchestrator=stepfunctions
   fi
-  candidate=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])["model_version"])' "$out/pipeline.json")
+fi
+if [[ -z $candidate ]]; then
+  case $orchestrator in
+    airflow | stepfunctions)
+      bash scripts/setup-python.sh iac >&2
+      RPS_ACTOR="${RPS_ACTOR:-ci: challenger $sha}" .venv-iac/bin/python scripts/ci/orchestrate.py \
+        "$orchestrator" "$out" >"$out/pipeline.json" 2>"$out/pipeline.log"
+      rc=$?
+      tail -n 1 "$out/pipeline.json" >>"$out/pipeline.log"
+      [[ $rc -eq 0 ]] || no_candidate "$rc" "the $orchestrator run"
+      candidate=$(cat "$out/candidate")
+      echo "the $orchestrator run made candidate $candidate: $(tail -n 1 "$out/pipeline.json")" >&2
+      ;;
+    local)
+      # shellcheck disable=SC2086  # the range is several arguments
+      "$RPS" pipeline run ${RPS_CANDIDATE_RANGE:-} --json >"$out/pipeline.json" 2>"$out/pipeline.log"
+      rc=$?
+      [[ $rc -eq 0 ]] || no_candidate "$rc" "rps pipeline run"
+      # The contract of `--json`: the last line is one object naming the model version.
+      candidate=$(tail -n 1 "$out/pipeline.json" | sed -n 's/.*"model_version":"\([^"]*\)".*/\1/p')
+      ;;
+    *)
+      echo "no orchestrator to train the challenger: set AIRFLOW_API_URL (with AIRFLOW_USERNAME and" \
+        "AIRFLOW_PASSWORD) or RPS_STATE_MACHINE_ARN; RPS_ORCHESTRATOR=local trains in this process" >&2
+      verdict 1
+      ;;
+  esac
 fi
 
 "$RPS" evaluate --candidate "$candidate" --output "$out" >"$out/evaluate.log" 2>&1

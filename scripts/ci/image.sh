@@ -15,7 +15,14 @@ source "$(dirname "$0")/../lib.sh"
 cd "$ROOT"
 
 engine=${CONTAINER_ENGINE:-$(command -v podman >/dev/null 2>&1 && echo podman || echo docker)}
-tag=${2:-rps-api:dev}
+# An image repository must be lower case (ghcr.io/<owner>/<repo> from github.repository
+# is not); a tag after the last ':' keeps its case.
+lower_repo() {
+  local ref=$1 repo=$1 tag=""
+  if [[ ${ref##*/} == *:* ]]; then repo=${ref%:*} tag=:${ref##*:}; fi
+  echo "${repo,,}$tag"
+}
+tag=$(lower_repo "${2:-rps-api:dev}")
 # podman here: runc, and ulimits the default runtime cannot set on this kernel.
 run_flags=()
 build_flags=()
@@ -30,7 +37,7 @@ build() {
   local binary=${RPS_API_BINARY:-}
   if [[ -z $binary ]]; then
     cargo build --release --locked -p rps-api
-    binary="$CARGO_TARGET_DIR/release/rps-api"
+    binary="$BIN_DIR/rps-api"
   fi
   ctx=$(mktemp -d)
   trap 'rm -rf "$ctx"' EXIT
@@ -103,6 +110,7 @@ push() {
   # TAG → REPO:v<version> and REPO:<commit>. IMAGE_PUSH_TRANSPORT (e.g. dir:/tmp/out)
   # sends each to <transport>/<tag> instead of REPO's registry.
   local from=${1:?usage: image.sh push TAG REPO} repo=${2:?usage: image.sh push TAG REPO}
+  from=$(lower_repo "$from") repo=$(lower_repo "$repo")
   local version sha
   version=v$(awk -F'"' '/^version *=/ { print $2; exit }' Cargo.toml)
   sha=$(git rev-parse HEAD)

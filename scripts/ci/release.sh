@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The model side of the two deploys:
 #
-#   scripts/ci/release.sh stage URL     # @staging → @candidate, then smoke-test URL until
-#                                       # it serves that version (push to staging)
+#   scripts/ci/release.sh stage URL     # @staging → the deployment's candidate (with
+#                                       # RPS_MODEL_ALIAS=staging: @staging-candidate, what
+#                                       # the staging pipeline trained), then smoke-test URL
+#                                       # until it serves that version (push to staging)
 #   scripts/ci/release.sh promote       # @production → @staging if every gate passes
 #                                       # (push to main); exit 4 when the gates refuse
 #
@@ -14,7 +16,8 @@ cd "$ROOT"
 case ${1:-} in
   stage)
     url=${2:?usage: scripts/ci/release.sh stage URL}
-    version=$("$RPS" models stage @candidate --json | tail -n 1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["version"])')
+    version=$("$RPS" models stage --json | tail -n 1 | sed -n 's/.*"version":"\([^"]*\)".*/\1/p')
+    [[ -n $version ]] || { echo "rps models stage named no version" >&2; exit 1; }
     echo "@staging → version $version"
     EXPECT_VERSION=$version bash scripts/ci/smoke.sh "$url"
     ;;

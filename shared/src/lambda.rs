@@ -21,12 +21,13 @@ use crate::stage::{Context, StageError};
 
 pub use lambda_runtime::Error;
 
-/// Once per container: logs, configuration (with the secrets resolved) and the ports.
-/// The context lives as long as the process, as Lambda keeps it between invocations.
-pub async fn init() -> Result<&'static Context, Error> {
+/// Once per container: logs, configuration (with the secrets resolved) and the ports,
+/// the store limited to `function`'s grants ([`crate::layout::access`]). The context
+/// lives as long as the process, as Lambda keeps it between invocations.
+pub async fn init(function: &'static str) -> Result<&'static Context, Error> {
     crate::logging::init_with(&LogConfig::from_env(), "info");
     let config = config().await?;
-    let ctx = Context::new(config).await.map_err(|e| {
+    let ctx = Context::for_function(config, function).await.map_err(|e| {
         tracing::error!(error_type = e.error_type(), "init failed: {e}");
         e
     })?;

@@ -152,6 +152,103 @@ pub fn retrain(name: &str, file: &str) -> Result<ObjectKey, StoreError> {
     ObjectKey::new(format!("monitoring/{name}/retrains/{file}"))
 }
 
+/// The store's top-level folders (the layout above): what a function's grants name.
+pub const AREAS: [&str; 10] = [
+    "raw/", "quality/", "datasets/", "dvc/", "models/", "reports/", "locks/", "registry/", "forecasts/",
+    "monitoring/",
+];
+
+/// What one function may do in one folder of the store. Reading includes listing
+/// (`s3:ListBucket` on the prefix): without it S3 answers a missing key with 403, not
+/// 404, and "not there yet" could not be told from "not allowed".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Grant {
+    pub prefix: &'static str,
+    pub read: bool,
+    pub write: bool,
+    pub delete: bool,
+}
+
+const fn grant(prefix: &'static str, read: bool, write: bool, delete: bool) -> Grant {
+    Grant { prefix, read, write, delete }
+}
+const fn read(prefix: &'static str) -> Grant {
+    grant(prefix, true, false, false)
+}
+const fn read_write(prefix: &'static str) -> Grant {
+    grant(prefix, true, true, false)
+}
+
+/// Every function's access to the store: the one list of it. Each Lambda runs with a
+/// store that refuses anything else ([`crate::store::Scoped`]), and a test holds
+/// template.yaml's IAM policies to it (each role may do at least this, and no more).
+/// `api` is the prediction service; the rest are the stages of
+/// [`crate::stage::FUNCTIONS`].
+pub fn access(function: &str) -> Option<&'static [Grant]> {
+    const INGEST: &[Grant] = &[read_write("raw/")];
+    const VALIDATE: &[Grant] = &[read("raw/"), read_write("quality/")];
+    const TRANSFORM: &[Grant] = &[
+        read("raw/"),
+        read("quality/"),
+        read_write("datasets/"),
+        read_write("dvc/"),
+    ];
+    const TRAIN: &[Grant] = &[
+        read("quality/"),
+        read("datasets/"),
+        read("dvc/"),
+        read_write("models/"),
+        read_write("registry/"),
+    ];
+    // Evaluate and promote record what became of a triggered retrain (monitoring/).
+    const EVALUATE: &[Grant] = &[
+        read("datasets/"),
+        read("dvc/"),
+        read("models/"),
+        read("registry/"),
+        read_write("reports/"),
+        read_write("monitoring/"),
+    ];
+    const PROMOTE: &[Grant] = &[
+        read("datasets/"),
+        read("dvc/"),
+        read("models/"),
+        read_write("reports/"),
+        read_write("registry/"),
+        grant("locks/", true, true, true),
+        read_write("monitoring/"),
+    ];
+    const VERIFY: &[Grant] = &[
+        read("raw/"),
+        read("quality/"),
+        read("models/"),
+        read("registry/"),
+        read_write("forecasts/"),
+        read_write("monitoring/"),
+    ];
+    // The internet-facing API reads what serving needs and only appends sampled
+    // answers to the forecast log.
+    const API: &[Grant] = &[
+        read("raw/"),
+        read("quality/"),
+        read("models/"),
+        read("registry/"),
+        read("monitoring/"),
+        grant("forecasts/", false, true, false),
+    ];
+    Some(match function {
+        "ingest" => INGEST,
+        "validate" => VALIDATE,
+        "transform" => TRANSFORM,
+        "train" => TRAIN,
+        "evaluate" => EVALUATE,
+        "promote" => PROMOTE,
+        "verify" => VERIFY,
+        "api" => API,
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,5 +273,31 @@ mod tests {
             quality_report(&k).unwrap().as_str(),
             "quality/open-meteo/archive/2023/10/01/20231001T120000.000000Z.json"
         );
+    }
+
+    #[test]
+    fn every_function_has_grants_inside_the_layout() {
+        for f in crate::stage::FUNCTIONS.iter().chain(&["api"]) {
+            let grants = access(f).unwrap_or_else(|| panic!("{f} has no grants"));
+            for g in grants {
+                assert!(AREAS.contains(&g.prefix), "{f}: {} is not a folder of the layout", g.prefix);
+                assert!(g.read || g.write, "{f}: {} grants nothing", g.prefix);
+            }
+        }
+        assert!(access("nope").is_none());
+        // Keys the layout makes fall in its areas.
+        let t = Utc.with_ymd_and_hms(2023, 10, 1, 12, 0, 0).unwrap();
+        for k in [
+            raw_snapshot("archive", t).unwrap(),
+            retrain("m", LATEST_FILE).unwrap(),
+            verification("m", LATEST_FILE).unwrap(),
+            promotion_lock("m", 1).unwrap(),
+            gate_report("m", "1", "x", "report.json").unwrap(),
+            model_bundle("m", "b").unwrap(),
+            dataset_manifest("d").unwrap(),
+            forecast_log_segment("m", t.date_naive(), t, 1).unwrap(),
+        ] {
+            assert!(AREAS.iter().any(|a| k.as_str().starts_with(a)), "{k}");
+        }
     }
 }

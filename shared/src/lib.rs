@@ -43,6 +43,7 @@ pub mod stage;
 pub mod tags;
 
 // The ports and their adapters.
+pub mod doctor;
 pub mod dvc;
 pub mod mlflow;
 pub mod registry;

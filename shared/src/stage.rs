@@ -50,6 +50,26 @@ impl Context {
         Self::with_stores(config, store, dvc)
     }
 
+    /// The context a deployed function runs in: its store and DVC remote (when inside
+    /// the store) allow only what `function`'s grants do ([`crate::layout::access`]),
+    /// as its IAM role does on AWS.
+    pub async fn for_function(config: Config, function: &'static str) -> Result<Self, StageError> {
+        let grants = crate::layout::access(function)
+            .ok_or_else(|| StageError::Internal(format!("{function} has no grants in layout::access")))?;
+        let store: Arc<dyn ObjectStore> = Arc::new(store::Scoped::new(
+            store::open(&config.store, &config.s3).await?,
+            function,
+            grants,
+            "",
+        ));
+        let mut remote = store::open(&config.dvc_remote, &config.s3).await?;
+        if let Some(root) = config.dvc_remote.inside(&config.store) {
+            remote = Arc::new(store::Scoped::new(remote, function, grants, &root));
+        }
+        let dvc = DvcRemote::new(remote, config.dvc_remote.clone());
+        Self::with_stores(config, store, dvc)
+    }
+
     /// A context on one store, with the DVC remote in its `dvc/` folder (tests).
     pub fn with_store(config: Config, store: Arc<dyn ObjectStore>) -> Result<Self, StageError> {
         let dvc = DvcRemote::new(
@@ -128,8 +148,11 @@ impl From<SnapshotError> for StageError {
 /// Whose fault a failure is, which decides what a caller does about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
-    /// The caller's input or configuration: fix it, do not retry.
+    /// The caller's input: fix it, do not retry.
     Input,
+    /// The deployment's configuration or permissions (a variable, an IAM grant, refused
+    /// credentials, an MLflow server lacking a feature): fix it, do not retry.
+    Configuration,
     /// A gate refused the data or the model: a clean outcome, not a crash.
     Refused,
     /// Another run got there first: nothing changed, re-run.
@@ -197,7 +220,16 @@ impl StageError {
     pub fn kind(&self) -> ErrorKind {
         use StageError as E;
         match self {
-            E::Config(_) | E::Input(_) | E::NotValidated { .. } => ErrorKind::Input,
+            E::Config(_) | E::Store(StoreError::AccessDenied { .. }) => ErrorKind::Configuration,
+            E::Registry(RegistryError::Mlflow(e)) | E::Tracking(crate::tracking::TrackingError::Mlflow(e))
+                if e.is_configuration() =>
+            {
+                ErrorKind::Configuration
+            }
+            E::Dataset(crate::dataset::ManifestError::Store(StoreError::AccessDenied { .. })) => {
+                ErrorKind::Configuration
+            }
+            E::Input(_) | E::NotValidated { .. } => ErrorKind::Input,
             E::Dataset(crate::dataset::ManifestError::Store(_)) => ErrorKind::External,
             E::Dataset(_) => ErrorKind::Input,
             E::Store(StoreError::InvalidKey { .. }) => ErrorKind::Input,
@@ -225,6 +257,7 @@ impl StageError {
             StageError::Conflict(_) => "PromotionConflict",
             _ => match self.kind() {
                 ErrorKind::Input => "InvalidInput",
+                ErrorKind::Configuration => "ConfigurationError",
                 ErrorKind::External => "DependencyFailed",
                 _ => "InternalError",
             },

@@ -14,6 +14,41 @@ pub mod aliases {
     /// The version production replaced; rollback goes back to it.
     pub const PREVIOUS: &str = "previous";
 
+    /// The aliases one deployment moves, named after the alias it serves
+    /// (`RPS_MODEL_ALIAS`): production's are `candidate`, `production` and `previous`; any
+    /// other deployment (staging) has its own `<alias>-candidate` and `<alias>-previous`,
+    /// so two stacks on one registered model never move each other's aliases.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Family {
+        /// What the deployment serves, gates against and promotes to.
+        pub served: String,
+        /// Set by the deployment's training on every new version.
+        pub candidate: String,
+        /// The version `served` replaced; rollback goes back to it.
+        pub previous: String,
+        /// The legacy MLflow stage a promotion mirrors (`Production`, `Staging`, or none).
+        pub stage: Option<&'static str>,
+    }
+
+    impl Family {
+        pub fn of(served: &str) -> Self {
+            if served == PRODUCTION {
+                return Self {
+                    served: PRODUCTION.into(),
+                    candidate: CANDIDATE.into(),
+                    previous: PREVIOUS.into(),
+                    stage: Some("Production"),
+                };
+            }
+            Self {
+                served: served.into(),
+                candidate: format!("{served}-candidate"),
+                previous: format!("{served}-previous"),
+                stage: (served == STAGING).then_some("Staging"),
+            }
+        }
+    }
+
     /// Alias names MLflow reserves (`latest`, `v<N>`): none can be set.
     pub fn is_reserved(alias: &str) -> bool {
         let a = alias.to_ascii_lowercase();
@@ -114,5 +149,28 @@ mod tests {
         }
         assert!(!aliases::is_valid("pro duction"));
         assert!(!aliases::is_valid(""));
+    }
+
+    #[test]
+    fn each_deployment_moves_only_its_own_aliases() {
+        let prod = aliases::Family::of("production");
+        assert_eq!(
+            (prod.served.as_str(), prod.candidate.as_str(), prod.previous.as_str(), prod.stage),
+            ("production", "candidate", "previous", Some("Production"))
+        );
+        let staging = aliases::Family::of("staging");
+        assert_eq!(
+            (staging.served.as_str(), staging.candidate.as_str(), staging.previous.as_str(), staging.stage),
+            ("staging", "staging-candidate", "staging-previous", Some("Staging"))
+        );
+        let mine = aliases::Family::of("eu-west");
+        assert_eq!(mine.stage, None);
+        for f in [&prod, &staging, &mine] {
+            for a in [&f.served, &f.candidate, &f.previous] {
+                assert!(aliases::is_valid(a), "{a}");
+            }
+        }
+        let names = |f: &aliases::Family| [f.served.clone(), f.candidate.clone(), f.previous.clone()];
+        assert!(names(&prod).iter().all(|a| !names(&staging).contains(a)));
     }
 }

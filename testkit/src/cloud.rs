@@ -1,10 +1,13 @@
-//! The serverless shape on 127.0.0.1: every stage function under the Lambda emulator
-//! (`cargo lambda watch`, release builds), the moto server as S3 and Secrets Manager
-//! (the MLflow token is read from it at init, as on AWS), the shared MLflow server, and
-//! Open-Meteo as a replay of the sample year behind a proxy a test can point at a
-//! corrupted copy. The state-machine and Airflow tests both drive it.
+//! The serverless shape on 127.0.0.1, as template.yaml deploys it: SAM's translator
+//! expands the template for one stack, `sam build` makes every function's `bootstrap`,
+//! and tests/cloud/stack.py runs them under the Lambda Runtime API with the environment
+//! the template gives each, as an IAM user carrying exactly its role's policies in moto
+//! (S3 and Secrets Manager), which enforces IAM. The shared MLflow server is the
+//! registry; Open-Meteo is a replay of the sample year behind a proxy a test can point
+//! at a corrupted copy. The state-machine and Airflow tests both drive it.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -13,14 +16,18 @@ use crate::faults::Proxy;
 use crate::mlflow::{MlflowServer, client};
 use crate::moto::MotoServer;
 use crate::replay::Replay;
-use crate::{Background, free_port, require, unique, venv_bin, workspace_root};
+use crate::{Background, require, unique, workspace_root};
 
 pub struct LocalCloud {
-    /// The emulator's base URL: Invoke is `POST {emulator}/2015-03-31/functions/<name>/invocations`.
+    /// The Lambda service: Invoke is `POST {emulator}/2015-03-31/functions/<name>/invocations`,
+    /// a function error 200 with `X-Amz-Function-Error`, as on AWS (boto3, Airflow).
     pub emulator: String,
-    /// The emulator as the Lambda service answers (a function error is 200 with
-    /// `X-Amz-Function-Error`): the endpoint for SDK clients such as boto3.
-    pub lambda_api: Proxy,
+    /// The stack as the runner wrote it: functions, the state machine's definition with
+    /// its substitutions applied, topics, the event bus and the EventBridge rules.
+    pub stack: Value,
+    pub stack_file: PathBuf,
+    /// `staging` or `prod`: the stack's `Environment`.
+    pub environment: String,
     pub model: String,
     pub bucket: String,
     pub moto: MotoServer,
@@ -30,71 +37,120 @@ pub struct LocalCloud {
     /// The sample year with 5% of its temperatures missing: the data gate refuses it.
     pub corrupt: Replay,
     pub dir: tempfile::TempDir,
-    _watch: Background,
+    _runner: Background,
+}
+
+/// `sam build` of the template for this machine's architecture (x86_64), once per test
+/// process (scripts/sam-build.sh; a file lock keeps two processes from building at
+/// once). The build directory (`.aws-sam/build`), or `None` where SAM is missing.
+pub fn sam_build() -> Option<PathBuf> {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let root = workspace_root();
+    require("aws-sam-cli", &root.join(".venv-iac/bin/sam"))?;
+    let built = BUILT.get_or_init(|| {
+        let lock = std::fs::File::create(std::env::temp_dir().join("rps-sam-build.lock")).map_err(|e| e.to_string())?;
+        lock.lock().map_err(|e| e.to_string())?;
+        let started = Instant::now();
+        let mut cmd = std::process::Command::new("bash");
+        crate::clean_cargo_env(&mut cmd);
+        let out = cmd
+            .arg("scripts/sam-build.sh")
+            .arg("x86_64")
+            .env("RPS_SAM_HOST_TOOLCHAIN", "1")
+            .current_dir(&root)
+            .output()
+            .map_err(|e| e.to_string())?;
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        if !out.status.success() {
+            return Err(format!("scripts/sam-build.sh x86_64 failed:\n{text}"));
+        }
+        eprintln!("sam build: {:.1} s", started.elapsed().as_secs_f64());
+        Ok(root.join(".aws-sam/build"))
+    });
+    match built {
+        Ok(dir) => Some(dir.clone()),
+        Err(e) => panic!("{e}"),
+    }
 }
 
 impl LocalCloud {
-    /// Starts everything and has the emulator build every stage function (one
-    /// malformed event each, refused at once), so no later call waits on a compile.
-    /// `None` where a component is missing (a failure in CI, see [`require`]).
+    /// A `prod` stack (see [`LocalCloud::start_as`]).
     pub fn start(name: &str) -> Option<Self> {
+        Self::start_as(name, "prod")
+    }
+
+    /// Builds the functions, starts moto, the runner and the Open-Meteo replay, and has
+    /// every function started once (a malformed event, refused at once; the API's
+    /// /health), so no later call waits on a cold start. `None` where a component is
+    /// missing (a failure in CI, see [`require`]).
+    pub fn start_as(name: &str, environment: &str) -> Option<Self> {
         let root = workspace_root();
-        let cargo_lambda = require("cargo-lambda", &venv_bin("cargo-lambda"))?;
+        let python = require("the IaC tools' Python", &root.join(".venv-iac/bin/python"))?;
+        let build_dir = sam_build()?;
         let mlflow = MlflowServer::shared()?;
         let moto = MotoServer::start()?;
         let bucket = format!("{name}-{}", unique()).to_lowercase().replace('_', "-");
         moto.create_bucket(&bucket);
-        moto.create_secret("rps/mlflow", r#"{"token": "not-checked-by-this-mlflow"}"#);
+        let secret = format!("rps/{name}/mlflow");
+        let read_secret = format!("rps/{name}/mlflow-read");
+        moto.create_secret(&secret, r#"{"token": "not-checked-by-this-mlflow"}"#);
+        moto.create_secret(&read_secret, r#"{"token": "read-only, not checked by this mlflow"}"#);
         let dir = tempfile::tempdir().unwrap();
         let clean = Replay::sample();
         let corrupt = Replay::file(&corrupt_sample(dir.path()));
         let open_meteo = Proxy::start(&format!("http://{}", clean.addr));
         let model = format!("{name}-{}", unique());
-        let port = free_port();
-        let path = format!(
-            "{}:{}",
-            venv_bin("").display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        let store = format!("s3://{bucket}/store");
-        let archive = format!("{}/v1/archive", open_meteo.url);
-        let forecast = format!("{}/v1/forecast", open_meteo.url);
-        let experiment = format!("{name}-{}", unique());
-        let cache = dir.path().join("cache").display().to_string();
-        let watch = Background::spawn_in(
+        let stack_file = dir.path().join("stack.json");
+        let spec = serde_json::json!({
+            "name": format!("rps-{environment}"),
+            "params": {
+                "Environment": environment,
+                "Architecture": "x86_64",
+                "MlflowTrackingUri": mlflow.uri,
+                "MlflowSecretName": secret,
+                "MlflowReadSecretName": read_secret,
+                "ModelName": model,
+            },
+            "region": "us-east-1",
+            "moto": moto.endpoint,
+            "bucket": bucket,
+            "build_dir": build_dir,
+            // What a test sets beyond the template: where Open-Meteo is, a model cache
+            // and an experiment of its own, and the latency gate for a loaded machine.
+            "env": {
+                "OPEN_METEO_ARCHIVE_URL": format!("{}/v1/archive", open_meteo.url),
+                "OPEN_METEO_FORECAST_URL": format!("{}/v1/forecast", open_meteo.url),
+                "RPS_MODEL_CACHE": dir.path().join("cache"),
+                "MLFLOW_EXPERIMENT_NAME": format!("{name}-{}", unique()),
+                "RPS_GATE_MAX_P99_MS": "1000",
+                "AWS_EC2_METADATA_DISABLED": "true",
+            },
+            "out": stack_file,
+        });
+        let spec_file = dir.path().join("spec.json");
+        std::fs::write(&spec_file, spec.to_string()).unwrap();
+        let runner = Background::spawn_in(
             &root,
-            &cargo_lambda,
-            &[
-                "lambda",
-                "watch",
-                "--release",
-                "-A",
-                "127.0.0.1",
-                "-P",
-                &port.to_string(),
-            ],
-            &[
-                ("PATH", path.as_str()),
-                ("RPS_STORE", store.as_str()),
-                ("AWS_ENDPOINT_URL", moto.endpoint.as_str()),
-                ("AWS_ACCESS_KEY_ID", "testing"),
-                ("AWS_SECRET_ACCESS_KEY", "testing"),
-                ("AWS_REGION", "us-east-1"),
-                ("MLFLOW_TRACKING_URI", mlflow.uri.as_str()),
-                ("RPS_MLFLOW_SECRET_ID", "rps/mlflow"),
-                ("MLFLOW_EXPERIMENT_NAME", experiment.as_str()),
-                ("RPS_MODEL_NAME", model.as_str()),
-                ("RPS_MODEL_CACHE", cache.as_str()),
-                ("OPEN_METEO_ARCHIVE_URL", archive.as_str()),
-                ("OPEN_METEO_FORECAST_URL", forecast.as_str()),
-                ("RPS_GATE_MAX_P99_MS", "1000"),
-            ],
-            dir.path().join("watch.log"),
+            &python,
+            &["tests/cloud/stack.py", spec_file.to_str().unwrap()],
+            &[],
+            dir.path().join("stack.log"),
         );
-        let emulator = format!("http://127.0.0.1:{port}");
+        let started = Instant::now();
+        while !stack_file.exists() {
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "the stack did not start:\n{}",
+                runner.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let stack: Value = serde_json::from_str(&std::fs::read_to_string(&stack_file).unwrap()).unwrap();
         let cloud = Self {
-            lambda_api: Proxy::lambda_front(&emulator),
-            emulator,
+            emulator: stack["invoke"].as_str().unwrap().to_owned(),
+            stack,
+            stack_file,
+            environment: environment.to_owned(),
             model,
             bucket,
             moto,
@@ -103,36 +159,42 @@ impl LocalCloud {
             clean,
             corrupt,
             dir,
-            _watch: watch,
+            _runner: runner,
         };
-        cloud.warm_up(port);
+        cloud.warm_up();
         Some(cloud)
     }
 
-    fn warm_up(&self, port: u16) {
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(120),
-                "the emulator did not start"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+    fn warm_up(&self) {
         for f in shared::stage::FUNCTIONS {
             let body = self.invoke(&format!("rps-{f}"), &serde_json::json!({"not": "an event"}));
-            assert_eq!(body["errorType"], "InvalidInput", "rps-{f}: {body}");
+            assert_eq!(body["errorType"], "InvalidInput", "rps-{f}: {body}\n{}", self.function_log(&format!("rps-{f}")));
         }
     }
 
-    /// Invokes a function synchronously; its answer or its error object.
+    /// A function's name in this stack (`rps-prod-ingest`), from its binary (`rps-ingest`).
+    pub fn function(&self, binary: &str) -> String {
+        self.stack["functions"][binary]["name"]
+            .as_str()
+            .map_or_else(|| binary.to_owned(), str::to_owned)
+    }
+
+    /// What a function's instances logged.
+    pub fn function_log(&self, binary: &str) -> String {
+        let logs = self.stack["logs"].as_str().unwrap_or_default();
+        std::fs::read_to_string(Path::new(logs).join(format!("{binary}.log"))).unwrap_or_default()
+    }
+
+    /// Invokes a function (by binary or name) synchronously; its answer or its error object.
     pub fn invoke(&self, function: &str, event: &Value) -> Value {
         reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(1800))
             .build()
             .unwrap()
             .post(format!(
-                "{}/2015-03-31/functions/{function}/invocations",
-                self.emulator
+                "{}/2015-03-31/functions/{}/invocations",
+                self.emulator,
+                self.function(function)
             ))
             .json(event)
             .send()
@@ -151,34 +213,55 @@ impl LocalCloud {
             .map(|v| v.version)
     }
 
-    /// The keys under `store/<prefix>` in the bucket.
+    fn harness(&self, path: &str) -> reqwest::blocking::Response {
+        reqwest::blocking::get(format!("{}/harness/{path}", self.emulator)).unwrap()
+    }
+
+    /// The keys under `store/<prefix>` in the bucket (read as the harness's admin).
     pub fn keys(&self, prefix: &str) -> Vec<String> {
-        let xml = reqwest::blocking::get(format!(
-            "{}/{}?list-type=2&prefix=store/{prefix}",
-            self.moto.endpoint, self.bucket
-        ))
-        .unwrap()
-        .text()
-        .unwrap();
-        xml.split("<Key>")
-            .skip(1)
-            .map(|k| k.split('<').next().unwrap_or("").to_owned())
-            .collect()
+        let r = self.harness(&format!("keys?prefix={}", encode(&format!("store/{prefix}"))));
+        assert!(r.status().is_success(), "listing store/{prefix}: {}", r.status());
+        r.json().unwrap()
     }
 
     /// The object at `store/<key>` in the bucket, as text.
     pub fn get(&self, key: &str) -> String {
-        // moto checks no signature, but refuses an object to a request without one.
-        let r = reqwest::blocking::Client::new()
-            .get(format!("{}/{}/store/{key}", self.moto.endpoint, self.bucket))
-            .header(
-                "Authorization",
-                "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0",
-            )
-            .send()
-            .unwrap();
+        let r = self.harness(&format!("object?key={}", encode(&format!("store/{key}"))));
         assert!(r.status().is_success(), "store/{key}: {}", r.status());
         r.text().unwrap()
+    }
+
+    /// What a function's credentials get from S3 for `op` (put, get, delete, list) on
+    /// `key` (a bucket key): the HTTP status and S3's error code.
+    pub fn try_as(&self, binary: &str, op: &str, key: &str) -> (u16, String) {
+        let r: Value = reqwest::blocking::Client::new()
+            .post(format!(
+                "{}/harness/try?as={binary}&op={op}&key={}",
+                self.emulator,
+                encode(key)
+            ))
+            .body("probe")
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        (
+            r["status"].as_u64().unwrap_or(0) as u16,
+            r["code"].as_str().unwrap_or_default().to_owned(),
+        )
+    }
+
+    /// The environment an AWS client needs to act as `binary`'s role on this stack's
+    /// moto (its access key; the S3 endpoint and region).
+    pub fn aws_env(&self, binary: &str) -> Vec<(&'static str, String)> {
+        let c = &self.stack["credentials"][binary];
+        vec![
+            ("AWS_ENDPOINT_URL", self.moto.endpoint.clone()),
+            ("AWS_ACCESS_KEY_ID", c["key"].as_str().unwrap_or_default().to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", c["secret"].as_str().unwrap_or_default().to_owned()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ]
     }
 
     /// Open-Meteo answers with the clean sample from now on.
@@ -194,6 +277,86 @@ impl LocalCloud {
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
+}
+
+/// The Lambda service alone (tests/cloud/stack.py without a template): functions given
+/// as they are, each its `sam build` bootstrap with the environment the test sets.
+pub struct LambdaService {
+    pub url: String,
+    pub logs: PathBuf,
+    _runner: Background,
+    _dir: tempfile::TempDir,
+}
+
+impl LambdaService {
+    /// `functions`: (binary, the template's logical id, environment, memory MB, timeout s).
+    pub fn start(functions: &[(&str, &str, Vec<(&str, String)>, u32, u32)]) -> Option<Self> {
+        let root = workspace_root();
+        let python = require("the IaC tools' Python", &root.join(".venv-iac/bin/python"))?;
+        let build_dir = sam_build()?;
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("service.json");
+        let fns: serde_json::Map<String, Value> = functions
+            .iter()
+            .map(|(binary, logical, env, memory, timeout)| {
+                let env: serde_json::Map<String, Value> =
+                    env.iter().map(|(k, v)| ((*k).to_owned(), Value::from(v.as_str()))).collect();
+                (
+                    (*binary).to_owned(),
+                    serde_json::json!({"code": build_dir.join(logical), "env": env, "memory": memory, "timeout": timeout}),
+                )
+            })
+            .collect();
+        let spec = serde_json::json!({"functions": fns, "out": out});
+        let spec_file = dir.path().join("spec.json");
+        std::fs::write(&spec_file, spec.to_string()).unwrap();
+        let runner = Background::spawn_in(
+            &root,
+            &python,
+            &["tests/cloud/stack.py", spec_file.to_str().unwrap()],
+            &[],
+            dir.path().join("service.log"),
+        );
+        let started = Instant::now();
+        while !out.exists() {
+            assert!(started.elapsed() < Duration::from_secs(60), "{}", runner.log_tail());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let written: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        Some(Self {
+            url: written["invoke"].as_str().unwrap().to_owned(),
+            logs: PathBuf::from(written["logs"].as_str().unwrap()),
+            _runner: runner,
+            _dir: dir,
+        })
+    }
+
+    /// Invokes a function: (HTTP status, the function error header, the payload).
+    pub fn invoke(&self, function: &str, event: &Value) -> (u16, Option<String>, Value) {
+        let r = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(900))
+            .build()
+            .unwrap()
+            .post(format!("{}/2015-03-31/functions/{function}/invocations", self.url))
+            .json(event)
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        let error = r
+            .headers()
+            .get("x-amz-function-error")
+            .map(|v| v.to_str().unwrap_or_default().to_owned());
+        (status, error, r.json().unwrap_or(Value::Null))
+    }
+
+    /// What a function logged (its stdout and stderr).
+    pub fn log(&self, function: &str) -> String {
+        std::fs::read_to_string(self.logs.join(format!("{function}.log"))).unwrap_or_default()
+    }
+}
+
+fn encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 /// Nulls every twentieth value of `variable` in an Open-Meteo document (5%, over the

@@ -64,32 +64,17 @@ struct Shared {
     target: Arc<Mutex<String>>,
     http: reqwest::Client,
     faults: Arc<Mutex<Faults>>,
-    /// Answer a Lambda function error as the Lambda service does (see [`Proxy::lambda_front`]).
-    lambda_errors: bool,
 }
 
 impl Proxy {
     /// A proxy forwarding to `target` (`http://127.0.0.1:5000`).
     pub fn start(target: &str) -> Self {
-        Self::spawn(target, false)
-    }
-
-    /// A proxy in front of the Lambda emulator that answers Invoke as the Lambda
-    /// service does: the emulator returns a function error as HTTP 500 with the error
-    /// object, AWS returns 200 with `X-Amz-Function-Error: Unhandled` and the same
-    /// body, and SDK clients (boto3, Airflow's Lambda operator) read only the latter.
-    pub fn lambda_front(target: &str) -> Self {
-        Self::spawn(target, true)
-    }
-
-    fn spawn(target: &str, lambda_errors: bool) -> Self {
         let faults = Arc::new(Mutex::new(Faults::default()));
         let target = Arc::new(Mutex::new(target.trim_end_matches('/').to_owned()));
         let shared = Shared {
             target: target.clone(),
             http: reqwest::Client::new(),
             faults: faults.clone(),
-            lambda_errors,
         };
         let (tx, rx) = std::sync::mpsc::channel::<SocketAddr>();
         std::thread::spawn(move || {
@@ -184,7 +169,7 @@ async fn forward(State(s): State<Shared>, req: Request) -> Response {
     }
     match upstream.body(body).send().await {
         Ok(resp) => {
-            let mut status = resp.status().as_u16();
+            let status = resp.status().as_u16();
             let mut out = Response::builder();
             for (k, v) in resp.headers() {
                 if k != "transfer-encoding" && k != "content-length" && k != "connection" {
@@ -192,11 +177,6 @@ async fn forward(State(s): State<Shared>, req: Request) -> Response {
                 }
             }
             let bytes = resp.bytes().await.unwrap_or_default();
-            if s.lambda_errors && status == 500 && path.ends_with("/invocations") && is_function_error(&bytes)
-            {
-                status = 200;
-                out = out.header("x-amz-function-error", "Unhandled");
-            }
             let out = out.status(status);
             out.body(Body::from(bytes))
                 .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
@@ -205,7 +185,3 @@ async fn forward(State(s): State<Shared>, req: Request) -> Response {
     }
 }
 
-/// A Lambda error object: `{"errorType": …, "errorMessage": …}`.
-fn is_function_error(body: &[u8]) -> bool {
-    serde_json::from_slice::<serde_json::Value>(body).is_ok_and(|v| v.get("errorType").is_some())
-}

@@ -97,6 +97,20 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// Removes the test harness's cargo variables (CARGO_MANIFEST_DIR, CARGO_PKG_*, …) from
+/// a command that may run cargo (`sam build`): build scripts that watch them would
+/// rebuild the dependency tree, polars included. Where the build goes and for which
+/// target (CARGO_HOME, CARGO_TARGET_DIR, CARGO_BUILD_TARGET) stays.
+pub fn clean_cargo_env(command: &mut Command) {
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy();
+        let keep = matches!(k.as_ref(), "CARGO_HOME" | "CARGO_TARGET_DIR" | "CARGO_BUILD_TARGET");
+        if (k == "CARGO" || k.starts_with("CARGO_")) && !keep {
+            command.env_remove(k.as_ref());
+        }
+    }
+}
+
 /// A process group started under a watchdog; killed when dropped or when the test
 /// process exits.
 pub struct Background {
@@ -119,15 +133,7 @@ impl Background {
 trap 'kill -TERM -- -$$ 2>/dev/null' EXIT
 while kill -0 "$parent" 2>/dev/null && kill -0 "$child" 2>/dev/null; do sleep 0.5; done"#;
         let mut command = Command::new("bash");
-        // The test harness's cargo variables (CARGO_MANIFEST_DIR, CARGO_PKG_*, …) must
-        // not reach a cargo the server runs (`cargo lambda watch`): build scripts that
-        // watch them would rebuild the dependency tree, polars included.
-        for (k, _) in std::env::vars_os() {
-            let k = k.to_string_lossy();
-            if (k == "CARGO" || k.starts_with("CARGO_")) && k != "CARGO_HOME" && k != "CARGO_TARGET_DIR" {
-                command.env_remove(k.as_ref());
-            }
-        }
+        clean_cargo_env(&mut command);
         let child = command
             .arg("-c")
             .arg(watchdog)

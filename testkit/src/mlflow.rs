@@ -114,6 +114,7 @@ pub fn client_with(
 ) -> shared::mlflow::MlflowClient {
     shared::mlflow::MlflowClient::new(&shared::config::MlflowConfig {
         tracking_uri: uri.parse().expect("an MLflow URI"),
+        auth_from: auth.kind().into(),
         auth,
         experiment: "x".into(),
         timeout,

@@ -31,11 +31,16 @@ asl = json.loads((root / "infra/statemachine/pipeline.asl.json").read_text())
 problems = []
 
 resources = template["Resources"]
+# `sam build` reads the binary's name from Metadata.BuildProperties.Binary only
+# (aws-sam-cli samcli/lib/build/app_builder.py; aws-lambda-builders workflows/rust_cargo).
 binaries = {
-    name: r.get("Metadata", {}).get("Binary")
+    name: r.get("Metadata", {}).get("BuildProperties", {}).get("Binary")
     for name, r in resources.items()
     if r["Type"] == "AWS::Serverless::Function"
 }
+for name, r in resources.items():
+    if r["Type"] == "AWS::Serverless::Function" and "Binary" in r.get("Metadata", {}):
+        problems.append(f"{name}: Metadata.Binary is ignored by sam build; put it under Metadata.BuildProperties")
 for r in resources.values():
     if r["Type"] == "AWS::Serverless::Function" and r.get("Metadata", {}).get("BuildMethod") != "rust-cargolambda":
         problems.append("a function is not built with rust-cargolambda")
@@ -109,7 +114,8 @@ import re  # noqa: E402
 
 metrics_rs = (root / "shared/src/serve/metrics.rs").read_text()
 emf_names = set(re.findall(r'"Name": "(\w+)"', metrics_rs))
-namespace = re.search(r'"Namespace": "(\w+)"', metrics_rs).group(1)
+# The EMF namespace is the functions' RPS_METRICS_NAMESPACE (one per stack).
+namespace = template["Globals"]["Function"]["Environment"]["Variables"].get("RPS_METRICS_NAMESPACE")
 verify_rs = (root / "shared/src/verify/mod.rs").read_text()
 verify_names = set(re.findall(r'put\(\s*"(\w+)"', verify_rs)) | set(re.findall(r'"Name": "(\w+)"', verify_rs))
 alarms = {r["Properties"]["MetricName"]: r["Properties"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"}

@@ -1,17 +1,20 @@
-// Executes the real state machine (infra/statemachine/pipeline.asl.json) on this machine
-// with aws-local-stepfunctions: every Task state invokes its stage function under the
-// Lambda emulator (`cargo lambda watch`), the SNS tasks append their message to a file,
-// the EventBridge task appends its entries to another.
+// Executes the real state machine on this machine with aws-local-stepfunctions, as the
+// stack deploys it: the definition comes from SAM's translator with the stack's
+// DefinitionSubstitutions applied (tests/cloud/stack.py writes it to the stack file),
+// every Task state's Lambda ARN is invoked on the stack's Lambda service (a function
+// error is 200 with X-Amz-Function-Error, thrown with its errorType as its name, so Retry
+// and Catch match it as on AWS), and the SNS and EventBridge tasks append to files after
+// checking that the topic and the bus are the stack's own (else they fail, as IAM and a
+// missing resource would).
 //
-//   node tests/statemachine/run.mjs <emulator URL> <input JSON> <notifications file> <events file>
+//   node tests/statemachine/run.mjs <stack file> <input JSON> <notifications file> <events file>
 //
 // An input of the form {"$rule": "<event name>", "$event": {...}} is what that
-// EventBridgeRule of template.yaml's state machine would start it with: the rule's
-// InputTransformer applied to the event, as EventBridge does.
+// EventBridge rule of the stack would start it with: the rule must match the event (its
+// pattern, on its bus), and its InputTransformer makes the input, as EventBridge does.
 //
 // Prints one JSON line: {"status", "output" | "error", "states": [entered, …], "input"}.
 import { readFileSync, appendFileSync } from 'node:fs';
-import YAML from 'yaml';
 
 // aws-local-stepfunctions uses Promise.withResolvers, which Node 20 lacks.
 if (!Promise.withResolvers) {
@@ -23,83 +26,88 @@ if (!Promise.withResolvers) {
 }
 const { StateMachine } = await import('aws-local-stepfunctions');
 
-const [emulator, inputJson, notifications, events] = process.argv.slice(2);
-const root = new URL('../../', import.meta.url);
-let text = readFileSync(new URL('infra/statemachine/pipeline.asl.json', root), 'utf8');
+const [stackFile, inputJson, notifications, events] = process.argv.slice(2);
+const stack = JSON.parse(readFileSync(stackFile, 'utf8'));
+const definition = stack.definition;
 
-// The Task states and the functions they invoke: DefinitionSubstitutions, as SAM does.
-const functions = {
-  Ingest: 'rps-ingest',
-  Validate: 'rps-validate',
-  Transform: 'rps-transform',
-  Train: 'rps-train',
-  Evaluate: 'rps-evaluate',
-  Promote: 'rps-promote',
-  Verify: 'rps-verify',
-};
-for (const [state, fn] of Object.entries(functions)) {
-  text = text.replaceAll('${' + state + 'FunctionArn}', `arn:aws:lambda:us-east-1:123456789012:function:${fn}`);
+function failure(name, message) {
+  const err = new Error(message);
+  err.name = name;
+  return err;
 }
-text = text.replaceAll('${FailureTopicArn}', 'arn:aws:sns:us-east-1:123456789012:rps-failures');
-text = text.replaceAll('${AlertTopicArn}', 'arn:aws:sns:us-east-1:123456789012:rps-alerts');
-text = text.replaceAll('${EventBusName}', 'default');
-const definition = JSON.parse(text);
 
-// A function error comes back from the emulator as HTTP 500 with {errorType,
-// errorMessage}: rethrown with that name, so Retry and Catch match it as on AWS.
-function invoke(fn) {
+function invoke(arn) {
   return async (input) => {
-    const r = await fetch(`${emulator}/2015-03-31/functions/${fn}/invocations`, {
+    const r = await fetch(`${stack.invoke}/2015-03-31/functions/${encodeURIComponent(arn)}/invocations`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify(input),
     });
     const body = await r.text();
-    let parsed;
-    try { parsed = JSON.parse(body); } catch { parsed = undefined; }
-    if (!r.ok || (parsed && parsed.errorType && parsed.errorMessage !== undefined && !('snapshot' in parsed))) {
-      const err = new Error(parsed?.errorMessage ?? body);
-      err.name = parsed?.errorType ?? 'Lambda.ServiceException';
-      throw err;
-    }
+    if (r.status === 404) throw failure('Lambda.ResourceNotFoundException', body);
+    if (!r.ok) throw failure('Lambda.ServiceException', body);
+    const parsed = JSON.parse(body);
+    if (r.headers.get('x-amz-function-error')) throw failure(parsed.errorType, parsed.errorMessage);
     return parsed;
   };
 }
-const handlers = Object.fromEntries(Object.entries(functions).map(([s, fn]) => [s, invoke(fn)]));
-const notify = async (input) => {
+
+const topics = new Set(Object.values(stack.topics));
+const publish = async (input) => {
+  if (!topics.has(input.TopicArn)) throw failure('SNS.NotFoundException', `Topic does not exist: ${input.TopicArn}`);
   appendFileSync(notifications, JSON.stringify(input) + '\n');
   return { MessageId: 'local' };
 };
-handlers.NotifyFailure = notify;
-handlers.NotifyRetrainRefused = notify;
-handlers.RequestRetrain = async (input) => {
+const putEvents = async (input) => {
+  for (const e of input.Entries) {
+    if (!stack.bus.includes(e.EventBusName)) throw failure('EventBridge.ResourceNotFoundException', `Event bus ${e.EventBusName} does not exist`);
+  }
   for (const e of input.Entries) appendFileSync(events, JSON.stringify(e) + '\n');
   return { FailedEntryCount: 0, Entries: input.Entries.map(() => ({ EventId: 'local' })) };
 };
+const handlers = {};
+const retried = {};
+for (const [name, state] of Object.entries(definition.States)) {
+  if (state.Type !== 'Task') continue;
+  if (state.Resource.startsWith('arn:aws:lambda:')) handlers[name] = invoke(state.Resource);
+  else if (state.Resource === 'arn:aws:states:::sns:publish') handlers[name] = publish;
+  else if (state.Resource === 'arn:aws:states:::events:putEvents') handlers[name] = putEvents;
+  else throw new Error(`state ${name}: no local handler for ${state.Resource}`);
+  if (state.Retry) retried[name] = 0;
+}
 
-// An EventBridge rule's InputTransformer, as template.yaml defines it, applied to an
-// event: each <variable> replaced by the JSON of its path's value.
-function ruleInput(ruleName, event) {
-  // The CloudFormation tags (!Sub, !GetAtt, …) only matter to CloudFormation.
-  const template = YAML.parse(readFileSync(new URL('template.yaml', root), 'utf8').replace(/!(Ref|Sub|GetAtt|If|Equals|Not)\b/g, ''));
-  const rule = template.Resources.PipelineStateMachine.Properties.Events[ruleName];
-  if (!rule) throw new Error(`template.yaml's state machine has no event ${ruleName}`);
-  const { InputPathsMap, InputTemplate } = rule.Properties.InputTransformer;
+// EventBridge's matching for the pattern forms the template uses.
+function matches(pattern, event) {
+  if (pattern && typeof pattern === 'object' && !Array.isArray(pattern)) {
+    return event && typeof event === 'object' && Object.entries(pattern).every(([k, v]) => k in event && matches(v, event[k]));
+  }
+  const values = Array.isArray(event) ? event : [event];
+  return values.some((v) => pattern.some((p) => JSON.stringify(p) === JSON.stringify(v)));
+}
+
+// The rule named `name` (its event id in template.yaml) applied to an event on `bus`.
+function ruleInput(name, event, bus) {
+  const rule = stack.rules.find((r) => r.logical.endsWith(name));
+  if (!rule) throw new Error(`the stack has no rule ${name}`);
+  if (rule.bus !== bus || !matches(rule.pattern, event)) {
+    throw new Error(`rule ${name} (bus ${rule.bus}) does not match this event on bus ${bus}: ${JSON.stringify(event)}`);
+  }
+  const { InputPathsMap, InputTemplate } = rule.input_transformer;
   let text = InputTemplate;
-  for (const [name, path] of Object.entries(InputPathsMap)) {
-    const value = path.replace(/^\$\./, '').split('.').reduce((v, k) => v?.[k], event);
-    text = text.replaceAll(`<${name}>`, JSON.stringify(value));
+  for (const [v, path] of Object.entries(InputPathsMap)) {
+    const value = path.replace(/^\$\./, '').split('.').reduce((x, k) => x?.[k], event);
+    text = text.replaceAll(`<${v}>`, JSON.stringify(value));
   }
   return JSON.parse(text);
 }
 
 const machine = new StateMachine(definition, { validationOptions: { checkArn: true, checkPaths: true } });
 let input = JSON.parse(inputJson);
-if (input.$rule) input = ruleInput(input.$rule, input.$event);
+if (input.$rule) input = ruleInput(input.$rule, input.$event, input.$bus ?? 'default');
 const execution = machine.run(input, {
   overrides: {
     taskResourceLocalHandlers: handlers,
-    retryIntervalOverrides: Object.fromEntries(Object.keys(functions).concat(['RequestRetrain']).map((s) => [s, 0])),
+    retryIntervalOverrides: retried,
   },
 });
 const states = [];

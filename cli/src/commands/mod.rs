@@ -4,6 +4,7 @@
 pub mod alerts;
 pub mod config;
 pub mod data;
+pub mod doctor;
 pub mod evaluate;
 pub mod ingest;
 pub mod models;

@@ -17,9 +17,10 @@ pub enum Command {
         #[arg(long)]
         output: std::path::PathBuf,
     },
-    /// Point @staging at a version (a number or @alias), as the staging deploy does;
-    /// @production moves only through `rps promote`
-    Stage { reference: ModelRef },
+    /// Point @staging at a version (a number or @alias; default: this deployment's
+    /// candidate, `@candidate`, or `@staging-candidate` with RPS_MODEL_ALIAS=staging),
+    /// as the staging deploy does; @production moves only through `rps promote`
+    Stage { reference: Option<ModelRef> },
 }
 
 /// `rps models pull --json`.
@@ -77,6 +78,7 @@ pub async fn run(command: Command, out: &Out) -> anyhow::Result<()> {
             out.emit(&shown, |_| output::print_version(&loaded, url.as_deref()))
         }
         Command::Stage { reference } => {
+            let reference = reference.unwrap_or_else(|| ModelRef::Alias(ctx.config.aliases().candidate));
             let info = ctx.registry.resolve(name, &reference).await?;
             ctx.registry
                 .set_alias(name, shared::tags::aliases::STAGING, &info.version)

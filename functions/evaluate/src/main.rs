@@ -2,6 +2,6 @@
 
 #[tokio::main]
 async fn main() -> Result<(), shared::lambda::Error> {
-    let ctx = shared::lambda::init().await?;
+    let ctx = shared::lambda::init("evaluate").await?;
     shared::lambda::serve(move |input| shared::evaluate::evaluate(ctx, input)).await
 }

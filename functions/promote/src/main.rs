@@ -2,6 +2,6 @@
 
 #[tokio::main]
 async fn main() -> Result<(), shared::lambda::Error> {
-    let ctx = shared::lambda::init().await?;
+    let ctx = shared::lambda::init("promote").await?;
     shared::lambda::serve(move |input| shared::promote::promote(ctx, input)).await
 }

@@ -2,6 +2,6 @@
 
 #[tokio::main]
 async fn main() -> Result<(), shared::lambda::Error> {
-    let ctx = shared::lambda::init().await?;
+    let ctx = shared::lambda::init("train").await?;
     shared::lambda::serve(move |input| shared::train::train(ctx, input)).await
 }

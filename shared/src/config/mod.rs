@@ -76,6 +76,25 @@ impl StoreLocation {
             })
         }
     }
+
+    /// Where this location sits inside `outer`, as a key prefix ending in `/` (`dvc/`
+    /// for the default DVC remote inside the store); `None` when it is not inside it.
+    pub fn inside(&self, outer: &StoreLocation) -> Option<String> {
+        let rest = match (self, outer) {
+            (StoreLocation::S3 { bucket, prefix }, StoreLocation::S3 { bucket: b, prefix: p }) if bucket == b => {
+                if p.is_empty() {
+                    prefix.clone()
+                } else {
+                    prefix.strip_prefix(p.as_str())?.strip_prefix('/')?.to_owned()
+                }
+            }
+            (StoreLocation::Local { path }, StoreLocation::Local { path: p }) => {
+                path.strip_prefix(p).ok()?.to_str()?.replace('\\', "/")
+            }
+            _ => return None,
+        };
+        (!rest.is_empty()).then(|| format!("{}/", rest.trim_matches('/')))
+    }
 }
 
 impl fmt::Display for StoreLocation {
@@ -219,6 +238,9 @@ pub enum MlflowAuth {
 pub struct MlflowConfig {
     pub tracking_uri: Url,
     pub auth: MlflowAuth,
+    /// Where the credentials came from and why this kind of auth was chosen (shown by
+    /// `rps config` and `rps doctor`; never a value).
+    pub auth_from: String,
     pub experiment: String,
     pub timeout: Duration,
 }
@@ -250,6 +272,9 @@ pub struct ServeConfig {
     pub max_observations: usize,
     /// Emit CloudWatch Embedded Metric Format lines (on by default on Lambda).
     pub emf: bool,
+    /// Their CloudWatch namespace: one per stack, so two stacks' alarms never read each
+    /// other's metrics.
+    pub emf_namespace: String,
     /// Distinct `/predict` answers sampled into the forecast log per flush (0: none).
     pub forecast_log_sample: usize,
     /// How often the sample is written to the store.
@@ -392,6 +417,11 @@ pub struct Config {
 }
 
 impl Config {
+    /// The aliases this deployment serves and moves (`RPS_MODEL_ALIAS` and its family).
+    pub fn aliases(&self) -> crate::tags::aliases::Family {
+        crate::tags::aliases::Family::of(&self.serve.model_alias)
+    }
+
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok())
@@ -577,13 +607,17 @@ impl MlflowConfig {
         };
         let _ = tracking_uri.set_username("");
         let _ = tracking_uri.set_password(None);
-        let auth = match MlflowAuth::read(env)? {
-            MlflowAuth::None => from_uri,
-            from_vars => from_vars,
+        let (auth, auth_from) = match MlflowAuth::read(env) {
+            (MlflowAuth::None, why) if from_uri != MlflowAuth::None => {
+                let kind = from_uri.kind();
+                (from_uri, format!("{kind}: the user part of MLFLOW_TRACKING_URI{why}"))
+            }
+            chosen => chosen,
         };
         Ok(Some(Self {
             tracking_uri,
             auth,
+            auth_from,
             experiment: env.parse(&vars::MLFLOW_EXPERIMENT_NAME, |s| Some(s.to_owned()))?,
             timeout: seconds(env.parse(&vars::MLFLOW_HTTP_REQUEST_TIMEOUT, number_in(1.0..=600.0))?),
         }))
@@ -591,27 +625,47 @@ impl MlflowConfig {
 }
 
 impl MlflowAuth {
-    fn read(env: &Env) -> Result<Self, ConfigError> {
+    /// MLflow's own client rule (`mlflow.utils.rest_utils`): a user name and a password
+    /// are Basic auth; else a token is a Bearer token; a user name or a password alone
+    /// is ignored. DagsHub documents its token as the password (Basic). Returns the
+    /// auth and a sentence on why it was chosen (a note on an ignored variable opens
+    /// with "; ").
+    fn read(env: &Env) -> (Self, String) {
         let user = env.get(vars::MLFLOW_TRACKING_USERNAME.name);
         let password = env.get(vars::MLFLOW_TRACKING_PASSWORD.name);
         let token = env.get(vars::MLFLOW_TRACKING_TOKEN.name);
+        let ignored = match (&user, &password) {
+            (Some(_), None) => "; MLFLOW_TRACKING_USERNAME is ignored without MLFLOW_TRACKING_PASSWORD, as MLflow's client ignores it",
+            (None, Some(_)) => "; MLFLOW_TRACKING_PASSWORD is ignored without MLFLOW_TRACKING_USERNAME, as MLflow's client ignores it",
+            _ => "",
+        };
         match (user, password, token) {
-            (Some(username), Some(password), _) => Ok(MlflowAuth::Basic {
-                username,
-                password: Secret::new(password),
-            }),
-            (Some(_), None, _) => Err(ConfigError::Missing {
-                var: vars::MLFLOW_TRACKING_PASSWORD.name,
-                expected: "a password, since MLFLOW_TRACKING_USERNAME is set",
-            }),
-            (None, Some(_), _) => Err(ConfigError::Missing {
-                var: vars::MLFLOW_TRACKING_USERNAME.name,
-                expected: "a user name, since MLFLOW_TRACKING_PASSWORD is set",
-            }),
-            (None, None, Some(token)) => Ok(MlflowAuth::Bearer {
-                token: Secret::new(token),
-            }),
-            (None, None, None) => Ok(MlflowAuth::None),
+            (Some(username), Some(password), token) => (
+                MlflowAuth::Basic {
+                    username,
+                    password: Secret::new(password),
+                },
+                format!(
+                    "basic: MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD{}",
+                    if token.is_some() { " (MLFLOW_TRACKING_TOKEN is not used when both are set)" } else { "" }
+                ),
+            ),
+            (_, _, Some(token)) => (
+                MlflowAuth::Bearer {
+                    token: Secret::new(token),
+                },
+                format!("bearer: MLFLOW_TRACKING_TOKEN{ignored}"),
+            ),
+            _ => (MlflowAuth::None, format!("none: no credentials are set{ignored}")),
+        }
+    }
+
+    /// `none`, `basic` or `bearer`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            MlflowAuth::None => "none",
+            MlflowAuth::Basic { .. } => "basic",
+            MlflowAuth::Bearer { .. } => "bearer",
         }
     }
 }
@@ -639,6 +693,12 @@ impl ServeConfig {
             emf: env
                 .optional(&vars::RPS_METRICS_EMF, |s| s.parse().ok())?
                 .unwrap_or(on_lambda),
+            emf_namespace: env.parse(&vars::RPS_METRICS_NAMESPACE, |s| {
+                let ok = (1..=255).contains(&s.len())
+                    && !s.starts_with("AWS/")
+                    && s.chars().all(|c| c.is_ascii_alphanumeric() || "._-/#:".contains(c));
+                ok.then(|| s.to_owned())
+            })?,
             forecast_log_sample: env.parse(&vars::RPS_FORECAST_LOG_SAMPLE, number_in(0..=10_000))?,
             forecast_log_flush: seconds(
                 env.parse(&vars::RPS_FORECAST_LOG_FLUSH_SECS, number_in(1.0..=3600.0))?,
@@ -854,15 +914,40 @@ mod tests {
         ])
         .unwrap();
         assert!(matches!(c.mlflow.unwrap().auth, MlflowAuth::Bearer { .. }));
-        let err = config(&[
+        // What every CI job used to set (a user name and a token): MLflow's client sends
+        // the token as a Bearer token and ignores the user name; so does rps, and says so.
+        let c = config(&[
+            ("MLFLOW_TRACKING_URI", "https://dagshub.com/u/r.mlflow"),
+            ("MLFLOW_TRACKING_USERNAME", "ada"),
+            ("MLFLOW_TRACKING_TOKEN", "tok"),
+        ])
+        .unwrap();
+        let m = c.mlflow.unwrap();
+        assert!(matches!(&m.auth, MlflowAuth::Bearer { token } if token.expose() == "tok"));
+        assert_eq!(
+            m.auth_from,
+            "bearer: MLFLOW_TRACKING_TOKEN; MLFLOW_TRACKING_USERNAME is ignored without \
+             MLFLOW_TRACKING_PASSWORD, as MLflow's client ignores it"
+        );
+        // DagsHub's documented form: the token as the password.
+        let c = config(&[
+            ("MLFLOW_TRACKING_URI", "https://dagshub.com/u/r.mlflow"),
+            ("MLFLOW_TRACKING_USERNAME", "ada"),
+            ("MLFLOW_TRACKING_PASSWORD", "tok"),
+        ])
+        .unwrap();
+        let m = c.mlflow.unwrap();
+        assert!(matches!(&m.auth, MlflowAuth::Basic { username, password } if username == "ada" && password.expose() == "tok"));
+        assert_eq!(m.auth_from, "basic: MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD");
+        // A user name alone is no credential (MLflow ignores it too): no auth, said so.
+        let c = config(&[
             ("MLFLOW_TRACKING_URI", "http://x"),
             ("MLFLOW_TRACKING_USERNAME", "ada"),
         ])
-        .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "MLFLOW_TRACKING_PASSWORD is required: expected a password, since MLFLOW_TRACKING_USERNAME is set"
-        );
+        .unwrap();
+        let m = c.mlflow.unwrap();
+        assert_eq!(m.auth, MlflowAuth::None);
+        assert!(m.auth_from.starts_with("none: no credentials are set; MLFLOW_TRACKING_USERNAME is ignored"), "{}", m.auth_from);
         let err = config(&[("MLFLOW_TRACKING_URI", "databricks")]).unwrap_err();
         assert!(
             err.to_string()

@@ -221,25 +221,25 @@ pub const MLFLOW_TRACKING_USERNAME: Var = Var::unset(
     "MLFLOW_TRACKING_USERNAME",
     "unset",
     "a user name",
-    "Basic auth user (with the password)",
+    "Basic auth user: used only with MLFLOW_TRACKING_PASSWORD, as MLflow's client does (DagsHub: your user name)",
 );
 pub const MLFLOW_TRACKING_PASSWORD: Var = Var::unset(
     "MLFLOW_TRACKING_PASSWORD",
     "unset",
     "a password",
-    "Basic auth password (never logged)",
+    "Basic auth password, with the user name (DagsHub: your token; never logged)",
 );
 pub const MLFLOW_TRACKING_TOKEN: Var = Var::unset(
     "MLFLOW_TRACKING_TOKEN",
     "unset",
     "a token",
-    "Bearer token when there is no user name (never logged)",
+    "Bearer token, used unless a user name and a password are both set (never logged)",
 );
 pub const RPS_MLFLOW_SECRET_ID: Var = Var::unset(
     "RPS_MLFLOW_SECRET_ID",
     "unset",
     "the name or ARN of a Secrets Manager secret",
-    "the MLflow credentials, read from Secrets Manager at start (a token, or JSON with `token` or `username` and `password`); the Lambda functions use it",
+    "the MLflow credentials, read from Secrets Manager at start (a token, or JSON with `token` or `username` and `password`); the Lambda functions and the CI jobs use it, so the token has one copy",
 );
 pub const MLFLOW_EXPERIMENT_NAME: Var = Var::new(
     "MLFLOW_EXPERIMENT_NAME",
@@ -259,7 +259,7 @@ pub const RPS_MODEL_ALIAS: Var = Var::new(
     "RPS_MODEL_ALIAS",
     "production",
     "an alias name of letters, digits, '-' or '_' (not latest or v<N>)",
-    "the alias the API serves",
+    "the alias this deployment serves, gates against and promotes to; a deployment other than production (staging) moves only its own aliases (`<alias>-candidate`, `<alias>-previous`)",
 );
 pub const RPS_MODEL_PATH: Var = Var::unset(
     "RPS_MODEL_PATH",
@@ -320,6 +320,12 @@ pub const RPS_METRICS_EMF: Var = Var::unset(
     "on under Lambda",
     "true or false",
     "CloudWatch EMF lines per request",
+);
+pub const RPS_METRICS_NAMESPACE: Var = Var::new(
+    "RPS_METRICS_NAMESPACE",
+    "rps",
+    "a CloudWatch namespace (letters, digits, . _ - / # :; not AWS/...)",
+    "the EMF lines' namespace (template.yaml: rps-<Environment>, so each stack's alarms read its own metrics)",
 );
 pub const RPS_FORECAST_LOG_SAMPLE: Var = Var::new(
     "RPS_FORECAST_LOG_SAMPLE",
@@ -566,6 +572,7 @@ pub const ALL: &[&Var] = &[
     &RPS_MAX_BODY_BYTES,
     &RPS_MAX_OBSERVATIONS,
     &RPS_METRICS_EMF,
+    &RPS_METRICS_NAMESPACE,
     &RPS_FORECAST_LOG_SAMPLE,
     &RPS_FORECAST_LOG_FLUSH_SECS,
     &RPS_MODEL_LOAD_TIMEOUT_SECS,

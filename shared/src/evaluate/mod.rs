@@ -127,7 +127,7 @@ async fn assess(ctx: &Context, input: &EvaluateInput) -> Result<GateReport, Stag
     let cfg = &ctx.config.gates;
     let candidate = load(ctx, ctx.registry.resolve(&name, &input.candidate).await?).await?;
     let production =
-        match registry::find_alias(ctx.registry.as_ref(), &name, tags::aliases::PRODUCTION).await? {
+        match registry::find_alias(ctx.registry.as_ref(), &name, &ctx.config.aliases().served).await? {
             Some(info) => Some(load(ctx, info).await?),
             None => None,
         };

@@ -25,6 +25,17 @@ pub struct MlflowClient {
     http: reqwest::Client,
     auth: MlflowAuth,
     retry: RetryPolicy,
+    /// How to reach an `s3://` artifact root: a server without the artifact proxy
+    /// (`--no-serve-artifacts`) leaves reading and writing artifacts to its clients.
+    s3: Option<crate::config::S3Config>,
+}
+
+/// Where a run's artifacts are, as rps can reach them.
+enum ArtifactRoot {
+    /// Through the tracking server (`mlflow-artifacts:`): a path under its proxy.
+    Proxy(String),
+    /// In S3, written and read by the client itself.
+    S3 { bucket: String, key: String },
 }
 
 impl std::fmt::Debug for MlflowClient {
@@ -63,7 +74,15 @@ impl MlflowClient {
                 max_delay: Duration::from_secs(2),
                 max_total: cfg.timeout.max(Duration::from_secs(5)) * 2,
             },
+            s3: None,
         })
+    }
+
+    /// Artifacts at `s3://` locations are read and written with these S3 settings (the
+    /// store's client and credentials).
+    pub fn with_s3(mut self, s3: &crate::config::S3Config) -> Self {
+        self.s3 = Some(s3.clone());
+        self
     }
 
     /// The server's base URL, for messages and links.
@@ -358,6 +377,24 @@ impl MlflowClient {
         Ok(r.runs)
     }
 
+    /// Marks a run deleted (MLflow keeps it in its trash).
+    pub async fn delete_run(&self, run_id: &str) -> Result<(), MlflowError> {
+        let _: Value = self.post("runs/delete", json!({ "run_id": run_id })).await?;
+        Ok(())
+    }
+
+    /// The server's version (`GET /version`), or `None` when it does not say.
+    pub async fn server_version(&self) -> Result<Option<String>, MlflowError> {
+        match self.send(Method::GET, "version", &[], Body::None).await {
+            Ok(bytes) => {
+                let v = String::from_utf8_lossy(&bytes).trim().to_owned();
+                Ok((!v.is_empty() && v.len() < 40 && !v.contains('<')).then_some(v))
+            }
+            Err(MlflowError::Unsupported { .. } | MlflowError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     pub async fn finish_run(&self, run_id: &str, status: RunStatus) -> Result<(), MlflowError> {
         let _: Value = self
             .post(
@@ -368,48 +405,144 @@ impl MlflowClient {
         Ok(())
     }
 
-    // ---- artifacts (through the server's proxy)
+    // ---- artifacts: through the server's proxy, or straight to S3
 
-    /// `mlflow-artifacts:/1/<run>/artifacts` → `1/<run>/artifacts`.
-    fn proxy_path(&self, uri: &str) -> Result<String, MlflowError> {
+    /// `mlflow-artifacts:/1/<run>/artifacts` → a proxy path `1/<run>/artifacts`;
+    /// `s3://bucket/key` → that S3 location; anything else cannot be reached.
+    fn artifact_root(&self, uri: &str) -> Result<ArtifactRoot, MlflowError> {
+        if let Some(rest) = uri.strip_prefix("s3://") {
+            let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+            return Ok(ArtifactRoot::S3 {
+                bucket: bucket.to_owned(),
+                key: key.trim_matches('/').to_owned(),
+            });
+        }
         let rest = uri.strip_prefix("mlflow-artifacts:").ok_or_else(|| MlflowError::Unsupported {
             server: self.server.clone(),
             endpoint: format!("artifact location {uri}"),
-            feature: "the artifact proxy",
-            hint: "The artifacts of this run are not served by the tracking server; start it with --serve-artifacts.",
+            feature: "an artifact store rps can reach",
+            hint: "rps reads and writes artifacts through the server's artifact proxy (mlflow-artifacts:, `mlflow server --serve-artifacts`) or in S3 (an s3:// artifact root); give the server one of these.",
         })?;
         // Either `mlflow-artifacts:/path` or `mlflow-artifacts://host:port/path`.
         let path = match rest.strip_prefix("//") {
             Some(with_host) => with_host.split_once('/').map(|(_, p)| p).unwrap_or(""),
             None => rest.trim_start_matches('/'),
         };
-        Ok(path.trim_end_matches('/').to_owned())
+        Ok(ArtifactRoot::Proxy(path.trim_end_matches('/').to_owned()))
     }
 
     fn artifact_api(path: &str) -> String {
         format!("api/2.0/mlflow-artifacts/artifacts/{path}")
     }
 
+    /// The S3 bucket of an `s3://` artifact root, as a store.
+    #[cfg(feature = "s3")]
+    async fn s3_store(&self, bucket: &str) -> Result<crate::store::S3Store, MlflowError> {
+        let cfg = self.s3.as_ref().ok_or_else(|| self.no_s3(bucket))?;
+        crate::store::S3Store::connect(bucket, "", cfg)
+            .await
+            .map_err(|e| MlflowError::Invalid(format!("the artifact bucket s3://{bucket}: {e}")))
+    }
+
+    #[cfg(not(feature = "s3"))]
+    async fn s3_store(&self, bucket: &str) -> Result<crate::store::MemoryStore, MlflowError> {
+        Err(self.no_s3(bucket))
+    }
+
+    fn no_s3(&self, bucket: &str) -> MlflowError {
+        MlflowError::Unsupported {
+            server: self.server.clone(),
+            endpoint: format!("artifact location s3://{bucket}"),
+            feature: "artifacts this client can reach",
+            hint: "The server keeps artifacts in S3 without proxying them; this build of rps has no S3 client for them (the `s3` feature).",
+        }
+    }
+
+    fn store_error(&self, e: crate::store::StoreError) -> MlflowError {
+        use crate::store::StoreError as E;
+        match e {
+            E::NotFound { url } => MlflowError::NotFound {
+                server: self.server.clone(),
+                endpoint: "S3 artifact".into(),
+                message: format!("artifact {url} does not exist"),
+            },
+            E::AccessDenied { operation, url } => MlflowError::Forbidden {
+                server: self.server.clone(),
+                endpoint: format!("S3 artifact {operation}"),
+                message: format!("the credentials may not {operation} {url}: the artifact bucket needs the same grants as the store"),
+            },
+            other => MlflowError::Unavailable {
+                server: self.server.clone(),
+                endpoint: "S3 artifact".into(),
+                attempts: 1,
+                last: other.to_string(),
+            },
+        }
+    }
+
+    fn s3_key(root: &str, rel: &str) -> Result<crate::store::ObjectKey, MlflowError> {
+        let key = [root, rel.trim_matches('/')]
+            .iter()
+            .filter(|p| !p.is_empty())
+            .copied()
+            .collect::<Vec<_>>()
+            .join("/");
+        crate::store::ObjectKey::new(key).map_err(|e| MlflowError::Invalid(e.to_string()))
+    }
+
     pub async fn upload_artifact(&self, run: &RunInfo, path: &str, body: Bytes) -> Result<(), MlflowError> {
-        let root = self.proxy_path(&run.artifact_uri)?;
-        self.send(
-            Method::PUT,
-            &Self::artifact_api(&format!("{root}/{path}")),
-            &[],
-            Body::Bytes(body),
-        )
-        .await?;
+        use crate::store::ObjectStore as _;
+        match self.artifact_root(&run.artifact_uri)? {
+            ArtifactRoot::Proxy(root) => {
+                self.send(
+                    Method::PUT,
+                    &Self::artifact_api(&format!("{root}/{path}")),
+                    &[],
+                    Body::Bytes(body),
+                )
+                .await?;
+            }
+            ArtifactRoot::S3 { bucket, key } => {
+                let store = self.s3_store(&bucket).await?;
+                store
+                    .put(&Self::s3_key(&key, path)?, body)
+                    .await
+                    .map_err(|e| self.store_error(e))?;
+            }
+        }
         Ok(())
     }
 
     /// The entries of a run's artifact folder (`""` for the root).
     pub async fn list_artifacts(&self, run: &RunInfo, dir: &str) -> Result<Vec<FileInfo>, MlflowError> {
+        use crate::store::ObjectStore as _;
         #[derive(Deserialize)]
         struct R {
             #[serde(default)]
             files: Vec<FileInfo>,
         }
-        let root = self.proxy_path(&run.artifact_uri)?;
+        let root = match self.artifact_root(&run.artifact_uri)? {
+            ArtifactRoot::Proxy(root) => root,
+            ArtifactRoot::S3 { bucket, key } => {
+                let store = self.s3_store(&bucket).await?;
+                let folder = Self::s3_key(&key, dir)?;
+                let prefix = format!("{}/", folder.as_str());
+                let keys = store.list(&prefix).await.map_err(|e| self.store_error(e))?;
+                let mut files: Vec<FileInfo> = Vec::new();
+                for k in keys {
+                    let rel = &k.as_str()[prefix.len()..];
+                    let (first, nested) = match rel.split_once('/') {
+                        Some((first, _)) => (first, true),
+                        None => (rel, false),
+                    };
+                    let path = if dir.is_empty() { first.to_owned() } else { format!("{}/{first}", dir.trim_matches('/')) };
+                    if !files.iter().any(|f| f.path == path) {
+                        files.push(FileInfo { path, is_dir: nested, file_size: None });
+                    }
+                }
+                return Ok(files);
+            }
+        };
         let path = if dir.is_empty() {
             root
         } else {
@@ -430,17 +563,31 @@ impl MlflowClient {
         Ok(r.files)
     }
 
-    /// Downloads an artifact by URI: `mlflow-artifacts:/…` or `runs:/<run_id>/<path>`.
+    /// Downloads an artifact by URI: `mlflow-artifacts:/…`, `s3://…` or
+    /// `runs:/<run_id>/<path>`.
     pub async fn download_artifact(&self, uri: &str) -> Result<Bytes, MlflowError> {
-        let path = if let Some(rest) = uri.strip_prefix("runs:/") {
+        use crate::store::ObjectStore as _;
+        let (root, rel) = if let Some(rest) = uri.strip_prefix("runs:/") {
             let (run_id, rel) = rest.split_once('/').unwrap_or((rest, ""));
             let run = self.get_run(run_id).await?;
-            format!("{}/{rel}", self.proxy_path(&run.info.artifact_uri)?)
+            (self.artifact_root(&run.info.artifact_uri)?, rel.to_owned())
         } else {
-            self.proxy_path(uri)?
+            (self.artifact_root(uri)?, String::new())
         };
-        self.send(Method::GET, &Self::artifact_api(&path), &[], Body::None)
-            .await
+        match root {
+            ArtifactRoot::Proxy(path) => {
+                let path = if rel.is_empty() { path } else { format!("{path}/{rel}") };
+                self.send(Method::GET, &Self::artifact_api(&path), &[], Body::None)
+                    .await
+            }
+            ArtifactRoot::S3 { bucket, key } => {
+                let store = self.s3_store(&bucket).await?;
+                store
+                    .get(&Self::s3_key(&key, &rel)?)
+                    .await
+                    .map_err(|e| self.store_error(e))
+            }
+        }
     }
 
     // ---- the model registry

@@ -54,6 +54,15 @@ impl MlflowError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, MlflowError::NotFound { .. })
     }
+
+    /// The deployment's fault, not a passing one: credentials refused, access denied,
+    /// or a server without a feature rps needs. Retrying cannot help.
+    pub fn is_configuration(&self) -> bool {
+        matches!(
+            self,
+            MlflowError::Unauthorized { .. } | MlflowError::Forbidden { .. } | MlflowError::Unsupported { .. }
+        )
+    }
 }
 
 /// What an endpoint provides, for messages about servers that lack it.

@@ -24,7 +24,7 @@ use crate::evaluate::{EvaluateInput, EvaluateOutput, evaluate_with_report};
 use crate::registry::{self, ModelRef, StageOutcome, VersionInfo};
 use crate::stage::{Context, StageError};
 use crate::store::{self, ObjectKey};
-use crate::tags::{aliases, promotion as tags};
+use crate::tags::promotion as tags;
 use crate::verify::trigger::{self, RetrainStatus, Trigger};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -264,10 +264,11 @@ async fn move_production(
     ] {
         ctx.registry.set_version_tag(name, version, k, val).await?;
     }
+    let family = ctx.config.aliases();
     if let Some(p) = baseline {
-        ctx.registry.set_alias(name, aliases::PREVIOUS, p).await?;
+        ctx.registry.set_alias(name, &family.previous, p).await?;
     }
-    ctx.registry.set_alias(name, aliases::PRODUCTION, version).await?;
+    ctx.registry.set_alias(name, &family.served, version).await?;
     let after = current_production(ctx, name).await?;
     if after.as_deref() != Some(version) {
         return Err(StageError::Conflict(format!(
@@ -310,7 +311,7 @@ async fn record_after_move(
 
 async fn current_production(ctx: &Context, name: &str) -> Result<Option<String>, StageError> {
     Ok(
-        registry::find_alias(ctx.registry.as_ref(), name, aliases::PRODUCTION)
+        registry::find_alias(ctx.registry.as_ref(), name, &ctx.config.aliases().served)
             .await?
             .map(|v| v.version),
     )
@@ -319,7 +320,10 @@ async fn current_production(ctx: &Context, name: &str) -> Result<Option<String>,
 /// Legacy stages, best effort: the new production to Production, the old to Archived.
 pub(crate) async fn mirror_stages(ctx: &Context, name: &str, to: &str, from: Option<&str>) -> String {
     let mut notes = Vec::new();
-    let moves = std::iter::once((to, "Production")).chain(from.map(|f| (f, "Archived")));
+    let Some(served) = ctx.config.aliases().stage else {
+        return "no legacy stage for this alias".into();
+    };
+    let moves = std::iter::once((to, served)).chain(from.map(|f| (f, "Archived")));
     for (version, stage) in moves {
         match ctx.registry.set_stage(name, version, stage).await {
             Ok(StageOutcome::Done) => notes.push(format!("version {version} → {stage}")),
@@ -394,6 +398,7 @@ mod tests {
     use crate::config::Config;
     use crate::registry::{MockRegistry, RegistryError};
     use crate::store::MemoryStore;
+    use crate::tags::aliases;
 
     fn version(v: &str) -> VersionInfo {
         VersionInfo {

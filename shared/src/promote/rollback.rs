@@ -9,7 +9,7 @@ use super::lease::Lease;
 use super::{actor, mirror_stages};
 use crate::registry::RegistryError;
 use crate::stage::{Context, StageError};
-use crate::tags::{aliases, promotion as tags};
+use crate::tags::promotion as tags;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct RollbackInput {
@@ -45,14 +45,15 @@ async fn rollback_locked(
     name: &str,
     by: &str,
 ) -> Result<RollbackOutput, StageError> {
+    let family = ctx.config.aliases();
     let prod = ctx
         .registry
-        .get_alias(name, aliases::PRODUCTION)
+        .get_alias(name, &family.served)
         .await
         .map_err(|e| not_found_as(e, format!("model {name} has no production version to roll back")))?;
     let prev = ctx
         .registry
-        .get_alias(name, aliases::PREVIOUS)
+        .get_alias(name, &family.previous)
         .await
         .map_err(|e| {
             not_found_as(
@@ -68,7 +69,7 @@ async fn rollback_locked(
     }
     lease.check(ctx).await?;
     ctx.registry
-        .set_alias(name, aliases::PRODUCTION, &prev.version)
+        .set_alias(name, &family.served, &prev.version)
         .await?;
     // `previous` steps one further back along the promotion chain, when there is one.
     let further = match prev.tag(tags::REPLACED_VERSION) {
@@ -81,10 +82,10 @@ async fn rollback_locked(
     match &further {
         Some(f) => {
             ctx.registry
-                .set_alias(name, aliases::PREVIOUS, &f.version)
+                .set_alias(name, &family.previous, &f.version)
                 .await?
         }
-        None => ctx.registry.delete_alias(name, aliases::PREVIOUS).await?,
+        None => ctx.registry.delete_alias(name, &family.previous).await?,
     }
     let at = Utc::now().to_rfc3339();
     for (version, k, val) in [

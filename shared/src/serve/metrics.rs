@@ -351,6 +351,7 @@ pub fn set_observations_age(seconds: f64) {
 /// route and route+status. `drift` is the drift window's out-of-range share and verdict
 /// (template.yaml alarms on `latency` and `drift_detected`).
 pub fn emf_line(
+    namespace: &str,
     route: &str,
     status: u16,
     latency_ms: f64,
@@ -368,7 +369,7 @@ pub fn emf_line(
         "_aws": {
             "Timestamp": ts,
             "CloudWatchMetrics": [{
-                "Namespace": "rps",
+                "Namespace": namespace,
                 "Dimensions": [["route"], ["route", "status"]],
                 "Metrics": [],
             }],
@@ -399,9 +400,10 @@ mod tests {
     #[test]
     fn emf_lines_follow_the_specification() {
         let v: serde_json::Value =
-            serde_json::from_str(&emf_line("/predict", 200, 0.42, 1, Some((0.1, true)), Some("3"))).unwrap();
+            serde_json::from_str(&emf_line("rps-prod", "/predict", 200, 0.42, 1, Some((0.1, true)), Some("3")))
+                .unwrap();
         let cw = &v["_aws"]["CloudWatchMetrics"][0];
-        assert_eq!(cw["Namespace"], "rps");
+        assert_eq!(cw["Namespace"], "rps-prod");
         // Every declared dimension and metric is a top-level member.
         for dims in cw["Dimensions"].as_array().unwrap() {
             for d in dims.as_array().unwrap() {

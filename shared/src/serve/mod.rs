@@ -222,6 +222,7 @@ async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -
         println!(
             "{}",
             metrics::emf_line(
+                &state.config.serve.emf_namespace,
                 &route,
                 status,
                 secs * 1000.0,
@@ -441,7 +442,14 @@ async fn metrics_handler(State(state): State<Arc<AppState>>) -> Response {
 
 /// Builds the state from the configuration (store, registry) and returns the app.
 pub async fn app(config: Config) -> Result<(Arc<AppState>, Router), ServeError> {
-    let store = crate::store::open(&config.store, &config.s3).await?;
+    // The service only ever does what its grants allow (the API function's IAM role).
+    let grants = crate::layout::access("api").unwrap_or_default();
+    let store: Arc<dyn crate::store::ObjectStore> = Arc::new(crate::store::Scoped::new(
+        crate::store::open(&config.store, &config.s3).await?,
+        "api",
+        grants,
+        "",
+    ));
     let registry = crate::registry::open(&config, store.clone())?;
     let state = AppState::new(config, store, registry).await;
     state.model.spawn_refresh_loop();

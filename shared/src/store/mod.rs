@@ -8,6 +8,7 @@
 mod local;
 mod memory;
 mod prefixed;
+mod scoped;
 #[cfg(feature = "s3")]
 mod s3;
 
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 pub use local::LocalStore;
 pub use memory::MemoryStore;
 pub use prefixed::Prefixed;
+pub use scoped::Scoped;
 #[cfg(feature = "s3")]
 pub use s3::S3Store;
 
@@ -95,6 +97,18 @@ pub enum StoreError {
     NotFound { url: String },
     #[error("object {url} already exists and is immutable")]
     AlreadyExists { url: String },
+    /// The store refused the caller's credentials for this key: a configuration fault
+    /// (the role's grants), never retried. S3 also answers a *missing* key with this
+    /// (403, not 404) when the caller may not `s3:ListBucket` the key's prefix.
+    #[error(
+        "{operation} {url} was refused (AccessDenied): the credentials may not {operation} there{}",
+        if *operation == "get" || *operation == "head" {
+            "; if the object may not exist yet, the role also needs s3:ListBucket on its prefix, or S3 answers a missing key with 403 instead of 404"
+        } else {
+            ""
+        }
+    )]
+    AccessDenied { operation: &'static str, url: String },
     #[error("{operation} {url} failed: {source}")]
     Io {
         operation: &'static str,

@@ -86,7 +86,7 @@ pub trait Tracker: Send + Sync {
 pub fn open(config: &Config) -> Result<Option<Arc<dyn Tracker>>, TrackingError> {
     match &config.mlflow {
         Some(m) => Ok(Some(Arc::new(MlflowTracker::new(
-            MlflowClient::new(m)?,
+            MlflowClient::new(m)?.with_s3(&config.s3),
             m.experiment.clone(),
         )))),
         None => Ok(None),

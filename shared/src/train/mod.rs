@@ -229,7 +229,7 @@ async fn fit_and_register(
         version_url: ctx.registry.version_url(&model.name, &version),
         model_name: model.name,
         model_version: version,
-        aliases: vec![tags::aliases::CANDIDATE.to_owned()],
+        aliases: vec![ctx.config.aliases().candidate],
         registry: ctx.registry.describe(),
         run_id: tracked.map(|t| t.1.run_id.clone()),
         run_url: tracked.and_then(|t| t.1.url.clone()),
@@ -493,7 +493,7 @@ async fn register(
         .await?;
     if let Err(e) = ctx
         .registry
-        .set_alias(&model.name, tags::aliases::CANDIDATE, &version.version)
+        .set_alias(&model.name, &ctx.config.aliases().candidate, &version.version)
         .await
     {
         // The version exists but is not the candidate: say so on it, for whoever lists

@@ -270,7 +270,7 @@ pub async fn verify(ctx: &Context, input: VerifyInput) -> Result<Verification, S
     )
     .await?;
     if ctx.config.serve.emf {
-        println!("{}", emf_line(&out));
+        println!("{}", emf_line(&ctx.config.serve.emf_namespace, &out));
     }
     tracing::info!(
         as_of = ?out.as_of,
@@ -284,10 +284,10 @@ pub async fn verify(ctx: &Context, input: VerifyInput) -> Result<Verification, S
 }
 
 /// The verification as one CloudWatch Embedded Metric Format line (on Lambda, where
-/// nobody scrapes): namespace `rps`, dimension `stage` = `verify`; the served version's
+/// nobody scrapes): in `namespace` (`RPS_METRICS_NAMESPACE`), dimension `stage` = `verify`; the served version's
 /// 6 h live skill and RMSE over 24 hours, the observations' out-of-range share, and
 /// whether a retrain was asked for. `template.yaml` alarms on the skill.
-pub fn emf_line(v: &Verification) -> String {
+pub fn emf_line(namespace: &str, v: &Verification) -> String {
     let day = v
         .served_version
         .as_deref()
@@ -297,7 +297,7 @@ pub fn emf_line(v: &Verification) -> String {
     let mut line = serde_json::json!({
         "_aws": {
             "Timestamp": v.verified_at.timestamp_millis(),
-            "CloudWatchMetrics": [{"Namespace": "rps", "Dimensions": [["stage"]], "Metrics": []}],
+            "CloudWatchMetrics": [{"Namespace": namespace, "Dimensions": [["stage"]], "Metrics": []}],
         },
         "stage": "verify",
         "retrain_requested": u8::from(v.retrain.needed),
