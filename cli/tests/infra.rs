@@ -189,3 +189,18 @@ fn sam_build_makes_every_function_the_template_names() {
         }
     }
 }
+
+/// samconfig.toml and scripts/ci/deploy.sh against what the real `sam deploy` refuses
+/// or waits on (tests/infra/check_samconfig.py): no resolve_s3 beside --s3-bucket, no
+/// confirmation prompt, no `[default.*]` setting that --config-env ignores, nothing
+/// account-specific committed, every parameter without a default passed from the
+/// environment.
+#[test]
+fn samconfig_and_the_deploy_script_pass_what_sam_deploy_enforces() {
+    let python = testkit::workspace_root().join(".venv-iac/bin/python");
+    let Some(python) = testkit::require("the IaC tools' Python (aws-sam-cli)", &python) else {
+        return;
+    };
+    let out = run(&python, &["tests/infra/check_samconfig.py"], &[]);
+    assert!(out.contains("0 problem(s)"), "{out}");
+}

@@ -67,22 +67,12 @@ fn the_state_machine_promotes_refuses_bad_data_and_refuses_a_worse_model() {
     let notes = cloud.path("notifications.jsonl");
 
     // The stack as IAM sees it: ingest, validate and transform hold no MLflow secret
-    // (they started without one: the warm-up invoked each), and the internet-facing
-    // API's credentials may append to the forecast log and write nowhere else.
+    // (they started without one: the warm-up invoked each).
     for f in ["rps-ingest", "rps-validate", "rps-transform"] {
         let env = &cloud.stack["functions"][f]["env"];
         assert!(env.get("RPS_MLFLOW_SECRET_ID").is_none(), "{f}: {env}");
     }
-    assert_eq!(cloud.try_as("rps-api", "put", "store/forecasts/probe.jsonl").0, 200);
-    for key in ["store/models/probe", "store/registry/probe", "store/monitoring/probe", "outside/probe"] {
-        assert_eq!(
-            cloud.try_as("rps-api", "put", key),
-            (403, "AccessDenied".to_owned()),
-            "the API's credentials wrote {key}"
-        );
-    }
-    assert_eq!(cloud.try_as("rps-api", "delete", "store/forecasts/probe.jsonl").0, 403);
-    assert_eq!(cloud.try_as("rps-ingest", "get", "store/models/probe").0, 403);
+    // (The API's credentials are tried at the end, once the forecast log is counted.)
 
     // 1. A full run: every stage, then promoted.
     let started = Instant::now();
@@ -371,4 +361,17 @@ fn the_state_machine_promotes_refuses_bad_data_and_refuses_a_worse_model() {
     );
     let note = std::fs::read_to_string(&notes).unwrap();
     assert!(note.contains("InvalidInput") && note.contains("end"), "{note}");
+
+    // The internet-facing API's credentials may append to the forecast log and write
+    // nowhere else, nor delete; a stage's may not read another's folder.
+    assert_eq!(cloud.try_as("rps-api", "put", "store/forecasts/probe.jsonl").0, 200);
+    for key in ["store/models/probe", "store/registry/probe", "store/monitoring/probe", "outside/probe"] {
+        assert_eq!(
+            cloud.try_as("rps-api", "put", key),
+            (403, "AccessDenied".to_owned()),
+            "the API's credentials wrote {key}"
+        );
+    }
+    assert_eq!(cloud.try_as("rps-api", "delete", "store/forecasts/probe.jsonl").0, 403);
+    assert_eq!(cloud.try_as("rps-ingest", "get", "store/models/probe").0, 403);
 }

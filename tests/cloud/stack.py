@@ -391,7 +391,9 @@ def main() -> None:
         functions[binary] = Function(binary, fn, code, env, log_dir)
 
     # From here on moto enforces IAM: only the admin and the functions' keys work.
-    urllib.request.urlopen(urllib.request.Request(f"{moto}/moto-api/reset-auth", data=b"0", method="POST")).read()
+    # (A form body is not read by moto: the count must come as JSON.)
+    urllib.request.urlopen(urllib.request.Request(f"{moto}/moto-api/reset-auth", data=b"0", method="POST",
+                                                  headers={"Content-Type": "application/json"})).read()
 
     from urllib.parse import parse_qs, urlsplit
 
