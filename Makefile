@@ -56,9 +56,10 @@ dashboard-picture:
 bench-lambda:
 	@bash bench/lambda.sh
 
+## RPS_BIN names a prebuilt rps instead (a CI job given the binary another built).
 build:
-	$(CARGO) build --release --locked -p rps-cli
-	@echo "rps: $(BIN_DIR)/rps"
+	@if [ -n "$$RPS_BIN" ]; then echo "rps: $$RPS_BIN (RPS_BIN)"; else \
+		$(CARGO) build --release --locked -p rps-cli && echo "rps: $(BIN_DIR)/rps"; fi
 
 ## `sam build` of template.yaml (ARCH=arm64 by default; x86_64 here): .aws-sam/build/.
 ARCH ?= $(or $(RPS_ARCHITECTURE),arm64)

@@ -18,6 +18,17 @@ use crate::moto::MotoServer;
 use crate::replay::Replay;
 use crate::{Background, require, unique, workspace_root};
 
+/// What a test sets about a stack beyond its environment.
+#[derive(Default)]
+pub struct Stack {
+    /// The registered model (default: one of its own). Two stacks of one deployment
+    /// (staging, prod) share it, each moving only its own aliases.
+    pub model: Option<String>,
+    /// Outputs of the stack as CloudFormation (moto) describes it, beside the bucket,
+    /// the state machine and the verify function (e.g. `{"ApiUrl": …}`).
+    pub outputs: Option<Value>,
+}
+
 pub struct LocalCloud {
     /// The Lambda service: Invoke is `POST {emulator}/2015-03-31/functions/<name>/invocations`,
     /// a function error 200 with `X-Amz-Function-Error`, as on AWS (boto3, Airflow).
@@ -74,16 +85,16 @@ pub fn sam_build() -> Option<PathBuf> {
 }
 
 impl LocalCloud {
-    /// A `prod` stack (see [`LocalCloud::start_as`]).
+    /// A `prod` stack (see [`LocalCloud::start_with`]).
     pub fn start(name: &str) -> Option<Self> {
-        Self::start_as(name, "prod")
+        Self::start_with(name, "prod", Stack::default())
     }
 
     /// Builds the functions, starts moto, the runner and the Open-Meteo replay, and has
     /// every function started once (a malformed event, refused at once; the API's
     /// /health), so no later call waits on a cold start. `None` where a component is
     /// missing (a failure in CI, see [`require`]).
-    pub fn start_as(name: &str, environment: &str) -> Option<Self> {
+    pub fn start_with(name: &str, environment: &str, options: Stack) -> Option<Self> {
         let root = workspace_root();
         let python = require("the IaC tools' Python", &root.join(".venv-iac/bin/python"))?;
         let build_dir = sam_build()?;
@@ -99,7 +110,7 @@ impl LocalCloud {
         let clean = Replay::sample();
         let corrupt = Replay::file(&corrupt_sample(dir.path()));
         let open_meteo = Proxy::start(&format!("http://{}", clean.addr));
-        let model = format!("{name}-{}", unique());
+        let model = options.model.unwrap_or_else(|| format!("{name}-{}", unique()));
         let stack_file = dir.path().join("stack.json");
         let spec = serde_json::json!({
             "name": format!("rps-{environment}"),
@@ -127,6 +138,10 @@ impl LocalCloud {
             },
             "out": stack_file,
         });
+        let mut spec = spec;
+        if let Some(outputs) = options.outputs {
+            spec["outputs"] = outputs;
+        }
         let spec_file = dir.path().join("spec.json");
         std::fs::write(&spec_file, spec.to_string()).unwrap();
         let runner = Background::spawn_in(
@@ -229,6 +244,23 @@ impl LocalCloud {
         let r = self.harness(&format!("object?key={}", encode(&format!("store/{key}"))));
         assert!(r.status().is_success(), "store/{key}: {}", r.status());
         r.text().unwrap()
+    }
+
+    /// Creates another bucket in this stack's moto (as the account's admin would: the
+    /// artifact bucket a deploy needs first, say).
+    pub fn create_bucket(&self, name: &str) {
+        let r = reqwest::blocking::Client::new()
+            .post(format!("{}/harness/bucket?name={}", self.emulator, encode(name)))
+            .send()
+            .unwrap();
+        assert!(r.status().is_success(), "creating {name}: {}", r.status());
+    }
+
+    /// The harness's admin credentials on this stack's moto (what a CI role assumed
+    /// through OIDC would hold).
+    pub fn admin(&self) -> (String, String) {
+        let a = &self.stack["admin"];
+        (a["key"].as_str().unwrap().to_owned(), a["secret"].as_str().unwrap().to_owned())
     }
 
     /// What a function's credentials get from S3 for `op` (put, get, delete, list) on

@@ -5,6 +5,7 @@
 //! that needs a component calls [`require`]: where it is missing, the test fails in CI
 //! (`CI=true`) and is skipped, loudly, on a developer's machine.
 
+pub mod airflow;
 pub mod cloud;
 pub mod faults;
 pub mod mlflow;

@@ -390,6 +390,21 @@ def main() -> None:
             sys.exit(f"{code}/bootstrap is missing: run `sam build` first (scripts/sam-build.sh)")
         functions[binary] = Function(binary, fn, code, env, log_dir)
 
+    if "outputs" in spec:
+        # The deployed stack as CloudFormation describes it (what scripts/ci/stack-env.sh
+        # reads): its outputs, from this local stack.
+        sm = stack.of_type("AWS::StepFunctions::StateMachine")[0]
+        outputs = {
+            "DataBucketName": spec["bucket"],
+            "StateMachineArn": stack.arn(sm),
+            "VerifyFunctionName": specs["rps-verify"]["name"],
+            **spec["outputs"],
+        }
+        client("cloudformation").create_stack(StackName=spec["name"], TemplateBody=json.dumps({
+            "Resources": {"Marker": {"Type": "AWS::SNS::Topic"}},
+            "Outputs": {k: {"Value": v} for k, v in outputs.items()},
+        }))
+
     # From here on moto enforces IAM: only the admin and the functions' keys work.
     # (A form body is not read by moto: the count must come as JSON.)
     urllib.request.urlopen(urllib.request.Request(f"{moto}/moto-api/reset-auth", data=b"0", method="POST",
@@ -405,6 +420,7 @@ def main() -> None:
     def harness(path: str, body: bytes) -> tuple[int, bytes]:
         """The test's own view of the bucket (admin), and a probe of what one function's
         credentials may do: GET /harness/keys?prefix=, GET /harness/object?key=,
+        POST /harness/bucket?name= (another bucket, as an admin would create it),
         POST /harness/try?as=<binary>&op=put|get|delete|list&key=."""
         url = urlsplit(path)
         q = {k: v[0] for k, v in parse_qs(url.query).items()}
@@ -413,6 +429,9 @@ def main() -> None:
                 pages = admin_s3.get_paginator("list_objects_v2").paginate(Bucket=spec["bucket"], Prefix=q.get("prefix", ""))
                 keys = [o["Key"] for page in pages for o in page.get("Contents", [])]
                 return 200, json.dumps(keys).encode()
+            if url.path == "/harness/bucket":
+                admin_s3.create_bucket(Bucket=q["name"])
+                return 200, b"{}"
             if url.path == "/harness/object":
                 return 200, admin_s3.get_object(Bucket=spec["bucket"], Key=q["key"])["Body"].read()
             if url.path == "/harness/try":

@@ -78,14 +78,23 @@ impl Env {
         self.serve_with_log(None)
     }
 
+    /// [`Env::serve`] on a given port (an address fixed before the server starts).
+    pub fn serve_on(&self, port: u16) -> Server {
+        self.serve_at(None, port)
+    }
+
     /// [`Env::serve`], its log (stderr) written to `log`.
     pub fn serve_with_log(&self, log: Option<&Path>) -> Server {
+        self.serve_at(log, 0)
+    }
+
+    fn serve_at(&self, log: Option<&Path>, port: u16) -> Server {
         let stderr = match log {
             Some(p) => Stdio::from(std::fs::File::create(p).unwrap()),
             None => Stdio::null(),
         };
         let mut child = self
-            .command(&["serve", "--port", "0"])
+            .command(&["serve", "--port", &port.to_string()])
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
