@@ -6,8 +6,11 @@
 # not changed since the last successful install.
 #
 #   setup-python.sh          .venv      ← scripts/requirements.txt (MLflow, moto, DVC, …)
-#   setup-python.sh iac      .venv-iac  ← scripts/requirements-iac.txt (cfn-lint, sam)
+#   setup-python.sh iac      .venv-iac  ← scripts/requirements-iac.txt (sam, cargo-lambda
+#                                          with zig, cfn-lint, zizmor: the deploy tools)
 #   setup-python.sh airflow  .venv-airflow ← scripts/requirements-airflow.txt (Airflow 3)
+#   setup-python.sh mlflow2  .venv-mlflow2 ← scripts/requirements-mlflow2.txt (MLflow 2.9,
+#                                          the oldest rps supports: the hosted-MLflow tests)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"

