@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The stage Lambdas measured on this machine: each function's zip (the release binary
-# zipped as `bootstrap`, as `cargo lambda build --output-format zip` packs it; this reuses
-# the release build instead of building the tree again for a --target), its Init Duration (process start to its first request
+# The stage Lambdas measured on this machine: each function's zip (the bootstrap `sam
+# build` made, zipped as the deployment package holds it; scripts/sam-build.sh with the
+# host toolchain), its Init Duration (process start to its first request
 # for an event, as AWS reports it), its invocation on the sample year (each stage's
 # event made from the previous stage's answer) and its peak memory, each function under
 # a minimal Lambda Runtime API (bench/lambda_runtime.py). Writes
@@ -20,9 +20,10 @@ cleanup() { for p in "${pids[@]}"; do kill -TERM -- "-$p" 2>/dev/null || kill "$
 trap cleanup EXIT
 functions=(rps-ingest rps-validate rps-transform rps-train rps-evaluate rps-promote rps-verify rps-api)
 
-echo "== release builds, zips"
-cargo build --release --locked "${functions[@]/#/--bin=}" --bin=rps
-python3 - "$CARGO_TARGET_DIR/release" "$work/zips" "${functions[@]}" <<'PY'
+echo "== sam build, zips"
+RPS_SAM_HOST_TOOLCHAIN=1 bash scripts/sam-build.sh x86_64 >"$work/sam.log" 2>&1 || { tail -20 "$work/sam.log"; exit 1; }
+cargo build --release --locked -p rps-cli
+python3 - "$BIN_DIR" "$work/zips" "${functions[@]}" <<'PY'
 import os, sys, zipfile
 release, out, functions = sys.argv[1], sys.argv[2], sys.argv[3:]
 os.makedirs(out, exist_ok=True)
@@ -49,7 +50,7 @@ export OPEN_METEO_ARCHIVE_URL="http://127.0.0.1:$(cat "$work/replay.port")/v1/ar
 
 # Each function under a minimal Lambda Runtime API: its Init Duration, its invocation
 # on the sample year (the events chained from one stage to the next), its peak memory.
-run() { .venv/bin/python bench/lambda_runtime.py "$CARGO_TARGET_DIR/release/$1" "${@:2}"; }
+run() { .venv/bin/python bench/lambda_runtime.py "$BIN_DIR/$1" "${@:2}"; }
 field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])["invocations"][0]["body"][sys.argv[2]])' "$1" "$2"; }
 started=$(date +%s%N)
 r=$(run rps-ingest '{"mode": "backfill", "start": "2023-01-01", "end": "2023-12-31"}'); echo "$r" >"$work/rps-ingest.json"

@@ -48,7 +48,7 @@ Both servers run on loopback on the same machine as the load generator.
 | errors during the fixed-rate run | {rr['errors']} of {rr['requests'] + rr['errors']} | {pr['errors']} of {pr['requests'] + pr['errors']} |
 | peak resident memory | {summary['rps']['peak_rss_mb']:.1f} MB | {summary['peer']['peak_rss_mb_total']:.0f} MB in {summary['peer']['processes']} processes ({summary['peer']['peak_rss_mb_per_process']:.0f} MB the largest) |
 
-Throughput ratio: **{summary['throughput_ratio']:.0f}×**. The `rps-api` Lambda zip (`cargo lambda build --profile lambda --output-format zip`) is **{zip_mb:.2f} MB**.
+Throughput ratio: **{summary['throughput_ratio']:.0f}×**. The `rps-api` Lambda zip (its `sam build` bootstrap, zipped) is **{zip_mb:.2f} MB**.
 
 rps's `/predict` takes the 25 trailing hourly observations and computes the 42 features
 itself; the peer is handed the 42 features ready-made. Both use a 24-tree random forest of

@@ -12,8 +12,8 @@ RATE=${RATE:-1000}
 SECONDS_AT_RATE=${SECONDS_AT_RATE:-20}
 bash scripts/setup-python.sh
 cargo build --release --locked -p rps-cli -p rps-api -p rps-bench
-LOADGEN="$CARGO_TARGET_DIR/release/loadgen"
-API="$CARGO_TARGET_DIR/release/rps-api"
+LOADGEN="$BIN_DIR/loadgen"
+API="$BIN_DIR/rps-api"
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill -TERM -- "-$p" 2>/dev/null || kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
@@ -63,10 +63,10 @@ peer_rate=$(python3 -c "import json;print(max(1, int(json.load(open('$work/peer-
 "$LOADGEN" rss --pid "$peer_pid" >"$work/peer-rss.json"
 kill -TERM -- "-$peer_pid" 2>/dev/null || true
 
-echo "== Lambda zip"
-PATH="$ROOT/.venv/bin:$PATH" cargo-lambda lambda build --profile lambda --output-format zip -p rps-api >"$work/zip.log" 2>&1 \
-  || { tail -20 "$work/zip.log"; exit 1; }
-zip="$CARGO_TARGET_DIR/lambda/rps-api/bootstrap.zip"
+echo "== Lambda zip (what sam build ships: scripts/sam-build.sh)"
+RPS_SAM_HOST_TOOLCHAIN=1 bash scripts/sam-build.sh x86_64 >"$work/zip.log" 2>&1 || { tail -20 "$work/zip.log"; exit 1; }
+zip="$work/rps-api.zip"
+(cd .aws-sam/build/ApiFunction && python3 -c 'import sys, zipfile; z = zipfile.ZipFile(sys.argv[1], "w", zipfile.ZIP_DEFLATED); z.write("bootstrap"); z.close()' "$zip")
 
 mkdir -p bench/results
 python3 bench/report.py "$work" "$zip" "$RATE" bench/results/latest

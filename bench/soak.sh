@@ -14,7 +14,7 @@ SOAK_SECONDS=${SOAK_SECONDS:-600}
 SOAK_RATE=${SOAK_RATE:-500}
 bash scripts/setup-python.sh
 cargo build --release --locked -p rps-cli -p rps-bench
-LOADGEN="$CARGO_TARGET_DIR/release/loadgen"
+LOADGEN="$BIN_DIR/loadgen"
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill -TERM -- "-$p" 2>/dev/null || kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }

@@ -110,6 +110,6 @@ cat <<MSG
 data.dvc    data version $(awk '/md5:/ {print $NF; exit}' data.dvc): \`dvc pull\` or \`rps data pull data.dvc\` restores it
 MLflow UI:  $MLFLOW_TRACKING_URI
 Web page:   http://127.0.0.1:$api_port/   (the API: /predict, /forecast, /model, /verification, /metrics, /openapi.json)
-Verify:     \`target/release/rps verify\` hourly (after \`rps ingest --live\` and \`rps validate\`) closes the loop; --retrain acts on it
+Verify:     \`$RPS verify\` hourly (after \`rps ingest --live\` and \`rps validate\`) closes the loop; --retrain acts on it
 Both keep running; \`make down\` stops them.
 MSG

@@ -630,6 +630,11 @@ fn the_workflows_run_here_up_to_the_first_real_call() {
     // Airflow's REST API, promote off); it is gated against production; CML posts it.
     let job = run_job("pr-staging.yml", "challenger", &standin(&staging, "staging", false), work.path());
     assert_ok(&job);
+    // The stack's outputs, read from CloudFormation (moto), and the doctor's table.
+    let outputs = step(&job, "scripts/ci/stack-env.sh staging")["log"].as_str().unwrap().to_owned();
+    assert!(outputs.contains(&format!("RPS_STORE=s3://{}/store", staging.bucket)), "{outputs}");
+    let doctor = step(&job, "make doctor")["log"].as_str().unwrap().to_owned();
+    assert!(doctor.contains("scripts/ci/doctor.sh") || doctor.contains("create-only writes"), "{doctor}");
     let comments = cml();
     let comment = comments.last().expect("a CML comment").clone();
     let body = comment["body"].as_str().unwrap();

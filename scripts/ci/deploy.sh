@@ -17,7 +17,8 @@
 # RPS_ARTIFACT_BUCKET; for a deploy the stack's parameters: MLFLOW_TRACKING_URI,
 # RPS_MLFLOW_SECRET_ID (the write secret's name), RPS_MLFLOW_READ_SECRET_ID (the API's
 # read-only secret's name), and optionally RPS_MODEL_NAME, RPS_LATITUDE, RPS_LONGITUDE,
-# RPS_ALARM_EMAIL, RPS_GATE_MAX_REGRESSION, RPS_GATE_MIN_SKILL, RPS_RETRAIN_MIN_SKILL.
+# RPS_ALARM_EMAIL, RPS_GATE_MAX_REGRESSION, RPS_GATE_MIN_SKILL, RPS_RETRAIN_MIN_SKILL,
+# RPS_MLFLOW_ARTIFACT_BUCKET (a self-hosted MLflow's S3 artifact bucket, not proxied).
 # RPS_ARCHITECTURE (package only): arm64 (default) or x86_64.
 # SAM_CLI_TELEMETRY is off; nothing here prompts (CI has no terminal).
 set -euo pipefail
@@ -83,7 +84,8 @@ else
     "MlflowReadSecretName=$RPS_MLFLOW_READ_SECRET_ID"
   )
   for pair in ModelName=RPS_MODEL_NAME Latitude=RPS_LATITUDE Longitude=RPS_LONGITUDE AlarmEmail=RPS_ALARM_EMAIL \
-    GateMaxRegression=RPS_GATE_MAX_REGRESSION GateMinSkill=RPS_GATE_MIN_SKILL RetrainMinSkill=RPS_RETRAIN_MIN_SKILL; do
+    GateMaxRegression=RPS_GATE_MAX_REGRESSION GateMinSkill=RPS_GATE_MIN_SKILL RetrainMinSkill=RPS_RETRAIN_MIN_SKILL \
+    MlflowArtifactBucket=RPS_MLFLOW_ARTIFACT_BUCKET; do
     var=${pair#*=}
     [[ -n ${!var:-} ]] && params+=("${pair%%=*}=${!var}")
   done

@@ -36,7 +36,8 @@ build() {
   local model=${IMAGE_MODEL:-baked}
   local binary=${RPS_API_BINARY:-}
   if [[ -z $binary ]]; then
-    cargo build --release --locked -p rps-api
+    # As `sam build` builds it (the workspace's features): the same binary, no compile.
+    cargo build --release --locked --bin rps-api
     binary="$BIN_DIR/rps-api"
   fi
   ctx=$(mktemp -d)

@@ -198,6 +198,20 @@ def main() -> int:
         missing = set(access) - set(a.functions())
         if missing:
             problems.append(f"{a.name}: no function for {sorted(missing)}")
+    # A self-hosted MLflow with an s3:// artifact root and no proxy: the functions that
+    # track and register write its bucket, the API only reads it, the rest never touch it.
+    art = sam.Stack.of("rps-staging", {**params("staging"), "MlflowArtifactBucket": "mlflow-art"}, REGION)
+    for binary, fn in art.functions().items():
+        obj, bucket = "arn:aws:s3:::mlflow-art/1/run/artifacts/model/model.rpsb", "arn:aws:s3:::mlflow-art"
+        reads, writes = sam.allows(fn["policies"], "s3:GetObject", obj), sam.allows(fn["policies"], "s3:PutObject", obj)
+        want = (False, False) if binary in NO_MLFLOW else (True, binary != "rps-api")
+        if (reads, writes) != want:
+            problems.append(f"MlflowArtifactBucket set: {binary} may read/write the artifact bucket {reads}/{writes}, should {want}")
+        if reads and not sam.allows(fn["policies"], "s3:ListBucket", bucket):
+            problems.append(f"MlflowArtifactBucket set: {binary} reads the artifact bucket but may not list it (403 for a missing key)")
+    for binary, fn in staging.functions().items():
+        if sam.allows(fn["policies"], "s3:GetObject", "arn:aws:s3:::mlflow-art/x"):
+            problems.append(f"MlflowArtifactBucket empty: {binary} may still read an artifact bucket")
     for p in problems:
         print(p)
     print(f"2 stacks, {len(staging.resources)} resources each, {len(problems)} problem(s)")
