@@ -105,7 +105,9 @@ fn main() -> ExitCode {
             match stage.map(StageError::kind) {
                 Some(ErrorKind::External) => eprintln!("(an outside system failed: retrying may help)"),
                 Some(ErrorKind::Configuration) => {
-                    eprintln!("(the configuration or a permission is wrong: retrying will not help; `rps doctor` checks them)")
+                    eprintln!(
+                        "(the configuration or a permission is wrong: retrying will not help; `rps doctor` checks them)"
+                    )
                 }
                 Some(ErrorKind::Internal) => {
                     eprintln!("(this is a bug in rps: please report it with the log above)")

@@ -138,7 +138,10 @@ fn airflow_promotes_stops_at_a_refused_gate_and_retrains_on_drift() {
                "extra": {"endpoint_url": cloud.emulator, "region_name": "us-east-1"}})
         .to_string(),
     );
-    a.set("AIRFLOW_VAR_RPS_FUNCTION_PREFIX", format!("rps-{}-", cloud.environment));
+    a.set(
+        "AIRFLOW_VAR_RPS_FUNCTION_PREFIX",
+        format!("rps-{}-", cloud.environment),
+    );
 
     // 1. A run that ends with a promoted model.
     let (log, states) = a.dags_test(

@@ -468,7 +468,11 @@ fn run_job(workflow: &str, job: &str, standin: &Value, dir: &Path) -> Value {
     std::fs::write(&file, standin.to_string()).unwrap();
     let run = Command::new(root.join(".venv-iac/bin/python"))
         .arg(root.join("tests/cicd/run_workflow.py"))
-        .arg(Path::new(standin["workdir"].as_str().unwrap()).join(".github/workflows").join(workflow))
+        .arg(
+            Path::new(standin["workdir"].as_str().unwrap())
+                .join(".github/workflows")
+                .join(workflow),
+        )
         .args([job, file.to_str().unwrap(), out.to_str().unwrap()])
         .output()
         .unwrap();
@@ -476,7 +480,11 @@ fn run_job(workflow: &str, job: &str, standin: &Value, dir: &Path) -> Value {
     let result: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     eprintln!("{workflow} {job}: {}", result["result"]);
     for step in result["steps"].as_array().unwrap() {
-        eprintln!("  {:>8}  {}", step["status"].as_str().unwrap(), step["step"].as_str().unwrap());
+        eprintln!(
+            "  {:>8}  {}",
+            step["status"].as_str().unwrap(),
+            step["step"].as_str().unwrap()
+        );
     }
     result
 }
@@ -498,7 +506,12 @@ fn assert_ok(job: &Value) {
         .iter()
         .filter(|s| s["status"] == "failure")
         .collect();
-    assert!(job["result"] == "success" && failed.is_empty(), "{} {}: {failed:#?}", job["workflow"], job["job"]);
+    assert!(
+        job["result"] == "success" && failed.is_empty(),
+        "{} {}: {failed:#?}",
+        job["workflow"],
+        job["job"]
+    );
 }
 
 /// The workflows, run here job by job (tests/cicd/run_workflow.py) in a clean clone,
@@ -564,7 +577,12 @@ fn the_workflows_run_here_up_to_the_first_real_call() {
     .unwrap();
     let mut machine = serde_json::Map::new();
     for k in [
-        "CARGO_TARGET_DIR", "CARGO_HOME", "RUSTUP_HOME", "CARGO_BUILD_TARGET", "RUSTFLAGS", "PIP_CACHE_DIR",
+        "CARGO_TARGET_DIR",
+        "CARGO_HOME",
+        "RUSTUP_HOME",
+        "CARGO_BUILD_TARGET",
+        "RUSTFLAGS",
+        "PIP_CACHE_DIR",
         "npm_config_cache",
     ] {
         if let Ok(v) = std::env::var(k) {
@@ -617,41 +635,82 @@ fn the_workflows_run_here_up_to_the_first_real_call() {
     };
 
     // Into dev: the suite itself is not run from inside it; the image is built.
-    let job = run_job("pr-dev.yml", "checks", &standin(&staging, "staging", false), work.path());
+    let job = run_job(
+        "pr-dev.yml",
+        "checks",
+        &standin(&staging, "staging", false),
+        work.path(),
+    );
     assert_ok(&job);
     assert_eq!(step(&job, "make test")["status"], "skipped");
-    assert_ok(&run_job("pr-dev.yml", "image", &standin(&staging, "staging", false), work.path()));
+    assert_ok(&run_job(
+        "pr-dev.yml",
+        "image",
+        &standin(&staging, "staging", false),
+        work.path(),
+    ));
 
     // Into staging, from a fork: no secrets, so the challenger is skipped, not failed.
-    let job = run_job("pr-staging.yml", "challenger", &standin(&staging, "staging", true), work.path());
+    let job = run_job(
+        "pr-staging.yml",
+        "challenger",
+        &standin(&staging, "staging", true),
+        work.path(),
+    );
     assert_eq!(job["result"], "skipped", "{job}");
 
     // Into staging: the staging pipeline trains the challenger (the DAG, through
     // Airflow's REST API, promote off); it is gated against production; CML posts it.
-    let job = run_job("pr-staging.yml", "challenger", &standin(&staging, "staging", false), work.path());
+    let job = run_job(
+        "pr-staging.yml",
+        "challenger",
+        &standin(&staging, "staging", false),
+        work.path(),
+    );
     assert_ok(&job);
     // The stack's outputs, read from CloudFormation (moto), and the doctor's table.
-    let outputs = step(&job, "scripts/ci/stack-env.sh staging")["log"].as_str().unwrap().to_owned();
-    assert!(outputs.contains(&format!("RPS_STORE=s3://{}/store", staging.bucket)), "{outputs}");
+    let outputs = step(&job, "scripts/ci/stack-env.sh staging")["log"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        outputs.contains(&format!("RPS_STORE=s3://{}/store", staging.bucket)),
+        "{outputs}"
+    );
     let doctor = step(&job, "make doctor")["log"].as_str().unwrap().to_owned();
-    assert!(doctor.contains("scripts/ci/doctor.sh") || doctor.contains("create-only writes"), "{doctor}");
+    assert!(
+        doctor.contains("scripts/ci/doctor.sh") || doctor.contains("create-only writes"),
+        "{doctor}"
+    );
     let comments = cml();
     let comment = comments.last().expect("a CML comment").clone();
     let body = comment["body"].as_str().unwrap();
     assert!(body.contains("passes every gate"), "{body}");
     let report = step(&job, "make cml-report")["log"].as_str().unwrap().to_owned();
     assert!(report.contains("the airflow run made candidate"), "{report}");
-    assert_eq!(staging.alias("staging-candidate").as_deref(), Some("1"), "{report}");
+    assert_eq!(
+        staging.alias("staging-candidate").as_deref(),
+        Some("1"),
+        "{report}"
+    );
     assert_eq!(staging.alias("staging"), None, "a challenger run promoted");
 
     // A refused run fails the check, with the reason in the comment.
     staging.serve_corrupt();
-    let job = run_job("pr-staging.yml", "challenger", &standin(&staging, "staging", false), work.path());
+    let job = run_job(
+        "pr-staging.yml",
+        "challenger",
+        &standin(&staging, "staging", false),
+        work.path(),
+    );
     staging.serve_clean();
     assert_eq!(job["result"], "failure", "{job}");
     assert_eq!(step(&job, "make cml-comment")["status"], "failure");
     let body = cml().last().unwrap()["body"].as_str().unwrap().to_owned();
-    assert!(body.contains("no candidate") && body.contains("DataQualityGateFailed"), "{body}");
+    assert!(
+        body.contains("no candidate") && body.contains("DataQualityGateFailed"),
+        "{body}"
+    );
 
     // Merged into staging: built once and packaged to the artifact bucket; the deploy
     // reaches CloudFormation; the stack's outputs, the doctor, and @staging served.
@@ -665,12 +724,20 @@ fn the_workflows_run_here_up_to_the_first_real_call() {
         ("RPS_MODEL_ALIAS", "staging".into()),
         ("RPS_MODEL_REFRESH_SECS", "1".into()),
         ("MLFLOW_TRACKING_URI", staging.mlflow.uri.clone()),
-        ("RPS_MODEL_CACHE", work.path().join("staging-cache").display().to_string()),
+        (
+            "RPS_MODEL_CACHE",
+            work.path().join("staging-cache").display().to_string(),
+        ),
     ] {
         api.set(k, v);
     }
     let _staging_api = api.serve_on(staging_port);
-    let job = run_job("push-staging.yml", "deploy-staging", &standin(&staging, "staging", false), work.path());
+    let job = run_job(
+        "push-staging.yml",
+        "deploy-staging",
+        &standin(&staging, "staging", false),
+        work.path(),
+    );
     assert_ok(&job);
     let deploy = step(&job, "make deploy ENV=staging");
     assert_eq!(deploy["status"], "reached-real-call", "{deploy}");
@@ -683,17 +750,24 @@ fn the_workflows_run_here_up_to_the_first_real_call() {
             .stdout,
     )
     .unwrap();
-    assert!(
-        deploy["log"].as_str().unwrap().contains("sam deploy"),
-        "{deploy}"
-    );
+    assert!(deploy["log"].as_str().unwrap().contains("sam deploy"), "{deploy}");
     let _ = tree;
     assert_eq!(staging.alias("staging").as_deref(), Some("1"));
 
     // Into main: the gates on @staging against production, posted with CML.
-    let job = run_job("pr-main.yml", "gates", &standin(&prod, "prod", false), work.path());
+    let job = run_job(
+        "pr-main.yml",
+        "gates",
+        &standin(&prod, "prod", false),
+        work.path(),
+    );
     assert_ok(&job);
-    assert!(cml().last().unwrap()["body"].as_str().unwrap().contains("passes every gate"));
+    assert!(
+        cml().last().unwrap()["body"]
+            .as_str()
+            .unwrap()
+            .contains("passes every gate")
+    );
 
     // Merged into main: @production → @staging through the gates, the deploy reaches
     // CloudFormation, the production API smoke-tested; the image baked, pushed, checked.
@@ -706,19 +780,35 @@ fn the_workflows_run_here_up_to_the_first_real_call() {
         ("RPS_MODEL_NAME", model.clone()),
         ("RPS_MODEL_REFRESH_SECS", "1".into()),
         ("MLFLOW_TRACKING_URI", prod.mlflow.uri.clone()),
-        ("RPS_MODEL_CACHE", work.path().join("prod-cache").display().to_string()),
+        (
+            "RPS_MODEL_CACHE",
+            work.path().join("prod-cache").display().to_string(),
+        ),
     ] {
         api.set(k, v);
     }
     let _prod_api = api.serve_on(prod_port);
-    let job = run_job("push-main.yml", "release", &standin(&prod, "prod", false), work.path());
+    let job = run_job(
+        "push-main.yml",
+        "release",
+        &standin(&prod, "prod", false),
+        work.path(),
+    );
     assert_ok(&job);
     assert_eq!(step(&job, "make deploy ENV=prod")["status"], "reached-real-call");
     assert_eq!(prod.alias("production").as_deref(), Some("1"));
-    let job = run_job("push-main.yml", "image", &standin(&prod, "prod", false), work.path());
+    let job = run_job(
+        "push-main.yml",
+        "image",
+        &standin(&prod, "prod", false),
+        work.path(),
+    );
     assert_ok(&job);
     let pushed: Vec<String> = std::fs::read_dir(work.path().join("registry"))
-        .map(|d| d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
     assert!(pushed.iter().any(|t| t == sha.trim()), "{pushed:?}");
 }

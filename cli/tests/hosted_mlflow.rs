@@ -23,7 +23,14 @@ use testkit::moto::MotoServer;
 use testkit::replay::Replay;
 
 fn year() -> [&'static str; 6] {
-    ["pipeline", "promote", "--start", "2023-01-01", "--end", "2023-12-31"]
+    [
+        "pipeline",
+        "promote",
+        "--start",
+        "2023-01-01",
+        "--end",
+        "2023-12-31",
+    ]
 }
 
 /// Creates an MLflow user through the basic-auth app's API (as an admin does on the
@@ -35,7 +42,11 @@ fn create_user(mlflow: &MlflowServer, user: &str, password: &str) {
         .json(&serde_json::json!({"username": user, "password": password}))
         .send()
         .unwrap();
-    assert!(r.status().is_success(), "creating {user}: {}", r.text().unwrap_or_default());
+    assert!(
+        r.status().is_success(),
+        "creating {user}: {}",
+        r.text().unwrap_or_default()
+    );
 }
 
 #[test]
@@ -70,11 +81,24 @@ fn the_oldest_mlflow_with_basic_auth_a_user_name_and_a_token() {
     // MLflow's client, rps sends the token as a Bearer token; basic auth refuses it, and
     // that is a configuration fault (the variables named), not a fault to retry.
     let mut bearer = env.clone();
-    bearer.set("MLFLOW_TRACKING_USERNAME", "ada").set("MLFLOW_TRACKING_TOKEN", token.as_str());
+    bearer
+        .set("MLFLOW_TRACKING_USERNAME", "ada")
+        .set("MLFLOW_TRACKING_TOKEN", token.as_str());
     let shown = String::from_utf8(bearer.ok(&["config"]).stdout).unwrap();
-    assert!(shown.contains("bearer: MLFLOW_TRACKING_TOKEN; MLFLOW_TRACKING_USERNAME is ignored"), "{shown}");
+    assert!(
+        shown.contains("bearer: MLFLOW_TRACKING_TOKEN; MLFLOW_TRACKING_USERNAME is ignored"),
+        "{shown}"
+    );
     assert!(!shown.contains(&token), "the token was printed");
-    let out = bearer.run(&["pipeline", "run", "--start", "2023-01-01", "--end", "2023-03-31", "--json"]);
+    let out = bearer.run(&[
+        "pipeline",
+        "run",
+        "--start",
+        "2023-01-01",
+        "--end",
+        "2023-03-31",
+        "--json",
+    ]);
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(
@@ -83,13 +107,23 @@ fn the_oldest_mlflow_with_basic_auth_a_user_name_and_a_token() {
     );
 
     // DagsHub's documented form: the user name and the token as the password.
-    env.set("MLFLOW_TRACKING_USERNAME", "ada").set("MLFLOW_TRACKING_PASSWORD", token.as_str());
+    env.set("MLFLOW_TRACKING_USERNAME", "ada")
+        .set("MLFLOW_TRACKING_PASSWORD", token.as_str());
     let doctor = env.run(&["doctor"]);
     let text = String::from_utf8_lossy(&doctor.stdout).into_owned();
     assert!(doctor.status.success(), "{text}{}", stderr(&doctor));
-    assert!(text.contains("basic: MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"), "{text}");
-    assert!(text.contains("2.9.2") && text.contains("through the server's artifact proxy"), "{text}");
-    assert!(!text.contains(&token) && !stderr(&doctor).contains(&token), "the token was printed");
+    assert!(
+        text.contains("basic: MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"),
+        "{text}"
+    );
+    assert!(
+        text.contains("2.9.2") && text.contains("through the server's artifact proxy"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(&token) && !stderr(&doctor).contains(&token),
+        "the token was printed"
+    );
     // The release flow: trained, staged, gated, promoted.
     let released = last_json(&env.ok(&[&year()[..], &["--json"]].concat()));
     assert_eq!(released["promote"]["version"], "1", "{released}");
@@ -99,14 +133,30 @@ fn the_oldest_mlflow_with_basic_auth_a_user_name_and_a_token() {
     // The API's read-only credentials: they serve @production and may not track or
     // register anything.
     let mut reader = env.clone();
-    reader.set("MLFLOW_TRACKING_USERNAME", "reader").set("MLFLOW_TRACKING_PASSWORD", "reader-token-123");
+    reader
+        .set("MLFLOW_TRACKING_USERNAME", "reader")
+        .set("MLFLOW_TRACKING_PASSWORD", "reader-token-123");
     let api = reader.serve();
-    let model: Value = reqwest::blocking::get(format!("{}/model", api.url)).unwrap().json().unwrap();
+    let model: Value = reqwest::blocking::get(format!("{}/model", api.url))
+        .unwrap()
+        .json()
+        .unwrap();
     assert_eq!(model["version"], "1", "{model}");
-    let out = reader.run(&["pipeline", "run", "--start", "2023-01-01", "--end", "2023-03-31", "--json"]);
+    let out = reader.run(&[
+        "pipeline",
+        "run",
+        "--start",
+        "2023-01-01",
+        "--end",
+        "2023-03-31",
+        "--json",
+    ]);
     assert!(!out.status.success());
     let err = stderr(&out);
-    assert!(err.contains("403") && err.contains("retrying will not help"), "{err}");
+    assert!(
+        err.contains("403") && err.contains("retrying will not help"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -153,7 +203,10 @@ fn mlflow_without_the_artifact_proxy_and_an_s3_artifact_root() {
         .unwrap();
     assert!(listing.contains("model.rpsb"), "{listing}");
     let api = env.serve();
-    let model: Value = reqwest::blocking::get(format!("{}/model", api.url)).unwrap().json().unwrap();
+    let model: Value = reqwest::blocking::get(format!("{}/model", api.url))
+        .unwrap()
+        .json()
+        .unwrap();
     assert_eq!(model["version"], "1", "{model}");
 
     // A server whose artifacts no client can reach (a local folder, not proxied): a
@@ -166,7 +219,15 @@ fn mlflow_without_the_artifact_proxy_and_an_s3_artifact_root() {
         return;
     };
     env.set("MLFLOW_TRACKING_URI", closed.uri.as_str());
-    let out = env.run(&["pipeline", "run", "--start", "2023-01-01", "--end", "2023-03-31", "--json"]);
+    let out = env.run(&[
+        "pipeline",
+        "run",
+        "--start",
+        "2023-01-01",
+        "--end",
+        "2023-03-31",
+        "--json",
+    ]);
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(

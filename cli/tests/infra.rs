@@ -84,8 +84,10 @@ fn the_template_the_state_machine_and_the_stages_agree() {
 #[test]
 fn two_stacks_side_by_side_are_isolated_and_least_privileged() {
     let root = testkit::workspace_root();
-    let Some(python) = testkit::require("the IaC tools' Python (SAM translator)", &root.join(".venv-iac/bin/python"))
-    else {
+    let Some(python) = testkit::require(
+        "the IaC tools' Python (SAM translator)",
+        &root.join(".venv-iac/bin/python"),
+    ) else {
         return;
     };
     let access: serde_json::Map<String, serde_json::Value> = shared::stage::FUNCTIONS
@@ -135,7 +137,11 @@ fn sam_build_makes_every_function_the_template_names() {
     );
     let functions: std::collections::BTreeMap<String, Option<String>> =
         serde_json::from_str(listed.lines().last().unwrap()).unwrap();
-    assert_eq!(functions.len(), shared::stage::FUNCTIONS.len() + 1, "{functions:?}");
+    assert_eq!(
+        functions.len(),
+        shared::stage::FUNCTIONS.len() + 1,
+        "{functions:?}"
+    );
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|_| root.join("target"));
@@ -143,7 +149,9 @@ fn sam_build_makes_every_function_the_template_names() {
     let store = tempfile::tempdir().unwrap();
     let mut service = Vec::new();
     for (logical, binary) in &functions {
-        let binary = binary.as_deref().unwrap_or_else(|| panic!("{logical}: no Metadata.BuildProperties.Binary"));
+        let binary = binary
+            .as_deref()
+            .unwrap_or_else(|| panic!("{logical}: no Metadata.BuildProperties.Binary"));
         let bootstrap = build.join(logical).join("bootstrap");
         let built = std::fs::read(&bootstrap).unwrap_or_else(|e| panic!("{}: {e}", bootstrap.display()));
         assert_eq!(&built[..4], b"\x7fELF", "{logical}: not an executable");
@@ -159,9 +167,18 @@ fn sam_build_makes_every_function_the_template_names() {
             "{logical}: its bootstrap is not {}",
             compiled.display()
         );
-        assert!(seen.insert(built), "{logical}: the same bootstrap as another function");
+        assert!(
+            seen.insert(built),
+            "{logical}: the same bootstrap as another function"
+        );
         let memory = if binary == "rps-train" { 1769 } else { 512 };
-        service.push((binary, logical.as_str(), vec![("RPS_STORE", store.path().display().to_string())], memory, 60));
+        service.push((
+            binary,
+            logical.as_str(),
+            vec![("RPS_STORE", store.path().display().to_string())],
+            memory,
+            60,
+        ));
     }
     let Some(lambda) = testkit::cloud::LambdaService::start(&service) else {
         return;
@@ -182,10 +199,20 @@ fn sam_build_makes_every_function_the_template_names() {
         };
         assert_eq!(status, 200, "{binary}: {payload}\n{}", lambda.log(binary));
         if *binary == "rps-api" {
-            assert_eq!((error, payload["statusCode"].as_u64()), (None, Some(200)), "{payload}\n{}", lambda.log(binary));
+            assert_eq!(
+                (error, payload["statusCode"].as_u64()),
+                (None, Some(200)),
+                "{payload}\n{}",
+                lambda.log(binary)
+            );
         } else {
             assert_eq!(error.as_deref(), Some("Unhandled"), "{binary}: {payload}");
-            assert_eq!(payload["errorType"], "InvalidInput", "{binary}: {payload}\n{}", lambda.log(binary));
+            assert_eq!(
+                payload["errorType"],
+                "InvalidInput",
+                "{binary}: {payload}\n{}",
+                lambda.log(binary)
+            );
         }
     }
 }

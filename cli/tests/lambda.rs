@@ -51,7 +51,12 @@ fn the_api_function_answers_api_gateway_events_and_plain_http() {
     };
     let invoke = |ev: &Value| -> Value {
         let (status, error, payload) = lambda.invoke("rps-api", ev);
-        assert_eq!((status, &error), (200, &None), "the function failed: {payload}\n{}", lambda.log("rps-api"));
+        assert_eq!(
+            (status, &error),
+            (200, &None),
+            "the function failed: {payload}\n{}",
+            lambda.log("rps-api")
+        );
         payload
     };
 

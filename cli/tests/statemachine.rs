@@ -254,7 +254,8 @@ fn the_state_machine_promotes_refuses_bad_data_and_refuses_a_worse_model() {
     // listened before, starts nothing here.
     let bus = event["EventBusName"].clone();
     assert_eq!(bus, format!("rps-{}", cloud.environment), "{event}");
-    let delivered = json!({"source": event["Source"], "detail-type": event["DetailType"], "detail": event["Detail"]});
+    let delivered =
+        json!({"source": event["Source"], "detail-type": event["DetailType"], "detail": event["Detail"]});
     let elsewhere = Command::new("node")
         .arg(root.join("tests/statemachine/run.mjs"))
         .arg(&emulator)
@@ -330,7 +331,10 @@ fn the_state_machine_promotes_refuses_bad_data_and_refuses_a_worse_model() {
     );
     assert_eq!(r["status"], "SUCCEEDED", "{r}");
     assert_eq!(states(&r).last().map(String::as_str), Some("Promoted"), "{r}");
-    let promoted = r["output"]["trained"]["model_version"].as_str().unwrap().to_owned();
+    let promoted = r["output"]["trained"]["model_version"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(alias("production").as_deref(), Some(promoted.as_str()));
     assert_eq!(alias("previous").as_deref(), Some("2"));
     let outcome: Value = serde_json::from_str(&cloud.get(&format!(
@@ -364,14 +368,25 @@ fn the_state_machine_promotes_refuses_bad_data_and_refuses_a_worse_model() {
 
     // The internet-facing API's credentials may append to the forecast log and write
     // nowhere else, nor delete; a stage's may not read another's folder.
-    assert_eq!(cloud.try_as("rps-api", "put", "store/forecasts/probe.jsonl").0, 200);
-    for key in ["store/models/probe", "store/registry/probe", "store/monitoring/probe", "outside/probe"] {
+    assert_eq!(
+        cloud.try_as("rps-api", "put", "store/forecasts/probe.jsonl").0,
+        200
+    );
+    for key in [
+        "store/models/probe",
+        "store/registry/probe",
+        "store/monitoring/probe",
+        "outside/probe",
+    ] {
         assert_eq!(
             cloud.try_as("rps-api", "put", key),
             (403, "AccessDenied".to_owned()),
             "the API's credentials wrote {key}"
         );
     }
-    assert_eq!(cloud.try_as("rps-api", "delete", "store/forecasts/probe.jsonl").0, 403);
+    assert_eq!(
+        cloud.try_as("rps-api", "delete", "store/forecasts/probe.jsonl").0,
+        403
+    );
     assert_eq!(cloud.try_as("rps-ingest", "get", "store/models/probe").0, 403);
 }

@@ -67,7 +67,10 @@ pub async fn run(config: &Config) -> Vec<Check> {
             "dvc remote",
             "location",
             Status::Ok,
-            format!("{} (inside the store: the store's checks cover it)", config.dvc_remote),
+            format!(
+                "{} (inside the store: the store's checks cover it)",
+                config.dvc_remote
+            ),
         ));
     }
     match &config.mlflow {
@@ -104,15 +107,35 @@ async fn probe_store(
     };
     let at = s.url(&missing);
     match s.get(&missing).await {
-        Err(StoreError::NotFound { .. }) => out.push(Check::new(system, "a missing key reads as missing", Status::Ok, at)),
+        Err(StoreError::NotFound { .. }) => out.push(Check::new(
+            system,
+            "a missing key reads as missing",
+            Status::Ok,
+            at,
+        )),
         Err(e @ StoreError::AccessDenied { .. }) => {
-            return out.push(Check::new(system, "a missing key reads as missing", Status::Blocker, e.to_string()));
+            return out.push(Check::new(
+                system,
+                "a missing key reads as missing",
+                Status::Blocker,
+                e.to_string(),
+            ));
         }
         Err(e) => return out.push(Check::new(system, "reachable", Status::Blocker, e.to_string())),
-        Ok(_) => out.push(Check::new(system, "a missing key reads as missing", Status::Warn, format!("{at} exists"))),
+        Ok(_) => out.push(Check::new(
+            system,
+            "a missing key reads as missing",
+            Status::Warn,
+            format!("{at} exists"),
+        )),
     }
     match s.list(prefix).await {
-        Ok(keys) => out.push(Check::new(system, "listing", Status::Ok, format!("{} key(s) under {prefix}", keys.len()))),
+        Ok(keys) => out.push(Check::new(
+            system,
+            "listing",
+            Status::Ok,
+            format!("{} key(s) under {prefix}", keys.len()),
+        )),
         Err(e) => out.push(Check::new(system, "listing", Status::Blocker, e.to_string())),
     }
     if !write {
@@ -143,7 +166,12 @@ async fn probe_store(
         },
     }
     if let Err(e) = s.delete(&key).await {
-        out.push(Check::new(system, "removing the probe", Status::Warn, e.to_string()));
+        out.push(Check::new(
+            system,
+            "removing the probe",
+            Status::Warn,
+            e.to_string(),
+        ));
     }
 }
 
@@ -160,34 +188,55 @@ async fn probe_mlflow(config: &Config, client: &MlflowClient, out: &mut Vec<Chec
                 "{} (experiment {}{})",
                 client.server(),
                 m.experiment,
-                if found.is_some() { "" } else { ", created by the first run" }
+                if found.is_some() {
+                    ""
+                } else {
+                    ", created by the first run"
+                }
             ),
         )),
         Err(e) => return out.push(Check::new(S, "reachable", Status::Blocker, e.to_string())),
     }
     match client.server_version().await {
         Ok(Some(v)) => {
-            let major = v.split('.').next().and_then(|x| x.parse::<u32>().ok()).unwrap_or(0);
+            let major = v
+                .split('.')
+                .next()
+                .and_then(|x| x.parse::<u32>().ok())
+                .unwrap_or(0);
             let status = if major >= 2 { Status::Ok } else { Status::Warn };
             out.push(Check::new(S, "version", status, v))
         }
-        Ok(None) => out.push(Check::new(S, "version", Status::Warn, "the server does not say (GET /version)")),
+        Ok(None) => out.push(Check::new(
+            S,
+            "version",
+            Status::Warn,
+            "the server does not say (GET /version)",
+        )),
         Err(e) => out.push(Check::new(S, "version", Status::Warn, e.to_string())),
     }
     let name = &config.registry.model_name;
     let alias = config.aliases().served;
     let check = "registered-model aliases";
     match client.get_version_by_alias(name, &alias).await {
-        Ok(v) => out.push(Check::new(S, check, Status::Ok, format!("{name}@{alias} → version {}", v.version))),
+        Ok(v) => out.push(Check::new(
+            S,
+            check,
+            Status::Ok,
+            format!("{name}@{alias} → version {}", v.version),
+        )),
         Err(MlflowError::NotFound { .. }) => out.push(Check::new(
             S,
             check,
             Status::Ok,
             format!("supported; {name} is not registered yet (the first training registers it)"),
         )),
-        Err(MlflowError::Api { status: 400, .. }) => {
-            out.push(Check::new(S, check, Status::Ok, format!("supported; {name}@{alias} is not set yet")))
-        }
+        Err(MlflowError::Api { status: 400, .. }) => out.push(Check::new(
+            S,
+            check,
+            Status::Ok,
+            format!("supported; {name}@{alias} is not set yet"),
+        )),
         Err(e) => out.push(Check::new(S, check, Status::Blocker, e.to_string())),
     }
     probe_artifacts(client, &m.experiment, out).await;
@@ -202,7 +251,14 @@ async fn probe_artifacts(client: &MlflowClient, experiment: &str, out: &mut Vec<
     };
     let run = match run {
         Ok(r) => r,
-        Err(e) => return out.push(Check::new(S, check, Status::Blocker, format!("creating a probe run: {e}"))),
+        Err(e) => {
+            return out.push(Check::new(
+                S,
+                check,
+                Status::Blocker,
+                format!("creating a probe run: {e}"),
+            ));
+        }
     };
     let body = Bytes::from(format!("rps doctor {}", Utc::now().to_rfc3339()));
     let how = if run.artifact_uri.starts_with("s3://") {
@@ -211,19 +267,36 @@ async fn probe_artifacts(client: &MlflowClient, experiment: &str, out: &mut Vec<
         "through the server's artifact proxy"
     };
     let result = async {
-        client.upload_artifact(&run, "doctor/probe.txt", body.clone()).await?;
+        client
+            .upload_artifact(&run, "doctor/probe.txt", body.clone())
+            .await?;
         client
             .download_artifact(&format!("runs:/{}/doctor/probe.txt", run.run_id))
             .await
     }
     .await;
     match result {
-        Ok(back) if back == body => out.push(Check::new(S, check, Status::Ok, format!("{how}: {}", run.artifact_uri))),
-        Ok(_) => out.push(Check::new(S, check, Status::Blocker, format!("{how}: read back other bytes than written"))),
+        Ok(back) if back == body => out.push(Check::new(
+            S,
+            check,
+            Status::Ok,
+            format!("{how}: {}", run.artifact_uri),
+        )),
+        Ok(_) => out.push(Check::new(
+            S,
+            check,
+            Status::Blocker,
+            format!("{how}: read back other bytes than written"),
+        )),
         Err(e) => out.push(Check::new(S, check, Status::Blocker, format!("{how}: {e}"))),
     }
     let _ = client.finish_run(&run.run_id, RunStatus::Finished).await;
     if let Err(e) = client.delete_run(&run.run_id).await {
-        out.push(Check::new(S, "removing the probe run", Status::Warn, e.to_string()));
+        out.push(Check::new(
+            S,
+            "removing the probe run",
+            Status::Warn,
+            e.to_string(),
+        ));
     }
 }

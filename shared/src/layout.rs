@@ -154,7 +154,15 @@ pub fn retrain(name: &str, file: &str) -> Result<ObjectKey, StoreError> {
 
 /// The store's top-level folders (the layout above): what a function's grants name.
 pub const AREAS: [&str; 10] = [
-    "raw/", "quality/", "datasets/", "dvc/", "models/", "reports/", "locks/", "registry/", "forecasts/",
+    "raw/",
+    "quality/",
+    "datasets/",
+    "dvc/",
+    "models/",
+    "reports/",
+    "locks/",
+    "registry/",
+    "forecasts/",
     "monitoring/",
 ];
 
@@ -170,7 +178,12 @@ pub struct Grant {
 }
 
 const fn grant(prefix: &'static str, read: bool, write: bool, delete: bool) -> Grant {
-    Grant { prefix, read, write, delete }
+    Grant {
+        prefix,
+        read,
+        write,
+        delete,
+    }
 }
 const fn read(prefix: &'static str) -> Grant {
     grant(prefix, true, false, false)
@@ -280,7 +293,11 @@ mod tests {
         for f in crate::stage::FUNCTIONS.iter().chain(&["api"]) {
             let grants = access(f).unwrap_or_else(|| panic!("{f} has no grants"));
             for g in grants {
-                assert!(AREAS.contains(&g.prefix), "{f}: {} is not a folder of the layout", g.prefix);
+                assert!(
+                    AREAS.contains(&g.prefix),
+                    "{f}: {} is not a folder of the layout",
+                    g.prefix
+                );
                 assert!(g.read || g.write, "{f}: {} grants nothing", g.prefix);
             }
         }

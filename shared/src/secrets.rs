@@ -53,7 +53,10 @@ pub async fn resolve(config: &mut Config) -> Result<(), SecretsError> {
             why: "it is binary, not a string".into(),
         })?;
     mlflow.auth = parse(&value).map_err(|why| SecretsError::Shape { id: id.clone(), why })?;
-    mlflow.auth_from = format!("{}: the Secrets Manager secret {id} (RPS_MLFLOW_SECRET_ID)", mlflow.auth.kind());
+    mlflow.auth_from = format!(
+        "{}: the Secrets Manager secret {id} (RPS_MLFLOW_SECRET_ID)",
+        mlflow.auth.kind()
+    );
     tracing::info!(secret = %id, "MLflow credentials read from Secrets Manager");
     Ok(())
 }

@@ -221,7 +221,8 @@ impl StageError {
         use StageError as E;
         match self {
             E::Config(_) | E::Store(StoreError::AccessDenied { .. }) => ErrorKind::Configuration,
-            E::Registry(RegistryError::Mlflow(e)) | E::Tracking(crate::tracking::TrackingError::Mlflow(e))
+            E::Registry(RegistryError::Mlflow(e))
+            | E::Tracking(crate::tracking::TrackingError::Mlflow(e))
                 if e.is_configuration() =>
             {
                 ErrorKind::Configuration

@@ -155,13 +155,28 @@ mod tests {
     fn each_deployment_moves_only_its_own_aliases() {
         let prod = aliases::Family::of("production");
         assert_eq!(
-            (prod.served.as_str(), prod.candidate.as_str(), prod.previous.as_str(), prod.stage),
+            (
+                prod.served.as_str(),
+                prod.candidate.as_str(),
+                prod.previous.as_str(),
+                prod.stage
+            ),
             ("production", "candidate", "previous", Some("Production"))
         );
         let staging = aliases::Family::of("staging");
         assert_eq!(
-            (staging.served.as_str(), staging.candidate.as_str(), staging.previous.as_str(), staging.stage),
-            ("staging", "staging-candidate", "staging-previous", Some("Staging"))
+            (
+                staging.served.as_str(),
+                staging.candidate.as_str(),
+                staging.previous.as_str(),
+                staging.stage
+            ),
+            (
+                "staging",
+                "staging-candidate",
+                "staging-previous",
+                Some("Staging")
+            )
         );
         let mine = aliases::Family::of("eu-west");
         assert_eq!(mine.stage, None);

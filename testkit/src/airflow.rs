@@ -31,21 +31,42 @@ impl AirflowServer {
         let home = dir.path().display().to_string();
         let mut vars: Vec<(&str, String)> = vec![
             ("AIRFLOW_HOME", home.clone()),
-            ("AIRFLOW__CORE__DAGS_FOLDER", root.join("dags").display().to_string()),
+            (
+                "AIRFLOW__CORE__DAGS_FOLDER",
+                root.join("dags").display().to_string(),
+            ),
             ("AIRFLOW__CORE__LOAD_EXAMPLES", "False".into()),
             ("AIRFLOW__CORE__EXECUTOR", "LocalExecutor".into()),
             ("AIRFLOW__CORE__PARALLELISM", "2".into()),
-            ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", format!("sqlite:///{home}/airflow.db")),
+            (
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+                format!("sqlite:///{home}/airflow.db"),
+            ),
             ("AIRFLOW__API__HOST", "127.0.0.1".into()),
             ("AIRFLOW__API__PORT", port.to_string()),
             ("AIRFLOW__API__BASE_URL", url.clone()),
-            ("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", format!("{url}/execution/")),
-            ("AIRFLOW__API_AUTH__JWT_SECRET", format!("jwt-{}-{}", crate::unique(), "x".repeat(64))),
+            (
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
+                format!("{url}/execution/"),
+            ),
+            (
+                "AIRFLOW__API_AUTH__JWT_SECRET",
+                format!("jwt-{}-{}", crate::unique(), "x".repeat(64)),
+            ),
             ("AIRFLOW__API__SECRET_KEY", format!("key-{}", crate::unique())),
-            ("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", format!("{username}:admin")),
-            ("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", passwords.display().to_string()),
+            (
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS",
+                format!("{username}:admin"),
+            ),
+            (
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE",
+                passwords.display().to_string(),
+            ),
             ("AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE", "False".into()),
-            ("AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT", free_port().to_string()),
+            (
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT",
+                free_port().to_string(),
+            ),
         ];
         vars.extend(env.iter().cloned());
         let envs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();

@@ -59,7 +59,8 @@ pub fn sam_build() -> Option<PathBuf> {
     let root = workspace_root();
     require("aws-sam-cli", &root.join(".venv-iac/bin/sam"))?;
     let built = BUILT.get_or_init(|| {
-        let lock = std::fs::File::create(std::env::temp_dir().join("rps-sam-build.lock")).map_err(|e| e.to_string())?;
+        let lock = std::fs::File::create(std::env::temp_dir().join("rps-sam-build.lock"))
+            .map_err(|e| e.to_string())?;
         lock.lock().map_err(|e| e.to_string())?;
         let started = Instant::now();
         let mut cmd = std::process::Command::new("bash");
@@ -71,7 +72,11 @@ pub fn sam_build() -> Option<PathBuf> {
             .current_dir(&root)
             .output()
             .map_err(|e| e.to_string())?;
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         if !out.status.success() {
             return Err(format!("scripts/sam-build.sh x86_64 failed:\n{text}"));
         }
@@ -105,7 +110,10 @@ impl LocalCloud {
         let secret = format!("rps/{name}/mlflow");
         let read_secret = format!("rps/{name}/mlflow-read");
         moto.create_secret(&secret, r#"{"token": "not-checked-by-this-mlflow"}"#);
-        moto.create_secret(&read_secret, r#"{"token": "read-only, not checked by this mlflow"}"#);
+        moto.create_secret(
+            &read_secret,
+            r#"{"token": "read-only, not checked by this mlflow"}"#,
+        );
         let dir = tempfile::tempdir().unwrap();
         let clean = Replay::sample();
         let corrupt = Replay::file(&corrupt_sample(dir.path()));
@@ -183,7 +191,12 @@ impl LocalCloud {
     fn warm_up(&self) {
         for f in shared::stage::FUNCTIONS {
             let body = self.invoke(&format!("rps-{f}"), &serde_json::json!({"not": "an event"}));
-            assert_eq!(body["errorType"], "InvalidInput", "rps-{f}: {body}\n{}", self.function_log(&format!("rps-{f}")));
+            assert_eq!(
+                body["errorType"],
+                "InvalidInput",
+                "rps-{f}: {body}\n{}",
+                self.function_log(&format!("rps-{f}"))
+            );
         }
     }
 
@@ -260,7 +273,10 @@ impl LocalCloud {
     /// through OIDC would hold).
     pub fn admin(&self) -> (String, String) {
         let a = &self.stack["admin"];
-        (a["key"].as_str().unwrap().to_owned(), a["secret"].as_str().unwrap().to_owned())
+        (
+            a["key"].as_str().unwrap().to_owned(),
+            a["secret"].as_str().unwrap().to_owned(),
+        )
     }
 
     /// What a function's credentials get from S3 for `op` (put, get, delete, list) on
@@ -289,8 +305,14 @@ impl LocalCloud {
         let c = &self.stack["credentials"][binary];
         vec![
             ("AWS_ENDPOINT_URL", self.moto.endpoint.clone()),
-            ("AWS_ACCESS_KEY_ID", c["key"].as_str().unwrap_or_default().to_owned()),
-            ("AWS_SECRET_ACCESS_KEY", c["secret"].as_str().unwrap_or_default().to_owned()),
+            (
+                "AWS_ACCESS_KEY_ID",
+                c["key"].as_str().unwrap_or_default().to_owned(),
+            ),
+            (
+                "AWS_SECRET_ACCESS_KEY",
+                c["secret"].as_str().unwrap_or_default().to_owned(),
+            ),
             ("AWS_REGION", "us-east-1".into()),
             ("AWS_EC2_METADATA_DISABLED", "true".into()),
         ]
@@ -351,7 +373,11 @@ impl LambdaService {
         );
         let started = Instant::now();
         while !out.exists() {
-            assert!(started.elapsed() < Duration::from_secs(60), "{}", runner.log_tail());
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{}",
+                runner.log_tail()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         let written: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
@@ -369,7 +395,10 @@ impl LambdaService {
             .timeout(Duration::from_secs(900))
             .build()
             .unwrap()
-            .post(format!("{}/2015-03-31/functions/{function}/invocations", self.url))
+            .post(format!(
+                "{}/2015-03-31/functions/{function}/invocations",
+                self.url
+            ))
             .json(event)
             .send()
             .unwrap();

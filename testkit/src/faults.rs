@@ -184,4 +184,3 @@ async fn forward(State(s): State<Shared>, req: Request) -> Response {
         Err(_) => StatusCode::BAD_GATEWAY.into_response(),
     }
 }
-

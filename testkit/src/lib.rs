@@ -105,7 +105,10 @@ pub fn free_port() -> u16 {
 pub fn clean_cargo_env(command: &mut Command) {
     for (k, _) in std::env::vars_os() {
         let k = k.to_string_lossy();
-        let keep = matches!(k.as_ref(), "CARGO_HOME" | "CARGO_TARGET_DIR" | "CARGO_BUILD_TARGET");
+        let keep = matches!(
+            k.as_ref(),
+            "CARGO_HOME" | "CARGO_TARGET_DIR" | "CARGO_BUILD_TARGET"
+        );
         if (k == "CARGO" || k.starts_with("CARGO_")) && !keep {
             command.env_remove(k.as_ref());
         }

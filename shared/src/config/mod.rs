@@ -81,7 +81,9 @@ impl StoreLocation {
     /// for the default DVC remote inside the store); `None` when it is not inside it.
     pub fn inside(&self, outer: &StoreLocation) -> Option<String> {
         let rest = match (self, outer) {
-            (StoreLocation::S3 { bucket, prefix }, StoreLocation::S3 { bucket: b, prefix: p }) if bucket == b => {
+            (StoreLocation::S3 { bucket, prefix }, StoreLocation::S3 { bucket: b, prefix: p })
+                if bucket == b =>
+            {
                 if p.is_empty() {
                     prefix.clone()
                 } else {
@@ -610,7 +612,10 @@ impl MlflowConfig {
         let (auth, auth_from) = match MlflowAuth::read(env) {
             (MlflowAuth::None, why) if from_uri != MlflowAuth::None => {
                 let kind = from_uri.kind();
-                (from_uri, format!("{kind}: the user part of MLFLOW_TRACKING_URI{why}"))
+                (
+                    from_uri,
+                    format!("{kind}: the user part of MLFLOW_TRACKING_URI{why}"),
+                )
             }
             chosen => chosen,
         };
@@ -635,8 +640,12 @@ impl MlflowAuth {
         let password = env.get(vars::MLFLOW_TRACKING_PASSWORD.name);
         let token = env.get(vars::MLFLOW_TRACKING_TOKEN.name);
         let ignored = match (&user, &password) {
-            (Some(_), None) => "; MLFLOW_TRACKING_USERNAME is ignored without MLFLOW_TRACKING_PASSWORD, as MLflow's client ignores it",
-            (None, Some(_)) => "; MLFLOW_TRACKING_PASSWORD is ignored without MLFLOW_TRACKING_USERNAME, as MLflow's client ignores it",
+            (Some(_), None) => {
+                "; MLFLOW_TRACKING_USERNAME is ignored without MLFLOW_TRACKING_PASSWORD, as MLflow's client ignores it"
+            }
+            (None, Some(_)) => {
+                "; MLFLOW_TRACKING_PASSWORD is ignored without MLFLOW_TRACKING_USERNAME, as MLflow's client ignores it"
+            }
             _ => "",
         };
         match (user, password, token) {
@@ -647,7 +656,11 @@ impl MlflowAuth {
                 },
                 format!(
                     "basic: MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD{}",
-                    if token.is_some() { " (MLFLOW_TRACKING_TOKEN is not used when both are set)" } else { "" }
+                    if token.is_some() {
+                        " (MLFLOW_TRACKING_TOKEN is not used when both are set)"
+                    } else {
+                        ""
+                    }
                 ),
             ),
             (_, _, Some(token)) => (
@@ -696,7 +709,8 @@ impl ServeConfig {
             emf_namespace: env.parse(&vars::RPS_METRICS_NAMESPACE, |s| {
                 let ok = (1..=255).contains(&s.len())
                     && !s.starts_with("AWS/")
-                    && s.chars().all(|c| c.is_ascii_alphanumeric() || "._-/#:".contains(c));
+                    && s.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "._-/#:".contains(c));
                 ok.then(|| s.to_owned())
             })?,
             forecast_log_sample: env.parse(&vars::RPS_FORECAST_LOG_SAMPLE, number_in(0..=10_000))?,
@@ -937,8 +951,13 @@ mod tests {
         ])
         .unwrap();
         let m = c.mlflow.unwrap();
-        assert!(matches!(&m.auth, MlflowAuth::Basic { username, password } if username == "ada" && password.expose() == "tok"));
-        assert_eq!(m.auth_from, "basic: MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD");
+        assert!(
+            matches!(&m.auth, MlflowAuth::Basic { username, password } if username == "ada" && password.expose() == "tok")
+        );
+        assert_eq!(
+            m.auth_from,
+            "basic: MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+        );
         // A user name alone is no credential (MLflow ignores it too): no auth, said so.
         let c = config(&[
             ("MLFLOW_TRACKING_URI", "http://x"),
@@ -947,7 +966,12 @@ mod tests {
         .unwrap();
         let m = c.mlflow.unwrap();
         assert_eq!(m.auth, MlflowAuth::None);
-        assert!(m.auth_from.starts_with("none: no credentials are set; MLFLOW_TRACKING_USERNAME is ignored"), "{}", m.auth_from);
+        assert!(
+            m.auth_from
+                .starts_with("none: no credentials are set; MLFLOW_TRACKING_USERNAME is ignored"),
+            "{}",
+            m.auth_from
+        );
         let err = config(&[("MLFLOW_TRACKING_URI", "databricks")]).unwrap_err();
         assert!(
             err.to_string()

@@ -469,7 +469,9 @@ impl MlflowClient {
             E::AccessDenied { operation, url } => MlflowError::Forbidden {
                 server: self.server.clone(),
                 endpoint: format!("S3 artifact {operation}"),
-                message: format!("the credentials may not {operation} {url}: the artifact bucket needs the same grants as the store"),
+                message: format!(
+                    "the credentials may not {operation} {url}: the artifact bucket needs the same grants as the store"
+                ),
             },
             other => MlflowError::Unavailable {
                 server: self.server.clone(),
@@ -535,9 +537,17 @@ impl MlflowClient {
                         Some((first, _)) => (first, true),
                         None => (rel, false),
                     };
-                    let path = if dir.is_empty() { first.to_owned() } else { format!("{}/{first}", dir.trim_matches('/')) };
+                    let path = if dir.is_empty() {
+                        first.to_owned()
+                    } else {
+                        format!("{}/{first}", dir.trim_matches('/'))
+                    };
                     if !files.iter().any(|f| f.path == path) {
-                        files.push(FileInfo { path, is_dir: nested, file_size: None });
+                        files.push(FileInfo {
+                            path,
+                            is_dir: nested,
+                            file_size: None,
+                        });
                     }
                 }
                 return Ok(files);
@@ -576,7 +586,11 @@ impl MlflowClient {
         };
         match root {
             ArtifactRoot::Proxy(path) => {
-                let path = if rel.is_empty() { path } else { format!("{path}/{rel}") };
+                let path = if rel.is_empty() {
+                    path
+                } else {
+                    format!("{path}/{rel}")
+                };
                 self.send(Method::GET, &Self::artifact_api(&path), &[], Body::None)
                     .await
             }

@@ -60,7 +60,9 @@ impl MlflowError {
     pub fn is_configuration(&self) -> bool {
         matches!(
             self,
-            MlflowError::Unauthorized { .. } | MlflowError::Forbidden { .. } | MlflowError::Unsupported { .. }
+            MlflowError::Unauthorized { .. }
+                | MlflowError::Forbidden { .. }
+                | MlflowError::Unsupported { .. }
         )
     }
 }

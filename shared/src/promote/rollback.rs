@@ -80,11 +80,7 @@ async fn rollback_locked(
     };
     lease.check(ctx).await?;
     match &further {
-        Some(f) => {
-            ctx.registry
-                .set_alias(name, &family.previous, &f.version)
-                .await?
-        }
+        Some(f) => ctx.registry.set_alias(name, &family.previous, &f.version).await?,
         None => ctx.registry.delete_alias(name, &family.previous).await?,
     }
     let at = Utc::now().to_rfc3339();

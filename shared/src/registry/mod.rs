@@ -256,7 +256,9 @@ pub async fn find_alias(
 /// else the local registry in the store.
 pub fn open(config: &Config, store: Arc<dyn ObjectStore>) -> Result<Arc<dyn Registry>, RegistryError> {
     match &config.mlflow {
-        Some(m) => Ok(Arc::new(MlflowRegistry::new(MlflowClient::new(m)?.with_s3(&config.s3)))),
+        Some(m) => Ok(Arc::new(MlflowRegistry::new(
+            MlflowClient::new(m)?.with_s3(&config.s3),
+        ))),
         None => Ok(Arc::new(LocalRegistry::new(store))),
     }
 }

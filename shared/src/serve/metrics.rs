@@ -399,9 +399,16 @@ mod tests {
 
     #[test]
     fn emf_lines_follow_the_specification() {
-        let v: serde_json::Value =
-            serde_json::from_str(&emf_line("rps-prod", "/predict", 200, 0.42, 1, Some((0.1, true)), Some("3")))
-                .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&emf_line(
+            "rps-prod",
+            "/predict",
+            200,
+            0.42,
+            1,
+            Some((0.1, true)),
+            Some("3"),
+        ))
+        .unwrap();
         let cw = &v["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(cw["Namespace"], "rps-prod");
         // Every declared dimension and metric is a top-level member.

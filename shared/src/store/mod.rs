@@ -8,9 +8,9 @@
 mod local;
 mod memory;
 mod prefixed;
-mod scoped;
 #[cfg(feature = "s3")]
 mod s3;
+mod scoped;
 
 use std::fmt;
 use std::sync::Arc;
@@ -22,9 +22,9 @@ use serde::{Deserialize, Serialize};
 pub use local::LocalStore;
 pub use memory::MemoryStore;
 pub use prefixed::Prefixed;
-pub use scoped::Scoped;
 #[cfg(feature = "s3")]
 pub use s3::S3Store;
+pub use scoped::Scoped;
 
 use crate::config::{S3Config, StoreLocation};
 

@@ -124,7 +124,9 @@ impl S3Store {
             code == "NoSuchKey" || (operation == "head" && status == Some(404) && code != "NoSuchBucket");
         match (code.as_str(), status) {
             _ if missing => StoreError::NotFound { url },
-            ("AccessDenied" | "AllAccessDisabled", _) | (_, Some(403)) => StoreError::AccessDenied { operation, url },
+            ("AccessDenied" | "AllAccessDisabled", _) | (_, Some(403)) => {
+                StoreError::AccessDenied { operation, url }
+            }
             ("PreconditionFailed" | "ConditionalRequestConflict", _) | (_, Some(412)) => {
                 StoreError::AlreadyExists { url }
             }

@@ -29,7 +29,12 @@ enum Op {
 impl Scoped {
     /// `inner` as `function` may use it; `root` is the store's place in the layout
     /// (empty for the store itself).
-    pub fn new(inner: Arc<dyn ObjectStore>, function: &'static str, grants: &'static [Grant], root: &str) -> Self {
+    pub fn new(
+        inner: Arc<dyn ObjectStore>,
+        function: &'static str,
+        grants: &'static [Grant],
+        root: &str,
+    ) -> Self {
         Self {
             inner,
             function,
@@ -38,7 +43,13 @@ impl Scoped {
         }
     }
 
-    fn check(&self, op: Op, operation: &'static str, path: &str, url: impl FnOnce() -> String) -> Result<(), StoreError> {
+    fn check(
+        &self,
+        op: Op,
+        operation: &'static str,
+        path: &str,
+        url: impl FnOnce() -> String,
+    ) -> Result<(), StoreError> {
         let path = format!("{}{path}", self.root);
         let allowed = self.grants.iter().any(|g| {
             path.starts_with(g.prefix)
@@ -59,7 +70,11 @@ impl Scoped {
         );
         Err(StoreError::AccessDenied {
             operation,
-            url: format!("{} (rps-{} has no such grant in layout::access)", url(), self.function),
+            url: format!(
+                "{} (rps-{} has no such grant in layout::access)",
+                url(),
+                self.function
+            ),
         })
     }
 
@@ -111,30 +126,63 @@ mod tests {
     #[tokio::test]
     async fn only_what_the_function_is_granted_goes_through() {
         let inner: Arc<dyn ObjectStore> = Arc::new(MemoryStore::new());
-        inner.put(&key("raw/a.json"), Bytes::from_static(b"{}")).await.unwrap();
-        let validate = Scoped::new(inner.clone(), "validate", crate::layout::access("validate").unwrap(), "");
-        assert_eq!(validate.get(&key("raw/a.json")).await.unwrap(), Bytes::from_static(b"{}"));
+        inner
+            .put(&key("raw/a.json"), Bytes::from_static(b"{}"))
+            .await
+            .unwrap();
+        let validate = Scoped::new(
+            inner.clone(),
+            "validate",
+            crate::layout::access("validate").unwrap(),
+            "",
+        );
+        assert_eq!(
+            validate.get(&key("raw/a.json")).await.unwrap(),
+            Bytes::from_static(b"{}")
+        );
         assert_eq!(validate.list("raw/").await.unwrap(), [key("raw/a.json")]);
         validate.put(&key("quality/a.json"), Bytes::new()).await.unwrap();
         let err = validate.put(&key("raw/b.json"), Bytes::new()).await.unwrap_err();
-        assert!(matches!(err, StoreError::AccessDenied { operation: "put", .. }), "{err}");
-        assert!(err.to_string().contains("rps-validate has no such grant"), "{err}");
+        assert!(
+            matches!(err, StoreError::AccessDenied { operation: "put", .. }),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("rps-validate has no such grant"),
+            "{err}"
+        );
         assert!(matches!(
             validate.get(&key("models/m/x")).await,
             Err(StoreError::AccessDenied { .. })
         ));
-        assert!(matches!(validate.list("").await, Err(StoreError::AccessDenied { .. })));
-        assert!(!inner.exists(&key("raw/b.json")).await.unwrap(), "a refused write wrote");
+        assert!(matches!(
+            validate.list("").await,
+            Err(StoreError::AccessDenied { .. })
+        ));
+        assert!(
+            !inner.exists(&key("raw/b.json")).await.unwrap(),
+            "a refused write wrote"
+        );
 
         // The API may append to the forecast log but not read it back, nor delete.
         let api = Scoped::new(inner.clone(), "api", crate::layout::access("api").unwrap(), "");
-        api.put_new(&key("forecasts/m/x.jsonl"), Bytes::new()).await.unwrap();
+        api.put_new(&key("forecasts/m/x.jsonl"), Bytes::new())
+            .await
+            .unwrap();
         assert!(api.get(&key("forecasts/m/x.jsonl")).await.is_err());
         assert!(api.delete(&key("raw/a.json")).await.is_err());
 
         // A DVC remote inside the store is checked at its place in the layout.
-        let dvc = Scoped::new(inner.clone(), "train", crate::layout::access("train").unwrap(), "dvc/");
-        assert!(matches!(dvc.get(&key("files/md5/ab/cd")).await, Err(StoreError::NotFound { .. })));
+        let dvc = Scoped::new(
+            inner.clone(),
+            "train",
+            crate::layout::access("train").unwrap(),
+            "dvc/",
+        );
+        assert!(matches!(
+            dvc.get(&key("files/md5/ab/cd")).await,
+            Err(StoreError::NotFound { .. })
+        ));
         assert!(dvc.put(&key("files/md5/ab/cd"), Bytes::new()).await.is_err());
     }
 }
