@@ -59,13 +59,14 @@ pub fn sam_build() -> Option<PathBuf> {
     let root = workspace_root();
     require("aws-sam-cli", &root.join(".venv-iac/bin/sam"))?;
     let built = BUILT.get_or_init(|| {
-        let lock = std::fs::File::create(std::env::temp_dir().join("rps-sam-build.lock"))
-            .map_err(|e| e.to_string())?;
-        lock.lock().map_err(|e| e.to_string())?;
+        let lock = std::env::temp_dir().join("rps-sam-build.lock");
         let started = Instant::now();
-        let mut cmd = std::process::Command::new("bash");
+        // flock(1): one build at a time across test processes.
+        let mut cmd = std::process::Command::new("flock");
         crate::clean_cargo_env(&mut cmd);
         let out = cmd
+            .arg(&lock)
+            .arg("bash")
             .arg("scripts/sam-build.sh")
             .arg("x86_64")
             .env("RPS_SAM_HOST_TOOLCHAIN", "1")
@@ -333,6 +334,10 @@ impl LocalCloud {
     }
 }
 
+/// One function for [`LambdaService::start`]: (binary, the template's logical id,
+/// environment, memory MB, timeout s).
+pub type FunctionSpec<'a> = (&'a str, &'a str, Vec<(&'a str, String)>, u32, u32);
+
 /// The Lambda service alone (tests/cloud/stack.py without a template): functions given
 /// as they are, each its `sam build` bootstrap with the environment the test sets.
 pub struct LambdaService {
@@ -344,7 +349,7 @@ pub struct LambdaService {
 
 impl LambdaService {
     /// `functions`: (binary, the template's logical id, environment, memory MB, timeout s).
-    pub fn start(functions: &[(&str, &str, Vec<(&str, String)>, u32, u32)]) -> Option<Self> {
+    pub fn start(functions: &[FunctionSpec<'_>]) -> Option<Self> {
         let root = workspace_root();
         let python = require("the IaC tools' Python", &root.join(".venv-iac/bin/python"))?;
         let build_dir = sam_build()?;
