@@ -535,6 +535,12 @@ fn the_workflows_run_here_up_to_the_first_real_call() {
     let Some(_) = testkit::require("podman", Path::new("/usr/bin/podman")) else {
         return;
     };
+    let Some(_) = testkit::require(
+        "aws-local-stepfunctions (npm)",
+        &root.join("node_modules/aws-local-stepfunctions"),
+    ) else {
+        return;
+    };
     let clone = clean_clone();
     let work = tempfile::tempdir().unwrap();
     let model = format!("wf-{}", testkit::unique());
@@ -620,9 +626,12 @@ fn the_workflows_run_here_up_to_the_first_real_call() {
             "cml_log": work.path().join("cml.jsonl"),
             "registry_dir": work.path().join("registry"),
             "skip_runs": ["make lint", "make test"],
+            // sam deploy got past its own checks (samconfig, parameters, the upload) to
+            // CloudFormation's CreateChangeSet, which moto cannot answer for a SAM
+            // template: the local stack stands for what it would create.
             "real_calls": {
-                "make deploy ENV=staging": "sam deploy's change set (CloudFormation): the local staging stack stands for it",
-                "make deploy ENV=prod": "sam deploy's change set (CloudFormation): the local prod stack stands for it",
+                "make deploy ENV=staging": {"why": "the local staging stack stands for the change set", "reached": "CreateChangeSet"},
+                "make deploy ENV=prod": {"why": "the local prod stack stands for the change set", "reached": "CreateChangeSet"},
             },
         })
     };
@@ -750,9 +759,26 @@ fn the_workflows_run_here_up_to_the_first_real_call() {
             .stdout,
     )
     .unwrap();
-    assert!(deploy["log"].as_str().unwrap().contains("sam deploy"), "{deploy}");
-    let _ = tree;
+    // What sam deploy said before CloudFormation: samconfig's stack, the parameters from
+    // the environment, the template uploaded under the release's tree.
+    let log = deploy["log"].as_str().unwrap();
+    for expected in [
+        "rps-staging".to_owned(),
+        "\"Environment\": \"staging\"".to_owned(),
+        format!("\"ModelName\": \"{model}\""),
+        format!("releases/{}", tree.trim()),
+    ] {
+        assert!(log.contains(&expected), "{expected}: {log}");
+    }
     assert_eq!(staging.alias("staging").as_deref(), Some("1"));
+
+    // The prod stack's first run (docs/deploy.md, a first deploy): its data and a first
+    // @production, which the gates into main compare against.
+    let first =
+        prod.execute(&serde_json::json!({"ingest": {"mode": "recent"}, "train": true, "actor": "first run"}));
+    assert_eq!(first["status"], "SUCCEEDED", "{first}");
+    let first_production = prod.alias("production").expect("the first run promoted");
+    assert_ne!(Some(first_production.clone()), staging.alias("staging"));
 
     // Into main: the gates on @staging against production, posted with CML.
     let job = run_job(
@@ -796,7 +822,8 @@ fn the_workflows_run_here_up_to_the_first_real_call() {
     );
     assert_ok(&job);
     assert_eq!(step(&job, "make deploy ENV=prod")["status"], "reached-real-call");
-    assert_eq!(prod.alias("production").as_deref(), Some("1"));
+    assert_eq!(prod.alias("production"), staging.alias("staging"));
+    assert_eq!(prod.alias("previous"), Some(first_production));
     let job = run_job(
         "push-main.yml",
         "image",

@@ -18,28 +18,6 @@ use std::time::Instant;
 use serde_json::{Value, json};
 use testkit::cloud::LocalCloud;
 
-/// Runs one execution through tests/statemachine/run.mjs.
-fn execute(stack: &std::path::Path, input: &Value, notifications: &std::path::Path) -> Value {
-    let events = notifications.with_file_name("events.jsonl");
-    let root = testkit::workspace_root();
-    let out = Command::new("node")
-        .arg(root.join("tests/statemachine/run.mjs"))
-        .arg(stack)
-        .arg(input.to_string())
-        .arg(notifications)
-        .arg(&events)
-        .current_dir(&root)
-        .output()
-        .expect("node runs");
-    assert!(
-        out.status.success(),
-        "the runner failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {stdout}"))
-}
-
 fn states(r: &Value) -> Vec<String> {
     r["states"]
         .as_array()
@@ -76,10 +54,8 @@ fn the_state_machine_promotes_refuses_bad_data_and_refuses_a_worse_model() {
 
     // 1. A full run: every stage, then promoted.
     let started = Instant::now();
-    let r = execute(
-        &emulator,
+    let r = cloud.execute(
         &json!({"ingest": {"mode": "backfill", "start": "2023-01-01", "end": "2023-12-31"}, "train": true}),
-        &notes,
     );
     let wall = started.elapsed();
     assert_eq!(r["status"], "SUCCEEDED", "{r}");
@@ -126,10 +102,8 @@ fn the_state_machine_promotes_refuses_bad_data_and_refuses_a_worse_model() {
 
     // 2. Bad data: the data gate refuses it; a clean end, nothing downstream written.
     cloud.serve_corrupt();
-    let r = execute(
-        &emulator,
+    let r = cloud.execute(
         &json!({"ingest": {"mode": "backfill", "start": "2023-01-01", "end": "2023-06-30"}, "train": true}),
-        &notes,
     );
     assert_eq!(r["status"], "SUCCEEDED", "{r}");
     assert_eq!(r["output"]["outcome"], "refused by the data quality gate", "{r}");
@@ -141,10 +115,8 @@ fn the_state_machine_promotes_refuses_bad_data_and_refuses_a_worse_model() {
 
     // 3. A worse candidate (six summer weeks): the promotion gates refuse it.
     cloud.serve_clean();
-    let r = execute(
-        &emulator,
+    let r = cloud.execute(
         &json!({"ingest": {"mode": "backfill", "start": "2023-06-01", "end": "2023-07-15"}, "train": true}),
-        &notes,
     );
     assert_eq!(r["status"], "SUCCEEDED", "{r}");
     assert_eq!(r["output"]["outcome"], "refused by the promotion gates", "{r}");
@@ -159,11 +131,7 @@ fn the_state_machine_promotes_refuses_bad_data_and_refuses_a_worse_model() {
 
     // 4. The hourly live ingest: ingest, validate, verify (the scheduled forecast
     // issued, the log scored); the model is doing its job, so no retrain.
-    let r = execute(
-        &emulator,
-        &json!({"ingest": {"mode": "live"}, "train": false, "actor": "schedule"}),
-        &notes,
-    );
+    let r = cloud.execute(&json!({"ingest": {"mode": "live"}, "train": false, "actor": "schedule"}));
     assert_eq!(r["status"], "SUCCEEDED", "{r}");
     assert_eq!(
         states(&r),
@@ -202,7 +170,7 @@ fn the_state_machine_promotes_refuses_bad_data_and_refuses_a_worse_model() {
     let alarm = json!({"$rule": "ApiDriftAlarmed", "$bus": "default", "$event": {
         "source": "aws.cloudwatch", "detail-type": "CloudWatch Alarm State Change", "resources": [alarm_arn],
         "detail": {"state": {"value": "ALARM", "reason": "Threshold Crossed: 2 datapoints were greater than the threshold (0.5)"}}}});
-    let r = execute(&emulator, &alarm, &notes);
+    let r = cloud.execute(&alarm);
     assert_eq!(r["status"], "SUCCEEDED", "{r}");
     assert_eq!(r["input"]["request_drift"]["drifting"], true, "{r}");
     assert_eq!(
@@ -271,7 +239,7 @@ fn the_state_machine_promotes_refuses_bad_data_and_refuses_a_worse_model() {
         String::from_utf8_lossy(&elsewhere.stderr)
     );
     let retrain = json!({"$rule": "RetrainRequested", "$bus": bus, "$event": delivered});
-    let r = execute(&emulator, &retrain, &notes);
+    let r = cloud.execute(&retrain);
     assert_eq!(r["status"], "SUCCEEDED", "{r}");
     assert_eq!(r["input"]["trigger"], trigger, "{r}");
     assert_eq!(r["input"]["ingest"], trigger["ingest"], "{r}");
@@ -324,11 +292,7 @@ fn the_state_machine_promotes_refuses_bad_data_and_refuses_a_worse_model() {
     second["id"] = json!(format!("{}-again", trigger["id"].as_str().unwrap()));
     let mut detail = event["Detail"].clone();
     detail["trigger"] = second.clone();
-    let r = execute(
-        &emulator,
-        &json!({"$rule": "RetrainRequested", "$bus": bus, "$event": {"source": "rps.verify", "detail-type": "RetrainRequested", "detail": detail}}),
-        &notes,
-    );
+    let r = cloud.execute(&json!({"$rule": "RetrainRequested", "$bus": bus, "$event": {"source": "rps.verify", "detail-type": "RetrainRequested", "detail": detail}}));
     assert_eq!(r["status"], "SUCCEEDED", "{r}");
     assert_eq!(states(&r).last().map(String::as_str), Some("Promoted"), "{r}");
     let promoted = r["output"]["trained"]["model_version"]
@@ -351,11 +315,7 @@ fn the_state_machine_promotes_refuses_bad_data_and_refuses_a_worse_model() {
 
     // 7. An event of the wrong shape: the ingest function refuses it with InvalidInput
     // (not retried); the state machine publishes the failure and fails.
-    let r = execute(
-        &emulator,
-        &json!({"ingest": {"mode": "backfill", "start": "2023-03-01"}, "train": true}),
-        &notes,
-    );
+    let r = cloud.execute(&json!({"ingest": {"mode": "backfill", "start": "2023-03-01"}, "train": true}));
     assert_eq!(r["status"], "FAILED", "{r}");
     assert_eq!(r["error"], "PipelineFailed", "{r}");
     assert_eq!(

@@ -89,7 +89,10 @@ else
     var=${pair#*=}
     [[ -n ${!var:-} ]] && params+=("${pair%%=*}=${!var}")
   done
-  sam deploy --config-env "$what" --region "$AWS_REGION" --template-file "$dist/packaged.yaml" \
+  # --config-file is absolute: given a --template-file, sam looks for samconfig.toml in
+  # the template's folder (samcli/commands/_utils/options.py), not the working one.
+  sam deploy --config-env "$what" --config-file "$ROOT/samconfig.toml" --region "$AWS_REGION" \
+    --template-file "$dist/packaged.yaml" \
     --s3-bucket "$RPS_ARTIFACT_BUCKET" --s3-prefix "releases/$tree" \
     --no-confirm-changeset --no-fail-on-empty-changeset --parameter-overrides "${params[@]}"
   echo "deployed $(cat "$dist/digest") to $what"

@@ -332,6 +332,29 @@ impl LocalCloud {
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
+
+    /// Runs one execution of the stack's state machine (tests/statemachine/run.mjs,
+    /// aws-local-stepfunctions) and hands back its result: status, states, output.
+    /// Notifications go to `notifications.jsonl`, events to `events.jsonl`.
+    pub fn execute(&self, input: &Value) -> Value {
+        let root = workspace_root();
+        let out = std::process::Command::new("node")
+            .arg(root.join("tests/statemachine/run.mjs"))
+            .arg(&self.stack_file)
+            .arg(input.to_string())
+            .arg(self.path("notifications.jsonl"))
+            .arg(self.path("events.jsonl"))
+            .current_dir(&root)
+            .output()
+            .expect("node runs");
+        assert!(
+            out.status.success(),
+            "the runner failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+    }
 }
 
 /// One function for [`LambdaService::start`]: (binary, the template's logical id,

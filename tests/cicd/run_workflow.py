@@ -13,10 +13,11 @@ call that only the real AWS or GitHub can answer.
   still run. A line NAME=value appended to $GITHUB_ENV reaches the later steps.
 - `run:` steps run with bash -eo pipefail in the clone STANDIN_JSON's "workdir" names.
   A step in "skip_runs" (the test suite itself: `make lint`, `make test`) is recorded
-  as skipped. A step in "real_calls" that fails got as far as a call only the real
-  service answers (`sam deploy`'s CloudFormation change set): it is recorded as
-  reached-real-call, and the job goes on, since a local stand-in already provides what
-  that call makes (the stack).
+  as skipped. A step in "real_calls" ({command: {"why", "reached": regex}}) that fails
+  with output matching "reached" got as far as a call only the real service answers
+  (`sam deploy`'s CloudFormation change set): it is recorded as reached-real-call, and
+  the job goes on, since a local stand-in already provides what that call makes (the
+  stack). Failing without that output is a failure like any other.
 - The hosted actions are stand-ins: actions/checkout and actions/cache do nothing (the
   clone is fresh); aws-actions/configure-aws-credentials needs its role-to-assume and
   sets STANDIN_JSON's "aws" credentials, region and endpoint (moto); iterative/setup-cml
@@ -213,10 +214,14 @@ def main() -> None:
                                   cwd=workdir, env=step_env, capture_output=True, text=True)
             log = (proc.stdout + proc.stderr)[-6000:]
             record.update(status="success" if proc.returncode == 0 else "failure", code=proc.returncode, log=log)
-            if proc.returncode != 0 and command in standin.get("real_calls", {}):
-                # It ran up to a call only the real service answers; what that call does
-                # (the stack) a local stand-in already provides, so the job goes on.
-                record.update(status="reached-real-call", log=log + "\n[stand-in] " + standin["real_calls"][command])
+            real = standin.get("real_calls", {}).get(command)
+            if proc.returncode != 0 and real:
+                if re.search(real["reached"], proc.stdout + proc.stderr):
+                    # It ran up to a call only the real service answers; what that call
+                    # does (the stack) a local stand-in already provides: the job goes on.
+                    record.update(status="reached-real-call", log=log + "\n[stand-in] " + real["why"])
+                else:
+                    record.update(log=log + f"\n[stand-in] it failed before the real call (no {real['reached']!r} in its output)")
             for line in github_env.read_text().splitlines():
                 if "=" in line:
                     k, v = line.split("=", 1)
@@ -257,6 +262,7 @@ echo "cml: recorded a comment ({log})"
     if action == "docker/login-action":
         if not inputs.get("password"):
             return False, "docker/login-action: password is empty"
+        Path(standin["registry_dir"]).mkdir(parents=True, exist_ok=True)
         env["IMAGE_PUSH_TRANSPORT"] = f"dir:{standin['registry_dir']}"
         tool(bin_dir, "docker", '''case $1 in
   build) shift; exec podman build --runtime runc --format docker "$@" ;;

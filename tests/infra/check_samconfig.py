@@ -11,7 +11,9 @@ samcli/commands/deploy/deploy_context.py), checked without AWS:
 - nothing account-specific is committed (an account id, an ARN, a URL): parameters
   come from the environment (deploy.sh's --parameter-overrides);
 - deploy.sh passes every template parameter without a default, and only the template's
-  parameters.
+  parameters;
+- given `--template-file`, sam reads samconfig.toml from that template's folder
+  (samcli/commands/_utils/options.py), so deploy.sh names the file with an absolute path.
 
     python tests/infra/check_samconfig.py
 Prints each problem and exits 1 if there is any.
@@ -74,6 +76,9 @@ def main() -> int:
     for flag in ("--no-confirm-changeset", "--no-fail-on-empty-changeset", "--region"):
         if flag not in deploy_sh:
             problems.append(f"scripts/ci/deploy.sh: sam deploy without {flag}")
+    if "--template-file" in deploy_sh and not re.search(r'--config-file "\$ROOT/samconfig\.toml"', deploy_sh):
+        problems.append('scripts/ci/deploy.sh: sam deploy --template-file without --config-file "$ROOT/samconfig.toml": '
+                        "sam reads samconfig.toml from the template's folder, and finds no stack name there")
     for p in problems:
         print(p)
     print(f"{len(envs)} environment(s), {len(problems)} problem(s)")
