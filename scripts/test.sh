@@ -15,9 +15,8 @@ bash scripts/setup-rust-tools.sh
 bash scripts/ci/lint.sh
 echo "== tests"
 rm -f test-output/skipped.log
-# sam build of every function (what the cloud tests run), with the host toolchain so
-# it shares the workspace's compile (scripts/sam-build.sh); the tests reuse it.
-RPS_SAM_HOST_TOOLCHAIN=1 bash scripts/sam-build.sh x86_64
+# The cloud tests `sam build` every function themselves (testkit::cloud::sam_build,
+# once per test binary, with the host toolchain so it shares this compile).
 cargo test --release --locked --workspace
 if [[ -s test-output/skipped.log ]]; then
   echo "== $(wc -l <test-output/skipped.log) test(s) SKIPPED on purpose (RPS_ALLOW_SKIP=1):"

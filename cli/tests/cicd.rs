@@ -814,6 +814,29 @@ fn the_workflows_run_here_up_to_the_first_real_call() {
         api.set(k, v);
     }
     let _prod_api = api.serve_on(prod_port);
+    // One artifact bucket serves both environments of an account (docs/deploy.md, step
+    // 5); the two stacks here have a moto each, so staging's release is copied across.
+    let s3cp = |cloud: &LocalCloud, src: &str, dst: &str| {
+        let (key, secret) = cloud.admin();
+        let out = Command::new(root.join(".venv-iac/bin/python"))
+            .args(["scripts/ci/s3cp.py", src, dst])
+            .current_dir(&root)
+            .env("AWS_ACCESS_KEY_ID", key)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_ENDPOINT_URL", &cloud.moto.endpoint)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    for f in ["packaged.yaml", "digest", "architecture"] {
+        let local = work.path().join(f);
+        let local = local.to_str().unwrap();
+        let key =
+            |cloud: &LocalCloud| format!("s3://{}-artifacts/releases/{}/{f}", cloud.bucket, tree.trim());
+        s3cp(&staging, &key(&staging), local);
+        s3cp(&prod, local, &key(&prod));
+    }
     let job = run_job(
         "push-main.yml",
         "release",

@@ -89,10 +89,11 @@ impl Env {
     }
 
     fn serve_at(&self, log: Option<&Path>, port: u16) -> Server {
-        let stderr = match log {
-            Some(p) => Stdio::from(std::fs::File::create(p).unwrap()),
-            None => Stdio::null(),
-        };
+        let log = log.map_or_else(
+            || std::env::temp_dir().join(format!("rps-serve-{}.log", testkit::unique())),
+            Path::to_path_buf,
+        );
+        let stderr = Stdio::from(std::fs::File::create(&log).unwrap());
         let mut child = self
             .command(&["serve", "--port", &port.to_string()])
             .stdout(Stdio::piped())
@@ -109,9 +110,12 @@ impl Env {
                 }
             }
         });
-        let url = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("rps serve printed its address");
+        let url = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|e| {
+            panic!(
+                "rps serve printed no address ({e}): {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )
+        });
         Server { _proc: proc, url }
     }
 }
