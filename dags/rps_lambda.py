@@ -36,6 +36,9 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException, Airfl
 RETRIABLE = frozenset({"DependencyFailed", "Runtime.ExitError", "Sandbox.Timedout"})
 # The answers that are not faults: the pipeline's own verdicts.
 REFUSALS = frozenset({"DataQualityGateFailed", "PromotionGateFailed", "PromotionConflict"})
+# Of those, the ones where another run got there first (the same trigger started twice,
+# a concurrent promotion): nothing changed and nothing was refused; the rest is skipped.
+SUPERSEDED = frozenset({"PromotionConflict"})
 
 # What a transient fault gets: the state machine's Retry, in Airflow's terms.
 RETRY = {
@@ -65,7 +68,12 @@ PIPELINE: list[tuple[str, tuple[str, ...], Event]] = [
     (
         "train",
         ("transform",),
-        lambda a, conf: {"data_version": a["transform"]["data_version"], "trigger": conf.get("trigger")},
+        # run: the DAG run, so that a retried task may take its own claim on the trigger.
+        lambda a, conf: {
+            "data_version": a["transform"]["data_version"],
+            "trigger": conf.get("trigger"),
+            "run": conf.get("run_id"),
+        },
     ),
     ("evaluate", ("train",), lambda a, conf: {"candidate": a["train"]["model_version"], "trigger": conf.get("trigger")}),
     (
@@ -137,11 +145,15 @@ class StageInvoke(LambdaInvokeFunctionOperator):
         self.aws_conn_id = Variable.get("rps_aws_conn_id", default="aws_default")
         self.region_name = Variable.get("rps_aws_region", default=None) or None
         answers = {need: json.loads(context["ti"].xcom_pull(task_ids=need)) for need in self.needs}
-        conf = {**context["params"], **(context["dag_run"].conf or {})}
+        conf = {**context["params"], **(context["dag_run"].conf or {}), "run_id": context["dag_run"].run_id}
         if self.stage == "promote" and conf.get("promote") is False:
             # A challenger run (the pull-request gate): trained and evaluated, the
             # caller judges the candidate; nothing is promoted.
             raise AirflowSkipException("promote: false (a challenger run): the candidate is not promoted")
+        if self.stage == "promote" and answers.get("evaluate", {}).get("passed") is False:
+            # The verdict is final: promote is not asked to measure a refused candidate again.
+            failed = ", ".join(answers["evaluate"].get("failed_gates") or [])
+            raise StageRefused(f"promote: the gates refused the candidate ({failed}); report {answers['evaluate'].get('report')}")
         try:
             self.payload = json.dumps(self.event(answers, conf))
         except (KeyError, TypeError) as e:
@@ -156,6 +168,8 @@ class StageInvoke(LambdaInvokeFunctionOperator):
             self.log.error("%s: %s: %s", self.function_name, kind, message)
             if kind in RETRIABLE:
                 raise StageFailed(f"{self.stage}: {kind}: {message}") from None
+            if kind in SUPERSEDED:
+                raise AirflowSkipException(f"{self.stage}: {kind}: {message}") from None
             raise StageRefused(f"{self.stage}: {kind}: {message}") from None
 
 

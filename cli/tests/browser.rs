@@ -1,7 +1,8 @@
 //! The web page in a real browser: headless Chromium driven by playwright-core loads
 //! `/`, draws the 48 observed hours and six forecast points, shows the serving model and
 //! the drift status, fetches nothing from elsewhere, and leaves a screenshot in
-//! `test-output/`.
+//! `test-output/`; before any verification and after one that scored nothing yet (the
+//! verified page with scores is tests/verify.rs's).
 
 mod common;
 
@@ -33,24 +34,32 @@ fn the_page_shows_the_forecast_chart() {
     env.ok(&["ingest", "--live"]);
     env.ok(&["validate"]);
     env.set("RPS_MODEL_ALIAS", "candidate");
+    // The API re-reads the verification every second.
+    env.set("RPS_MODEL_REFRESH_SECS", "1");
     let server = env.serve();
 
     let out_dir = root.join("test-output");
     std::fs::create_dir_all(&out_dir).unwrap();
-    let shot = out_dir.join("web-page.png");
-    let _ = std::fs::remove_file(&shot);
-    let out = Command::new("node")
-        .arg(root.join("tests/browser/page.mjs"))
-        .arg(format!("{}/", server.url))
-        .arg(&shot)
-        .output()
-        .expect("node runs");
-    assert!(
-        out.status.success(),
-        "the browser script failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let page: Value = last_json(&out);
+    let load = |file: &str| -> Value {
+        let shot = out_dir.join(file);
+        let _ = std::fs::remove_file(&shot);
+        let out = Command::new("node")
+            .arg(root.join("tests/browser/page.mjs"))
+            .arg(format!("{}/", server.url))
+            .arg(&shot)
+            .output()
+            .expect("node runs");
+        assert!(
+            out.status.success(),
+            "the browser script failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let png = std::fs::read(&shot).expect("a screenshot");
+        assert_eq!(&png[1..4], b"PNG");
+        assert!(png.len() > 20_000, "the screenshot is suspiciously small");
+        last_json(&out)
+    };
+    let page = load("web-page.png");
 
     assert_eq!(page["httpStatus"], 200);
     assert_eq!(page["errors"], serde_json::json!([]), "{page}");
@@ -96,7 +105,19 @@ fn the_page_shows_the_forecast_chart() {
         "{page}"
     );
     assert_eq!(page["verifiedPoints"], 0, "{page}");
-    let png = std::fs::read(&shot).expect("a screenshot");
-    assert_eq!(&png[1..4], b"PNG");
-    assert!(png.len() > 20_000, "the screenshot is suspiciously small");
+
+    // A verification that has scored nothing yet (here: nothing issued, an empty log):
+    // the page says so, without a script error above an empty chart.
+    env.ok(&["verify", "--no-issue"]);
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let page = load("web-page-verified-nothing-scored.png");
+    assert_eq!(page["errors"], serde_json::json!([]), "{page}");
+    assert_eq!(page["statusIsError"], false, "{page}");
+    let live = page["liveStatus"].as_str().unwrap();
+    assert!(
+        live.contains("version 1: 0 forecasts") && live.contains("no retrain needed"),
+        "{page}"
+    );
+    assert_eq!(page["verifiedPoints"], 0, "{page}");
+    assert_eq!(page["liveRows"], 6, "the skill table is drawn, empty: {page}");
 }

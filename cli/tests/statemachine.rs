@@ -129,7 +129,7 @@ fn the_state_machine_promotes_refuses_bad_data_and_refuses_a_worse_model() {
         "the report {report} is not in the store"
     );
 
-    // 4. The hourly live ingest: ingest, validate, verify (the scheduled forecast
+    // 4. The hourly live ingest: ingest, validate, verify (the scheduled forecasts
     // issued, the log scored); the model is doing its job, so no retrain.
     let r = cloud.execute(&json!({"ingest": {"mode": "live"}, "train": false, "actor": "schedule"}));
     assert_eq!(r["status"], "SUCCEEDED", "{r}");
@@ -149,9 +149,10 @@ fn the_state_machine_promotes_refuses_bad_data_and_refuses_a_worse_model() {
     let verified = &r["output"]["verified"];
     assert_eq!(verified["served_version"], "1", "{r}");
     assert_eq!(verified["retrain"]["needed"], false, "{r}");
+    // The newest hour's forecast and the day before it (one segment per issue day).
     assert!(
-        keys("forecasts/").len() == 1,
-        "the scheduled forecast is in the log"
+        (1..=2).contains(&keys("forecasts/").len()),
+        "the scheduled forecasts are in the log"
     );
     assert!(keys(verified["summary"].as_str().unwrap()).len() == 1, "{r}");
 
@@ -326,13 +327,12 @@ fn the_state_machine_promotes_refuses_bad_data_and_refuses_a_worse_model() {
     let note = std::fs::read_to_string(&notes).unwrap();
     assert!(note.contains("InvalidInput") && note.contains("end"), "{note}");
 
-    // The internet-facing API's credentials may append to the forecast log and write
-    // nowhere else, nor delete; a stage's may not read another's folder.
-    assert_eq!(
-        cloud.try_as("rps-api", "put", "store/forecasts/probe.jsonl").0,
-        200
-    );
+    // The internet-facing API's credentials may append its answers to their own folder
+    // and write nowhere else (not the scheduled forecasts), nor delete; a stage's may
+    // not read another's folder.
+    assert_eq!(cloud.try_as("rps-api", "put", "store/served/probe.jsonl").0, 200);
     for key in [
+        "store/forecasts/probe.jsonl",
         "store/models/probe",
         "store/registry/probe",
         "store/monitoring/probe",
@@ -345,7 +345,7 @@ fn the_state_machine_promotes_refuses_bad_data_and_refuses_a_worse_model() {
         );
     }
     assert_eq!(
-        cloud.try_as("rps-api", "delete", "store/forecasts/probe.jsonl").0,
+        cloud.try_as("rps-api", "delete", "store/served/probe.jsonl").0,
         403
     );
     assert_eq!(cloud.try_as("rps-ingest", "get", "store/models/probe").0, 403);

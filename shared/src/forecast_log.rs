@@ -1,20 +1,25 @@
 //! The forecast log: the forecasts rps issues, kept so that they can be scored once the
 //! hours they are for have been observed (the verify stage).
 //!
-//! Two writers append to it: the verify stage, with the scheduled forecast of each
-//! live ingest, and the API, with a bounded sample of its `/predict` answers
-//! ([`Sampler`]), batched so that no request waits on the store. The log is
-//! append-only: each write is a new immutable segment (JSON lines) in the folder of
-//! the day the forecasts were issued on ([`layout::forecast_log_segment`]), so a reader
-//! lists only the days it needs and a writer never touches another's bytes.
+//! Two writers append to it, each to its own folder: the verify stage, with the
+//! scheduled forecast of each live ingest ([`layout::forecast_log_segment`]), and the
+//! API, with a bounded sample of its `/predict` answers ([`Sampler`]), batched so that
+//! no request waits on the store, into a fixed number of slots per issue day
+//! ([`append_served`]): the client records of a day are bounded across every instance,
+//! and the API cannot write where the scheduled forecasts are. The log is append-only:
+//! each write is a new immutable segment (JSON lines) in the folder of the day the
+//! forecasts were issued on, so a reader lists only the days it needs and a writer
+//! never touches another's bytes. Reading keeps one record per model version, issue
+//! hour and source as it goes ([`read_days`]), so verification's memory does not grow
+//! with traffic.
 //!
 //! A line that does not parse, or a record that contradicts itself (a target time that
 //! is not its issue time plus its horizon, a value that is not finite), is skipped with
 //! a warning and counted: one bad writer cannot stop verification.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -190,40 +195,165 @@ pub async fn append(
     Ok(keys)
 }
 
-/// What reading the log found.
+/// Slots per issue day for client forecasts: with at most `RPS_FORECAST_LOG_SAMPLE`
+/// records a segment, the day's client records are bounded across every instance of
+/// the API, however many there are and however much traffic they take.
+pub const SERVED_SLOTS_PER_DAY: u32 = 48;
+
+/// Slots a flush tries before it gives up on a day (the day is full, or nearly).
+const SLOT_TRIES: usize = 4;
+
+/// What [`append_served`] did with a batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Appended {
+    pub written: usize,
+    /// Records of days whose slots were taken: dropped, by design.
+    pub dropped: usize,
+}
+
+/// Appends sampled `/predict` answers: per issue day, one segment in a free slot of
+/// that day (a create-only write to a random slot; a taken slot tries another). When
+/// the day's slots are full the records are dropped, not queued.
+pub async fn append_served(
+    store: &dyn ObjectStore,
+    name: &str,
+    records: &[LoggedForecast],
+) -> Result<Appended, StoreError> {
+    let mut by_day: BTreeMap<NaiveDate, Vec<LoggedForecast>> = BTreeMap::new();
+    for r in records {
+        by_day.entry(r.issued_at.date()).or_default().push(r.clone());
+    }
+    let mut out = Appended::default();
+    for (day, recs) in by_day {
+        let body = bytes::Bytes::from(encode_segment(&recs));
+        let mut written = false;
+        for _ in 0..SLOT_TRIES {
+            let slot = rand::random_range(0..SERVED_SLOTS_PER_DAY);
+            match store
+                .put_new(&layout::served_log_slot(name, day, slot)?, body.clone())
+                .await
+            {
+                Ok(()) => {
+                    written = true;
+                    break;
+                }
+                Err(StoreError::AlreadyExists { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        if written {
+            out.written += recs.len();
+        } else {
+            out.dropped += recs.len();
+        }
+    }
+    Ok(out)
+}
+
+/// The log as verification needs it: one record per model version and issue hour for
+/// each source, kept while reading (memory does not grow with the number of records).
 #[derive(Debug, Default)]
 pub struct LogRead {
-    pub records: Vec<LoggedForecast>,
+    /// What the deployment issued (the verify stage's own forecasts).
+    pub scheduled: Vec<LoggedForecast>,
+    /// What clients were answered (`/predict`): scored and reported, never decisive.
+    pub client: Vec<LoggedForecast>,
+    /// Records read, before repeats were dropped.
+    pub records: usize,
+    /// The same model and issue hour read again (from the same source).
+    pub duplicates: usize,
     pub segments: usize,
     /// Lines that did not parse or records that contradicted themselves.
     pub skipped: usize,
 }
 
-/// Every record issued on the days `from..=to`.
+type Kept = HashMap<(String, NaiveDateTime), LoggedForecast>;
+
+/// Keeps one record per version and issue hour: the earliest made (deterministic
+/// whatever order segments arrive in).
+fn keep(map: &mut Kept, r: LoggedForecast) -> bool {
+    match map.entry((r.model_version.clone(), r.issued_at)) {
+        std::collections::hash_map::Entry::Occupied(mut e) => {
+            if r.made_at < e.get().made_at {
+                e.insert(r);
+            }
+            false
+        }
+        std::collections::hash_map::Entry::Vacant(e) => {
+            e.insert(r);
+            true
+        }
+    }
+}
+
+/// Segments fetched at once.
+const READ_CONCURRENCY: usize = 8;
+
+/// The records issued on the days `from..=to`: the scheduled forecasts (`forecasts/`;
+/// a client record found there, written before the two were apart, counts as a
+/// client's) and the client forecasts (`served/`, whatever a record there claims).
 pub async fn read_days(
-    store: &dyn ObjectStore,
+    store: &Arc<dyn ObjectStore>,
     name: &str,
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<LogRead, StoreError> {
-    let mut out = LogRead::default();
+    let mut keys: Vec<(ObjectKey, bool)> = Vec::new();
     let mut day = from;
     while day <= to {
-        for key in store.list(&layout::forecast_log_day(name, day)).await? {
-            let bytes = match store.get(&key).await {
-                Ok(b) => b,
-                // Listed, then gone: nothing to read (segments are never deleted by rps).
-                Err(StoreError::NotFound { .. }) => continue,
-                Err(e) => return Err(e),
-            };
-            let (records, skipped) = decode_segment(&bytes, &store.url(&key));
-            out.records.extend(records);
-            out.skipped += skipped;
-            out.segments += 1;
+        for k in store.list(&layout::forecast_log_day(name, day)).await? {
+            keys.push((k, false));
+        }
+        for k in store.list(&layout::served_log_day(name, day)).await? {
+            keys.push((k, true));
         }
         let Some(next) = day.succ_opt() else { break };
         day = next;
     }
+    let (mut scheduled, mut client) = (Kept::new(), Kept::new());
+    let mut out = LogRead::default();
+    let mut pending = keys.into_iter();
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        while tasks.len() < READ_CONCURRENCY
+            && let Some((key, served)) = pending.next()
+        {
+            let store = store.clone();
+            tasks.spawn(async move {
+                let url = store.url(&key);
+                match store.get(&key).await {
+                    Ok(bytes) => Ok(Some((decode_segment(&bytes, &url), served))),
+                    // Listed, then gone (expired): nothing to read.
+                    Err(StoreError::NotFound { .. }) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            });
+        }
+        let Some(done) = tasks.join_next().await else {
+            break;
+        };
+        let Some(((records, skipped), served)) =
+            done.map_err(|e| StoreError::io("read", "the forecast log", e.to_string()))??
+        else {
+            continue;
+        };
+        out.segments += 1;
+        out.skipped += skipped;
+        for mut r in records {
+            out.records += 1;
+            let map = if served || r.source != ForecastSource::Scheduled {
+                r.source = ForecastSource::Predict;
+                &mut client
+            } else {
+                &mut scheduled
+            };
+            if !keep(map, r) {
+                out.duplicates += 1;
+            }
+        }
+    }
+    out.scheduled = scheduled.into_values().collect();
+    out.client = client.into_values().collect();
     Ok(out)
 }
 
@@ -376,9 +506,12 @@ mod tests {
 
     #[tokio::test]
     async fn the_log_is_written_per_issue_day_and_bad_lines_are_skipped_and_counted() {
-        let store = MemoryStore::new();
-        let recs = [record("2023-04-01T22:00", 1.0), record("2023-04-02T01:00", 2.0)];
-        let keys = append(&store, "m", &recs).await.unwrap();
+        let mem = Arc::new(MemoryStore::new());
+        let store: Arc<dyn ObjectStore> = mem.clone();
+        let mut scheduled = record("2023-04-01T22:00", 1.0);
+        scheduled.source = ForecastSource::Scheduled;
+        let recs = [scheduled.clone(), record("2023-04-02T01:00", 2.0)];
+        let keys = append(store.as_ref(), "m", &recs).await.unwrap();
         assert_eq!(keys.len(), 2, "one segment per issue day");
         assert!(
             keys[0].as_str().starts_with("forecasts/m/2023/04/01/"),
@@ -398,11 +531,52 @@ mod tests {
         let read = read_days(&store, "m", d("2023-03-31"), d("2023-04-02"))
             .await
             .unwrap();
-        assert_eq!((read.records.len(), read.skipped, read.segments), (3, 2, 3));
+        assert_eq!(
+            (
+                read.scheduled.len(),
+                read.client.len(),
+                read.skipped,
+                read.segments
+            ),
+            (1, 2, 2, 3),
+            "a client record among the scheduled ones counts as a client's"
+        );
         let only_first = read_days(&store, "m", d("2023-04-01"), d("2023-04-01"))
             .await
             .unwrap();
-        assert_eq!(only_first.records, vec![recs[0].clone()]);
+        assert_eq!(only_first.scheduled, vec![scheduled]);
+    }
+
+    #[tokio::test]
+    async fn client_records_fill_a_fixed_number_of_slots_and_never_pass_for_scheduled_ones() {
+        let mem = Arc::new(MemoryStore::new());
+        let store: Arc<dyn ObjectStore> = mem.clone();
+        // A hostile writer cannot make its records scheduled by saying so.
+        let mut claims = record("2023-04-02T05:00", 5.0);
+        claims.source = ForecastSource::Scheduled;
+        let mut written = 0;
+        let mut dropped = 0;
+        // Far more flushes than slots, as many instances would write.
+        for i in 0..(SERVED_SLOTS_PER_DAY * 4) {
+            let mut r = record(&format!("2023-04-02T{:02}:00", i % 24), f64::from(i));
+            r.made_at += chrono::Duration::seconds(i64::from(i));
+            let batch = [r, claims.clone()];
+            let a = append_served(store.as_ref(), "m", &batch).await.unwrap();
+            written += a.written;
+            dropped += a.dropped;
+        }
+        let keys = store.list("served/m/2023/04/02/").await.unwrap();
+        assert!(keys.len() <= SERVED_SLOTS_PER_DAY as usize, "{}", keys.len());
+        assert_eq!(written, keys.len() * 2, "two records a segment");
+        assert!(dropped > 0, "a full day drops");
+        assert!(store.list("forecasts/").await.unwrap().is_empty());
+        let d = NaiveDate::from_ymd_opt(2023, 4, 2).unwrap();
+        let read = read_days(&store, "m", d, d).await.unwrap();
+        assert!(read.scheduled.is_empty(), "{:?}", read.scheduled);
+        assert_eq!(read.records, written);
+        // One record per version and issue hour: 24 hours, whatever the traffic.
+        assert!(read.client.len() <= 24, "{}", read.client.len());
+        assert!(read.client.iter().all(|r| r.source == ForecastSource::Predict));
     }
 
     #[test]

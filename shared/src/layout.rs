@@ -11,9 +11,13 @@
 //! reports/<name>/<version>/<stamp>/report.json|.md, *.png        promotion gate reports
 //! locks/<name>/promote.<generation>.json                         held while promoting
 //! registry/<name>/…                                              the local registry (no MLflow)
-//! forecasts/<name>/<YYYY>/<MM>/<DD>/<stamp>-<hex>.jsonl          the forecast log, by issue day
+//! forecasts/<name>/<YYYY>/<MM>/<DD>/<stamp>-<hex>.jsonl          the scheduled forecasts, by issue day
+//! served/<name>/<YYYY>/<MM>/<DD>/slot-<NNN>.jsonl                 sampled /predict answers, a fixed
+//!                                                               number of slots per issue day
 //! monitoring/<name>/verification/<stamp>.json, latest.json       live skill, drift, the decision
 //! monitoring/<name>/retrains/<trigger id>.json, latest.json      triggered retrains and outcomes
+//! monitoring/<name>/retrains/after-<trigger id|none>.json        the request after the one named
+//! monitoring/<name>/retrains/<trigger id>.run-<N>.json           a run that took up the request
 //! ```
 //!
 //! A bundle id is the training's UTC stamp; a version is the registry's number. The
@@ -142,6 +146,18 @@ pub fn forecast_log_segment(
     ))
 }
 
+/// The client forecasts' folder of one issue day (sampled `/predict` answers): apart
+/// from the scheduled ones, so that the API can write here and nowhere else.
+pub fn served_log_day(name: &str, day: NaiveDate) -> String {
+    format!("served/{name}/{}/", day.format("%Y/%m/%d"))
+}
+
+/// One of the fixed slots of an issue day's client forecasts: written once, so the day
+/// holds at most as many segments as there are slots, however many instances write.
+pub fn served_log_slot(name: &str, day: NaiveDate, slot: u32) -> Result<ObjectKey, StoreError> {
+    ObjectKey::new(format!("{}slot-{slot:03}.jsonl", served_log_day(name, day)))
+}
+
 /// One verification run's summary (`file` = its stamp's `.json`, or [`LATEST_FILE`]).
 pub fn verification(name: &str, file: &str) -> Result<ObjectKey, StoreError> {
     ObjectKey::new(format!("monitoring/{name}/verification/{file}"))
@@ -152,8 +168,19 @@ pub fn retrain(name: &str, file: &str) -> Result<ObjectKey, StoreError> {
     ObjectKey::new(format!("monitoring/{name}/retrains/{file}"))
 }
 
+/// The claim on the request that follows `previous` (a trigger id, or none yet): two
+/// verifications that read the same newest record cannot both ask for a retrain.
+pub fn retrain_successor(name: &str, previous: Option<&str>) -> Result<ObjectKey, StoreError> {
+    retrain(name, &format!("after-{}.json", previous.unwrap_or("none")))
+}
+
+/// The `attempt`-th run that took up trigger `id` (one per lease).
+pub fn retrain_run(name: &str, id: &str, attempt: u32) -> Result<ObjectKey, StoreError> {
+    retrain(name, &format!("{id}.run-{attempt:03}.json"))
+}
+
 /// The store's top-level folders (the layout above): what a function's grants name.
-pub const AREAS: [&str; 10] = [
+pub const AREAS: [&str; 11] = [
     "raw/",
     "quality/",
     "datasets/",
@@ -163,6 +190,7 @@ pub const AREAS: [&str; 10] = [
     "locks/",
     "registry/",
     "forecasts/",
+    "served/",
     "monitoring/",
 ];
 
@@ -237,17 +265,18 @@ pub fn access(function: &str) -> Option<&'static [Grant]> {
         read("models/"),
         read("registry/"),
         read_write("forecasts/"),
+        read("served/"),
         read_write("monitoring/"),
     ];
     // The internet-facing API reads what serving needs and only appends sampled
-    // answers to the forecast log.
+    // answers to their own folder: it cannot touch the scheduled forecasts.
     const API: &[Grant] = &[
         read("raw/"),
         read("quality/"),
         read("models/"),
         read("registry/"),
         read("monitoring/"),
-        grant("forecasts/", false, true, false),
+        grant("served/", false, true, false),
     ];
     Some(match function {
         "ingest" => INGEST,

@@ -49,6 +49,12 @@ pub struct RunOutput {
 
 /// Runs every stage in order; the first failure stops the run.
 pub async fn run(ctx: &Context, input: RunInput, obs: &dyn Observer) -> Result<RunOutput, StageError> {
+    // This process's run: what a triggered training claims its trigger for.
+    let run_id = format!(
+        "rps-{}-{:08x}",
+        crate::layout::stamp(chrono::Utc::now()),
+        rand::random::<u32>()
+    );
     obs.started("ingest");
     let ingested = ingest(ctx, input.ingest).await?;
     obs.finished(
@@ -85,6 +91,7 @@ pub async fn run(ctx: &Context, input: RunInput, obs: &dyn Observer) -> Result<R
         ctx,
         TrainInput {
             trigger: input.trigger.clone(),
+            run: Some(run_id.clone()),
             ..(&transformed).into()
         },
     )

@@ -86,7 +86,7 @@ for state in states.values():
     for r in state.get("Retry", []):
         retried |= {e for e in r["ErrorEquals"] if not e.startswith("Lambda.") and e != "States.TaskFailed"}
     for c in state.get("Catch", []) if "FunctionArn" in state.get("Resource", "") else []:
-        if c["Next"] in ("DataRefused", "ModelRefused", "Refused"):
+        if c["Next"] in ("DataRefused", "ModelRefused", "Refused", "Superseded"):
             caught |= set(c["ErrorEquals"])
 if retried != set(rps_lambda.RETRIABLE):
     problems.append(f"the DAG retries {sorted(rps_lambda.RETRIABLE)}, the state machine {sorted(retried)}")

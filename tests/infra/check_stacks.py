@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cloud"))
 import sam  # noqa: E402
 
 REGION = "eu-west-1"
-AREAS = ["raw/", "quality/", "datasets/", "dvc/", "models/", "reports/", "locks/", "registry/", "forecasts/", "monitoring/"]
+AREAS = ["raw/", "quality/", "datasets/", "dvc/", "models/", "reports/", "locks/", "registry/", "forecasts/", "served/", "monitoring/"]
 NO_MLFLOW = {"rps-ingest", "rps-validate", "rps-transform"}
 
 

@@ -104,7 +104,16 @@ function ruleInput(name, event, bus) {
 const machine = new StateMachine(definition, { validationOptions: { checkArn: true, checkPaths: true } });
 let input = JSON.parse(inputJson);
 if (input.$rule) input = ruleInput(input.$rule, input.$event, input.$bus ?? 'default');
+// As Step Functions names every execution (a UUID unless the caller gives one): the
+// context object's $$.Execution.Name and Id, which the Train state passes on.
+const name = crypto.randomUUID();
 const execution = machine.run(input, {
+  context: {
+    Execution: {
+      Id: `${stack.stateMachineArn ?? 'arn:aws:states:eu-west-1:123456789012:stateMachine:local'}:${name}`.replace(':stateMachine:', ':execution:'),
+      Name: name,
+    },
+  },
   overrides: {
     taskResourceLocalHandlers: handlers,
     retryIntervalOverrides: retried,

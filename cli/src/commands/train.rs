@@ -16,6 +16,7 @@ pub async fn run(a: Args, out: &Out) -> anyhow::Result<()> {
         Some(data_version) => TrainInput {
             data_version,
             trigger: None,
+            run: None,
         },
         None => TrainInput::newest(&ctx).await?,
     };

@@ -53,6 +53,9 @@ pub struct EvaluateOutput {
     /// The tracking run's artifact folder the report was logged to, when tracked.
     #[serde(default)]
     pub logged_to: Option<String>,
+    /// What could not be done after the verdict was stored (the verdict stands).
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// The chart's file name in a report's folder.
@@ -90,7 +93,18 @@ pub(crate) async fn evaluate_with_report(
     let mut report = assess(ctx, &input).await?;
     report.trigger = input.trigger.clone();
     let files = write_report(ctx, &report).await?;
-    let logged_to = log_to_run(ctx, &report, &files).await?;
+    // The verdict is stored: nothing after it may fail the stage, or a retry would
+    // measure again (the latency gate is a timing) and could turn a refusal into a pass.
+    let mut warnings = Vec::new();
+    let logged_to = match log_to_run(ctx, &report, &files).await {
+        Ok(at) => at,
+        Err(e) => {
+            let w = format!("the report was not logged to the candidate's run: {e}");
+            tracing::error!("{w}");
+            warnings.push(w);
+            None
+        }
+    };
     let [chart, markdown, json] = files.map(|(key, _)| key);
     let out = EvaluateOutput {
         model_name: report.model_name.clone(),
@@ -103,6 +117,7 @@ pub(crate) async fn evaluate_with_report(
         markdown,
         chart,
         logged_to,
+        warnings,
     };
     if let Some(t) = &input.trigger
         && !report.passed

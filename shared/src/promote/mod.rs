@@ -89,17 +89,34 @@ pub async fn promote(ctx: &Context, input: PromoteInput) -> Result<PromoteOutput
     let candidate = ctx.registry.resolve(&name, &input.candidate).await?;
     let production = current_production(ctx, &name).await?;
     if production.as_deref() == Some(candidate.version.as_str()) {
-        return Ok(unchanged(name, candidate, by));
+        // A retried promotion that finds its move done still records the outcome.
+        let out = unchanged(name, candidate, by);
+        if let Some(t) = &input.trigger {
+            trigger::record_outcome(
+                ctx.store.as_ref(),
+                &out.model_name,
+                t,
+                RetrainStatus::Promoted,
+                Some(&out.version),
+                out.report.as_ref(),
+                &[],
+            )
+            .await;
+        }
+        return Ok(out);
     }
     let verdict = gate(ctx, &input, &candidate, production.as_deref()).await?;
     let checked_at = Utc::now().to_rfc3339();
     if !verdict.report.passed {
-        // A refusal always comes from gates run now (a stored report is reused only if
-        // it passed): evaluate has recorded a triggered retrain's refusal already.
+        // A refusal is final: a failed report handed in is never measured again, and
+        // gates run now have recorded a triggered retrain's refusal (evaluate).
         return Err(refuse(ctx, &name, &candidate.version, &verdict, &checked_at).await);
     }
     let baseline = verdict.report.production.as_ref().map(|p| p.version.clone());
-    let mut lease = Lease::acquire(ctx, &name, &by).await?;
+    let mut lease = match Lease::acquire(ctx, &name, &by).await {
+        Err(e @ StageError::Conflict(_)) => return Err(superseded(ctx, &name, &input, &candidate, e).await),
+        other => other?,
+    };
     let mut warnings: Vec<String> = lease.warning.take().into_iter().collect();
     let moved = move_production(
         ctx,
@@ -112,7 +129,10 @@ pub async fn promote(ctx: &Context, input: PromoteInput) -> Result<PromoteOutput
     )
     .await;
     lease.release(ctx).await;
-    moved?;
+    match moved {
+        Err(e @ StageError::Conflict(_)) => return Err(superseded(ctx, &name, &input, &candidate, e).await),
+        other => other?,
+    }
     let promoted_at = Utc::now();
     warnings.extend(
         record_after_move(
@@ -155,6 +175,30 @@ pub async fn promote(ctx: &Context, input: PromoteInput) -> Result<PromoteOutput
         promoted_by: by,
         warnings,
     })
+}
+
+/// Another promotion got there first: a triggered retrain's outcome says so (it was
+/// not refused), and the conflict is the answer.
+async fn superseded(
+    ctx: &Context,
+    name: &str,
+    input: &PromoteInput,
+    candidate: &VersionInfo,
+    conflict: StageError,
+) -> StageError {
+    if let Some(t) = &input.trigger {
+        trigger::record_outcome(
+            ctx.store.as_ref(),
+            name,
+            t,
+            RetrainStatus::Superseded,
+            Some(&candidate.version),
+            None,
+            &[],
+        )
+        .await;
+    }
+    conflict
 }
 
 /// Promoting the current production is a no-op.
@@ -360,6 +404,11 @@ async fn fresh_report(
             "it is about {} version {}",
             report.model_name, report.candidate.version
         ))
+    } else if !report.passed {
+        // A verdict is final: measuring again (the latency gate is a timing) could
+        // turn a refusal into a pass.
+        tracing::info!(report = %key, "the report refused the candidate: the refusal stands");
+        None
     } else if report.holdout.data_version != data_version {
         Some(format!(
             "it used data version {}, the newest is {data_version}",
@@ -369,8 +418,6 @@ async fn fresh_report(
         Some("production has changed since".to_owned())
     } else if age.to_std().unwrap_or_default() > ctx.config.gates.report_max_age {
         Some(format!("it is {} minutes old", age.num_minutes()))
-    } else if !report.passed {
-        Some("it did not pass".to_owned())
     } else {
         None
     };

@@ -302,6 +302,11 @@ pub fn record_forecast_log_write(n: usize, ok: bool) {
     counter!(FORECAST_LOG, "outcome" => if ok { "written" } else { "failed" }).increment(n as u64);
 }
 
+/// Counts sampled forecasts dropped because their issue day's client slots were full.
+pub fn record_forecast_log_dropped(n: usize) {
+    counter!(FORECAST_LOG, "outcome" => "day_full").increment(n as u64);
+}
+
 /// Publishes the live skill of `served` (at scrape time) from the latest verification,
 /// and the newest retrain's state. Figures the verification has not got are NaN.
 pub fn set_live(

@@ -414,7 +414,9 @@ async fn verification_handler(
         .and_then(|l| l.verification.clone())
         .map(Json)
         .ok_or_else(|| {
-            ApiError::unavailable(
+            // A normal state of a new deployment, not a fault of the server.
+            ApiError::new(
+                axum::http::StatusCode::NOT_FOUND,
                 "no_verification",
                 "no verification has run yet: `rps verify` scores the logged forecasts once their hours are observed",
             )

@@ -58,7 +58,7 @@ pub fn document(max_observations: usize, max_body_bytes: usize) -> Value {
                 "Hourly temperature forecasts {}–{} h ahead from the model the registry marks as served. \
                  Errors are JSON: {{\"error\": {{\"status\", \"code\", \"message\", \"location\"}}}}. \
                  400: malformed request; 413: body over {max_body_bytes} bytes; 415: not JSON; \
-                 422: values that cannot be used; 503: no model loaded, no observations or no verification yet.",
+                 404: no verification has run yet; 422: values that cannot be used; 503: no model loaded or no observations yet.",
                 HORIZONS[0], HORIZONS[HORIZONS.len() - 1]
             ),
         },
@@ -93,7 +93,7 @@ pub fn document(max_observations: usize, max_body_bytes: usize) -> Value {
             }}},
             "/verification": {"get": {"summary": "How the forecasts did: the latest verification against what was observed", "responses": {
                 "200": json_response("live skill per model version and window, drift of the observations, the retrain decision, forecast against observed for the last 72 hours", "Verification"),
-                "503": error_response("no verification has run yet")
+                "404": error_response("no verification has run yet (a new deployment's normal state)")
             }}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
             "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.0", "content": {"application/json": {"schema": {"type": "object"}}}}}}},

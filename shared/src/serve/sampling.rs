@@ -3,7 +3,8 @@
 //! allocation for a repeat); the batch goes to the store every
 //! `RPS_FORECAST_LOG_FLUSH_SECS`, from a timer on a server and from the next request
 //! after the interval on Lambda (frozen between invocations), and once more at
-//! shutdown. A failed write keeps the batch for the next flush, as far as the batch
+//! shutdown, into the client slots of each issue day (a full day drops the batch;
+//! see [`forecast_log::append_served`]). A failed write keeps the batch for the next flush, as far as the batch
 //! size allows.
 
 use std::sync::Arc;
@@ -84,10 +85,18 @@ impl ForecastSampler {
             return 0;
         }
         let n = batch.len();
-        match forecast_log::append(self.store.as_ref(), &self.name, &batch).await {
-            Ok(_) => {
-                metrics::record_forecast_log_write(n, true);
-                n
+        match forecast_log::append_served(self.store.as_ref(), &self.name, &batch).await {
+            Ok(a) => {
+                metrics::record_forecast_log_write(a.written, true);
+                if a.dropped > 0 {
+                    metrics::record_forecast_log_dropped(a.dropped);
+                    tracing::info!(
+                        dropped = a.dropped,
+                        "the forecast log's client slots of a day are full: {} sampled forecasts dropped",
+                        a.dropped
+                    );
+                }
+                a.written
             }
             Err(e) => {
                 let kept = self.sampler.restore(batch);

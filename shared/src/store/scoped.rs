@@ -164,12 +164,15 @@ mod tests {
             "a refused write wrote"
         );
 
-        // The API may append to the forecast log but not read it back, nor delete.
+        // The API may append its answers to their own folder, but not read them back,
+        // nor touch the scheduled forecasts, nor delete.
         let api = Scoped::new(inner.clone(), "api", crate::layout::access("api").unwrap(), "");
-        api.put_new(&key("forecasts/m/x.jsonl"), Bytes::new())
-            .await
-            .unwrap();
-        assert!(api.get(&key("forecasts/m/x.jsonl")).await.is_err());
+        api.put_new(&key("served/m/x.jsonl"), Bytes::new()).await.unwrap();
+        assert!(api.get(&key("served/m/x.jsonl")).await.is_err());
+        assert!(matches!(
+            api.put_new(&key("forecasts/m/x.jsonl"), Bytes::new()).await,
+            Err(StoreError::AccessDenied { .. })
+        ));
         assert!(api.delete(&key("raw/a.json")).await.is_err());
 
         // A DVC remote inside the store is checked at its place in the layout.

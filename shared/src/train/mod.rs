@@ -34,7 +34,7 @@ use crate::store::ObjectKey;
 use crate::tags;
 use crate::tracking::{RunRecord, RunStatus, TrackedRun, Tracker};
 use crate::transform::TransformOutput;
-use crate::verify::trigger::Trigger;
+use crate::verify::trigger::{self, Trigger};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -60,9 +60,14 @@ impl From<TrainError> for StageError {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainInput {
     pub data_version: String,
-    /// What asked for this training, recorded on its run.
+    /// What asked for this training, recorded on its run. A trigger is trained on once:
+    /// the training claims it first ([`trigger::claim_run`]).
     #[serde(default)]
     pub trigger: Option<Trigger>,
+    /// The orchestrator's run this training belongs to (the state machine's execution,
+    /// the DAG run): a retry within the same run may take its own claim again.
+    #[serde(default)]
+    pub run: Option<String>,
 }
 
 impl From<&TransformOutput> for TrainInput {
@@ -70,6 +75,7 @@ impl From<&TransformOutput> for TrainInput {
         Self {
             data_version: o.data_version.clone(),
             trigger: None,
+            run: None,
         }
     }
 }
@@ -80,6 +86,7 @@ impl TrainInput {
         Ok(Self {
             data_version: dataset::newest(ctx.store.as_ref()).await?.data_version,
             trigger: None,
+            run: None,
         })
     }
 }
@@ -125,6 +132,15 @@ type Tracked<'a> = (&'a dyn Tracker, TrackedRun);
 
 /// Trains, scores, bundles and registers a model on a processed dataset.
 pub async fn train(ctx: &Context, input: TrainInput) -> Result<TrainOutput, StageError> {
+    if let Some(t) = &input.trigger {
+        let name = &ctx.config.registry.model_name;
+        trigger::claim_run(ctx.store.as_ref(), name, t, input.run.as_deref())
+            .await
+            .map_err(|e| match e {
+                trigger::ClaimRefused::Taken(why) => StageError::Conflict(why),
+                trigger::ClaimRefused::Store(e) => StageError::Store(e),
+            })?;
+    }
     let manifest = dataset::manifest(ctx.store.as_ref(), &input.data_version).await?;
     // Pulled from the DVC remote and checked against its md5.
     let parquet = ctx.dvc.pull(&input.data_version).await?;
@@ -589,6 +605,7 @@ mod tests {
             TrainInput {
                 data_version,
                 trigger: None,
+                run: None,
             },
         )
         .await
@@ -611,6 +628,7 @@ mod tests {
             TrainInput {
                 data_version,
                 trigger: None,
+                run: None,
             },
         )
         .await
@@ -659,6 +677,7 @@ mod tests {
             TrainInput {
                 data_version,
                 trigger: None,
+                run: None,
             },
         )
         .await

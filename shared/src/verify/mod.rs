@@ -5,14 +5,17 @@
 //! `rps verify`):
 //!
 //! 1. **issue**: the scheduled forecast from the newest validated observations, made
-//!    by the served model and appended to the [`forecast_log`];
+//!    by the served model and appended to the [`forecast_log`], with those of the day
+//!    before that it has not made yet (a missed run, a new promotion);
 //! 2. **score** ([`score`]): the log joined with the observations that have arrived
 //!    since ([`observed`]): live RMSE, MAE and skill against persistence per model
-//!    version, horizon and window (the last 24 hours and 7 days of target times);
+//!    version, horizon and window (the last 24 hours and 7 days of target times), for
+//!    the scheduled forecasts and, apart, for the sampled client answers;
 //! 3. **drift**: the observed hours' feature rows against the served model's training
 //!    ranges;
-//! 4. **decide** ([`trigger`]): whether a retrain on the newest data is needed, and
-//!    record the request;
+//! 4. **decide** ([`trigger`]): whether a retrain on the newest data is needed, from
+//!    the scheduled forecasts and the observations only, and claim and record the
+//!    request;
 //! 5. **publish**: the summary to the store (the API reads the latest one for its
 //!    metrics, `/model` and its page), and a monitoring run per model version to the
 //!    tracking server.
@@ -21,7 +24,7 @@ pub mod observed;
 pub mod score;
 pub mod trigger;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
@@ -84,6 +87,9 @@ pub struct Issued {
     pub snapshot: ObjectKey,
     pub segment: ObjectKey,
     pub forecasts: Vec<Forecast>,
+    /// Earlier hours forecast as well, that the served version had not forecast yet.
+    #[serde(default)]
+    pub catch_up: usize,
 }
 
 /// One observed hour, for the page.
@@ -91,6 +97,15 @@ pub struct Issued {
 pub struct ObservedHour {
     pub time: NaiveDateTime,
     pub temperature_2m: f64,
+}
+
+/// The client forecasts' live scores (see [`Verification::client`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClientScores {
+    pub versions: Vec<VersionSkill>,
+    /// What happened to the client records (read and repeats are counted in the
+    /// verification's `log`).
+    pub log: LogCounts,
 }
 
 /// What a verification found: the stage's output, and (with the pairs for the page)
@@ -109,9 +124,14 @@ pub struct Verification {
     pub as_of: Option<NaiveDateTime>,
     #[serde(default)]
     pub issued: Option<Issued>,
-    /// Live scores per model version, newest version first.
+    /// Live scores of the scheduled forecasts per model version, newest version first:
+    /// what the retrain rule, the live-skill alert and the page judge by.
     pub versions: Vec<VersionSkill>,
     pub log: LogCounts,
+    /// The sampled `/predict` answers, scored the same way and reported apart: anyone
+    /// can send any history, so client traffic is a signal, never a trigger.
+    #[serde(default)]
+    pub client: ClientScores,
     /// The observations against the served model's training data, per window.
     pub drift: Vec<ObservedDrift>,
     pub retrain: RetrainDecision,
@@ -160,14 +180,29 @@ pub async fn verify(ctx: &Context, input: VerifyInput) -> Result<Verification, S
     };
     let observed = observed::load(ctx.store.as_ref(), input.snapshot.as_ref()).await?;
     let mut warnings = Vec::new();
+    // The log of the windows (and the day before them), read before issuing: the
+    // hours the served version has forecast already are not forecast again.
+    let mut read = match observed.as_of {
+        Some(as_of) => {
+            let first = as_of - Duration::hours(LiveWindow::Week.hours() + 24);
+            forecast_log::read_days(&ctx.store, &name, first.date(), as_of.date()).await?
+        }
+        None => forecast_log::LogRead::default(),
+    };
     let issued = match (&served, &observed.newest, input.issue) {
-        (Some(model), Some((key, series)), true) => match issue(ctx, &name, model, key, series).await? {
-            Ok(i) => Some(i),
-            Err(why) => {
-                warnings.push(format!("no scheduled forecast was issued: {why}"));
-                None
+        (Some(model), Some((key, series)), true) => {
+            match issue(ctx, &name, model, key, series, &observed.series, &read.scheduled).await? {
+                Ok((i, records)) => {
+                    read.records += records.len();
+                    read.scheduled.extend(records);
+                    Some(i)
+                }
+                Err(why) => {
+                    warnings.push(format!("no scheduled forecast was issued: {why}"));
+                    None
+                }
             }
-        },
+        }
         (None, _, true) => {
             warnings.push(format!(
                 "no scheduled forecast was issued: {name}@{alias} points at no version"
@@ -194,6 +229,7 @@ pub async fn verify(ctx: &Context, input: VerifyInput) -> Result<Verification, S
         issued,
         versions: Vec::new(),
         log: LogCounts::default(),
+        client: ClientScores::default(),
         drift: Vec::new(),
         retrain: RetrainDecision::default(),
         snapshots: observed.snapshots.len(),
@@ -204,20 +240,20 @@ pub async fn verify(ctx: &Context, input: VerifyInput) -> Result<Verification, S
         observed: Vec::new(),
     };
     if let Some(as_of) = observed.as_of {
-        let first = as_of - Duration::hours(LiveWindow::Week.hours() + 24);
-        let read = forecast_log::read_days(ctx.store.as_ref(), &name, first.date(), as_of.date()).await?;
         let temps = observed.temperatures();
-        let scored = score::score(
-            read.records,
-            &temps,
-            as_of,
-            ctx.config.verify.max_mismatch,
-            RECENT_HOURS,
-        );
+        let max_mismatch = ctx.config.verify.max_mismatch;
+        let scored = score::score(read.scheduled, &temps, as_of, max_mismatch, RECENT_HOURS);
+        let clients = score::score(read.client, &temps, as_of, max_mismatch, 0);
         out.versions = scored.versions;
         out.log = LogCounts {
+            records: read.records,
             skipped: read.skipped,
+            duplicates: read.duplicates,
             ..scored.counts
+        };
+        out.client = ClientScores {
+            versions: clients.versions,
+            log: clients.counts,
         };
         out.recent = scored.recent;
         out.observed = temps
@@ -234,6 +270,7 @@ pub async fn verify(ctx: &Context, input: VerifyInput) -> Result<Verification, S
                 .collect();
         }
         let last = trigger::latest(ctx.store.as_ref(), &name).await?;
+        let holding = trigger::holding_run(ctx.store.as_ref(), &name, last.as_ref()).await?;
         out.retrain = trigger::decide(
             &ctx.config.verify.retrain,
             as_of,
@@ -241,19 +278,9 @@ pub async fn verify(ctx: &Context, input: VerifyInput) -> Result<Verification, S
             out.drift.iter().find(|d| d.window == LiveWindow::Day),
             input.request_drift.as_ref(),
             last.as_ref(),
+            holding,
         );
-        if let Some(t) = &out.retrain.trigger {
-            tracing::warn!(trigger = %t.id, kinds = %t.kinds(), "retrain needed: {}", t.describe());
-            let requested = RetrainRecord {
-                trigger: t.clone(),
-                status: RetrainStatus::Requested,
-                updated_at: Utc::now(),
-                candidate: None,
-                report: None,
-                failed_gates: Vec::new(),
-            };
-            trigger::record(ctx.store.as_ref(), &name, &requested).await?;
-        }
+        request(ctx, &name, last.as_ref(), &mut out.retrain).await?;
     } else {
         out.warnings
             .push("nothing was verified: the store holds no validated observations".into());
@@ -281,6 +308,44 @@ pub async fn verify(ctx: &Context, input: VerifyInput) -> Result<Verification, S
         "verified"
     );
     Ok(out.without_series())
+}
+
+/// Claims and records the retrain `decision` asks for (a reissued request is recorded
+/// already). A verification that loses the claim to another holds instead.
+async fn request(
+    ctx: &Context,
+    name: &str,
+    last: Option<&RetrainRecord>,
+    decision: &mut RetrainDecision,
+) -> Result<(), StageError> {
+    let Some(t) = decision.trigger.clone() else {
+        return Ok(());
+    };
+    if decision.reissued {
+        tracing::warn!(trigger = %t.id, "retrain asked again (no run has taken it up): {}", t.describe());
+        return Ok(());
+    }
+    if let Some(winner) =
+        trigger::claim_request(ctx.store.as_ref(), name, last.map(|l| &l.trigger), &t).await?
+    {
+        decision.needed = false;
+        decision.trigger = None;
+        decision.held = Some(format!(
+            "another verification asked for a retrain at the same time ({winner})"
+        ));
+        return Ok(());
+    }
+    tracing::warn!(trigger = %t.id, kinds = %t.kinds(), "retrain needed: {}", t.describe());
+    let requested = RetrainRecord {
+        trigger: t,
+        status: RetrainStatus::Requested,
+        updated_at: Utc::now(),
+        candidate: None,
+        report: None,
+        failed_gates: Vec::new(),
+    };
+    trigger::record(ctx.store.as_ref(), name, &requested).await?;
+    Ok(())
 }
 
 /// The verification as one CloudWatch Embedded Metric Format line (on Lambda, where
@@ -338,16 +403,31 @@ pub async fn latest(
     }
 }
 
-/// The scheduled forecast from `series` (its newest hour), appended to the log. The
-/// outer error is the store's; the inner says why no forecast could be made.
+/// Hours back from the newest that a verification forecasts, when the served version
+/// has not forecast them yet (a run the schedule missed, the day after a promotion).
+pub const CATCH_UP_HOURS: i64 = 24;
+
+/// The scheduled forecast from `newest` (the newest snapshot's last hour), and those of
+/// the [`CATCH_UP_HOURS`] before it that the served version has not forecast yet (from
+/// `all`, the validated observations: exactly what the schedule would have issued, as
+/// the model reads nothing after the hour), appended to the log. The outer error is
+/// the store's; the inner says why no forecast could be made.
 async fn issue(
     ctx: &Context,
     name: &str,
     model: &LoadedModel,
     snapshot: &ObjectKey,
-    series: &HourlySeries,
-) -> Result<Result<Issued, String>, StageError> {
-    let row = match serving_row(&series.tail(INPUT_HOURS)) {
+    newest: &HourlySeries,
+    all: &HourlySeries,
+    logged: &[LoggedForecast],
+) -> Result<Result<(Issued, Vec<LoggedForecast>), String>, StageError> {
+    let version = &model.info.version;
+    let done: HashSet<NaiveDateTime> = logged
+        .iter()
+        .filter(|r| &r.model_version == version)
+        .map(|r| r.issued_at)
+        .collect();
+    let row = match serving_row(&newest.tail(INPUT_HOURS)) {
         Ok(r) => r,
         Err(e) => {
             return Ok(Err(format!(
@@ -355,34 +435,57 @@ async fn issue(
             )));
         }
     };
+    if done.contains(&row.time) {
+        return Ok(Err(format!(
+            "version {version} has forecast from {} already",
+            row.time
+        )));
+    }
     let forecasts = match model.bundle.predict(&row) {
         Ok(f) => f,
-        Err(e) => {
-            return Ok(Err(format!(
-                "version {} could not forecast: {e}",
-                model.info.version
-            )));
-        }
+        Err(e) => return Ok(Err(format!("version {version} could not forecast: {e}"))),
     };
-    let record = LoggedForecast::new(
-        name,
-        &model.info.version,
-        ForecastSource::Scheduled,
-        &row,
-        &forecasts,
-        Some(model.bundle.metadata.data_end()),
-    );
-    let segment = forecast_log::append(ctx.store.as_ref(), name, std::slice::from_ref(&record))
+    let record = |row: &crate::features::FeatureRow, f: &[Forecast]| {
+        LoggedForecast::new(
+            name,
+            version,
+            ForecastSource::Scheduled,
+            row,
+            f,
+            Some(model.bundle.metadata.data_end()),
+        )
+    };
+    let mut records = Vec::new();
+    for back in (1..CATCH_UP_HOURS).rev() {
+        let t = row.time - Duration::hours(back);
+        if done.contains(&t) {
+            continue;
+        }
+        let window = all.between(t - Duration::hours(INPUT_HOURS as i64 - 1), t);
+        if let Ok(r) = serving_row(&window)
+            && r.time == t
+            && let Ok(f) = model.bundle.predict(&r)
+        {
+            records.push(record(&r, &f));
+        }
+    }
+    let catch_up = records.len();
+    records.push(record(&row, &forecasts));
+    let segment = forecast_log::append(ctx.store.as_ref(), name, &records)
         .await?
         .pop()
-        .ok_or_else(|| StageError::Internal("appending one forecast wrote no segment".into()))?;
-    Ok(Ok(Issued {
-        version: model.info.version.clone(),
-        issued_at: row.time,
-        snapshot: snapshot.clone(),
-        segment,
-        forecasts,
-    }))
+        .ok_or_else(|| StageError::Internal("appending forecasts wrote no segment".into()))?;
+    Ok(Ok((
+        Issued {
+            version: version.clone(),
+            issued_at: row.time,
+            snapshot: snapshot.clone(),
+            segment,
+            forecasts,
+            catch_up,
+        },
+        records,
+    )))
 }
 
 /// The observed hours of `window` as feature rows, against `bundle`'s training data.

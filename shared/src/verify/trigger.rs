@@ -16,6 +16,26 @@
 //! could not help, refused by the gates, is not asked for again every hour). The
 //! promotion gates still decide whether the retrained model serves.
 //!
+//! Only what the deployment itself did decides: the skill of its scheduled forecasts
+//! and the observations. The API's drift verdict comes from client requests, which
+//! anyone can send: it is named among the causes when another cause holds, and alone
+//! it asks for nothing.
+//!
+//! Each request is made once, and run once:
+//!
+//! - the request is claimed with a create-only write of the slot after the newest
+//!   record ([`claim_request`]): two verifications that read the same newest record
+//!   cannot both ask;
+//! - a request that no run has taken up (its record still "requested", no run claim)
+//!   is asked for again, the same trigger, by the next verification, instead of being
+//!   held by its own cooldown: a failure between the request and the run (the event,
+//!   the summary, a timeout) does not lose it;
+//! - a run takes a trigger up with a create-only claim ([`claim_run`]) before it
+//!   trains: a second start with the same trigger (an event delivered twice, a
+//!   verification and a person) ends as a conflict, not as a second training. A claim
+//!   older than [`RUN_LEASE_HOURS`] whose trigger has no outcome is from a run that died,
+//!   and the next run takes over.
+//!
 //! The out-of-range share, not the PSI, decides on observations: a day of one season
 //! against a model's year has a large PSI in any season, while a value outside
 //! everything the model has seen is a fact about this model.
@@ -137,14 +157,19 @@ pub struct RetrainDecision {
     /// Set when a retrain was asked for.
     #[serde(default)]
     pub trigger: Option<Trigger>,
+    /// The trigger is an earlier request that no run has taken up yet, asked again.
+    #[serde(default)]
+    pub reissued: bool,
 }
 
 fn pct(x: f64) -> String {
     format!("{:.1}%", x * 100.0)
 }
 
-/// The rule (see the module). `judged` is the served version's live skill, `drift` the
-/// observations' drift against it, `last` the newest retrain record.
+/// The rule (see the module). `judged` is the served version's live skill from its
+/// scheduled forecasts, `drift` the observations' drift against it, `request_drift` the
+/// API's verdict (corroborating only), `last` the newest retrain record and
+/// `pending_run` when a run took it up, if one holds it now.
 pub fn decide(
     rule: &RetrainRule,
     as_of: NaiveDateTime,
@@ -152,6 +177,7 @@ pub fn decide(
     drift: Option<&ObservedDrift>,
     request_drift: Option<&RequestDrift>,
     last: Option<&RetrainRecord>,
+    pending_run: Option<DateTime<Utc>>,
 ) -> RetrainDecision {
     let mut causes = Vec::new();
     if let Some(v) = judged
@@ -189,20 +215,59 @@ pub fn decide(
             ),
         });
     }
-    if let Some(r) = request_drift.filter(|r| r.drifting) {
+    // The API's verdict is made from client requests: it may corroborate a cause
+    // found in the observations or the scheduled forecasts, never stand alone.
+    let api = request_drift.filter(|r| r.drifting);
+    if let Some(r) = api
+        && !causes.is_empty()
+    {
         causes.push(Cause {
             kind: TriggerKind::Drift,
             reason: format!(
-                "the API's drift window ({} requests) drifts: {}",
+                "the API's drift window ({} requests) drifts too: {}",
                 r.requests,
                 r.reasons.join("; ")
             ),
         });
     }
-    if causes.is_empty() {
-        return RetrainDecision::default();
-    }
     let cooldown = Duration::hours(i64::from(rule.cooldown_hours));
+    // A request that nothing has taken up (no run, no outcome) is asked for again,
+    // the same trigger, until a run takes it up or its cooldown is over.
+    if let Some(l) = last
+        && l.status == RetrainStatus::Requested
+        && l.trigger.as_of > as_of - cooldown
+    {
+        return match pending_run {
+            Some(since) => RetrainDecision {
+                needed: false,
+                held: Some(format!(
+                    "retrain {} is being run (taken up at {since}); none is asked for until it ends",
+                    l.trigger.id
+                )),
+                causes,
+                trigger: None,
+                reissued: false,
+            },
+            None => RetrainDecision {
+                needed: true,
+                causes,
+                held: None,
+                trigger: Some(l.trigger.clone()),
+                reissued: true,
+            },
+        };
+    }
+    if causes.is_empty() {
+        return RetrainDecision {
+            held: api.map(|r| {
+                format!(
+                    "the API's drift window ({} requests) drifts, but client traffic alone never asks for a retrain: the observations and the scheduled forecasts do not call for one",
+                    r.requests
+                )
+            }),
+            ..RetrainDecision::default()
+        };
+    }
     if let Some(l) = last
         && l.trigger.as_of > as_of - cooldown
     {
@@ -217,6 +282,7 @@ pub fn decide(
             )),
             causes,
             trigger: None,
+            reissued: false,
         };
     }
     let requested_at = Utc::now();
@@ -237,6 +303,7 @@ pub fn decide(
         }),
         causes,
         held: None,
+        reissued: false,
     }
 }
 
@@ -249,6 +316,9 @@ pub enum RetrainStatus {
     Promoted,
     /// The gates refused the retrained model: production is unchanged.
     Refused,
+    /// Another promotion moved production first: this one changed nothing (not a
+    /// refusal; the next verification judges the new production model).
+    Superseded,
 }
 
 impl RetrainStatus {
@@ -257,6 +327,7 @@ impl RetrainStatus {
             RetrainStatus::Requested => "requested",
             RetrainStatus::Promoted => "promoted",
             RetrainStatus::Refused => "refused",
+            RetrainStatus::Superseded => "superseded",
         }
     }
 }
@@ -299,6 +370,139 @@ pub async fn record(store: &dyn ObjectStore, name: &str, record: &RetrainRecord)
         store::put_json(store, &layout::retrain(name, layout::LATEST_FILE)?, record, false).await?;
     }
     Ok(())
+}
+
+/// How long a run's claim on a trigger holds: far longer than any training run (the
+/// state machine's stages time out in minutes). A claim older than this whose trigger
+/// has no outcome is a run that died.
+pub const RUN_LEASE_HOURS: i64 = 2;
+
+/// Claims the request after `previous` (the newest record's trigger, if any) for
+/// `trigger`, create-only. `Ok(None)`: claimed. `Ok(Some(id))`: another verification
+/// claimed it first, for trigger `id`.
+pub async fn claim_request(
+    store: &dyn ObjectStore,
+    name: &str,
+    previous: Option<&Trigger>,
+    trigger: &Trigger,
+) -> Result<Option<String>, StoreError> {
+    let key = layout::retrain_successor(name, previous.map(|t| t.id.as_str()))?;
+    match store::put_json(store, &key, trigger, true).await {
+        Ok(()) => Ok(None),
+        Err(StoreError::AlreadyExists { .. }) => {
+            let winner: Trigger = store::get_json(store, &key).await?;
+            Ok(Some(winner.id))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A run's claim on a trigger.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunClaim {
+    pub trigger: String,
+    pub attempt: u32,
+    pub claimed_at: DateTime<Utc>,
+    /// The orchestrator's run that claimed it, when it named one.
+    #[serde(default)]
+    pub run: Option<String>,
+    /// Who: unique to the claimant, so that two claims never have the same bytes.
+    pub by: String,
+}
+
+/// The newest claim on trigger `id`, if any.
+pub async fn latest_run(
+    store: &dyn ObjectStore,
+    name: &str,
+    id: &str,
+) -> Result<Option<RunClaim>, StoreError> {
+    let prefix = layout::retrain_run(name, id, 0)?;
+    let prefix = prefix.as_str().trim_end_matches("000.json");
+    let Some(key) = store.list(prefix).await?.pop() else {
+        return Ok(None);
+    };
+    match store::get_json(store, &key).await {
+        Ok(c) => Ok(Some(c)),
+        Err(StoreError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// When a run took the request of `last` up, if it holds it now (its claim is within
+/// the lease). Verification asks the request again when nothing holds it.
+pub async fn holding_run(
+    store: &dyn ObjectStore,
+    name: &str,
+    last: Option<&RetrainRecord>,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let Some(l) = last.filter(|l| l.status == RetrainStatus::Requested) else {
+        return Ok(None);
+    };
+    Ok(latest_run(store, name, &l.trigger.id)
+        .await?
+        .map(|c| c.claimed_at)
+        .filter(|at| *at > Utc::now() - Duration::hours(RUN_LEASE_HOURS)))
+}
+
+/// Takes trigger `t` up for one run (create-only), or says why this run must not
+/// train: another run holds it, or it has an outcome already. `run` names the
+/// orchestrator's run: the same run may take its own claim again (a retried task).
+pub async fn claim_run(
+    store: &dyn ObjectStore,
+    name: &str,
+    t: &Trigger,
+    run: Option<&str>,
+) -> Result<RunClaim, ClaimRefused> {
+    let own = layout::retrain(name, &format!("{}.json", t.id))?;
+    match store::get_json::<RetrainRecord>(store, &own).await {
+        Ok(r) if r.status != RetrainStatus::Requested => {
+            return Err(ClaimRefused::Taken(format!(
+                "retrain {} has run already ({}, candidate {})",
+                t.id,
+                r.status.name(),
+                r.candidate.as_deref().unwrap_or("none")
+            )));
+        }
+        Ok(_) | Err(StoreError::NotFound { .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let now = Utc::now();
+    let attempt = match latest_run(store, name, &t.id).await? {
+        None => 1,
+        Some(c) if run.is_some() && c.run.as_deref() == run => return Ok(c),
+        Some(c) if c.claimed_at > now - Duration::hours(RUN_LEASE_HOURS) => {
+            return Err(ClaimRefused::Taken(format!(
+                "retrain {} is being run already (taken up at {}, attempt {})",
+                t.id, c.claimed_at, c.attempt
+            )));
+        }
+        Some(c) => c.attempt + 1,
+    };
+    let claim = RunClaim {
+        trigger: t.id.clone(),
+        attempt,
+        claimed_at: now,
+        run: run.map(str::to_owned),
+        by: format!("{}-{:016x}", layout::stamp(now), rand::random::<u64>()),
+    };
+    match store::put_json(store, &layout::retrain_run(name, &t.id, attempt)?, &claim, true).await {
+        Ok(()) => Ok(claim),
+        Err(StoreError::AlreadyExists { .. }) => Err(ClaimRefused::Taken(format!(
+            "retrain {} was taken up by another run just now (attempt {attempt})",
+            t.id
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Why a run may not take a trigger up.
+#[derive(Debug, thiserror::Error)]
+pub enum ClaimRefused {
+    /// Another run has it, or had it: a clean outcome, nothing to do.
+    #[error("{0}")]
+    Taken(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// Records what became of a triggered retrain; best effort (the promotion's outcome
@@ -391,7 +595,7 @@ mod tests {
     #[test]
     fn skill_below_the_limit_or_drift_over_it_asks_for_a_retrain_on_the_data_clock() {
         let as_of = parse_time("2023-04-20T23:00").unwrap();
-        let d = decide(&rule(), as_of, Some(&skill(20, 2.0, 1.6)), None, None, None);
+        let d = decide(&rule(), as_of, Some(&skill(20, 2.0, 1.6)), None, None, None, None);
         assert!(d.needed, "{d:?}");
         let t = d.trigger.unwrap();
         assert_eq!(t.kinds(), "live_skill");
@@ -408,6 +612,7 @@ mod tests {
             Some(&drift(24, 0.5)),
             None,
             None,
+            None,
         );
         assert_eq!(d.trigger.unwrap().kinds(), "drift");
     }
@@ -422,6 +627,7 @@ mod tests {
                 Some(&skill(11, 2.0, 1.6)),
                 Some(&drift(11, 1.0)),
                 None,
+                None,
                 None
             )
             .needed
@@ -433,6 +639,7 @@ mod tests {
                 Some(&skill(24, 1.5, 1.6)),
                 Some(&drift(24, 0.2)),
                 None,
+                None,
                 None
             )
             .needed
@@ -441,6 +648,7 @@ mod tests {
             &rule(),
             as_of - Duration::hours(10),
             Some(&skill(20, 2.0, 1.6)),
+            None,
             None,
             None,
             None,
@@ -460,6 +668,7 @@ mod tests {
             None,
             None,
             Some(&last),
+            None,
         );
         assert!(!d.needed && d.trigger.is_none(), "{d:?}");
         assert_eq!(d.causes.len(), 1, "the cause is still reported");
@@ -473,18 +682,129 @@ mod tests {
                 Some(&skill(20, 2.0, 1.6)),
                 None,
                 None,
-                Some(&last)
+                Some(&last),
+                None
             )
             .needed
         );
-        // The API's own verdict counts as drift.
+        // The API's own verdict, made from client requests, never asks alone; beside
+        // another cause it is named.
         let api = RequestDrift {
             drifting: true,
             reasons: vec!["temperature_2m: PSI 0.4 (limit 0.2)".into()],
             requests: 300,
         };
-        let d = decide(&rule(), as_of, None, None, Some(&api), None);
-        assert!(d.needed && d.causes[0].reason.contains("PSI 0.4"), "{d:?}");
+        let d = decide(&rule(), as_of, None, None, Some(&api), None, None);
+        assert!(!d.needed && d.causes.is_empty(), "{d:?}");
+        assert!(d.held.unwrap().contains("client traffic alone"));
+        let d = decide(
+            &rule(),
+            as_of,
+            None,
+            Some(&drift(24, 0.5)),
+            Some(&api),
+            None,
+            None,
+        );
+        assert!(d.needed && d.causes[1].reason.contains("PSI 0.4"), "{d:?}");
+    }
+
+    #[test]
+    fn a_request_no_run_took_up_is_asked_again_not_held_by_its_own_cooldown() {
+        let as_of = parse_time("2023-04-20T23:00").unwrap();
+        let asked = decide(&rule(), as_of, Some(&skill(20, 2.0, 1.6)), None, None, None, None);
+        let requested = RetrainRecord {
+            trigger: asked.trigger.clone().unwrap(),
+            status: RetrainStatus::Requested,
+            updated_at: Utc::now(),
+            candidate: None,
+            report: None,
+            failed_gates: Vec::new(),
+        };
+        // The next verification, even with nothing wrong any more: the same trigger.
+        let again = decide(&rule(), as_of, None, None, None, Some(&requested), None);
+        assert!(again.needed && again.reissued, "{again:?}");
+        assert_eq!(again.trigger.unwrap().id, requested.trigger.id);
+        // A run holds it: held, not asked a third time.
+        let held = decide(
+            &rule(),
+            as_of,
+            None,
+            None,
+            None,
+            Some(&requested),
+            Some(Utc::now()),
+        );
+        assert!(!held.needed && held.held.unwrap().contains("is being run"));
+        // Past its cooldown, a request nothing took up is not asked again.
+        let later = as_of + Duration::hours(25);
+        assert!(!decide(&rule(), later, None, None, None, Some(&requested), None).needed);
+    }
+
+    #[tokio::test]
+    async fn a_request_is_claimed_once_and_a_trigger_is_run_once() {
+        let store = crate::store::MemoryStore::new();
+        let as_of = parse_time("2023-04-20T23:00").unwrap();
+        let mk = || {
+            decide(&rule(), as_of, Some(&skill(20, 2.0, 1.6)), None, None, None, None)
+                .trigger
+                .unwrap()
+        };
+        let (a, b) = (mk(), mk());
+        assert_ne!(a.id, b.id);
+        assert_eq!(claim_request(&store, "m", None, &a).await.unwrap(), None);
+        assert_eq!(
+            claim_request(&store, "m", None, &b).await.unwrap(),
+            Some(a.id.clone())
+        );
+        // Two starts of the same trigger: one runs.
+        let first = claim_run(&store, "m", &a, Some("execution-1")).await.unwrap();
+        assert_eq!(first.attempt, 1);
+        // The same run's retried task takes its own claim again; another run cannot.
+        assert_eq!(
+            claim_run(&store, "m", &a, Some("execution-1")).await.unwrap(),
+            first
+        );
+        let second = claim_run(&store, "m", &a, Some("execution-2")).await.unwrap_err();
+        assert!(
+            matches!(&second, ClaimRefused::Taken(why) if why.contains("being run")),
+            "{second}"
+        );
+        assert!(
+            holding_run(
+                &store,
+                "m",
+                Some(&RetrainRecord {
+                    trigger: a.clone(),
+                    status: RetrainStatus::Requested,
+                    updated_at: Utc::now(),
+                    candidate: None,
+                    report: None,
+                    failed_gates: Vec::new(),
+                })
+            )
+            .await
+            .unwrap()
+            .is_some()
+        );
+        // A claim past its lease is a run that died: the next one takes over.
+        let stale = RunClaim {
+            claimed_at: Utc::now() - Duration::hours(RUN_LEASE_HOURS + 1),
+            ..first
+        };
+        store::put_json(
+            &store,
+            &layout::retrain_run("m", &a.id, 1).unwrap(),
+            &stale,
+            false,
+        )
+        .await
+        .unwrap();
+        assert_eq!(claim_run(&store, "m", &a, None).await.unwrap().attempt, 2);
+        // Once it has an outcome, no run takes it up again.
+        record_outcome(&store, "m", &a, RetrainStatus::Refused, Some("4"), None, &[]).await;
+        let done = claim_run(&store, "m", &a, None).await.unwrap_err();
+        assert!(done.to_string().contains("has run already (refused"), "{done}");
     }
 
     #[tokio::test]

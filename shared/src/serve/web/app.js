@@ -120,15 +120,17 @@ function drawLive(v, served) {
   svg.replaceChildren();
   const W = 900, H = 300, L = 48, R = 16, T = 16, B = 36;
   const toMs = (t) => Date.parse(t + "Z");
-  const mine = v.recent.filter((r) => r.version === served);
-  const obs = v.observed.map((o) => [toMs(o.time), o.temperature_2m]);
+  // A verification that scored nothing yet (a new deployment's first hours) has no pairs.
+  const mine = (v.recent || []).filter((r) => r.version === served);
+  const obs = (v.observed || []).map((o) => [toMs(o.time), o.temperature_2m]);
   const line = (h) => mine.filter((r) => r.horizon === h).map((r) => [toMs(r.target_time), r.forecast]);
   const h1 = line(1), h6 = line(6);
   const all = obs.concat(h1, h6);
   $("verified").textContent = v.as_of ? `observations up to ${v.as_of.slice(0, 16)} UTC, verified ${v.verified_at.slice(0, 16).replace("T", " ")} UTC` : "";
-  const retrain = v.retrain.needed ? "a retrain was asked for: " + v.retrain.causes.map((c) => c.reason).join("; ")
+  const causes = v.retrain.causes || [];
+  const retrain = v.retrain.needed ? "a retrain was asked for: " + causes.map((c) => c.reason).join("; ")
     : v.retrain.held ? "retrain held: " + v.retrain.held
-    : v.retrain.causes.length ? v.retrain.causes.map((c) => c.reason).join("; ") : "no retrain needed";
+    : causes.length ? causes.map((c) => c.reason).join("; ") : "no retrain needed";
   $("live-status").textContent = `version ${served}: ${mine.length} forecasts (all horizons) verified in the last 72 h; ${retrain}`;
   svg.dataset.verifiedPoints = String(h1.length + h6.length);
   if (all.length) {
@@ -154,7 +156,7 @@ function drawLive(v, served) {
     svg.append(el("path", { class: "h6-line", d: path(h6) }));
     for (const p of h6) svg.append(el("circle", { class: "verified-point", cx: sx(p[0]), cy: sy(p[1]), r: 2 }));
   }
-  const ver = v.versions.find((x) => x.version === served);
+  const ver = (v.versions || []).find((x) => x.version === served);
   const win = (w) => ver && ver.windows.find((x) => x.window === w);
   const day = win("24h"), week = win("7d");
   const cell = (w, h, f) => { const s = w && w.horizons.find((x) => x.horizon === h); return s ? f(s) : "–"; };
