@@ -85,3 +85,93 @@ fn payloads_stay_far_below_the_state_machines_limit() {
         }
     }
 }
+
+/// A deployed function whose MLflow secret was rotated: the first 401 reads the secret
+/// again and runs the event once more; a second 401 is the answer; without a secret,
+/// or for any other refusal, nothing is read again.
+#[tokio::test]
+async fn refused_mlflow_credentials_read_the_secret_again_once() {
+    use std::cell::Cell;
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use shared::lambda::{Failed, with_fresh_credentials};
+    use shared::mlflow::MlflowError;
+    use shared::registry::RegistryError;
+    use shared::stage::{Context, StageError};
+
+    let ctx = |secret: Option<&str>| -> &'static Context {
+        let mut vars = HashMap::new();
+        if let Some(s) = secret {
+            vars.insert("RPS_MLFLOW_SECRET_ID".to_owned(), s.to_owned());
+        }
+        let config = shared::config::Config::from_map(&vars).unwrap();
+        let store = Arc::new(shared::store::MemoryStore::new());
+        Box::leak(Box::new(Context::with_store(config, store).unwrap()))
+    };
+    let refused = || {
+        Failed::Stage(StageError::Registry(RegistryError::Mlflow(
+            MlflowError::Unauthorized {
+                server: "https://dagshub.com/ada/rps.mlflow".into(),
+                endpoint: "registered-models/alias".into(),
+            },
+        )))
+    };
+    let old = ctx(Some("rps/prod/mlflow"));
+    let rotated = ctx(Some("rps/prod/mlflow"));
+    // The old credentials are refused, the re-read ones accepted.
+    let (runs, reads) = (Cell::new(0), Cell::new(0));
+    let out = with_fresh_credentials(
+        old,
+        || async {
+            reads.set(reads.get() + 1);
+            Ok(rotated)
+        },
+        |c| {
+            runs.set(runs.get() + 1);
+            let ok = std::ptr::eq(c, rotated);
+            async move { if ok { Ok("done") } else { Err(refused()) } }
+        },
+    )
+    .await;
+    let Ok((answer, kept)) = out else {
+        panic!("the re-read credentials were not used")
+    };
+    assert_eq!((answer, runs.get(), reads.get()), ("done", 2, 1));
+    assert!(
+        std::ptr::eq(kept, rotated),
+        "the new context is kept for the next events"
+    );
+    // Refused again: once is enough.
+    let (runs, reads) = (Cell::new(0), Cell::new(0));
+    let out = with_fresh_credentials(
+        old,
+        || async {
+            reads.set(reads.get() + 1);
+            Ok(rotated)
+        },
+        |_| {
+            runs.set(runs.get() + 1);
+            async { Err::<(), _>(refused()) }
+        },
+    )
+    .await;
+    assert!(matches!(out, Err(Failed::Stage(ref e)) if shared::lambda::unauthorized(e)));
+    assert_eq!((runs.get(), reads.get()), (2, 1));
+    // Credentials from the environment: nothing to read again.
+    let (runs, reads) = (Cell::new(0), Cell::new(0));
+    let out = with_fresh_credentials(
+        ctx(None),
+        || async {
+            reads.set(reads.get() + 1);
+            Ok(rotated)
+        },
+        |_| {
+            runs.set(runs.get() + 1);
+            async { Err::<(), _>(refused()) }
+        },
+    )
+    .await;
+    assert!(out.is_err());
+    assert_eq!((runs.get(), reads.get()), (1, 0));
+}

@@ -2,6 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), shared::lambda::Error> {
-    let ctx = shared::lambda::init("evaluate").await?;
-    shared::lambda::serve(move |input| shared::evaluate::evaluate(ctx, input)).await
+    shared::lambda::serve("evaluate", shared::evaluate::evaluate).await
 }

@@ -2,6 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), shared::lambda::Error> {
-    let ctx = shared::lambda::init("ingest").await?;
-    shared::lambda::serve(move |input| shared::ingest::ingest(ctx, input)).await
+    shared::lambda::serve("ingest", shared::ingest::ingest).await
 }

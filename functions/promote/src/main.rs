@@ -2,6 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), shared::lambda::Error> {
-    let ctx = shared::lambda::init("promote").await?;
-    shared::lambda::serve(move |input| shared::promote::promote(ctx, input)).await
+    shared::lambda::serve("promote", shared::promote::promote).await
 }

@@ -2,6 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), shared::lambda::Error> {
-    let ctx = shared::lambda::init("train").await?;
-    shared::lambda::serve(move |input| shared::train::train(ctx, input)).await
+    shared::lambda::serve("train", shared::train::train).await
 }

@@ -2,6 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), shared::lambda::Error> {
-    let ctx = shared::lambda::init("transform").await?;
-    shared::lambda::serve(move |input| shared::transform::transform(ctx, input)).await
+    shared::lambda::serve("transform", shared::transform::transform).await
 }

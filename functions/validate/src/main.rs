@@ -2,6 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), shared::lambda::Error> {
-    let ctx = shared::lambda::init("validate").await?;
-    shared::lambda::serve(move |input| shared::validate::validate(ctx, input)).await
+    shared::lambda::serve("validate", shared::validate::validate).await
 }

@@ -2,6 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), shared::lambda::Error> {
-    let ctx = shared::lambda::init("verify").await?;
-    shared::lambda::serve(move |input| shared::verify::verify(ctx, input)).await
+    shared::lambda::serve("verify", shared::verify::verify).await
 }
