@@ -152,8 +152,12 @@ class StageInvoke(LambdaInvokeFunctionOperator):
             raise AirflowSkipException("promote: false (a challenger run): the candidate is not promoted")
         if self.stage == "promote" and answers.get("evaluate", {}).get("passed") is False:
             # The verdict is final: promote is not asked to measure a refused candidate again.
-            failed = ", ".join(answers["evaluate"].get("failed_gates") or [])
-            raise StageRefused(f"promote: the gates refused the candidate ({failed}); report {answers['evaluate'].get('report')}")
+            e = answers["evaluate"]
+            failed = ", ".join(e.get("failed_gates") or [])
+            raise StageRefused(
+                f"promote: PromotionGateFailed: version {e.get('candidate_version')} failed the {failed} gate(s) "
+                f"(report: {e.get('report')}); a refusal is final, promote is not asked to measure again"
+            )
         try:
             self.payload = json.dumps(self.event(answers, conf))
         except (KeyError, TypeError) as e:

@@ -160,7 +160,8 @@ fn the_state_machine_promotes_refuses_bad_data_and_refuses_a_worse_model() {
     assert!(!notes.exists() || std::fs::read_to_string(&notes).unwrap().is_empty());
 
     // 5. The API's drift alarm goes off: template.yaml's rule starts a verification
-    // with its verdict; verify asks for a retrain, published as RetrainRequested.
+    // with its verdict. The verdict comes from client requests, which anyone can send:
+    // it never asks for a retrain alone, and the observations do not call for one.
     let events = notes.with_file_name("events.jsonl");
     // CloudWatch's event for this stack's alarm (on the default bus), as EventBridge
     // delivers it: the rule must match it.
@@ -183,37 +184,37 @@ fn the_state_machine_promotes_refuses_bad_data_and_refuses_a_worse_model() {
             "TrainOrStop",
             "Verify",
             "RetrainNeeded",
-            "RequestRetrain",
-            "RetrainRequested"
+            "Ingested"
         ],
         "{r}"
     );
-    let published: Vec<Value> = std::fs::read_to_string(&events)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(published.len(), 1, "{published:?}");
-    let event = &published[0];
-    assert_eq!(
-        (event["Source"].as_str(), event["DetailType"].as_str()),
-        (Some("rps.verify"), Some("RetrainRequested"))
-    );
-    let trigger = event["Detail"]["trigger"].clone();
-    assert_eq!(trigger["causes"][0]["kind"], "drift", "{event}");
+    let held = &r["output"]["verified"]["retrain"];
+    assert_eq!(held["needed"], false, "{r}");
     assert!(
-        trigger["causes"][0]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("Threshold Crossed"),
-        "{event}"
+        held["held"].as_str().unwrap().contains("client traffic alone"),
+        "{r}"
     );
-    let recorded = keys(&format!(
-        "monitoring/{}/retrains/{}.json",
-        cloud.model,
-        trigger["id"].as_str().unwrap()
-    ));
-    assert_eq!(recorded.len(), 1, "the request is recorded");
+    assert!(!events.exists(), "nothing was published");
+
+    // A retrain a verification asked for (as verify publishes it: the trigger, on the
+    // stack's bus), the year before the newest observation.
+    let as_of = r["output"]["verified"]["as_of"].as_str().unwrap().to_owned();
+    let end =
+        chrono::NaiveDate::parse_from_str(&as_of[..10], "%Y-%m-%d").unwrap() - chrono::Duration::days(5);
+    let trigger = json!({
+        "id": "20261204T000000.000000Z",
+        "causes": [{"kind": "drift", "reason": "60.0% of the last 24 observed hours had a weather feature outside the training range"}],
+        "version": "1",
+        "as_of": as_of,
+        "requested_at": "2026-12-04T00:00:00Z",
+        "ingest": {"mode": "backfill", "start": (end - chrono::Duration::days(364)).to_string(), "end": end.to_string()},
+    });
+    let event = json!({
+        "Source": "rps.verify",
+        "DetailType": "RetrainRequested",
+        "Detail": {"trigger": trigger},
+        "EventBusName": format!("rps-{}", cloud.environment),
+    });
 
     // 6. The rule on RetrainRequested starts a training run on the trigger's data (the
     // year before the newest observation, replayed), carrying the trigger through the
@@ -279,6 +280,32 @@ fn the_state_machine_promotes_refuses_bad_data_and_refuses_a_worse_model() {
         "{note}"
     );
     std::fs::write(&notes, "").unwrap();
+
+    // EventBridge delivers at least once: the same event again trains nothing (the
+    // trigger has its outcome), ends Superseded, and pages nobody.
+    let r = cloud.execute(&retrain);
+    assert_eq!(r["status"], "SUCCEEDED", "{r}");
+    assert_eq!(states(&r).last().map(String::as_str), Some("Superseded"), "{r}");
+    assert!(
+        states(&r).contains(&"Train".to_owned()) && !states(&r).contains(&"Evaluate".to_owned()),
+        "{r}"
+    );
+    assert_eq!(r["output"]["error"]["Error"], "PromotionConflict", "{r}");
+    assert!(
+        r["output"]["error"]["Cause"]
+            .as_str()
+            .unwrap()
+            .contains("has run already"),
+        "{r}"
+    );
+    assert!(
+        std::fs::read_to_string(&notes).unwrap_or_default().is_empty(),
+        "no page"
+    );
+    let outcome: Value =
+        serde_json::from_str(&cloud.get(&format!("monitoring/{}/retrains/latest.json", cloud.model)))
+            .unwrap();
+    assert_eq!(outcome["status"], "refused", "the outcome stands: {outcome}");
 
     // 6b. A triggered retrain that is promoted: production is the weak summer model
     // (version 2, as if a bad promotion had slipped through), and a verification asks

@@ -234,12 +234,14 @@ pub fn access(function: &str) -> Option<&'static [Grant]> {
         read_write("datasets/"),
         read_write("dvc/"),
     ];
+    // A triggered training claims its trigger first (monitoring/), so that it runs once.
     const TRAIN: &[Grant] = &[
         read("quality/"),
         read("datasets/"),
         read("dvc/"),
         read_write("models/"),
         read_write("registry/"),
+        read_write("monitoring/"),
     ];
     // Evaluate and promote record what became of a triggered retrain (monitoring/).
     const EVALUATE: &[Grant] = &[

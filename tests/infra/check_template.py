@@ -102,6 +102,8 @@ for r in lifecycle["Rules"]:
         rule["Transitions"] = [{"TransitionInDays": t["Days"], "StorageClass": t["StorageClass"]} for t in r["Transitions"]]
     if "NoncurrentVersionExpiration" in r:
         rule["NoncurrentVersionExpiration"] = r["NoncurrentVersionExpiration"]
+    if "Expiration" in r:
+        rule["ExpirationInDays"] = r["Expiration"]["Days"]
     if "AbortIncompleteMultipartUpload" in r:
         rule["AbortIncompleteMultipartUpload"] = r["AbortIncompleteMultipartUpload"]
     want.append(rule)
