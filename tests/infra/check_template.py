@@ -54,6 +54,19 @@ for b in expected:
     if not (root / "functions" / b.removeprefix("rps-") / "src/main.rs").exists():
         problems.append(f"no functions/{b.removeprefix('rps-')}/src/main.rs for {b}")
 
+# MLflow waits below every function's timeout: three attempts of MLFLOW_HTTP_REQUEST_TIMEOUT
+# (the client's retry policy, shared/src/mlflow/client.rs) within half the function's
+# Timeout, so a slow MLflow fails the request, not the function mid-way.
+genv = template["Globals"]["Function"]["Environment"]["Variables"]
+for r in resources.values():
+    if r["Type"] != "AWS::Serverless::Function":
+        continue
+    props = r.get("Properties", {})
+    env = {**genv, **props.get("Environment", {}).get("Variables", {})}
+    wait = float(env.get("MLFLOW_HTTP_REQUEST_TIMEOUT", 120))
+    if 3 * wait > props["Timeout"] / 2:
+        problems.append(f"{props.get('FunctionName')}: three MLflow attempts of {wait:g} s exceed half its {props['Timeout']} s timeout")
+
 # The state machine's longest path from StartAt, through every Choice branch and every
 # Next (not the Catch paths): the Task states that invoke a function, in order.
 substitutions = next(
