@@ -11,8 +11,9 @@ Hourly:
   the scheduled forecast from the newest validated observations, scores the logged
   forecasts against what has been observed since (live skill per model version), and
   applies the one retrain rule (docs/pipeline.md#closing-the-loop): live 6 h skill
-  below RPS_RETRAIN_MIN_SKILL over 24 hours, or input drift (the observations' or the
-  API's verdict), outside the cooldown. It records the request in the store.
+  below RPS_RETRAIN_MIN_SKILL over 24 hours, or the observations' drift, outside the
+  cooldown (the API's verdict, made from client requests, only corroborates). It
+  records the request in the store.
 - decide goes on only when verify asked for a retrain, and retrain starts rps_pipeline
   on the data the trigger names, carrying the trigger: the training run is tagged with
   it, the gate report says what started it, and its outcome (promoted or refused) is

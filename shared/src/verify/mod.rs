@@ -318,7 +318,7 @@ async fn request(
     last: Option<&RetrainRecord>,
     decision: &mut RetrainDecision,
 ) -> Result<(), StageError> {
-    let Some(t) = decision.trigger.clone() else {
+    let Some(mut t) = decision.trigger.clone() else {
         return Ok(());
     };
     if decision.reissued {
@@ -328,12 +328,19 @@ async fn request(
     if let Some(winner) =
         trigger::claim_request(ctx.store.as_ref(), name, last.map(|l| &l.trigger), &t).await?
     {
-        decision.needed = false;
-        decision.trigger = None;
-        decision.held = Some(format!(
-            "another verification asked for a retrain at the same time ({winner})"
-        ));
-        return Ok(());
+        if trigger::recorded(ctx.store.as_ref(), name, &winner.id).await? {
+            decision.needed = false;
+            decision.trigger = None;
+            decision.held = Some(format!(
+                "another verification asked for a retrain at the same time ({})",
+                winner.id
+            ));
+            return Ok(());
+        }
+        // The verification that claimed it failed before recording it (this stage's
+        // own earlier try, say): this one records it and asks for it.
+        t = winner;
+        decision.trigger = Some(t.clone());
     }
     tracing::warn!(trigger = %t.id, kinds = %t.kinds(), "retrain needed: {}", t.describe());
     let requested = RetrainRecord {

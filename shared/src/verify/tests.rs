@@ -286,3 +286,37 @@ async fn client_answers_are_scored_apart_and_never_decide() {
             .contains("client traffic alone")
     );
 }
+
+#[tokio::test]
+async fn a_request_claimed_but_never_recorded_is_taken_over_not_held() {
+    let (ctx, store, _cache, _) =
+        winter(&[("RPS_RETRAIN_MIN_SKILL", "0.99"), ("RPS_RETRAIN_MIN_HOURS", "1")]).await;
+    arrive(&ctx, (4, 1), (4, 4)).await;
+    // An earlier try of this verification claimed its request, then failed before
+    // recording it (a store error, a timeout): the retry must not hold on that claim.
+    let lost = trigger::Trigger {
+        id: "20260101T000000.000000Z".into(),
+        causes: Vec::new(),
+        version: Some("1".into()),
+        as_of: crate::observations::parse_time("2023-04-04T23:00").unwrap(),
+        requested_at: Utc::now(),
+        ingest: crate::source::IngestRequest::recent(),
+    };
+    let name = "rps-temperature";
+    assert_eq!(
+        trigger::claim_request(store.as_ref(), name, None, &lost)
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(!trigger::recorded(store.as_ref(), name, &lost.id).await.unwrap());
+    let v = verify(&ctx, VerifyInput::default()).await.unwrap();
+    assert!(v.retrain.needed, "{:?}", v.retrain);
+    assert_eq!(v.retrain.trigger.as_ref().unwrap().id, lost.id);
+    assert!(trigger::recorded(store.as_ref(), name, &lost.id).await.unwrap());
+    let latest = trigger::latest(store.as_ref(), name).await.unwrap().unwrap();
+    assert_eq!(
+        (latest.trigger.id.as_str(), latest.status),
+        (lost.id.as_str(), RetrainStatus::Requested)
+    );
+}

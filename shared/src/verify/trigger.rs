@@ -9,8 +9,8 @@
 //!   change"), with at least `RPS_RETRAIN_MIN_HOURS` of them verified; or
 //! - **drift**: over the last 24 observed hours (at least `RPS_RETRAIN_MIN_HOURS`), the
 //!   share with a weather feature outside the served model's training range is over
-//!   `RPS_DRIFT_MAX_OUT_OF_RANGE`, or the API's own drift window says it drifts (an
-//!   orchestrator that read `GET /drift` passes its verdict);
+//!   `RPS_DRIFT_MAX_OUT_OF_RANGE` (the API's own drift window, which an orchestrator
+//!   that read `GET /drift` passes, only corroborates: see below);
 //!
 //! and no retrain was asked for in the last `RPS_RETRAIN_COOLDOWN_HOURS` (a retrain that
 //! could not help, refused by the gates, is not asked for again every hour). The
@@ -378,23 +378,26 @@ pub async fn record(store: &dyn ObjectStore, name: &str, record: &RetrainRecord)
 pub const RUN_LEASE_HOURS: i64 = 2;
 
 /// Claims the request after `previous` (the newest record's trigger, if any) for
-/// `trigger`, create-only. `Ok(None)`: claimed. `Ok(Some(id))`: another verification
-/// claimed it first, for trigger `id`.
+/// `trigger`, create-only. `Ok(None)`: claimed. `Ok(Some(winner))`: another
+/// verification claimed it first, for `winner`.
 pub async fn claim_request(
     store: &dyn ObjectStore,
     name: &str,
     previous: Option<&Trigger>,
     trigger: &Trigger,
-) -> Result<Option<String>, StoreError> {
+) -> Result<Option<Trigger>, StoreError> {
     let key = layout::retrain_successor(name, previous.map(|t| t.id.as_str()))?;
     match store::put_json(store, &key, trigger, true).await {
         Ok(()) => Ok(None),
-        Err(StoreError::AlreadyExists { .. }) => {
-            let winner: Trigger = store::get_json(store, &key).await?;
-            Ok(Some(winner.id))
-        }
+        Err(StoreError::AlreadyExists { .. }) => Ok(Some(store::get_json(store, &key).await?)),
         Err(e) => Err(e),
     }
+}
+
+/// Whether trigger `id` was recorded (a claim whose verification failed before
+/// recording it was not).
+pub async fn recorded(store: &dyn ObjectStore, name: &str, id: &str) -> Result<bool, StoreError> {
+    store.exists(&layout::retrain(name, &format!("{id}.json"))?).await
 }
 
 /// A run's claim on a trigger.
@@ -755,7 +758,7 @@ mod tests {
         assert_eq!(claim_request(&store, "m", None, &a).await.unwrap(), None);
         assert_eq!(
             claim_request(&store, "m", None, &b).await.unwrap(),
-            Some(a.id.clone())
+            Some(a.clone())
         );
         // Two starts of the same trigger: one runs.
         let first = claim_run(&store, "m", &a, Some("execution-1")).await.unwrap();
