@@ -176,7 +176,12 @@ pub fn retrain_successor(name: &str, previous: Option<&str>) -> Result<ObjectKey
 
 /// The `attempt`-th run that took up trigger `id` (one per lease).
 pub fn retrain_run(name: &str, id: &str, attempt: u32) -> Result<ObjectKey, StoreError> {
-    retrain(name, &format!("{id}.run-{attempt:03}.json"))
+    ObjectKey::new(format!("{}{attempt:03}.json", retrain_runs(name, id)))
+}
+
+/// Where the runs that took up trigger `id` are listed.
+pub fn retrain_runs(name: &str, id: &str) -> String {
+    format!("monitoring/{name}/retrains/{id}.run-")
 }
 
 /// The store's top-level folders (the layout above): what a function's grants name.

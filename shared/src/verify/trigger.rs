@@ -419,9 +419,7 @@ pub async fn latest_run(
     name: &str,
     id: &str,
 ) -> Result<Option<RunClaim>, StoreError> {
-    let prefix = layout::retrain_run(name, id, 0)?;
-    let prefix = prefix.as_str().trim_end_matches("000.json");
-    let Some(key) = store.list(prefix).await?.pop() else {
+    let Some(key) = store.list(&layout::retrain_runs(name, id)).await?.pop() else {
         return Ok(None);
     };
     match store::get_json(store, &key).await {
