@@ -310,6 +310,14 @@ fn live_prometheus_and_alertmanager_alert_on_drift_and_every_panel_has_data() {
     // The alert log, Alertmanager and Prometheus, with the project's files.
     let (log_port, am_port, prom_port) = (testkit::free_port(), testkit::free_port(), testkit::free_port());
     let alerts_file = tmp.join("alerts.jsonl");
+    // The alert log takes notifications with its token only: Alertmanager sends it.
+    let token_file = tmp.join("alert-log-token");
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    std::fs::write(&token_file, format!("t{}x{nanos}\n", std::process::id())).unwrap();
+    let token_env = token_file.display().to_string();
     let _alert_log = Background::spawn(
         Path::new(RPS),
         &[
@@ -320,7 +328,7 @@ fn live_prometheus_and_alertmanager_alert_on_drift_and_every_panel_has_data() {
             "--file",
             &alerts_file.display().to_string(),
         ],
-        &[],
+        &[("RPS_ALERT_LOG_TOKEN_FILE", token_env.as_str())],
         tmp.join("alert-log.log"),
     );
     let am_dir = tmp.join("alertmanager");
@@ -329,7 +337,9 @@ fn live_prometheus_and_alertmanager_alert_on_drift_and_every_panel_has_data() {
     assert!(am_config.contains("http://127.0.0.1:9095/alerts"));
     std::fs::write(
         am_dir.join("alertmanager.yml"),
-        fast(&am_config).replace("127.0.0.1:9095", &format!("127.0.0.1:{log_port}")),
+        fast(&am_config)
+            .replace("127.0.0.1:9095", &format!("127.0.0.1:{log_port}"))
+            .replace("/etc/alertmanager/secrets/alert-log-token", &token_env),
     )
     .unwrap();
     let am = Background::spawn(

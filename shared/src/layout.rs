@@ -39,11 +39,25 @@ pub fn stamp(t: DateTime<Utc>) -> String {
 }
 
 pub fn raw_snapshot(endpoint: &str, collected_at: DateTime<Utc>) -> Result<ObjectKey, StoreError> {
+    // Readers list the endpoints they know, a day at a time (`snapshot::recent`).
+    if !RAW_ENDPOINTS.contains(&endpoint) {
+        return Err(StoreError::InvalidKey {
+            key: format!("{RAW_PREFIX}{endpoint}/ (not one of {RAW_ENDPOINTS:?})"),
+        });
+    }
     ObjectKey::new(format!(
         "{RAW_PREFIX}{endpoint}/{}/{}.json",
         collected_at.format("%Y/%m/%d"),
         stamp(collected_at)
     ))
+}
+
+/// The endpoints snapshots are collected from (`raw/open-meteo/<endpoint>/…`).
+pub const RAW_ENDPOINTS: [&str; 2] = ["archive", "forecast"];
+
+/// The snapshots of one endpoint collected on one (UTC) day.
+pub fn raw_day_prefix(endpoint: &str, day: NaiveDate) -> String {
+    format!("{RAW_PREFIX}{endpoint}/{}/", day.format("%Y/%m/%d"))
 }
 
 fn stem(key: &ObjectKey) -> &str {

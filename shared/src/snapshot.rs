@@ -125,11 +125,55 @@ pub async fn list(store: &dyn ObjectStore) -> Result<Vec<ObjectKey>, StoreError>
     Ok(keys)
 }
 
+/// How far back [`recent`] walks, a day at a time, before it lists everything.
+pub const RECENT_DAYS: i64 = 31;
+
+/// The newest snapshot keys, at least `want` of them when there are, newest last.
+/// Listed a collection day at a time, newest day first (`raw/open-meteo/<endpoint>/
+/// YYYY/MM/DD/`), so that its cost follows what is read, not the size of the archive;
+/// only a store with nothing collected in [`RECENT_DAYS`] days is listed whole.
+pub async fn recent(
+    store: &dyn ObjectStore,
+    now: DateTime<Utc>,
+    want: usize,
+) -> Result<Vec<ObjectKey>, StoreError> {
+    let mut keys = Vec::new();
+    for back in 0..RECENT_DAYS {
+        let day = (now - chrono::Duration::days(back)).date_naive();
+        for endpoint in layout::RAW_ENDPOINTS {
+            keys.extend(
+                store
+                    .list(&layout::raw_day_prefix(endpoint, day))
+                    .await?
+                    .into_iter()
+                    .filter(layout::is_snapshot),
+            );
+        }
+        if keys.len() >= want {
+            break;
+        }
+    }
+    if keys.is_empty() {
+        tracing::warn!("nothing collected in the last {RECENT_DAYS} days: listing every snapshot");
+        return list(store).await;
+    }
+    keys.sort_by(|a, b| a.file_name().cmp(b.file_name()));
+    Ok(keys)
+}
+
 /// The newest complete snapshot (body and metadata), if there is one. A newer body
 /// without metadata (an ingest that died between the two writes) is skipped with a
 /// warning: the next ingest writes a new snapshot, and the body stays as evidence.
 pub async fn newest(store: &dyn ObjectStore) -> Result<Option<ObjectKey>, StoreError> {
-    for key in list(store).await?.into_iter().rev() {
+    // The last days' listing nearly always holds it; the whole archive only if not.
+    if let Some(k) = newest_of(store, recent(store, Utc::now(), 8).await?).await? {
+        return Ok(Some(k));
+    }
+    newest_of(store, list(store).await?).await
+}
+
+async fn newest_of(store: &dyn ObjectStore, keys: Vec<ObjectKey>) -> Result<Option<ObjectKey>, StoreError> {
+    for key in keys.into_iter().rev() {
         if store.exists(&layout::snapshot_meta(&key)?).await? {
             return Ok(Some(key));
         }
@@ -147,5 +191,51 @@ pub async fn quality_report(
         Ok(r) => Ok(Some(r)),
         Err(StoreError::NotFound { .. }) => Ok(None),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::store::MemoryStore;
+
+    async fn put(store: &MemoryStore, endpoint: &str, at: DateTime<Utc>) -> ObjectKey {
+        let key = layout::raw_snapshot(endpoint, at).unwrap();
+        store.put(&key, Bytes::from_static(b"{}")).await.unwrap();
+        store
+            .put(&layout::snapshot_meta(&key).unwrap(), Bytes::from_static(b"{}"))
+            .await
+            .unwrap();
+        key
+    }
+
+    #[tokio::test]
+    async fn recent_snapshots_are_listed_by_day_without_reading_the_archive() {
+        let store = MemoryStore::new();
+        let now = Utc::now();
+        let old = put(&store, "archive", now - chrono::Duration::days(400)).await;
+        let yesterday = put(&store, "forecast", now - chrono::Duration::days(1)).await;
+        let today = put(&store, "archive", now).await;
+        // Two wanted: today's and yesterday's day listings give them, the year-old day
+        // is never listed.
+        assert_eq!(
+            recent(&store, now, 2).await.unwrap(),
+            vec![yesterday.clone(), today.clone()]
+        );
+        assert_eq!(recent(&store, now, 1).await.unwrap(), vec![today.clone()]);
+        // More wanted than the last 31 days hold: those days are what there is.
+        assert_eq!(recent(&store, now, 10).await.unwrap(), vec![yesterday, today]);
+        // Nothing collected for 31 days: the whole archive, newest last.
+        let later = now + chrono::Duration::days(60);
+        assert_eq!(recent(&store, later, 1).await.unwrap().first(), Some(&old));
+        assert_eq!(recent(&store, later, 1).await.unwrap().len(), 3);
+    }
+
+    #[test]
+    fn snapshots_go_only_under_the_endpoints_readers_list() {
+        assert!(layout::raw_snapshot("archive", Utc::now()).is_ok());
+        assert!(layout::raw_snapshot("other", Utc::now()).is_err());
     }
 }

@@ -109,7 +109,8 @@ compose = load("compose.yaml")["services"]
 for name, svc in compose.items():
     for v in svc.get("volumes", []):
         host = v.split(":")[0]
-        if host.startswith(".") and not (root / host).exists():
+        # The alert log's token is the user's to make (compose.yaml says how).
+        if host.startswith(".") and not (root / host).exists() and not host.startswith("./infra/alertmanager/secrets/"):
             problems.append(f"compose.yaml: {name} mounts {host}, which does not exist")
 prom_mounts = [v.split(":")[:2] for v in compose["prometheus"]["volumes"]]
 if ["./infra/prometheus/targets/compose", "/etc/prometheus/targets"] not in prom_mounts:
@@ -126,11 +127,25 @@ if log.get("network_mode") != "service:alertmanager":
 for url in webhooks:
     if str(urlparse(url).port) != str(log["environment"]["PORT"]):
         problems.append(f"alertmanager.yml sends to {url}, but alert-log listens on {log['environment']['PORT']}")
+# The alert log takes Alertmanager's token only: Alertmanager reads it from the file the
+# alert log is given, and Grafana goes through Alertmanager (the log is on loopback).
+am_mounts = {v.split(":")[1]: v.split(":")[0] for v in compose["alertmanager"]["volumes"]}
+log_mounts = {v.split(":")[1]: v.split(":")[0] for v in log.get("volumes", [])}
+token_file = log["environment"].get("RPS_ALERT_LOG_TOKEN_FILE")
+for r in am["receivers"]:
+    for w in r.get("webhook_configs", []):
+        auth = (w.get("http_config") or {}).get("authorization") or {}
+        cred = auth.get("credentials_file", "")
+        host = next((h + cred[len(c):] for c, h in am_mounts.items() if cred.startswith(c + "/")), None)
+        if auth.get("type", "Bearer") != "Bearer" or not cred:
+            problems.append(f"alertmanager.yml: the webhook {w['url']} sends no bearer token (http_config.authorization.credentials_file)")
+        elif token_file is None or log_mounts.get(token_file) != host:
+            problems.append(f"compose.yaml: alert-log's RPS_ALERT_LOG_TOKEN_FILE is not the file Alertmanager sends ({cred}, {host} on the host)")
 for c in contact["contactPoints"]:
     for r in c["receivers"]:
         u = urlparse(r["settings"]["url"])
-        if u.hostname != "alertmanager" or str(u.port) != str(log["environment"]["PORT"]):
-            problems.append(f"Grafana contact point {c['name']} sends to {u.netloc}, not the alert log (alertmanager:{log['environment']['PORT']})")
+        if r["type"] != "prometheus-alertmanager" or u.hostname != "alertmanager" or u.port != 9093:
+            problems.append(f"Grafana contact point {c['name']} sends to {r['type']} {u.netloc}, not to Alertmanager (alertmanager:9093), which reaches the alert log")
 
 for p in problems:
     print(p)

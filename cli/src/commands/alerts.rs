@@ -3,7 +3,10 @@ use std::path::PathBuf;
 
 #[derive(clap::Subcommand)]
 pub enum Command {
-    /// Receive Alertmanager's webhook on POST /alerts and append each alert to FILE
+    /// Receive Alertmanager's webhook on POST /alerts and append each alert to FILE.
+    /// With RPS_ALERT_LOG_TOKEN (or RPS_ALERT_LOG_TOKEN_FILE) set, a notification must
+    /// carry it as a bearer token; without one, only a loopback HOST is allowed. FILE is
+    /// rotated to FILE.1 at 64 MiB.
     Log {
         #[arg(long, default_value = "127.0.0.1")]
         host: IpAddr,
@@ -17,5 +20,6 @@ pub enum Command {
 
 pub async fn run(command: Command) -> anyhow::Result<()> {
     let Command::Log { host, port, file } = command;
-    Ok(shared::alerts::serve(SocketAddr::new(host, port), &file).await?)
+    let guard = shared::alerts::Guard::from_env()?;
+    Ok(shared::alerts::serve(SocketAddr::new(host, port), &file, guard).await?)
 }

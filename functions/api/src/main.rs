@@ -1,7 +1,8 @@
 //! The prediction service. Under Lambda it answers API Gateway events; anywhere else it
 //! listens on `PORT` (default 8080). MLflow credentials may come from Secrets Manager.
 //! `rps-api health` is the container's health check: exit 0 when `/health` answers 200.
-//! `rps-api alert-log FILE` is Alertmanager's file receiver (compose.yaml), on `PORT`.
+//! `rps-api alert-log FILE` is Alertmanager's file receiver (compose.yaml), on
+//! 127.0.0.1:`PORT`, guarded by `RPS_ALERT_LOG_TOKEN(_FILE)` when set.
 
 use shared::serve;
 
@@ -17,7 +18,8 @@ async fn main() -> Result<(), lambda_http::Error> {
         Some("alert-log") => {
             let port = shared::config::Config::from_env()?.serve.port;
             let file = args.get(1).map_or("alerts.jsonl", String::as_str);
-            return Ok(shared::alerts::serve(([0, 0, 0, 0], port).into(), file.as_ref()).await?);
+            let guard = shared::alerts::Guard::from_env()?;
+            return Ok(shared::alerts::serve(([127, 0, 0, 1], port).into(), file.as_ref(), guard).await?);
         }
         _ => {}
     }

@@ -34,6 +34,11 @@ pub(super) struct LeaseRecord {
     pub holder: String,
     pub acquired_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// What the lease is for (`promote <version>`), when attempts of the same work may
+    /// take it over from each other: a retry of a promotion that timed out part way
+    /// resumes at once instead of waiting out its own dead attempt's lease.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 impl LeaseRecord {
@@ -78,12 +83,24 @@ async fn newest(ctx: &Context, name: &str) -> Result<Option<(u64, Result<LeaseRe
 
 impl Lease {
     pub async fn acquire(ctx: &Context, name: &str, holder: &str) -> Result<Self, StageError> {
+        Self::acquire_for(ctx, name, holder, None).await
+    }
+
+    /// Like [`Lease::acquire`], but a lease held for the same `owner` (an earlier
+    /// attempt of the same work) is taken over rather than waited out.
+    pub async fn acquire_for(
+        ctx: &Context,
+        name: &str,
+        holder: &str,
+        owner: Option<&str>,
+    ) -> Result<Self, StageError> {
         let now = Utc::now();
         let record = LeaseRecord {
             token: format!("{:016x}", rand::random::<u64>()),
             holder: format!("{holder} (pid {})", std::process::id()),
             acquired_at: now,
             expires_at: now + chrono::Duration::from_std(LEASE).unwrap_or_default(),
+            owner: owner.map(str::to_owned),
         };
         let held = |h: &LeaseRecord| {
             StageError::Conflict(format!(
@@ -97,6 +114,10 @@ impl Lease {
             None => 1,
             Some((g, Ok(h))) if h.expired(Utc::now()) => {
                 tracing::warn!(model = name, holder = %h.holder, "taking over an expired promotion lease");
+                g + 1
+            }
+            Some((g, Ok(h))) if owner.is_some() && h.owner.as_deref() == owner => {
+                tracing::warn!(model = name, holder = %h.holder, "an earlier attempt of this promotion holds the lease: taking it over");
                 g + 1
             }
             Some((_, Ok(h))) => return Err(held(&h)),
@@ -119,6 +140,16 @@ impl Lease {
                 }
             }
             Err(e) => return Err(e.into()),
+        }
+        // The generation taken over is no lease any more: removed, so that it cannot
+        // become the newest again once this one is released.
+        if generation > 1
+            && let Err(e) = ctx.store.delete(&self::key(name, generation - 1)?).await
+        {
+            tracing::warn!(
+                model = name,
+                "could not remove the promotion lease taken over: {e}"
+            );
         }
         let warning = match (&ctx.config.store, &ctx.config.mlflow) {
             (StoreLocation::Local { path }, Some(m)) => {
@@ -276,7 +307,41 @@ mod tests {
         assert_eq!(err.error_type(), "PromotionConflict", "{err}");
         assert!(err.to_string().contains("lost its lease"), "{err}");
         fast.check(&ctx).await.unwrap();
-        assert_eq!(held_keys(&ctx).await.len(), 2);
+        // The generation taken over is gone: releasing the new one frees the model.
+        assert_eq!(held_keys(&ctx).await.len(), 1);
+        fast.release(&ctx).await;
+        assert!(Lease::acquire(&ctx, "m", "next").await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_retry_of_the_same_work_takes_its_dead_attempts_lease_over_and_nothing_else_does() {
+        let ctx = ctx();
+        let mut dead = Lease::acquire_for(&ctx, "m", "attempt 1", Some("promote 3"))
+            .await
+            .unwrap();
+        // Another promotion waits out the lease…
+        let err = Lease::acquire_for(&ctx, "m", "other", Some("promote 4"))
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(err.exit_code(), 5, "{err}");
+        assert!(Lease::acquire(&ctx, "m", "rollback").await.is_err());
+        // …the retry of the same one takes it over, and the first attempt, were it still
+        // alive, stops at its next check.
+        let mut retry = Lease::acquire_for(&ctx, "m", "attempt 2", Some("promote 3"))
+            .await
+            .unwrap();
+        assert_eq!(retry.generation, dead.generation + 1);
+        assert!(dead.check(&ctx).await.is_err());
+        retry.check(&ctx).await.unwrap();
+        // A lease without an owner is never taken over before it expires.
+        retry.release(&ctx).await;
+        let _plain = Lease::acquire(&ctx, "m", "plain").await.unwrap();
+        assert!(
+            Lease::acquire_for(&ctx, "m", "x", Some("promote 3"))
+                .await
+                .is_err()
+        );
     }
 
     #[tokio::test]

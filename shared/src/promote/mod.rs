@@ -113,7 +113,10 @@ pub async fn promote(ctx: &Context, input: PromoteInput) -> Result<PromoteOutput
         return Err(refuse(ctx, &name, &candidate.version, &verdict, &checked_at).await);
     }
     let baseline = verdict.report.production.as_ref().map(|p| p.version.clone());
-    let mut lease = match Lease::acquire(ctx, &name, &by).await {
+    // Attempts of the same promotion share the lease: a retry after a timeout resumes
+    // the move its dead attempt began.
+    let owner = format!("promote {}", candidate.version);
+    let mut lease = match Lease::acquire_for(ctx, &name, &by, Some(&owner)).await {
         Err(e @ StageError::Conflict(_)) => return Err(superseded(ctx, &name, &input, &candidate, e).await),
         other => other?,
     };
@@ -186,7 +189,15 @@ async fn superseded(
     candidate: &VersionInfo,
     conflict: StageError,
 ) -> StageError {
-    if let Some(t) = &input.trigger {
+    // A retry of this promotion that took the lease over may have finished it: its
+    // outcome stands.
+    if let Some(t) = &input.trigger
+        && trigger::status(ctx.store.as_ref(), name, &t.id)
+            .await
+            .ok()
+            .flatten()
+            != Some(RetrainStatus::Promoted)
+    {
         trigger::record_outcome(
             ctx.store.as_ref(),
             name,
@@ -545,6 +556,175 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.exit_code(), 5, "{err}");
         assert_eq!(err.error_type(), "PromotionConflict");
+    }
+
+    /// A registry whose move of one alias to one version never answers: the promotion
+    /// making it is killed there (a function timing out), every other call is served.
+    struct StallsOn {
+        inner: Arc<crate::registry::LocalRegistry>,
+        alias: &'static str,
+        version: &'static str,
+    }
+
+    #[async_trait::async_trait]
+    impl crate::registry::Registry for StallsOn {
+        fn describe(&self) -> String {
+            self.inner.describe()
+        }
+        fn kind(&self) -> &'static str {
+            self.inner.kind()
+        }
+        async fn create_version(
+            &self,
+            new: crate::registry::NewVersion,
+        ) -> Result<VersionInfo, RegistryError> {
+            self.inner.create_version(new).await
+        }
+        async fn get_version(&self, name: &str, version: &str) -> Result<VersionInfo, RegistryError> {
+            self.inner.get_version(name, version).await
+        }
+        async fn get_alias(&self, name: &str, alias: &str) -> Result<VersionInfo, RegistryError> {
+            self.inner.get_alias(name, alias).await
+        }
+        async fn list_versions(&self, name: &str) -> Result<Vec<VersionInfo>, RegistryError> {
+            self.inner.list_versions(name).await
+        }
+        async fn set_alias(&self, name: &str, alias: &str, version: &str) -> Result<(), RegistryError> {
+            if alias == self.alias && version == self.version {
+                std::future::pending::<()>().await;
+            }
+            self.inner.set_alias(name, alias, version).await
+        }
+        async fn delete_alias(&self, name: &str, alias: &str) -> Result<(), RegistryError> {
+            self.inner.delete_alias(name, alias).await
+        }
+        async fn set_version_tag(
+            &self,
+            name: &str,
+            version: &str,
+            key: &str,
+            value: &str,
+        ) -> Result<(), RegistryError> {
+            self.inner.set_version_tag(name, version, key, value).await
+        }
+        async fn set_stage(
+            &self,
+            name: &str,
+            version: &str,
+            stage: &str,
+        ) -> Result<StageOutcome, RegistryError> {
+            self.inner.set_stage(name, version, stage).await
+        }
+        async fn download_bundle(&self, v: &VersionInfo) -> Result<bytes::Bytes, RegistryError> {
+            self.inner.download_bundle(v).await
+        }
+    }
+
+    /// Starts promoting `version` over `baseline` and kills it between moving
+    /// `previous` and `production`, lease held.
+    async fn killed_between_the_moves(
+        ctx: &Context,
+        local: &Arc<crate::registry::LocalRegistry>,
+        version: &'static str,
+        baseline: &str,
+    ) {
+        let stalling = ctx.clone().with_registry(Arc::new(StallsOn {
+            inner: local.clone(),
+            alias: aliases::PRODUCTION,
+            version,
+        }));
+        let owner = format!("promote {version}");
+        let attempt = async {
+            let mut lease = Lease::acquire_for(&stalling, "m", "attempt 1", Some(&owner)).await?;
+            move_production(
+                &stalling,
+                &mut lease,
+                "m",
+                version,
+                Some(baseline),
+                &report(),
+                "now",
+            )
+            .await
+        };
+        let killed = tokio::time::timeout(std::time::Duration::from_millis(300), attempt).await;
+        assert!(
+            killed.is_err(),
+            "the attempt was not stopped between the moves: {killed:?}"
+        );
+    }
+
+    async fn alias(local: &crate::registry::LocalRegistry, alias: &str) -> Option<String> {
+        crate::registry::find_alias(local, "m", alias)
+            .await
+            .unwrap()
+            .map(|v| v.version)
+    }
+
+    #[tokio::test]
+    async fn a_promotion_killed_between_its_alias_moves_is_resumed_by_its_retry_and_can_be_rolled_back() {
+        use crate::registry::{LocalRegistry, NewVersion, Registry};
+        let store = Arc::new(MemoryStore::new());
+        let local = Arc::new(LocalRegistry::new(store.clone()));
+        for _ in 0..4 {
+            local
+                .create_version(NewVersion {
+                    name: "m".into(),
+                    source: "models/m/x".into(),
+                    run_id: None,
+                    tags: Default::default(),
+                    description: String::new(),
+                })
+                .await
+                .unwrap();
+        }
+        // Version 2 serves, having replaced 1.
+        local
+            .set_version_tag("m", "2", tags::REPLACED_VERSION, "1")
+            .await
+            .unwrap();
+        local.set_alias("m", aliases::PREVIOUS, "1").await.unwrap();
+        local.set_alias("m", aliases::PRODUCTION, "2").await.unwrap();
+        let config =
+            Config::from_map(&HashMap::from([("RPS_MODEL_NAME".to_owned(), "m".to_owned())])).unwrap();
+        let ctx = Context::with_store(config, store.clone())
+            .unwrap()
+            .with_registry(local.clone());
+
+        // Promoting 3 dies half way: `previous` moved, `production` did not.
+        killed_between_the_moves(&ctx, &local, "3", "2").await;
+        assert_eq!(alias(&local, aliases::PREVIOUS).await.as_deref(), Some("2"));
+        assert_eq!(alias(&local, aliases::PRODUCTION).await.as_deref(), Some("2"));
+        // Its retry takes the dead attempt's lease over at once and completes the move.
+        let mut lease = Lease::acquire_for(&ctx, "m", "attempt 2", Some("promote 3"))
+            .await
+            .unwrap();
+        move_production(&ctx, &mut lease, "m", "3", Some("2"), &report(), "now")
+            .await
+            .unwrap();
+        lease.release(&ctx).await;
+        assert_eq!(alias(&local, aliases::PRODUCTION).await.as_deref(), Some("3"));
+        assert_eq!(alias(&local, aliases::PREVIOUS).await.as_deref(), Some("2"));
+        assert!(
+            ctx.store.list("locks/").await.unwrap().is_empty(),
+            "the dead attempt's lease outlived the promotion that resumed it"
+        );
+
+        // Promoting 4 dies half way too, and nobody retries it.
+        killed_between_the_moves(&ctx, &local, "4", "3").await;
+        assert_eq!(alias(&local, aliases::PREVIOUS).await.as_deref(), Some("3"));
+        // A rollback waits for the dead attempt's lease, saying until when…
+        let err = rollback(&ctx, RollbackInput::default()).await.err().unwrap();
+        assert!(err.to_string().contains("lease until"), "{err}");
+        let key = crate::layout::promotion_lock("m", 1).unwrap();
+        let mut rec: lease::LeaseRecord = store::get_json(store.as_ref(), &key).await.unwrap();
+        rec.expires_at = Utc::now() - chrono::Duration::hours(1);
+        store::put_json(store.as_ref(), &key, &rec, false).await.unwrap();
+        // …then goes back from 3 to the version 3 replaced, though `previous` names 3.
+        let out = rollback(&ctx, RollbackInput::default()).await.unwrap();
+        assert_eq!((out.rolled_back.as_str(), out.version.as_str()), ("3", "2"));
+        assert_eq!(alias(&local, aliases::PRODUCTION).await.as_deref(), Some("2"));
+        assert_eq!(alias(&local, aliases::PREVIOUS).await.as_deref(), Some("1"));
     }
 
     #[tokio::test]

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::lease::Lease;
 use super::{actor, mirror_stages};
-use crate::registry::RegistryError;
+use crate::registry::{self, RegistryError};
 use crate::stage::{Context, StageError};
 use crate::tags::promotion as tags;
 
@@ -51,22 +51,27 @@ async fn rollback_locked(
         .get_alias(name, &family.served)
         .await
         .map_err(|e| not_found_as(e, format!("model {name} has no production version to roll back")))?;
-    let prev = ctx
-        .registry
-        .get_alias(name, &family.previous)
-        .await
-        .map_err(|e| {
-            not_found_as(
-                e,
-                format!("model {name} has no @previous version to roll back to"),
-            )
-        })?;
-    if prev.version == prod.version {
-        return Err(StageError::Input(format!(
-            "@previous and @production are both version {}: there is nothing to roll back to",
-            prod.version
-        )));
-    }
+    let prev = match registry::find_alias(ctx.registry.as_ref(), name, &family.previous).await? {
+        Some(p) if p.version != prod.version => p,
+        // A promotion that died between moving `previous` and `production` left both on
+        // one version: production's own record of the version it replaced still says
+        // where to go back.
+        found => match prod.tag(tags::REPLACED_VERSION) {
+            Some(x) if x != tags::NONE && x != prod.version => {
+                tracing::warn!(model = %name, production = %prod.version, replaced = %x, "@previous does not name the version production replaced: following production's record");
+                ctx.registry.get_version(name, x).await?
+            }
+            _ => {
+                return Err(StageError::Input(match found {
+                    None => format!("model {name} has no @previous version to roll back to"),
+                    Some(_) => format!(
+                        "@previous and @production are both version {}, which replaced no other version: there is nothing to roll back to",
+                        prod.version
+                    ),
+                }));
+            }
+        },
+    };
     lease.check(ctx).await?;
     ctx.registry
         .set_alias(name, &family.served, &prev.version)

@@ -63,13 +63,15 @@ pub struct Cache {
 async fn latest(
     store: &dyn ObjectStore,
 ) -> Result<Option<(ObjectKey, SnapshotMeta, HourlySeries)>, ApiError> {
-    let keys = snapshot::list(store).await.map_err(|e| {
-        tracing::error!("the store cannot be read: {e}");
-        ApiError::unavailable(
-            "store_unavailable",
-            "the store cannot be read; see the service's log",
-        )
-    })?;
+    let keys = snapshot::recent(store, chrono::Utc::now(), LOOKBACK)
+        .await
+        .map_err(|e| {
+            tracing::error!("the store cannot be read: {e}");
+            ApiError::unavailable(
+                "store_unavailable",
+                "the store cannot be read; see the service's log",
+            )
+        })?;
     for key in keys.into_iter().rev().take(LOOKBACK) {
         let passed = matches!(snapshot::quality_report(store, &key).await, Ok(Some(r)) if r.passed);
         if !passed {

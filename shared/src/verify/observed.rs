@@ -56,7 +56,7 @@ fn covered(hours: &BTreeMap<NaiveDateTime, Vec<Option<f64>>>, as_of: NaiveDateTi
 
 /// Reads the newest validated snapshots (`first`, when given, before any other).
 pub async fn load(store: &dyn ObjectStore, first: Option<&ObjectKey>) -> Result<Observed, StageError> {
-    let mut keys = snapshot::list(store).await?;
+    let mut keys = snapshot::recent(store, chrono::Utc::now(), LOOKBACK).await?;
     keys.reverse();
     if let Some(f) = first {
         keys.retain(|k| k != f);

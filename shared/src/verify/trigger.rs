@@ -400,6 +400,19 @@ pub async fn recorded(store: &dyn ObjectStore, name: &str, id: &str) -> Result<b
     store.exists(&layout::retrain(name, &format!("{id}.json"))?).await
 }
 
+/// Where trigger `id` stands, if it was recorded.
+pub async fn status(
+    store: &dyn ObjectStore,
+    name: &str,
+    id: &str,
+) -> Result<Option<RetrainStatus>, StoreError> {
+    match store::get_json::<RetrainRecord>(store, &layout::retrain(name, &format!("{id}.json"))?).await {
+        Ok(r) => Ok(Some(r.status)),
+        Err(StoreError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// A run's claim on a trigger.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunClaim {
