@@ -216,11 +216,25 @@ fn a_worse_candidate_is_refused_and_production_stays() {
     assert!(failures.contains("no_regression"), "{failures}");
     assert!(s.tag(&summer, "rps.promoted_at").is_none());
 
-    // `rps evaluate` says the same, with numbers, and exits 4 too.
+    // `rps evaluate` says the same, with numbers, and exits 4 too. The refusal is
+    // final: it is the stored verdict, not a second measurement that might pass.
     let out = s.env.run(&["evaluate", "--candidate", &summer, "--json"]);
     assert_eq!(out.status.code(), Some(4));
     let ev = last_json(&out);
     assert_eq!(ev["passed"], false);
+    assert!(
+        ev["warnings"][0]
+            .as_str()
+            .unwrap_or_default()
+            .contains("nothing was measured again"),
+        "{ev}"
+    );
+    let again = s.env.run(&["promote", &summer]);
+    assert_eq!(again.status.code(), Some(4), "{}", stderr(&again));
+    let reports = std::fs::read_dir(s.dir.path().join(format!("store/reports/{}/{summer}", s.model)))
+        .unwrap()
+        .count();
+    assert_eq!(reports, 1, "the refused candidate was measured again");
     let report = stored_report(&s, ev["report"].as_str().unwrap());
     let nr = gate(&report, "no_regression");
     assert_eq!(nr["verdict"], "fail");

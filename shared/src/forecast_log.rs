@@ -200,8 +200,11 @@ pub async fn append(
 /// the API, however many there are and however much traffic they take.
 pub const SERVED_SLOTS_PER_DAY: u32 = 48;
 
-/// Slots a flush tries before it gives up on a day (the day is full, or nearly).
-const SLOT_TRIES: usize = 4;
+/// A day's slots belong to the hours of the wall clock, this many each: a flush takes
+/// one of its own hour's, so traffic early in a day cannot take the slots of its
+/// later hours (one instance flushing every minute would otherwise fill a whole day's
+/// by 00:48).
+pub const SERVED_SLOTS_PER_HOUR: u32 = SERVED_SLOTS_PER_DAY / 24;
 
 /// What [`append_served`] did with a batch.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -212,13 +215,17 @@ pub struct Appended {
 }
 
 /// Appends sampled `/predict` answers: per issue day, one segment in a free slot of
-/// that day (a create-only write to a random slot; a taken slot tries another). When
-/// the day's slots are full the records are dropped, not queued.
+/// that day among those of the hour of `now` (create-only writes, in random order).
+/// When they are taken the records are dropped, not queued.
 pub async fn append_served(
     store: &dyn ObjectStore,
     name: &str,
     records: &[LoggedForecast],
+    now: DateTime<Utc>,
 ) -> Result<Appended, StoreError> {
+    use chrono::Timelike;
+    let first = now.hour() * SERVED_SLOTS_PER_HOUR;
+    let start = rand::random_range(0..SERVED_SLOTS_PER_HOUR);
     let mut by_day: BTreeMap<NaiveDate, Vec<LoggedForecast>> = BTreeMap::new();
     for r in records {
         by_day.entry(r.issued_at.date()).or_default().push(r.clone());
@@ -227,8 +234,8 @@ pub async fn append_served(
     for (day, recs) in by_day {
         let body = bytes::Bytes::from(encode_segment(&recs));
         let mut written = false;
-        for _ in 0..SLOT_TRIES {
-            let slot = rand::random_range(0..SERVED_SLOTS_PER_DAY);
+        for i in 0..SERVED_SLOTS_PER_HOUR {
+            let slot = first + (start + i) % SERVED_SLOTS_PER_HOUR;
             match store
                 .put_new(&layout::served_log_slot(name, day, slot)?, body.clone())
                 .await
@@ -556,19 +563,39 @@ mod tests {
         claims.source = ForecastSource::Scheduled;
         let mut written = 0;
         let mut dropped = 0;
-        // Far more flushes than slots, as many instances would write.
-        for i in 0..(SERVED_SLOTS_PER_DAY * 4) {
+        // Far more flushes than slots, as many instances would write, all day long.
+        let midnight = "2023-04-02T00:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        let flush = |i: u32, at: DateTime<Utc>| {
             let mut r = record(&format!("2023-04-02T{:02}:00", i % 24), f64::from(i));
             r.made_at += chrono::Duration::seconds(i64::from(i));
             let batch = [r, claims.clone()];
-            let a = append_served(store.as_ref(), "m", &batch).await.unwrap();
+            let store = store.clone();
+            async move { append_served(store.as_ref(), "m", &batch, at).await.unwrap() }
+        };
+        // The first hour's flood takes the first hour's slots only…
+        for i in 0..60 {
+            let a = flush(i, midnight + chrono::Duration::minutes(i64::from(i))).await;
             written += a.written;
             dropped += a.dropped;
         }
+        assert_eq!(written, 2 * SERVED_SLOTS_PER_HOUR as usize);
+        assert!(dropped > 0, "a full hour drops");
+        // …and every later hour still has its own.
+        for hour in 1..24u32 {
+            for k in 0..6u32 {
+                let at = midnight + chrono::Duration::minutes(i64::from(hour * 60 + k * 7));
+                let a = flush(hour * 10 + k, at).await;
+                written += a.written;
+                assert_eq!(a.dropped, if k < 2 { 0 } else { 2 }, "hour {hour}, flush {k}");
+            }
+        }
         let keys = store.list("served/m/2023/04/02/").await.unwrap();
-        assert!(keys.len() <= SERVED_SLOTS_PER_DAY as usize, "{}", keys.len());
+        assert_eq!(
+            keys.len(),
+            SERVED_SLOTS_PER_DAY as usize,
+            "every hour's slots were taken"
+        );
         assert_eq!(written, keys.len() * 2, "two records a segment");
-        assert!(dropped > 0, "a full day drops");
         assert!(store.list("forecasts/").await.unwrap().is_empty());
         let d = NaiveDate::from_ymd_opt(2023, 4, 2).unwrap();
         let read = read_days(&store, "m", d, d).await.unwrap();

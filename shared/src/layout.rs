@@ -107,6 +107,11 @@ pub fn model_evaluation(name: &str, bundle_id: &str, ext: &str) -> Result<Object
 /// The file a registered version's bundle has inside its source folder.
 pub const BUNDLE_FILE: &str = "model.rpsb";
 
+/// The promotion gate reports on model version `version`.
+pub fn gate_reports_prefix(name: &str, version: &str) -> String {
+    format!("reports/{name}/{version}/")
+}
+
 /// One file of a promotion gate report on model version `version`.
 pub fn gate_report(name: &str, version: &str, id: &str, file: &str) -> Result<ObjectKey, StoreError> {
     ObjectKey::new(format!("reports/{name}/{version}/{id}/{file}"))

@@ -90,6 +90,10 @@ pub(crate) async fn evaluate_with_report(
     ctx: &Context,
     input: EvaluateInput,
 ) -> Result<(EvaluateOutput, GateReport), StageError> {
+    if let Some((out, report)) = stored_refusal(ctx, &input).await? {
+        record_refusal(ctx, &input, &out).await;
+        return Ok((out, report));
+    }
     let mut report = assess(ctx, &input).await?;
     report.trigger = input.trigger.clone();
     let files = write_report(ctx, &report).await?;
@@ -119,9 +123,15 @@ pub(crate) async fn evaluate_with_report(
         logged_to,
         warnings,
     };
-    if let Some(t) = &input.trigger
-        && !report.passed
-    {
+    if !report.passed {
+        record_refusal(ctx, &input, &out).await;
+    }
+    Ok((out, report))
+}
+
+/// Tells a triggered retrain that its candidate was refused.
+async fn record_refusal(ctx: &Context, input: &EvaluateInput, out: &EvaluateOutput) {
+    if let Some(t) = &input.trigger {
         trigger::record_outcome(
             ctx.store.as_ref(),
             &out.model_name,
@@ -133,7 +143,67 @@ pub(crate) async fn evaluate_with_report(
         )
         .await;
     }
-    Ok((out, report))
+}
+
+/// A refusal already stored for this candidate against the same production and data.
+/// It is final: a retried evaluation (its first attempt timed out after storing the
+/// verdict) returns it instead of measuring again, since the latency gate is a timing
+/// and a second measurement could pass.
+async fn stored_refusal(
+    ctx: &Context,
+    input: &EvaluateInput,
+) -> Result<Option<(EvaluateOutput, GateReport)>, StageError> {
+    let name = &ctx.config.registry.model_name;
+    let candidate = ctx.registry.resolve(name, &input.candidate).await?;
+    let mut keys: Vec<ObjectKey> = ctx
+        .store
+        .list(&layout::gate_reports_prefix(name, &candidate.version))
+        .await?
+        .into_iter()
+        .filter(|k| k.file_name() == "report.json")
+        .collect();
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    keys.sort_by(|a, b| b.as_str().cmp(a.as_str()));
+    let production = registry::find_alias(ctx.registry.as_ref(), name, &ctx.config.aliases().served)
+        .await?
+        .map(|v| v.version);
+    let data_version = match &input.data_version {
+        Some(v) => v.clone(),
+        None => dataset::furthest(ctx.store.as_ref()).await?.data_version,
+    };
+    for key in keys {
+        let Ok(report) = crate::store::get_json::<GateReport>(ctx.store.as_ref(), &key).await else {
+            continue;
+        };
+        if report.passed
+            || report.production.as_ref().map(|p| p.version.as_str()) != production.as_deref()
+            || report.holdout.data_version != data_version
+        {
+            continue;
+        }
+        let warning = format!(
+            "version {} was refused against the same production and data before (report {key}): the verdict stands, nothing was measured again",
+            candidate.version
+        );
+        tracing::info!("{warning}");
+        let out = EvaluateOutput {
+            model_name: report.model_name.clone(),
+            candidate_version: report.candidate.version.clone(),
+            production_version: production.clone(),
+            data_version: data_version.clone(),
+            passed: false,
+            failed_gates: report.failed_gate_names().iter().map(|s| s.to_string()).collect(),
+            markdown: key.sibling("report.md")?,
+            chart: key.sibling(CHART_FILE)?,
+            report: key,
+            logged_to: None,
+            warnings: vec![warning],
+        };
+        return Ok(Some((out, report)));
+    }
+    Ok(None)
 }
 
 /// Loads both models and the hold-out, measures, and runs every gate.

@@ -85,7 +85,7 @@ impl ForecastSampler {
             return 0;
         }
         let n = batch.len();
-        match forecast_log::append_served(self.store.as_ref(), &self.name, &batch).await {
+        match forecast_log::append_served(self.store.as_ref(), &self.name, &batch, chrono::Utc::now()).await {
             Ok(a) => {
                 metrics::record_forecast_log_write(a.written, true);
                 if a.dropped > 0 {

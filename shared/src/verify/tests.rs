@@ -248,8 +248,10 @@ async fn client_answers_are_scored_apart_and_never_decide() {
             Some(model.bundle.metadata.data_end()),
         ));
     }
-    for chunk in poisoned.chunks(4) {
-        forecast_log::append_served(store.as_ref(), "rps-temperature", chunk)
+    // As many instances would write it over the hours.
+    for (i, chunk) in poisoned.chunks(4).enumerate() {
+        let at = chrono::Utc::now() - chrono::Duration::hours(i as i64);
+        forecast_log::append_served(store.as_ref(), "rps-temperature", chunk, at)
             .await
             .unwrap();
     }

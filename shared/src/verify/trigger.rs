@@ -232,12 +232,31 @@ pub fn decide(
     }
     let cooldown = Duration::hours(i64::from(rule.cooldown_hours));
     // A request that nothing has taken up (no run, no outcome) is asked for again,
-    // the same trigger, until a run takes it up or its cooldown is over.
+    // the same trigger, until a run takes it up or its cooldown is over: in the hour it
+    // was made (a retried verification), then 1, 2, 4, 8 and 16 hours after it, so a
+    // run that keeps failing before it trains is not started every hour.
     if let Some(l) = last
         && l.status == RetrainStatus::Requested
         && l.trigger.as_of > as_of - cooldown
     {
+        let age = (as_of - l.trigger.as_of).num_hours();
+        let due = age <= 0 || (age as u64).is_power_of_two();
         return match pending_run {
+            None if !due => {
+                let next = (age as u64).next_power_of_two() as i64;
+                RetrainDecision {
+                    needed: false,
+                    held: Some(format!(
+                        "retrain {} was asked for at {} and nothing has taken it up yet; it is asked for again at {}",
+                        l.trigger.id,
+                        l.trigger.as_of,
+                        l.trigger.as_of + Duration::hours(next)
+                    )),
+                    causes,
+                    trigger: None,
+                    reissued: false,
+                }
+            }
             Some(since) => RetrainDecision {
                 needed: false,
                 held: Some(format!(
@@ -750,6 +769,38 @@ mod tests {
             Some(Utc::now()),
         );
         assert!(!held.needed && held.held.unwrap().contains("is being run"));
+        // Nothing takes it up (a run that fails before it trains): asked again 1, 2, 4,
+        // 8 and 16 hours after, not every hour.
+        let asked_at: Vec<i64> = (1..24)
+            .filter(|h| {
+                decide(
+                    &rule(),
+                    as_of + Duration::hours(*h),
+                    None,
+                    None,
+                    None,
+                    Some(&requested),
+                    None,
+                )
+                .needed
+            })
+            .collect();
+        assert_eq!(asked_at, vec![1, 2, 4, 8, 16]);
+        let between = decide(
+            &rule(),
+            as_of + Duration::hours(5),
+            None,
+            None,
+            None,
+            Some(&requested),
+            None,
+        );
+        assert!(
+            between
+                .held
+                .unwrap()
+                .contains("asked for again at 2023-04-21 07:00")
+        );
         // Past its cooldown, a request nothing took up is not asked again.
         let later = as_of + Duration::hours(25);
         assert!(!decide(&rule(), later, None, None, None, Some(&requested), None).needed);
