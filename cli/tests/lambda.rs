@@ -1,13 +1,14 @@
 //! The `rps-api` function as `sam build` makes it, under the Lambda Runtime API
 //! (testkit::cloud::LambdaService): API Gateway events in, API Gateway responses out,
 //! JSON logs with CloudWatch EMF metric lines. Then the same binary outside Lambda, as
-//! a plain HTTP server.
+//! a plain HTTP server. And the `rps-verify` function at the template's memory size,
+//! over a forecast log a flood of client traffic left full.
 
 mod common;
 
 use std::time::Duration;
 
-use common::{Env, sample_observations, trained_bundle};
+use common::{Env, last_json, sample_observations, trained_bundle};
 use serde_json::{Value, json};
 use testkit::replay::Replay;
 
@@ -121,4 +122,96 @@ fn the_api_function_answers_api_gateway_events_and_plain_http() {
         .send()
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
+}
+
+/// A function's `MemorySize` in template.yaml.
+fn template_memory(logical_id: &str) -> u32 {
+    let template = std::fs::read_to_string(testkit::workspace_root().join("template.yaml")).unwrap();
+    let at = template
+        .find(&format!("\n  {logical_id}:\n"))
+        .expect("the function is in the template");
+    let rest = &template[at..];
+    let line = rest
+        .lines()
+        .find(|l| l.trim_start().starts_with("MemorySize:"))
+        .unwrap();
+    line.split(':')
+        .nth(1)
+        .unwrap()
+        .split('#')
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn the_verify_function_reads_a_flooded_log_within_its_memory_and_decides_as_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let replay = Replay::sample();
+    let mut env = Env::new(&store, &replay);
+    env.set("RPS_MODEL_ALIAS", "candidate");
+    env.ok(&["pipeline", "run", "--start", "2023-01-01", "--end", "2023-03-31"]);
+    env.ok(&["ingest", "--start", "2023-04-11", "--end", "2023-04-20"]);
+    env.ok(&["validate"]);
+    let before = last_json(&env.ok(&["verify", "--no-issue", "--json"]));
+
+    // Every client slot of nine issue days full: 300,000 distinct requests, as many
+    // API instances under a flood would leave them (bench/verify.sh goes to a million).
+    let python = testkit::workspace_root().join(".venv/bin/python");
+    let out = std::process::Command::new(&python)
+        .arg(testkit::workspace_root().join("bench/forecast_log.py"))
+        .args([
+            store.to_str().unwrap(),
+            "rps-temperature",
+            "300000",
+            "2023-04-20",
+            "9",
+            "48",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let memory = template_memory("VerifyFunction");
+    let Some(lambda) = testkit::cloud::LambdaService::start(&[(
+        "rps-verify",
+        "VerifyFunction",
+        vec![
+            ("RPS_STORE", store.display().to_string()),
+            ("RPS_MODEL_CACHE", dir.path().join("cache").display().to_string()),
+            ("RPS_MODEL_ALIAS", "candidate".to_owned()),
+        ],
+        memory,
+        120,
+    )]) else {
+        return;
+    };
+    let (status, error, after) = lambda.invoke("rps-verify", &json!({"issue": false}));
+    assert_eq!(
+        (status, &error),
+        (200, &None),
+        "the verify function failed at {memory} MB: {after}\n{}",
+        lambda.log("rps-verify")
+    );
+    assert!(
+        after["log"]["records"].as_u64().unwrap() >= 299_000,
+        "{}",
+        after["log"]
+    );
+    assert!(
+        !after["client"]["versions"].as_array().unwrap().is_empty(),
+        "{}",
+        after["client"]
+    );
+    // The flood is scored as client traffic and decides nothing.
+    for field in ["needed", "causes", "held"] {
+        assert_eq!(
+            after["retrain"][field], before["retrain"][field],
+            "{field}: {after}"
+        );
+    }
+    assert_eq!(after["versions"], before["versions"]);
 }
