@@ -128,8 +128,13 @@ impl Api {
             }
             assert!(
                 started.elapsed() < Duration::from_secs(30),
-                "{written:?} of {} sampled forecasts written",
-                self.asked
+                "{written:?} of {} sampled forecasts written:\n{}",
+                self.asked,
+                self.metrics()
+                    .lines()
+                    .filter(|l| l.starts_with("rps_forecast_log"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
             );
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -553,4 +558,80 @@ fn a_triggered_retrain_the_gates_refuse_is_recorded_and_raised() {
         v["retrain"]["held"].as_str().unwrap().contains("now refused"),
         "{v}"
     );
+}
+
+#[test]
+fn two_verifications_started_together_retrain_once_and_page_nobody() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let replay = Replay::file(&greensboro());
+    let mut env = env(&store, &replay);
+    // Any observed hour outside the training range asks: June asks a winter model.
+    env.set("RPS_DRIFT_MAX_OUT_OF_RANGE", "0");
+    env.ok(&[
+        "pipeline",
+        "promote",
+        "--start",
+        "2023-01-01",
+        "--end",
+        "2023-03-31",
+    ]);
+    arrive(&env, NaiveDate::from_ymd_opt(2023, 6, 20).unwrap());
+
+    // The hourly schedule and a person (or the drift alarm's rule), at once.
+    let racers: Vec<_> = (0..2)
+        .map(|_| {
+            env.command(&["verify", "--retrain", "--json"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outs: Vec<_> = racers
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let said: Vec<String> = outs
+        .iter()
+        .map(|o| {
+            format!(
+                "exit {:?}\n{}\n{}",
+                o.status.code(),
+                String::from_utf8_lossy(&o.stdout),
+                stderr(o)
+            )
+        })
+        .collect();
+
+    // One training: one new version, one request, its outcome promoted.
+    let json_names = |dir: PathBuf| -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".json"))
+            .collect()
+    };
+    let versions = json_names(store.join(format!("registry/{MODEL}/versions")));
+    assert_eq!(versions.len(), 2, "{versions:?}\n{said:#?}");
+    let requests: Vec<String> = json_names(store.join(format!("monitoring/{MODEL}/retrains")))
+        .into_iter()
+        .filter(|n| n != "latest.json" && !n.starts_with("after-") && !n.contains(".run-"))
+        .collect();
+    assert_eq!(requests.len(), 1, "{requests:?}\n{said:#?}");
+    let record = json_file(&store, &format!("monitoring/{MODEL}/retrains/latest.json"));
+    assert_eq!(record["status"], "promoted", "{record}\n{said:#?}");
+    assert_eq!(alias(&env, "production").as_deref(), Some("2"));
+    // Nobody was told of a refusal that did not happen: the one that ran succeeded, the
+    // other ran it too or found it being run (exit 5, another run got there first).
+    let codes: Vec<Option<i32>> = outs.iter().map(|o| o.status.code()).collect();
+    assert!(codes.contains(&Some(0)), "{said:#?}");
+    for (code, s) in codes.iter().zip(&said) {
+        assert!(!s.contains("refused"), "{s}");
+        match code {
+            Some(0) => {}
+            Some(5) => assert!(s.contains("is being run already"), "{s}"),
+            _ => panic!("{s}"),
+        }
+    }
 }

@@ -200,11 +200,30 @@ pub async fn append(
 /// the API, however many there are and however much traffic they take.
 pub const SERVED_SLOTS_PER_DAY: u32 = 48;
 
-/// A day's slots belong to the hours of the wall clock, this many each: a flush takes
-/// one of its own hour's, so traffic early in a day cannot take the slots of its
-/// later hours (one instance flushing every minute would otherwise fill a whole day's
-/// by 00:48).
+/// A day's slots open with the hours of the wall clock, this many an hour: by hour `h`
+/// of its own day a flush may take any of the first `(h + 1) ×` this, so traffic
+/// early in a day cannot take the slots of its later hours (one instance flushing
+/// every minute would otherwise fill a whole day's by 00:48). A past day's are all
+/// open; a day still to come (a client's history can claim any date) has the first
+/// hour's only.
 pub const SERVED_SLOTS_PER_HOUR: u32 = SERVED_SLOTS_PER_DAY / 24;
+
+/// Free slots a flush looks for, one after another from a random open slot, before it
+/// drops its records (so drops may begin a little before every open slot is taken).
+const SLOT_TRIES: u32 = 4;
+
+/// How many of `day`'s slots are open at `now`.
+pub fn open_slots(day: NaiveDate, now: DateTime<Utc>) -> u32 {
+    use chrono::Timelike;
+    let today = now.date_naive();
+    if day < today {
+        SERVED_SLOTS_PER_DAY
+    } else if day == today {
+        (now.hour() + 1) * SERVED_SLOTS_PER_HOUR
+    } else {
+        SERVED_SLOTS_PER_HOUR
+    }
+}
 
 /// What [`append_served`] did with a batch.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -214,18 +233,15 @@ pub struct Appended {
     pub dropped: usize,
 }
 
-/// Appends sampled `/predict` answers: per issue day, one segment in a free slot of
-/// that day among those of the hour of `now` (create-only writes, in random order).
-/// When they are taken the records are dropped, not queued.
+/// Appends sampled `/predict` answers: per issue day, one segment in a free slot among
+/// those [`open_slots`] at `now` (create-only writes; a taken slot tries the next). When
+/// none is found the records are dropped, not queued.
 pub async fn append_served(
     store: &dyn ObjectStore,
     name: &str,
     records: &[LoggedForecast],
     now: DateTime<Utc>,
 ) -> Result<Appended, StoreError> {
-    use chrono::Timelike;
-    let first = now.hour() * SERVED_SLOTS_PER_HOUR;
-    let start = rand::random_range(0..SERVED_SLOTS_PER_HOUR);
     let mut by_day: BTreeMap<NaiveDate, Vec<LoggedForecast>> = BTreeMap::new();
     for r in records {
         by_day.entry(r.issued_at.date()).or_default().push(r.clone());
@@ -234,8 +250,10 @@ pub async fn append_served(
     for (day, recs) in by_day {
         let body = bytes::Bytes::from(encode_segment(&recs));
         let mut written = false;
-        for i in 0..SERVED_SLOTS_PER_HOUR {
-            let slot = first + (start + i) % SERVED_SLOTS_PER_HOUR;
+        let open = open_slots(day, now);
+        let start = rand::random_range(0..open);
+        for i in 0..open.min(SLOT_TRIES) {
+            let slot = (start + i) % open;
             match store
                 .put_new(&layout::served_log_slot(name, day, slot)?, body.clone())
                 .await
@@ -579,22 +597,21 @@ mod tests {
             dropped += a.dropped;
         }
         assert_eq!(written, 2 * SERVED_SLOTS_PER_HOUR as usize);
-        assert!(dropped > 0, "a full hour drops");
-        // …and every later hour still has its own.
-        for hour in 1..24u32 {
-            for k in 0..6u32 {
-                let at = midnight + chrono::Duration::minutes(i64::from(hour * 60 + k * 7));
-                let a = flush(hour * 10 + k, at).await;
-                written += a.written;
-                assert_eq!(a.dropped, if k < 2 { 0 } else { 2 }, "hour {hour}, flush {k}");
-            }
+        assert_eq!(dropped, 2 * (60 - SERVED_SLOTS_PER_HOUR as usize));
+        // …a later hour still finds its own…
+        let a = flush(100, midnight + chrono::Duration::hours(13)).await;
+        assert_eq!((a.written, a.dropped), (2, 0));
+        written += a.written;
+        // …and once the day is over, the rest are open, never more than the day's.
+        for i in 0..(SERVED_SLOTS_PER_DAY * 4) {
+            let a = flush(200 + i, midnight + chrono::Duration::hours(30)).await;
+            written += a.written;
+            dropped += a.dropped;
         }
+        assert!(dropped > 2 * 60, "a full day drops");
         let keys = store.list("served/m/2023/04/02/").await.unwrap();
-        assert_eq!(
-            keys.len(),
-            SERVED_SLOTS_PER_DAY as usize,
-            "every hour's slots were taken"
-        );
+        assert!(keys.len() <= SERVED_SLOTS_PER_DAY as usize, "{}", keys.len());
+        assert!(keys.len() > SERVED_SLOTS_PER_DAY as usize / 2, "{}", keys.len());
         assert_eq!(written, keys.len() * 2, "two records a segment");
         assert!(store.list("forecasts/").await.unwrap().is_empty());
         let d = NaiveDate::from_ymd_opt(2023, 4, 2).unwrap();
@@ -604,6 +621,20 @@ mod tests {
         // One record per version and issue hour: 24 hours, whatever the traffic.
         assert!(read.client.len() <= 24, "{}", read.client.len());
         assert!(read.client.iter().all(|r| r.source == ForecastSource::Predict));
+    }
+
+    #[test]
+    fn a_days_slots_open_with_its_hours() {
+        let at = |t: &str| t.parse::<DateTime<Utc>>().unwrap();
+        let d = NaiveDate::from_ymd_opt(2023, 4, 2).unwrap();
+        assert_eq!(open_slots(d, at("2023-04-02T00:59:00Z")), SERVED_SLOTS_PER_HOUR);
+        assert_eq!(
+            open_slots(d, at("2023-04-02T11:00:00Z")),
+            12 * SERVED_SLOTS_PER_HOUR
+        );
+        assert_eq!(open_slots(d, at("2023-04-02T23:30:00Z")), SERVED_SLOTS_PER_DAY);
+        assert_eq!(open_slots(d, at("2023-04-03T00:00:00Z")), SERVED_SLOTS_PER_DAY);
+        assert_eq!(open_slots(d, at("2023-04-01T23:00:00Z")), SERVED_SLOTS_PER_HOUR);
     }
 
     #[test]
