@@ -41,6 +41,42 @@ fn files_under(dir: &std::path::Path) -> Vec<String> {
     out
 }
 
+/// An `rps` environment on the shared MLflow server through a fault proxy, with its own
+/// model name and store.
+struct Scene {
+    dir: tempfile::TempDir,
+    _replay: Replay,
+    proxy: Proxy,
+    env: Env,
+    model: String,
+    mlflow: shared::mlflow::MlflowClient,
+}
+
+impl Scene {
+    fn new() -> Option<Self> {
+        let mlflow = MlflowServer::shared()?;
+        let dir = tempfile::tempdir().unwrap();
+        let replay = Replay::sample();
+        let proxy = Proxy::start(&mlflow.uri);
+        let tag = testkit::unique();
+        let env = env_through(dir.path(), &replay, &proxy, &tag);
+        Some(Self {
+            dir,
+            _replay: replay,
+            proxy,
+            env,
+            model: format!("faults-{tag}"),
+            mlflow: client(&mlflow.uri),
+        })
+    }
+
+    fn alias(&self, a: &str) -> Option<String> {
+        block(self.mlflow.get_version_by_alias(&self.model, a))
+            .ok()
+            .map(|v| v.version)
+    }
+}
+
 #[test]
 fn mlflow_failing_mid_train_leaves_a_failed_run_and_nothing_registered() {
     let Some(mlflow) = MlflowServer::shared() else {
@@ -102,18 +138,10 @@ fn mlflow_failing_mid_train_leaves_a_failed_run_and_nothing_registered() {
 
 #[test]
 fn mlflow_failing_mid_promotion_keeps_production_and_previous_consistent() {
-    let Some(mlflow) = MlflowServer::shared() else {
+    let Some(s) = Scene::new() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let replay = Replay::sample();
-    let proxy = Proxy::start(&mlflow.uri);
-    let tag = testkit::unique();
-    let model = format!("faults-{tag}");
-    let env = env_through(dir.path(), &replay, &proxy, &tag);
-    let c = client(&mlflow.uri);
-    let alias = |a: &str| block(c.get_version_by_alias(&model, a)).ok().map(|v| v.version);
-
+    let (env, proxy) = (&s.env, &s.proxy);
     env.ok(&["pipeline", "run", "--start", "2023-01-01", "--end", "2023-08-31"]);
     env.ok(&["promote", "1"]);
     env.ok(&["pipeline", "run", "--start", "2023-01-01", "--end", "2023-12-31"]);
@@ -126,17 +154,17 @@ fn mlflow_failing_mid_promotion_keeps_production_and_previous_consistent() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(alias("production").as_deref(), Some("1"), "production moved");
-    assert_eq!(alias("previous").as_deref(), Some("1"));
+    assert_eq!(s.alias("production").as_deref(), Some("1"), "production moved");
+    assert_eq!(s.alias("previous").as_deref(), Some("1"));
     assert!(
-        files_under(&dir.path().join("store/locks")).is_empty(),
+        files_under(&s.dir.path().join("store/locks")).is_empty(),
         "a lease was left"
     );
 
     proxy.heal();
     env.ok(&["promote", "2"]);
-    assert_eq!(alias("production").as_deref(), Some("2"));
-    assert_eq!(alias("previous").as_deref(), Some("1"));
+    assert_eq!(s.alias("production").as_deref(), Some("2"));
+    assert_eq!(s.alias("previous").as_deref(), Some("1"));
 }
 
 #[test]
@@ -191,4 +219,58 @@ fn the_s3_server_failing_mid_transform_leaves_no_dataset() {
     env.ok(&["pipeline", "run", "--start", "2023-01-01", "--end", "2023-03-31"]);
     assert_eq!(keys("store/dvc/").len(), 1);
     assert_eq!(keys("store/datasets/").len(), 2, "profile and manifest");
+}
+
+#[test]
+fn a_refusal_stands_when_mlflow_fails_after_the_verdict_and_the_gates_are_asked_again() {
+    let Some(s) = Scene::new() else {
+        return;
+    };
+    let (env, proxy) = (&s.env, &s.proxy);
+    env.ok(&["pipeline", "run", "--start", "2023-01-01", "--end", "2023-12-31"]);
+    env.ok(&["promote", "1"]);
+    // Six summer weeks, judged on November and December: refused.
+    env.ok(&["pipeline", "run", "--start", "2023-06-01", "--end", "2023-07-15"]);
+    // After the verdict is stored, logging it to the candidate's run fails.
+    proxy.add(Rule::fail(Some("POST"), "runs/set-tag", 503));
+    let out = env.run(&["evaluate", "--candidate", "2", "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let first = last_json(&out);
+    assert_eq!(first["passed"], false);
+    assert!(
+        first["warnings"][0]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not logged"),
+        "{first}"
+    );
+    assert!(!proxy.failed().is_empty(), "the fault was never hit");
+
+    // Asked again, through evaluate and through promote, failing and healed: the
+    // stored refusal, never a second measurement.
+    let again = last_json(&env.run(&["evaluate", "--candidate", "2", "--json"]));
+    assert_eq!(
+        (&again["passed"], &again["report"]),
+        (&first["passed"], &first["report"])
+    );
+    proxy.heal();
+    let promoted = env.run(&["promote", "2"]);
+    assert_eq!(
+        promoted.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&promoted.stderr)
+    );
+    let reports = files_under(&s.dir.path().join(format!("store/reports/{}/2", s.model)));
+    assert_eq!(
+        reports.iter().filter(|f| f.ends_with("report.json")).count(),
+        1,
+        "{reports:?}"
+    );
+    assert_eq!(s.alias("production").as_deref(), Some("1"));
 }

@@ -138,7 +138,8 @@ pub async fn recent(
     want: usize,
 ) -> Result<Vec<ObjectKey>, StoreError> {
     let mut keys = Vec::new();
-    for back in 0..RECENT_DAYS {
+    // From tomorrow: a writer whose clock is ahead of ours may have stamped it so.
+    for back in -1..RECENT_DAYS {
         let day = (now - chrono::Duration::days(back)).date_naive();
         for endpoint in layout::RAW_ENDPOINTS {
             keys.extend(
@@ -211,6 +212,11 @@ mod tests {
         key
     }
 
+    async fn forget(store: &MemoryStore, key: &ObjectKey) {
+        store.delete(key).await.unwrap();
+        store.delete(&layout::snapshot_meta(key).unwrap()).await.unwrap();
+    }
+
     #[tokio::test]
     async fn recent_snapshots_are_listed_by_day_without_reading_the_archive() {
         let store = MemoryStore::new();
@@ -218,6 +224,10 @@ mod tests {
         let old = put(&store, "archive", now - chrono::Duration::days(400)).await;
         let yesterday = put(&store, "forecast", now - chrono::Duration::days(1)).await;
         let today = put(&store, "archive", now).await;
+        // A writer whose clock runs ahead, across midnight.
+        let ahead = put(&store, "forecast", now + chrono::Duration::days(1)).await;
+        assert_eq!(recent(&store, now, 1).await.unwrap(), vec![ahead.clone()]);
+        forget(&store, &ahead).await;
         // Two wanted: today's and yesterday's day listings give them, the year-old day
         // is never listed.
         assert_eq!(
