@@ -58,6 +58,25 @@ pub struct EvaluateOutput {
     pub warnings: Vec<String>,
 }
 
+impl EvaluateOutput {
+    /// What a stored report at `json` says; its files are beside it.
+    fn of(report: &GateReport, json: ObjectKey) -> Result<Self, StageError> {
+        Ok(Self {
+            model_name: report.model_name.clone(),
+            candidate_version: report.candidate.version.clone(),
+            production_version: report.production.as_ref().map(|p| p.version.clone()),
+            data_version: report.holdout.data_version.clone(),
+            passed: report.passed,
+            failed_gates: report.failed_gate_names().iter().map(|s| s.to_string()).collect(),
+            markdown: json.sibling("report.md")?,
+            chart: json.sibling(CHART_FILE)?,
+            report: json,
+            logged_to: None,
+            warnings: Vec::new(),
+        })
+    }
+}
+
 /// The chart's file name in a report's folder.
 pub const CHART_FILE: &str = "error-by-horizon.png";
 
@@ -111,17 +130,11 @@ pub(crate) async fn evaluate_with_report(
     };
     let [chart, markdown, json] = files.map(|(key, _)| key);
     let out = EvaluateOutput {
-        model_name: report.model_name.clone(),
-        candidate_version: report.candidate.version.clone(),
-        production_version: report.production.as_ref().map(|p| p.version.clone()),
-        data_version: report.holdout.data_version.clone(),
-        passed: report.passed,
-        failed_gates: report.failed_gate_names().iter().map(|s| s.to_string()).collect(),
-        report: json,
         markdown,
         chart,
         logged_to,
         warnings,
+        ..EvaluateOutput::of(&report, json)?
     };
     if !report.passed {
         record_refusal(ctx, &input, &out).await;
@@ -189,17 +202,8 @@ async fn stored_refusal(
         );
         tracing::info!("{warning}");
         let out = EvaluateOutput {
-            model_name: report.model_name.clone(),
-            candidate_version: report.candidate.version.clone(),
-            production_version: production.clone(),
-            data_version: data_version.clone(),
-            passed: false,
-            failed_gates: report.failed_gate_names().iter().map(|s| s.to_string()).collect(),
-            markdown: key.sibling("report.md")?,
-            chart: key.sibling(CHART_FILE)?,
-            report: key,
-            logged_to: None,
             warnings: vec![warning],
+            ..EvaluateOutput::of(&report, key)?
         };
         return Ok(Some((out, report)));
     }
