@@ -32,25 +32,25 @@ bench:
 ## state machine run by aws-local-stepfunctions (tests/cloud/stack.py).
 statemachine:
 	bash scripts/setup-python.sh && bash scripts/setup-python.sh iac && bash scripts/setup-node.sh
-	$(CARGO) test --release --locked -p rps-cli --test statemachine -- --nocapture
+	$(CARGO) test --release --locked -p rps-cli --test system statemachine:: -- --nocapture
 
 ## The Airflow DAGs (dags/) under the real Airflow: imported, checked against the state
 ## machine, and run with `airflow dags test` against the stage functions.
 airflow:
 	bash scripts/setup-python.sh && bash scripts/setup-python.sh iac && bash scripts/setup-python.sh airflow
-	$(CARGO) test --release --locked -p rps-cli --test airflow -- --nocapture
+	$(CARGO) test --release --locked -p rps-cli --test system airflow:: -- --nocapture
 
 ## Monitoring (docs/monitoring.md): promtool, amtool, the dashboards against Grafana's
 ## schema, compose.yaml; then live: rps serve, Prometheus, Alertmanager and the alert log.
 monitoring:
 	bash scripts/setup-system.sh && bash scripts/setup-python.sh && bash scripts/setup-node.sh
-	$(CARGO) test --release --locked -p rps-cli --test monitoring -- --nocapture
+	$(CARGO) test --release --locked -p rps-cli --test system monitoring:: -- --nocapture
 
 ## Redraw docs/img/dashboards.png (the README's picture) from the live monitoring test.
 dashboard-picture:
 	bash scripts/setup-system.sh && bash scripts/setup-python.sh && bash scripts/setup-node.sh
 	RPS_DASHBOARD_PNG=$(CURDIR)/docs/img/dashboards.png $(CARGO) test --release --locked -p rps-cli \
-		--test monitoring live_ -- --nocapture
+		--test system monitoring::live_ -- --nocapture
 
 ## Each stage function's zip size, init duration and peak memory on the sample year.
 bench-lambda:
@@ -105,7 +105,7 @@ stage: build
 promote-staging: build
 	@bash scripts/ci/release.sh promote
 ## Smoke-test a running API at $(URL).
-smoke:
+smoke: build
 	@bash scripts/ci/smoke.sh $(URL)
 ## Apply .github/rulesets/ to the GitHub repository (GITHUB_TOKEN, GITHUB_REPOSITORY).
 rulesets:
@@ -116,7 +116,7 @@ fmt:
 
 ## Regenerate the parts of docs/ that are generated from the code (the configuration table).
 docs:
-	UPDATE_DOCS=1 $(CARGO) test --release --locked -p shared --test docs
+	UPDATE_DOCS=1 $(CARGO) test --release --locked -p shared --test integration docs::
 
 ## Re-pin the Python tools (scripts/requirements.in → requirements.txt, with hashes).
 requirements:

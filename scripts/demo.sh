@@ -87,21 +87,7 @@ echo "http://127.0.0.1:$api_port" >"$STATE/run/api.uri"
 # is needed. The page's "How the forecasts did" shows it.
 echo
 echo "== Closing the loop: /predict answers scored against what was observed"
-python3 - "$RPS_STORE" "http://127.0.0.1:$api_port" <<'PY'
-import datetime, glob, json, sys, urllib.request
-store, api = sys.argv[1:]
-snaps = sorted(p for p in glob.glob(f"{store}/raw/open-meteo/forecast/**/*.json", recursive=True)
-               if not p.endswith(".meta.json"))
-hourly = json.load(open(snaps[-1]))["hourly"]
-now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:00")
-last = max(i for i, t in enumerate(hourly["time"]) if t <= now)
-for end in range(last - 36, last - 5):
-    obs = [{k: v[i] for k, v in hourly.items() if k != "precipitation"} for i in range(end - 24, end + 1)]
-    req = urllib.request.Request(f"{api}/predict", json.dumps({"observations": obs}).encode(),
-                                 {"content-type": "application/json"})
-    urllib.request.urlopen(req, timeout=10).read()
-print(f"asked /predict about {last - 5 - (last - 36)} hours")
-PY
+"$RPS" sample ask "http://127.0.0.1:$api_port"
 sleep 3
 "$RPS" verify
 

@@ -64,6 +64,9 @@ enum Command {
     Verify(commands::verify::Args),
     /// Serve the prediction API and web page (the model at RPS_MODEL_NAME@RPS_MODEL_ALIAS)
     Serve(commands::serve::Args),
+    /// Smoke-test a running API: /health, /ready and a /predict, waiting until it
+    /// serves --expect-version (the staging wait)
+    Smoke(commands::smoke::Args),
     /// Registered model versions
     Models {
         #[command(subcommand)]
@@ -134,6 +137,7 @@ async fn run(command: Command, out: &Out) -> anyhow::Result<()> {
         Command::Trace(a) => trace::run(a, out).await,
         Command::Verify(a) => verify::run(a, out).await,
         Command::Serve(a) => serve::run(a).await,
+        Command::Smoke(a) => smoke::run(a, out).await,
         Command::Models { command } => models::run(command, out).await,
         Command::Sample { command } => sample::run(command).await,
         Command::Config(a) => config::run(a),

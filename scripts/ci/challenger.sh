@@ -63,11 +63,11 @@ if [[ -z $candidate ]]; then
       ;;
     local)
       # shellcheck disable=SC2086  # the range is several arguments
-      "$RPS" pipeline run ${RPS_CANDIDATE_RANGE:-} --json >"$out/pipeline.json" 2>"$out/pipeline.log"
+      "$RPS" pipeline run ${RPS_CANDIDATE_RANGE:-} --version-file "$out/candidate" --json \
+        >"$out/pipeline.json" 2>"$out/pipeline.log"
       rc=$?
       [[ $rc -eq 0 ]] || no_candidate "$rc" "rps pipeline run"
-      # The contract of `--json`: the last line is one object naming the model version.
-      candidate=$(tail -n 1 "$out/pipeline.json" | sed -n 's/.*"model_version":"\([^"]*\)".*/\1/p')
+      candidate=$(cat "$out/candidate")
       ;;
     *)
       echo "no orchestrator to train the challenger: set AIRFLOW_API_URL (with AIRFLOW_USERNAME and" \

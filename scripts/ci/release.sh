@@ -16,10 +16,7 @@ cd "$ROOT"
 case ${1:-} in
   stage)
     url=${2:?usage: scripts/ci/release.sh stage URL}
-    version=$("$RPS" models stage --json | tail -n 1 | sed -n 's/.*"version":"\([^"]*\)".*/\1/p')
-    [[ -n $version ]] || { echo "rps models stage named no version" >&2; exit 1; }
-    echo "@staging → version $version"
-    EXPECT_VERSION=$version bash scripts/ci/smoke.sh "$url"
+    "$RPS" models stage --smoke "$url"
     ;;
   promote)
     "$RPS" promote @staging --actor "${RPS_ACTOR:-ci: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"

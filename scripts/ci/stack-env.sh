@@ -18,25 +18,7 @@ stack=$(sed -n "/^\[$env\.deploy\.parameters\]/,/^\[/s/^stack_name = \"\(.*\)\"/
 [[ -n $stack ]] || { echo "samconfig.toml has no stack for '$env'" >&2; exit 2; }
 bash scripts/ci/require-env.sh AWS_REGION >&2
 bash scripts/setup-python.sh iac >&2
-lines=$(AWS_DEFAULT_REGION="$AWS_REGION" .venv-iac/bin/python - "$stack" <<'PY'
-import sys
-import boto3
-import botocore.exceptions
-
-stack = sys.argv[1]
-try:
-    outputs = boto3.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0].get("Outputs", [])
-except botocore.exceptions.ClientError as e:
-    sys.exit(f"the stack {stack} cannot be read ({e.response['Error']['Code']}): deploy it first (docs/deploy.md)")
-out = {o["OutputKey"]: o["OutputValue"] for o in outputs}
-names = {"RPS_STORE": ("DataBucketName", "s3://{}/store"), "RPS_API_URL": ("ApiUrl", "{}"),
-         "RPS_STATE_MACHINE_ARN": ("StateMachineArn", "{}"), "RPS_VERIFY_FUNCTION": ("VerifyFunctionName", "{}")}
-for name, (key, form) in names.items():
-    if key not in out:
-        sys.exit(f"the stack {stack} has no output {key}")
-    print(f"{name}={form.format(out[key])}")
-PY
-)
+lines=$(AWS_DEFAULT_REGION="$AWS_REGION" .venv-iac/bin/python scripts/ci/stack_outputs.py "$stack")
 while IFS='=' read -r name value; do
   [[ -n ${!name:-} ]] && value=${!name}
   echo "$name=$value"

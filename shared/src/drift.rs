@@ -47,23 +47,7 @@ pub fn psi(expected: &[u64], actual: &[u64]) -> f64 {
         .sum()
 }
 
-/// When the window counts as drifting (`RPS_DRIFT_*`).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct DriftThresholds {
-    pub min_requests: usize,
-    pub max_out_of_range_share: f64,
-    pub max_psi: f64,
-}
-
-impl Default for DriftThresholds {
-    fn default() -> Self {
-        Self {
-            min_requests: 300,
-            max_out_of_range_share: 0.2,
-            max_psi: 0.2,
-        }
-    }
-}
+pub use crate::config::DriftThresholds;
 
 fn is_calendar(feature: &str) -> bool {
     FEATURES.iter().any(|f| f.is_calendar() && f.name() == feature)

@@ -25,6 +25,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
+pub use crate::store::Grant;
 use crate::store::{ObjectKey, StoreError};
 
 pub const RAW_PREFIX: &str = "raw/open-meteo/";
@@ -217,17 +218,6 @@ pub const AREAS: [&str; 11] = [
     "served/",
     "monitoring/",
 ];
-
-/// What one function may do in one folder of the store. Reading includes listing
-/// (`s3:ListBucket` on the prefix): without it S3 answers a missing key with 403, not
-/// 404, and "not there yet" could not be told from "not allowed".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct Grant {
-    pub prefix: &'static str,
-    pub read: bool,
-    pub write: bool,
-    pub delete: bool,
-}
 
 const fn grant(prefix: &'static str, read: bool, write: bool, delete: bool) -> Grant {
     Grant {

@@ -6,18 +6,23 @@
 //! [`ingest`] → [`validate`] → [`transform`] → [`train`] → [`evaluate`] → [`promote`],
 //! then [`serve`] answers requests and [`verify`] scores the forecasts served against
 //! what happened, asking for a retrain when the model stops earning its keep;
-//! [`lineage`] traces a model back to its raw data and [`pipeline`] chains the first
-//! four.
+//! [`lineage`] traces a model back to its raw data.
+//!
+//! **Stages are siblings**: a stage imports the core and the ports, never another
+//! stage. What one stage writes and another reads is a record in [`records`] (the
+//! stages' inputs and outputs, the gate report, retrain requests, verifications, the
+//! API's answers); [`pipeline`] is the one place that chains stages. A test over the
+//! source keeps it so (`shared/tests/integration/architecture.rs`).
 //!
 //! **The ports**, one folder each, a trait with a real and an in-memory adapter:
 //! [`store`] (local folder, S3, memory), [`registry`] (MLflow, the store), [`tracking`]
 //! (MLflow, memory), [`source`] (Open-Meteo, a recording). [`mlflow`] is the REST
 //! client under the MLflow adapters, [`dvc`] the DVC remote on a store.
 //!
-//! **The shared core**, read by several stages: [`config`] (the only reader of the
-//! environment), [`observations`], [`features`] (the one feature definition),
-//! [`drift`] (the inputs against the training data, for serving and verification),
-//! [`forecast_log`] (the forecasts issued, for verification),
+//! **The shared core**, read by several stages: [`records`], [`config`] (the only
+//! reader of the environment), [`observations`], [`features`] (the one feature
+//! definition), [`drift`] (the inputs against the training data, for serving and
+//! verification), [`forecast_log`] (the forecasts issued, for verification),
 //! [`snapshot`], [`dataset`], [`bundle`] (the model file), [`scores`], [`layout`] (store
 //! keys), [`tags`] (registry and tracking names), [`stage`] (context and errors).
 //!
@@ -37,6 +42,7 @@ pub mod http;
 pub mod layout;
 pub mod logging;
 pub mod observations;
+pub mod records;
 pub mod scores;
 pub mod snapshot;
 pub mod stage;

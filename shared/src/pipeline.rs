@@ -1,16 +1,21 @@
-//! The stages chained: [`run`] (`rps pipeline run`: ingest → validate → transform →
-//! train, stopping at the first failure) and [`promote`] (`rps pipeline promote`: the
-//! release flow, run → `@staging` → gates → `@production`). Each stage hands the next
-//! one references (keys, the data version, a model version), never payloads.
+//! The stages chained, and the one place that chains them (no stage imports another):
+//! [`run`] (`rps pipeline run`: ingest → validate → transform → train, stopping at the
+//! first failure), [`gate_and_promote`] (promote, with evaluate as its gates) and
+//! [`promote`] (`rps pipeline promote`: the release flow, run → `@staging` → gates →
+//! `@production`). Each stage hands the next one references (keys, the data version, a
+//! model version), never payloads: the records in [`crate::records`].
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::evaluate::report::GateReport;
 use crate::evaluate::smoke::served_model;
+use crate::evaluate::{EvaluateInput, EvaluateOutput, evaluate_with_report};
 use crate::ingest::{IngestOutput, ingest};
-use crate::promote::{PromoteInput, PromoteOutput};
+use crate::promote::{Gates, PromoteInput, PromoteOutput};
+use crate::records::retrain::Trigger;
 use crate::registry::ModelRef;
 use crate::source::IngestRequest;
 use crate::stage::{Context, Observer, StageError};
@@ -18,7 +23,6 @@ use crate::tags::aliases;
 use crate::train::{TrainInput, TrainOutput, train};
 use crate::transform::{TransformOutput, transform};
 use crate::validate::{ValidateOutput, validate};
-use crate::verify::trigger::Trigger;
 
 /// Input of a whole run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -162,7 +166,7 @@ pub async fn promote(
         },
     );
     obs.started("promote");
-    let promoted = crate::promote::promote(
+    let promoted = gate_and_promote(
         ctx,
         PromoteInput {
             candidate: ModelRef::Version(v.clone()),
@@ -185,6 +189,26 @@ pub async fn promote(
         staging_ready,
         promote: promoted,
     })
+}
+
+/// The promote stage with the evaluate stage as its gates: what `rps promote`, the
+/// promote Lambda and the release flow run.
+pub async fn gate_and_promote(ctx: &Context, input: PromoteInput) -> Result<PromoteOutput, StageError> {
+    crate::promote::promote(ctx, input, &EvaluateGates).await
+}
+
+/// The evaluate stage, as the gates a promotion runs.
+pub struct EvaluateGates;
+
+#[async_trait::async_trait]
+impl Gates for EvaluateGates {
+    async fn run(
+        &self,
+        ctx: &Context,
+        input: EvaluateInput,
+    ) -> Result<(EvaluateOutput, GateReport), StageError> {
+        evaluate_with_report(ctx, input).await
+    }
 }
 
 /// Polls the staging endpoint's `/model` until it serves `version` (it re-checks its

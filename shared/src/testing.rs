@@ -1,5 +1,7 @@
 //! Helpers for the crate's unit tests: the shipped sample as an in-memory weather
-//! source, and contexts over the in-memory store and the local registry.
+//! source, contexts over the in-memory store and the local registry, and the stages a
+//! test needs before its own, in the pipeline's order (so a stage's tests need not
+//! import the stages before it).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -7,6 +9,7 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 
 use crate::config::Config;
+use crate::records::stages::{IngestOutput, ValidateOutput};
 use crate::source::{DateRange, IngestRequest, RecordedSource, Recording};
 use crate::stage::Context;
 use crate::store::MemoryStore;
@@ -35,4 +38,28 @@ pub fn context(vars: &[(&str, &str)]) -> (Context, Arc<MemoryStore>, tempfile::T
 pub fn range(start: (u32, u32), end: (u32, u32)) -> IngestRequest {
     let d = |(m, day)| NaiveDate::from_ymd_opt(2023, m, day).expect("a date");
     IngestRequest::backfill(DateRange::new(d(start), d(end)).expect("a range"))
+}
+
+/// `request` ingested.
+pub async fn ingested(ctx: &Context, request: IngestRequest) -> IngestOutput {
+    crate::ingest::ingest(ctx, request)
+        .await
+        .expect("the sample ingests")
+}
+
+/// `request` ingested and validated.
+pub async fn validated(ctx: &Context, request: IngestRequest) -> ValidateOutput {
+    let ingested = ingested(ctx, request).await;
+    crate::validate::validate(ctx, (&ingested).into())
+        .await
+        .expect("the sample passes the quality gate")
+}
+
+/// `request` ingested, validated and transformed into a dataset.
+#[cfg(feature = "batch")]
+pub async fn transformed(ctx: &Context, request: IngestRequest) -> crate::records::stages::TransformOutput {
+    let validated = validated(ctx, request).await;
+    crate::transform::transform(ctx, (&validated).into())
+        .await
+        .expect("the sample transforms")
 }

@@ -198,6 +198,53 @@ pub fn wait_http_ok(port: u16, path: &str, timeout: Duration) -> bool {
     false
 }
 
+/// A test's turn in a binary that holds several groups of tests (one module each):
+/// tests of the same group run side by side, other groups wait until the group running
+/// now has finished. So a binary of many modules runs them as separate binaries would,
+/// one group at a time, while linking once. The group is the test's module under the
+/// binary (`system::cicd::workflows` is in `system::cicd`). Hold the guard for the
+/// whole test:
+/// `let _turn = testkit::turn(module_path!());`.
+pub fn turn(group: &'static str) -> Turn {
+    // `binary::module::inner` takes the turn of `binary::module`.
+    let group = match group.match_indices("::").nth(1) {
+        Some((end, _)) => &group[..end],
+        None => group,
+    };
+    let (lock, changed) = &TURNS;
+    let mut state = lock.lock().unwrap_or_else(|e| e.into_inner());
+    while state.0.is_some_and(|g| g != group) {
+        state = changed.wait(state).unwrap_or_else(|e| e.into_inner());
+    }
+    state.0 = Some(group);
+    state.1 += 1;
+    Turn
+}
+
+/// Which group runs, and how many of its tests.
+type Turns = (
+    std::sync::Mutex<(Option<&'static str>, usize)>,
+    std::sync::Condvar,
+);
+
+static TURNS: Turns = (std::sync::Mutex::new((None, 0)), std::sync::Condvar::new());
+
+/// Held while a test runs ([`turn`]); a test that panics gives its turn back too.
+#[must_use = "the turn ends when the guard is dropped"]
+pub struct Turn;
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let (lock, changed) = &TURNS;
+        let mut state = lock.lock().unwrap_or_else(|e| e.into_inner());
+        state.1 -= 1;
+        if state.1 == 0 {
+            state.0 = None;
+            changed.notify_all();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,5 +267,41 @@ mod tests {
             require_with("here", dir.path(), false, &log),
             Some(dir.path().to_path_buf())
         );
+    }
+
+    #[test]
+    fn groups_take_turns_and_a_group_runs_side_by_side() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        // (tests of "a" running, of "b" running, most of "a" at once, a clash seen)
+        let seen = Arc::new([0, 1, 2, 3].map(|_| AtomicUsize::new(0)));
+        let first = turn("a");
+        let a = seen.clone();
+        let side = std::thread::spawn(move || {
+            let _t = turn("a");
+            a[0].fetch_add(1, Ordering::SeqCst);
+            let now = a[0].load(Ordering::SeqCst);
+            a[2].fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(100));
+            a[0].fetch_sub(1, Ordering::SeqCst);
+        });
+        let b = seen.clone();
+        let other = std::thread::spawn(move || {
+            let _t = turn("b");
+            if b[0].load(Ordering::SeqCst) > 0 {
+                b[3].fetch_add(1, Ordering::SeqCst);
+            }
+            b[1].fetch_add(1, Ordering::SeqCst);
+        });
+        seen[0].fetch_add(1, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(seen[1].load(Ordering::SeqCst), 0, "b ran while a held its turn");
+        seen[0].fetch_sub(1, Ordering::SeqCst);
+        drop(first);
+        side.join().unwrap();
+        other.join().unwrap();
+        assert_eq!(seen[1].load(Ordering::SeqCst), 1, "b ran after a");
+        assert_eq!(seen[3].load(Ordering::SeqCst), 0, "b overlapped a");
+        assert!(seen[2].load(Ordering::SeqCst) >= 1);
     }
 }

@@ -3,7 +3,7 @@
 - each workflow `<pr|push>-<stage>.yml` triggers on exactly the branch names that
   .github/branches.json gives its stage (the branch model in one place);
 - every `run:` step is `make <target>` (a target of the Makefile) or a script in
-  scripts/, and that script is exercised by the test suite (named in cli/tests/*.rs or
+  scripts/, and that script is exercised by the test suite (named in cli/tests/**/*.rs or
   scripts/test.sh), so what CI does runs here first;
 - a job that reads secrets checks them first: its first run step is
   scripts/ci/require-env.sh;
@@ -43,7 +43,7 @@ def makefile_targets() -> dict[str, list[str]]:
 
 
 def suite_text() -> str:
-    files = list((ROOT / "cli/tests").glob("*.rs")) + [ROOT / "scripts/test.sh"]
+    files = list((ROOT / "cli/tests").rglob("*.rs")) + [ROOT / "scripts/test.sh"]
     return "\n".join(f.read_text() for f in files)
 
 

@@ -12,6 +12,7 @@ pub mod pipeline;
 pub mod promote;
 pub mod sample;
 pub mod serve;
+pub mod smoke;
 pub mod trace;
 pub mod train;
 pub mod transform;

@@ -20,7 +20,15 @@ pub enum Command {
     /// Point @staging at a version (a number or @alias; default: this deployment's
     /// candidate, `@candidate`, or `@staging-candidate` with RPS_MODEL_ALIAS=staging),
     /// as the staging deploy does; @production moves only through `rps promote`
-    Stage { reference: Option<ModelRef> },
+    Stage {
+        reference: Option<ModelRef>,
+        /// Then smoke-test this API until it serves the staged version (`rps smoke`)
+        #[arg(long)]
+        smoke: Option<String>,
+        /// Seconds to wait for it
+        #[arg(long, env = "SMOKE_WAIT", default_value_t = 120)]
+        wait: u64,
+    },
 }
 
 /// `rps models pull --json`.
@@ -77,13 +85,26 @@ pub async fn run(command: Command, out: &Out) -> anyhow::Result<()> {
             };
             out.emit(&shown, |_| output::print_version(&loaded, url.as_deref()))
         }
-        Command::Stage { reference } => {
+        Command::Stage {
+            reference,
+            smoke,
+            wait,
+        } => {
             let reference = reference.unwrap_or_else(|| ModelRef::Alias(ctx.config.aliases().candidate));
             let info = ctx.registry.resolve(name, &reference).await?;
             ctx.registry
                 .set_alias(name, shared::tags::aliases::STAGING, &info.version)
                 .await?;
-            out.emit(&info, |i| println!("{name}@staging → version {}", i.version))
+            out.text(&format!("{name}@staging → version {}", info.version));
+            let smoked = match smoke {
+                Some(url) => Some(super::smoke::test(&url, Some(&info.version), wait, None).await?),
+                None => None,
+            };
+            out.emit(&serde_json::json!({"version": info, "smoke": smoked}), |_| {
+                if let Some(s) = &smoked {
+                    println!("{} serves version {}", s.url, s.model_version);
+                }
+            })
         }
         Command::Pull { reference, output } => {
             let info = ctx.registry.resolve(name, &reference).await?;

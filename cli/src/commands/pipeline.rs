@@ -14,6 +14,10 @@ pub enum Command {
         /// Also write the processed dataset's .dvc file here (e.g. data.dvc)
         #[arg(long)]
         dvc_file: Option<PathBuf>,
+        /// Also write the trained model's version here (for a script, which need not
+        /// read the JSON)
+        #[arg(long)]
+        version_file: Option<PathBuf>,
     },
     /// The release flow: train a candidate, deploy it to @staging, run the gates (smoke
     /// test on RPS_STAGING_URL when set) and promote it on success
@@ -29,7 +33,11 @@ pub async fn run(command: Command, out: &Out) -> anyhow::Result<()> {
     let ctx = context().await?;
     let progress = Progress::new();
     match command {
-        Command::Run { range, dvc_file } => {
+        Command::Run {
+            range,
+            dvc_file,
+            version_file,
+        } => {
             let done = run_all(
                 &ctx,
                 RunInput {
@@ -44,6 +52,9 @@ pub async fn run(command: Command, out: &Out) -> anyhow::Result<()> {
             if let Some(path) = dvc_file {
                 write_file(&path, done.transform.dvc.to_dvc_file().as_bytes())?;
                 eprintln!("wrote {} (data version {})", path.display(), done.data_version);
+            }
+            if let Some(path) = version_file {
+                write_file(&path, done.model_version.as_bytes())?;
             }
             output::print_run_summary(&ctx, &done, out.json);
             out.emit(&done, |_| {})

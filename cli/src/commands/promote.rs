@@ -1,4 +1,5 @@
-use shared::promote::{PromoteInput, RollbackInput, promote, rollback as roll_back};
+use shared::pipeline::gate_and_promote as promote;
+use shared::promote::{PromoteInput, RollbackInput, rollback as roll_back};
 use shared::registry::ModelRef;
 
 use super::{Out, context, key};

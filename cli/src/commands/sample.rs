@@ -1,11 +1,19 @@
+//! `rps sample`: the shipped station year as Open-Meteo (`serve`, for offline runs), and
+//! a client asking the API about the newest observed hours (`ask`, the demo's traffic).
+
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context as _;
+use shared::evaluate::smoke::golden_request;
+use shared::features::INPUT_HOURS;
+use shared::observations::{HourlySeries, utc_now};
+use shared::snapshot;
 use shared::source::{Recording, replay};
 
 /// The recorded station year shipped with rps, served by `rps sample serve`.
-const SAMPLE: &[u8] = include_bytes!("../../../data/sample/open-meteo-archive-sandpoint-ak-2023.json");
+pub const SAMPLE: &[u8] = include_bytes!("../../../data/sample/open-meteo-archive-sandpoint-ak-2023.json");
 
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -23,15 +31,35 @@ pub enum Command {
         #[arg(long)]
         file: Option<PathBuf>,
     },
+    /// Ask the API at URL about each of the newest observed hours (from the newest
+    /// snapshot in the store), as a client would: answers the forecast log samples
+    Ask {
+        url: String,
+        /// How many hours to ask about, the newest ending 6 hours ago (so that
+        /// verification can score the answers soon)
+        #[arg(long, default_value_t = 31)]
+        hours: usize,
+    },
 }
 
 pub async fn run(command: Command) -> anyhow::Result<()> {
-    let Command::Serve {
-        host,
-        port,
-        port_file,
-        file,
-    } = command;
+    match command {
+        Command::Serve {
+            host,
+            port,
+            port_file,
+            file,
+        } => serve(host, port, port_file, file).await,
+        Command::Ask { url, hours } => ask(&url, hours).await,
+    }
+}
+
+async fn serve(
+    host: IpAddr,
+    port: u16,
+    port_file: Option<PathBuf>,
+    file: Option<PathBuf>,
+) -> anyhow::Result<()> {
     let body = match &file {
         Some(f) => std::fs::read(f).with_context(|| format!("reading {}", f.display()))?,
         None => SAMPLE.to_vec(),
@@ -48,5 +76,40 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         r = handle => r??,
         _ = tokio::signal::ctrl_c() => {}
     }
+    Ok(())
+}
+
+/// Hours before the newest observed one that the last question ends at.
+const LAG_HOURS: usize = 6;
+
+async fn ask(url: &str, hours: usize) -> anyhow::Result<()> {
+    let ctx = super::context().await?;
+    let newest = snapshot::newest(ctx.store.as_ref())
+        .await?
+        .context("the store holds no snapshot yet: run `rps ingest --live` first")?;
+    let (raw, _) = snapshot::load(ctx.store.as_ref(), &newest).await?;
+    let series = HourlySeries::from_raw(&raw)?;
+    let now = utc_now();
+    let observed = series.times().iter().filter(|t| **t <= now).count();
+    anyhow::ensure!(
+        observed >= INPUT_HOURS + hours + LAG_HOURS,
+        "{} holds {observed} observed hours: too few to ask about {hours}",
+        ctx.url(&newest)
+    );
+    let http = shared::http::client().map_err(anyhow::Error::msg)?;
+    let url = url.trim_end_matches('/');
+    for end in (observed - LAG_HOURS - hours)..(observed - LAG_HOURS) {
+        let times = series.times();
+        let window = series.between(times[end + 1 - INPUT_HOURS], times[end]);
+        let r = http
+            .post(format!("{url}/predict"))
+            .json(&golden_request(&window))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .with_context(|| format!("asking {url}/predict"))?;
+        anyhow::ensure!(r.status().is_success(), "{url}/predict answered {}", r.status());
+    }
+    println!("asked /predict about {hours} hours of {}", ctx.url(&newest));
     Ok(())
 }

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), shared::lambda::Error> {
-    shared::lambda::serve("promote", shared::promote::promote).await
+    shared::lambda::serve("promote", shared::pipeline::gate_and_promote).await
 }

@@ -5,120 +5,10 @@
 //! [`GateConfig`](crate::config::GateConfig); the measurements are made by the evaluate
 //! stage. Change a gate here and only here.
 
-use serde::{Deserialize, Serialize};
-
-use crate::bundle::{BUNDLE_FORMAT_VERSION, ModelSchema};
+use crate::bundle::BUNDLE_FORMAT_VERSION;
 use crate::config::GateConfig;
+pub use crate::records::gate_report::{Contract, Gate, GateResult, HEADLINE_HORIZON, SmokeCheck, Verdict};
 use crate::scores::{Baseline, HorizonScore};
-
-/// The horizon the headline figures are about.
-pub const HEADLINE_HORIZON: u8 = 6;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Gate {
-    Schema,
-    Accuracy,
-    NoRegression,
-    Skill,
-    Latency,
-    Smoke,
-}
-
-impl Gate {
-    pub const ALL: [Gate; 6] = [
-        Gate::Schema,
-        Gate::Accuracy,
-        Gate::NoRegression,
-        Gate::Skill,
-        Gate::Latency,
-        Gate::Smoke,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Gate::Schema => "schema",
-            Gate::Accuracy => "accuracy",
-            Gate::NoRegression => "no_regression",
-            Gate::Skill => "skill",
-            Gate::Latency => "latency",
-            Gate::Smoke => "smoke",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    Pass,
-    Fail,
-    /// The gate does not apply (no production model to compare with, no staging
-    /// endpoint). It neither passes nor blocks.
-    NotApplicable,
-}
-
-impl Verdict {
-    pub fn symbol(self) -> &'static str {
-        match self {
-            Verdict::Pass => "✅ pass",
-            Verdict::Fail => "❌ fail",
-            Verdict::NotApplicable => "➖ n/a",
-        }
-    }
-}
-
-/// One gate's outcome.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GateResult {
-    pub gate: Gate,
-    pub verdict: Verdict,
-    /// What was measured, for people ("1.272 °C").
-    pub measured: String,
-    /// What it had to be, for people ("< 2.000 °C").
-    pub threshold: String,
-    /// The number behind `measured`, when there is one.
-    #[serde(default)]
-    pub value: Option<f64>,
-    #[serde(default)]
-    pub limit: Option<f64>,
-    /// Why, in one sentence.
-    pub detail: String,
-}
-
-impl GateResult {
-    fn new(gate: Gate, verdict: Verdict, measured: String, threshold: String, detail: String) -> Self {
-        Self {
-            gate,
-            verdict,
-            measured,
-            threshold,
-            value: None,
-            limit: None,
-            detail,
-        }
-    }
-
-    fn numbers(mut self, value: f64, limit: f64) -> Self {
-        self.value = Some(value);
-        self.limit = Some(limit);
-        self
-    }
-
-    pub fn failed(&self) -> bool {
-        self.verdict == Verdict::Fail
-    }
-
-    /// A gate that could not be measured because an earlier one failed.
-    pub fn not_measured(gate: Gate, why: &str) -> Self {
-        Self::new(
-            gate,
-            Verdict::Fail,
-            "not measured".into(),
-            "-".into(),
-            format!("not measured: {why}"),
-        )
-    }
-}
 
 fn score(scores: &[HorizonScore], h: u8) -> Option<&HorizonScore> {
     scores.iter().find(|s| s.horizon == h)
@@ -339,40 +229,6 @@ pub fn skill(candidate: &[HorizonScore], cfg: &GateConfig) -> GateResult {
     .numbers(worst.skill(), cfg.min_skill)
 }
 
-/// What the schema gate knows about a model's input contract.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Contract {
-    pub format_version: u32,
-    /// `None` when the bundle could not even be decoded far enough to read it.
-    pub schema: Option<ModelSchema>,
-    /// Why this build cannot serve it, if it cannot.
-    pub incompatibility: Option<String>,
-}
-
-impl Contract {
-    pub fn of(format_version: u32, schema: &ModelSchema) -> Self {
-        Self {
-            format_version,
-            schema: Some(schema.clone()),
-            incompatibility: if format_version != BUNDLE_FORMAT_VERSION {
-                Some(format!(
-                    "bundle format version {format_version} (this build reads {BUNDLE_FORMAT_VERSION})"
-                ))
-            } else {
-                schema.incompatibility()
-            },
-        }
-    }
-
-    pub fn unreadable(why: String, format_version: u32) -> Self {
-        Self {
-            format_version,
-            schema: None,
-            incompatibility: Some(why),
-        }
-    }
-}
-
 /// Schema: the serving code accepts the candidate's contract; a difference from
 /// production's contract is flagged (returned beside the verdict).
 pub fn schema(candidate: &Contract, production: Option<&Contract>) -> (GateResult, Vec<String>) {
@@ -467,14 +323,6 @@ pub fn latency(p99_ms: f64, samples: usize, cfg: &GateConfig) -> GateResult {
     .numbers(p99_ms, cfg.max_p99_ms)
 }
 
-/// One smoke check against the staging endpoint.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SmokeCheck {
-    pub check: String,
-    pub ok: bool,
-    pub detail: String,
-}
-
 /// Smoke: every check against staging answered as expected.
 pub fn smoke(url: Option<&str>, checks: &[SmokeCheck]) -> GateResult {
     let Some(url) = url else {
@@ -512,6 +360,7 @@ pub fn smoke(url: Option<&str>, checks: &[SmokeCheck]) -> GateResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bundle::ModelSchema;
     use crate::config::Config;
     use std::collections::HashMap;
 

@@ -11,7 +11,6 @@ pub mod report;
 pub mod smoke;
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
 
 use self::gates::{Contract, Gate, GateResult, SmokeCheck};
 use self::report::{GateReport, Side};
@@ -20,65 +19,13 @@ use crate::dataset::{self, Dataset, DatasetManifest, TrainingSet};
 use crate::features::HORIZONS;
 use crate::layout;
 use crate::observations::HourlySeries;
-use crate::registry::{self, ModelRef, RegistryError, VersionInfo};
+use crate::records::retrain::{self as trigger, RetrainStatus};
+pub use crate::records::stages::{CHART_FILE, EvaluateInput, EvaluateOutput};
+use crate::registry::{self, RegistryError, VersionInfo};
 use crate::scores::HorizonScore;
 use crate::stage::{Context, StageError, blocking};
 use crate::store::ObjectKey;
 use crate::tags;
-use crate::verify::trigger::{self, RetrainStatus, Trigger};
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EvaluateInput {
-    pub candidate: ModelRef,
-    /// The dataset to cut the hold-out from; default: the one reaching furthest.
-    #[serde(default)]
-    pub data_version: Option<String>,
-    /// What asked for the candidate (a verification): named in the report, and told
-    /// the outcome when the gates refuse.
-    #[serde(default)]
-    pub trigger: Option<Trigger>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EvaluateOutput {
-    pub model_name: String,
-    pub candidate_version: String,
-    pub production_version: Option<String>,
-    pub data_version: String,
-    pub passed: bool,
-    pub failed_gates: Vec<String>,
-    pub report: ObjectKey,
-    pub markdown: ObjectKey,
-    pub chart: ObjectKey,
-    /// The tracking run's artifact folder the report was logged to, when tracked.
-    #[serde(default)]
-    pub logged_to: Option<String>,
-    /// What could not be done after the verdict was stored (the verdict stands).
-    #[serde(default)]
-    pub warnings: Vec<String>,
-}
-
-impl EvaluateOutput {
-    /// What a stored report at `json` says; its files are beside it.
-    fn of(report: &GateReport, json: ObjectKey) -> Result<Self, StageError> {
-        Ok(Self {
-            model_name: report.model_name.clone(),
-            candidate_version: report.candidate.version.clone(),
-            production_version: report.production.as_ref().map(|p| p.version.clone()),
-            data_version: report.holdout.data_version.clone(),
-            passed: report.passed,
-            failed_gates: report.failed_gate_names().iter().map(|s| s.to_string()).collect(),
-            markdown: json.sibling("report.md")?,
-            chart: json.sibling(CHART_FILE)?,
-            report: json,
-            logged_to: None,
-            warnings: Vec::new(),
-        })
-    }
-}
-
-/// The chart's file name in a report's folder.
-pub const CHART_FILE: &str = "error-by-horizon.png";
 
 /// A model as the gates see it: its bundle, when this build can read it.
 struct Loaded {
@@ -466,6 +413,7 @@ async fn log_to_run(
 mod tests {
     use super::*;
     use crate::pipeline::{RunInput, run};
+    use crate::registry::ModelRef;
     use crate::stage::Quiet;
     use crate::store::ObjectStore;
     use crate::testing::{context, range};

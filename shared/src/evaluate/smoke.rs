@@ -11,8 +11,8 @@ use crate::bundle::{Forecast, ModelBundle};
 use crate::features::serving_row;
 use crate::http::error_chain;
 use crate::observations::{HourlySeries, KEY_VARIABLES, format_time};
+use crate::records::wire::{ErrorResponse, ModelInfo, PredictResponse};
 use crate::registry::VersionInfo;
-use crate::serve::api::{ErrorResponse, ModelInfo, PredictResponse};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -170,5 +170,86 @@ async fn predicts_like(
                 got.len()
             )
         },
+    }
+}
+
+/// What a smoke test of a running API found (`rps smoke`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Smoked {
+    pub url: String,
+    pub model_version: String,
+    pub forecasts: usize,
+}
+
+/// Smoke-tests the API at `url` (a deployment, a container, a local server): `/health`
+/// and `/ready` answer 200, and `/predict` forecasts `request`; with `expect`, once the
+/// version it serves is that one (the API re-checks its alias periodically: this is
+/// the staging wait). Gives up after `wait`, saying what it saw last.
+pub async fn until_serving(
+    http: &reqwest::Client,
+    url: &str,
+    request: &Value,
+    expect: Option<&str>,
+    wait: Duration,
+) -> Result<Smoked, String> {
+    let url = url.trim_end_matches('/');
+    let deadline = tokio::time::Instant::now() + wait;
+    let late = || tokio::time::Instant::now() >= deadline;
+    for path in ["/health", "/ready"] {
+        loop {
+            let seen = match http.get(format!("{url}{path}")).timeout(TIMEOUT).send().await {
+                Ok(r) if r.status().is_success() => break,
+                Ok(r) => format!(
+                    "it answered {}: {}",
+                    r.status().as_u16(),
+                    r.text().await.unwrap_or_default()
+                ),
+                Err(e) => error_chain(&e),
+            };
+            if late() {
+                return Err(format!("{url}{path} does not answer 200 ({})", seen.trim()));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let expect = expect.map(|v| v.trim_start_matches('v'));
+    loop {
+        let r = http
+            .post(format!("{url}/predict"))
+            .json(request)
+            .timeout(TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| format!("{url}/predict failed: {}", error_chain(&e)))?;
+        let status = r.status();
+        if !status.is_success() {
+            let why = r.json::<ErrorResponse>().await.map(|e| e.error.message);
+            return Err(format!(
+                "{url}/predict answered {}: {}",
+                status.as_u16(),
+                why.unwrap_or_default()
+            ));
+        }
+        let answer: PredictResponse = r
+            .json()
+            .await
+            .map_err(|e| format!("{url}/predict answered something that is not a forecast: {e}"))?;
+        let version = answer.model.version;
+        match expect {
+            Some(want) if version != want => {
+                if late() {
+                    return Err(format!("{url} serves version {version}, not {want}"));
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            _ if answer.forecasts.is_empty() => return Err(format!("{url}/predict returned no forecasts")),
+            _ => {
+                return Ok(Smoked {
+                    url: url.to_owned(),
+                    model_version: version,
+                    forecasts: answer.forecasts.len(),
+                });
+            }
+        }
     }
 }

@@ -2,30 +2,13 @@
 //! anything else can fail, stamped with its collection time, with its metadata
 //! ([`SnapshotMeta`]) beside it.
 
-use serde::{Deserialize, Serialize};
-
 use crate::bundle::sha256_hex;
 use crate::layout;
 use crate::observations::RawSeries;
+pub use crate::records::stages::{IngestInput, IngestOutput};
 use crate::snapshot::SnapshotMeta;
-use crate::source::IngestRequest;
 use crate::stage::{Context, StageError};
-use crate::store::{self, ObjectKey};
-
-/// The stage's input is the request itself: a backfill range or a live fetch.
-pub type IngestInput = IngestRequest;
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct IngestOutput {
-    pub snapshot: ObjectKey,
-    pub meta: ObjectKey,
-    pub collected_at: chrono::DateTime<chrono::Utc>,
-    pub endpoint: String,
-    pub url: String,
-    pub bytes: usize,
-    pub rows: usize,
-    pub attempts: u32,
-}
+use crate::store;
 
 /// Fetches and stores the raw body before anything else can fail.
 pub async fn ingest(ctx: &Context, request: IngestInput) -> Result<IngestOutput, StageError> {
@@ -76,6 +59,7 @@ mod tests {
 
     use super::*;
     use crate::config::Config;
+    use crate::source::IngestRequest;
     use crate::source::{DateRange, RecordedSource, Recording};
     use crate::store::{MockObjectStore, StoreError};
 

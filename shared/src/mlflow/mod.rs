@@ -8,12 +8,14 @@
 //! MLflow's `error_code` and `message`; an endpoint an older server lacks (a plain 404)
 //! is reported as that server not supporting the feature.
 //!
-//! [`client`] is the HTTP client, [`types`] its records, [`error`] the error mapping.
+//! [`client`] is the HTTP client, [`registry`] its model-registry endpoints, [`types`]
+//! its records, [`error`] the error mapping.
 //! The registry adapter (`registry::MlflowRegistry`) and the tracking adapter
 //! (`tracking::MlflowTracker`) are built on the client.
 
 pub mod client;
 pub mod error;
+pub mod registry;
 pub mod types;
 
 pub use client::MlflowClient;

@@ -19,13 +19,13 @@ pub use rollback::{RollbackInput, RollbackOutput, rollback};
 
 use self::lease::Lease;
 use crate::dataset;
-use crate::evaluate::report::GateReport;
-use crate::evaluate::{EvaluateInput, EvaluateOutput, evaluate_with_report};
+use crate::records::gate_report::GateReport;
+use crate::records::retrain::{self as trigger, RetrainStatus, Trigger};
+use crate::records::stages::{EvaluateInput, EvaluateOutput};
 use crate::registry::{self, ModelRef, StageOutcome, VersionInfo};
 use crate::stage::{Context, StageError};
 use crate::store::{self, ObjectKey};
 use crate::tags::promotion as tags;
-use crate::verify::trigger::{self, RetrainStatus, Trigger};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PromoteInput {
@@ -82,8 +82,26 @@ struct Verdict {
     evaluation: Option<EvaluateOutput>,
 }
 
-/// Promotes `candidate` if every gate passes.
-pub async fn promote(ctx: &Context, input: PromoteInput) -> Result<PromoteOutput, StageError> {
+/// How a promotion has the gates run when no fresh stored report stands in. Promote
+/// does not know the evaluate stage: the pipeline hands it in
+/// ([`crate::pipeline::gate_and_promote`]).
+#[async_trait::async_trait]
+pub trait Gates: Send + Sync {
+    /// The verdict on `input`'s candidate, and the report it is stored in.
+    async fn run(
+        &self,
+        ctx: &Context,
+        input: EvaluateInput,
+    ) -> Result<(EvaluateOutput, GateReport), StageError>;
+}
+
+/// Promotes `candidate` if every gate passes; `gates` runs them when no fresh report
+/// is handed in.
+pub async fn promote(
+    ctx: &Context,
+    input: PromoteInput,
+    gates: &dyn Gates,
+) -> Result<PromoteOutput, StageError> {
     let name = ctx.config.registry.model_name.clone();
     let by = actor(&input.actor);
     let candidate = ctx.registry.resolve(&name, &input.candidate).await?;
@@ -105,7 +123,7 @@ pub async fn promote(ctx: &Context, input: PromoteInput) -> Result<PromoteOutput
         }
         return Ok(out);
     }
-    let verdict = gate(ctx, &input, &candidate, production.as_deref()).await?;
+    let verdict = gate(ctx, gates, &input, &candidate, production.as_deref()).await?;
     let checked_at = Utc::now().to_rfc3339();
     if !verdict.report.passed {
         // A refusal is final: a failed report handed in is never measured again, and
@@ -235,6 +253,7 @@ fn unchanged(name: String, candidate: VersionInfo, by: String) -> PromoteOutput 
 /// A fresh stored report, or a new run of the gates.
 async fn gate(
     ctx: &Context,
+    gates: &dyn Gates,
     input: &PromoteInput,
     candidate: &VersionInfo,
     production: Option<&str>,
@@ -249,15 +268,16 @@ async fn gate(
             evaluation: None,
         });
     }
-    let (out, report) = evaluate_with_report(
-        ctx,
-        EvaluateInput {
-            candidate: ModelRef::Version(candidate.version.clone()),
-            data_version: input.data_version.clone(),
-            trigger: input.trigger.clone(),
-        },
-    )
-    .await?;
+    let (out, report) = gates
+        .run(
+            ctx,
+            EvaluateInput {
+                candidate: ModelRef::Version(candidate.version.clone()),
+                data_version: input.data_version.clone(),
+                trigger: input.trigger.clone(),
+            },
+        )
+        .await?;
     Ok(Verdict {
         report,
         json: out.report.clone(),

@@ -1,5 +1,5 @@
 //! Live skill as the API shows it: the latest verification summary and retrain record
-//! from the store ([`crate::verify`]), re-read every `RPS_MODEL_REFRESH_SECS` (at most
+//! from the store ([`crate::records::verification`]), re-read every `RPS_MODEL_REFRESH_SECS` (at most
 //! every few seconds) outside any request, for `/model`, `/verification`, the page and
 //! the `rps_live_*` and `rps_retrain_*` metrics.
 
@@ -9,29 +9,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
-use chrono::{DateTime, NaiveDateTime, Utc};
-use serde::{Deserialize, Serialize};
 
+use crate::records::retrain::{self as trigger, RetrainRecord};
+use crate::records::verification::{self, Verification};
+pub use crate::records::wire::LiveSkill;
 use crate::store::ObjectStore;
-use crate::verify::score::WindowSkill;
-use crate::verify::trigger::{self, RetrainRecord};
-use crate::verify::{self, Verification};
 
 /// What was read, and when.
 #[derive(Debug)]
 pub struct LiveState {
     pub verification: Option<Verification>,
     pub retrain: Option<RetrainRecord>,
-}
-
-/// The served version's live skill, for `/model`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LiveSkill {
-    /// When the verification ran, and the newest hour it had observed.
-    pub verified_at: DateTime<Utc>,
-    pub as_of: Option<NaiveDateTime>,
-    /// The last 24 hours and 7 days of target times.
-    pub windows: Vec<WindowSkill>,
 }
 
 pub struct Live {
@@ -79,7 +67,7 @@ impl Live {
             *t = Some(Instant::now());
         }
         let read = async {
-            let v = verify::latest(self.store.as_ref(), &self.name).await?;
+            let v = verification::latest(self.store.as_ref(), &self.name).await?;
             let r = trigger::latest(self.store.as_ref(), &self.name).await?;
             Ok::<_, crate::store::StoreError>((v, r))
         };

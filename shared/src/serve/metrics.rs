@@ -315,7 +315,7 @@ pub fn set_live(
     rule: &crate::config::RetrainRule,
 ) {
     use crate::features::HORIZONS;
-    use crate::verify::score::LiveWindow;
+    use crate::records::verification::LiveWindow;
     gauge!(LIVE_THRESHOLD, "threshold" => "min_skill").set(rule.min_skill);
     gauge!(LIVE_THRESHOLD, "threshold" => "min_hours").set(rule.min_hours as f64);
     let v = live.and_then(|l| l.verification.as_ref());
@@ -344,7 +344,7 @@ pub fn set_live(
     gauge!(LIVE_OBSERVED_AT).set(v.and_then(|v| v.as_of).map_or(f64::NAN, |t| ts(t.and_utc())));
     let r = live.and_then(|l| l.retrain.as_ref());
     gauge!(RETRAIN_REQUESTED_AT).set(r.map_or(f64::NAN, |r| ts(r.trigger.requested_at)));
-    let refused = r.is_some_and(|r| r.status == crate::verify::trigger::RetrainStatus::Refused);
+    let refused = r.is_some_and(|r| r.status == crate::records::retrain::RetrainStatus::Refused);
     gauge!(RETRAIN_REFUSED).set(if refused { 1.0 } else { 0.0 });
 }
 

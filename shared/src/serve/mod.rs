@@ -14,7 +14,7 @@
 //! | `GET /openapi.json` | the OpenAPI document of all of the above |
 //! | `GET /` | the web page (assets under `/assets/`, served from the binary) |
 
-pub mod api;
+pub use crate::records::wire as api;
 pub mod error;
 pub mod forecast;
 pub mod live;
@@ -407,7 +407,7 @@ async fn model_info(State(state): State<Arc<AppState>>) -> Result<Json<ModelInfo
 
 async fn verification_handler(
     State(state): State<Arc<AppState>>,
-) -> Result<Json<crate::verify::Verification>, ApiError> {
+) -> Result<Json<crate::records::verification::Verification>, ApiError> {
     state
         .live
         .current()

@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
 use super::metrics;
 use crate::bundle::{MAX_BUNDLE_BYTES, ModelBundle, sha256_hex};
 use crate::drift::DriftTracker;
+pub use crate::records::wire::RegistryStatus;
 use crate::registry::{self, ModelRef, Registry, RegistryError, VersionInfo};
 
 /// A model being served.
@@ -40,18 +40,6 @@ impl Served {
             self.sha256.clone(),
         ]
     }
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct RegistryStatus {
-    /// What is served from what kind of registry (`rps-temperature@production
-    /// (MLflow)`); where the registry is stays in the logs.
-    pub source: String,
-    pub reachable: bool,
-    pub last_check: Option<DateTime<Utc>>,
-    pub last_success: Option<DateTime<Utc>>,
-    /// What went wrong, in words safe to show to anyone (details in the logs).
-    pub last_error: Option<String>,
 }
 
 enum Source {

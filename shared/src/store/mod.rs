@@ -24,7 +24,7 @@ pub use memory::MemoryStore;
 pub use prefixed::Prefixed;
 #[cfg(feature = "s3")]
 pub use s3::S3Store;
-pub use scoped::Scoped;
+pub use scoped::{Grant, Scoped};
 
 use crate::config::{S3Config, StoreLocation};
 

@@ -8,7 +8,17 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::{ObjectKey, ObjectStore, StoreError};
-use crate::layout::Grant;
+
+/// What one function may do in one folder of the store. Reading includes listing
+/// (`s3:ListBucket` on the prefix): without it S3 answers a missing key with 403, not
+/// 404, and "not there yet" could not be told from "not allowed".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Grant {
+    pub prefix: &'static str,
+    pub read: bool,
+    pub write: bool,
+    pub delete: bool,
+}
 
 #[derive(Debug, Clone)]
 pub struct Scoped {

@@ -27,14 +27,14 @@ use crate::dataset::{self, Dataset, DatasetManifest};
 use crate::features::{INPUT_HOURS, feature_names};
 use crate::layout;
 use crate::observations::format_time;
+use crate::records::retrain::{self as trigger, Trigger};
+pub use crate::records::stages::TrainInput;
 use crate::registry::NewVersion;
 use crate::scores::{self, HorizonScore};
 use crate::stage::{Context, StageError, TrainFailure, blocking};
 use crate::store::ObjectKey;
 use crate::tags;
 use crate::tracking::{RunRecord, RunStatus, TrackedRun, Tracker};
-use crate::transform::TransformOutput;
-use crate::verify::trigger::{self, Trigger};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -53,40 +53,6 @@ impl From<TrainError> for StageError {
         StageError::Train(TrainFailure {
             data: matches!(e, TrainError::TooFewRows(_)),
             message: e.to_string(),
-        })
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrainInput {
-    pub data_version: String,
-    /// What asked for this training, recorded on its run. A trigger is trained on once:
-    /// the training claims it first ([`trigger::claim_run`]).
-    #[serde(default)]
-    pub trigger: Option<Trigger>,
-    /// The orchestrator's run this training belongs to (the state machine's execution,
-    /// the DAG run): a retry within the same run may take its own claim again.
-    #[serde(default)]
-    pub run: Option<String>,
-}
-
-impl From<&TransformOutput> for TrainInput {
-    fn from(o: &TransformOutput) -> Self {
-        Self {
-            data_version: o.data_version.clone(),
-            trigger: None,
-            run: None,
-        }
-    }
-}
-
-impl TrainInput {
-    /// The newest dataset in the store (`rps train` without `--data-version`).
-    pub async fn newest(ctx: &Context) -> Result<Self, StageError> {
-        Ok(Self {
-            data_version: dataset::newest(ctx.store.as_ref()).await?.data_version,
-            trigger: None,
-            run: None,
         })
     }
 }
@@ -565,11 +531,7 @@ mod tests {
             .with_source(Arc::new(RecordedSource::new(sample(), 7)));
         let d = |m, day| NaiveDate::from_ymd_opt(2023, m, day).unwrap();
         let range = IngestRequest::backfill(DateRange::new(d(1, 1), d(4, 30)).unwrap());
-        let ingested = crate::ingest::ingest(&ctx, range).await.unwrap();
-        let validated = crate::validate::validate(&ctx, (&ingested).into()).await.unwrap();
-        let transformed = crate::transform::transform(&ctx, (&validated).into())
-            .await
-            .unwrap();
+        let transformed = crate::testing::transformed(&ctx, range).await;
         (ctx, store, transformed.data_version)
     }
 

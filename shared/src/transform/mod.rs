@@ -8,43 +8,16 @@ pub mod profile;
 pub mod regularise;
 
 use chrono::Utc;
-use serde::{Deserialize, Serialize};
 
 use self::profile::ProfileContext;
 use crate::dataset::{self, Dataset, DatasetManifest};
-use crate::dvc::{DEFAULT_OUT_PATH, DvcOut};
+use crate::dvc::DEFAULT_OUT_PATH;
 use crate::layout;
 use crate::observations::{RawSeries, TimeWindow};
+pub use crate::records::stages::{TransformInput, TransformOutput};
 use crate::snapshot;
 use crate::stage::{Context, StageError, blocking};
 use crate::store::{self, ObjectKey, StoreError};
-use crate::validate::ValidateOutput;
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TransformInput {
-    /// Validated snapshots to merge; where they overlap, the later one in this list wins.
-    pub snapshots: Vec<ObjectKey>,
-}
-
-impl From<&ValidateOutput> for TransformInput {
-    fn from(o: &ValidateOutput) -> Self {
-        Self {
-            snapshots: vec![o.snapshot.clone()],
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TransformOutput {
-    pub data_version: String,
-    pub dataset: String,
-    pub dvc: DvcOut,
-    pub profile: ObjectKey,
-    pub manifest: ObjectKey,
-    pub rows: usize,
-    pub window: TimeWindow,
-    pub filled_values: usize,
-}
 
 /// Regularises validated snapshots into the processed dataset, its profile and
 /// manifest (written last: a dataset without a manifest is not finished).
@@ -166,8 +139,7 @@ mod tests {
         let (ctx, _store, _cache) = context(&[]);
         let mut firsts = Vec::new();
         for _ in 0..2 {
-            let ingested = crate::ingest::ingest(&ctx, range((2, 1), (2, 28))).await.unwrap();
-            let validated = crate::validate::validate(&ctx, (&ingested).into()).await.unwrap();
+            let validated = crate::testing::validated(&ctx, range((2, 1), (2, 28))).await;
             firsts.push(transform(&ctx, (&validated).into()).await.unwrap());
         }
         assert_eq!(firsts[0].data_version, firsts[1].data_version);

@@ -3,48 +3,11 @@
 
 pub mod checks;
 
-use serde::{Deserialize, Serialize};
-
-use crate::ingest::IngestOutput;
 use crate::layout;
+pub use crate::records::stages::{ValidateInput, ValidateOutput};
 use crate::snapshot;
 use crate::stage::{Context, StageError};
-use crate::store::{self, ObjectKey};
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ValidateInput {
-    pub snapshot: ObjectKey,
-}
-
-impl From<&IngestOutput> for ValidateInput {
-    fn from(o: &IngestOutput) -> Self {
-        Self {
-            snapshot: o.snapshot.clone(),
-        }
-    }
-}
-
-impl ValidateInput {
-    /// The newest snapshot in the store (`rps validate` without an argument).
-    pub async fn newest(ctx: &Context) -> Result<Self, StageError> {
-        match snapshot::newest(ctx.store.as_ref()).await? {
-            Some(snapshot) => Ok(Self { snapshot }),
-            None => Err(StageError::Input(format!(
-                "the store {} holds no snapshot yet; run `rps ingest` first",
-                ctx.config.store
-            ))),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ValidateOutput {
-    pub snapshot: ObjectKey,
-    pub report: ObjectKey,
-    pub rows: usize,
-    pub checks: usize,
-    pub warnings: Vec<String>,
-}
+use crate::store;
 
 /// Runs the quality gate on a snapshot and stores its report. Fails, after writing the
 /// report, when any check fails.
@@ -86,7 +49,7 @@ mod tests {
     #[tokio::test]
     async fn a_snapshot_without_metadata_does_not_block_the_default_validate() {
         let (ctx, store, _cache) = context(&[]);
-        let done = crate::ingest::ingest(&ctx, range((1, 1), (1, 31))).await.unwrap();
+        let done = crate::testing::ingested(&ctx, range((1, 1), (1, 31))).await;
         let orphan =
             layout::raw_snapshot("archive", chrono::Utc::now() + chrono::Duration::seconds(5)).unwrap();
         store.put_new(&orphan, Bytes::from_static(b"{}")).await.unwrap();

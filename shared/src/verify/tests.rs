@@ -10,12 +10,10 @@ use crate::stage::Quiet;
 use crate::store::ObjectStore;
 use crate::testing::{context, range};
 use crate::tracking::MemoryTracker;
-use crate::validate::{ValidateInput, validate};
 
 /// Ingests and validates a backfill of 2023 (`(month, day)` to `(month, day)`).
 async fn arrive(ctx: &Context, start: (u32, u32), end: (u32, u32)) {
-    let ingested = crate::ingest::ingest(ctx, range(start, end)).await.unwrap();
-    validate(ctx, ValidateInput::from(&ingested)).await.unwrap();
+    crate::testing::validated(ctx, range(start, end)).await;
 }
 
 /// A context whose production model was trained on January to March.

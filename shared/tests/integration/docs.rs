@@ -1,0 +1,103 @@
+//! Code checks on the documentation: every table in `docs/` that repeats the code is
+//! equal to it. Run with `UPDATE_DOCS=1` to rewrite the generated parts.
+
+use std::path::PathBuf;
+
+fn doc(name: &str) -> (PathBuf, String) {
+    let path = testkit::workspace_root().join("docs").join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    (path, text)
+}
+
+fn update() -> bool {
+    std::env::var("UPDATE_DOCS").is_ok_and(|v| v == "1")
+}
+
+/// The text between `<!-- name:start -->` and `<!-- name:end -->`.
+fn between<'a>(text: &'a str, name: &str) -> (usize, usize, &'a str) {
+    let start = format!("<!-- {name}:start -->\n");
+    let end = format!("<!-- {name}:end -->");
+    let i = text.find(&start).unwrap_or_else(|| panic!("no {start:?} marker")) + start.len();
+    let j = text[i..]
+        .find(&end)
+        .unwrap_or_else(|| panic!("no {end:?} marker"))
+        + i;
+    (i, j, &text[i..j])
+}
+
+#[test]
+fn the_configuration_table_is_generated_from_the_code() {
+    let (path, text) = doc("configuration.md");
+    let (i, j, table) = between(&text, "vars");
+    let want = shared::config::vars::markdown_table();
+    if update() {
+        std::fs::write(&path, format!("{}{want}{}", &text[..i], &text[j..])).unwrap();
+        return;
+    }
+    assert_eq!(
+        table, want,
+        "docs/configuration.md is out of date: run UPDATE_DOCS=1 cargo test -p shared --test integration docs::"
+    );
+}
+
+#[test]
+fn the_store_layout_is_the_one_layout_rs_documents() {
+    let code = std::fs::read_to_string(testkit::workspace_root().join("shared/src/layout.rs")).unwrap();
+    let block = |text: &str, prefix: &str| -> String {
+        let start = text.find(&format!("{prefix}```text\n")).expect("a text block") + prefix.len() + 8;
+        let end = text[start..].find(&format!("{prefix}```")).expect("its end") + start;
+        text[start..end]
+            .lines()
+            .map(|l| l.strip_prefix(prefix).unwrap_or(l.trim_end()).trim_end())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let (_, data) = doc("data.md");
+    assert_eq!(block(&data, ""), block(&code, "//! "));
+}
+
+#[test]
+fn every_metric_the_service_exports_is_documented_and_no_other() {
+    let (_, serving) = doc("serving.md");
+    let documented: std::collections::BTreeSet<&str> = serving
+        .lines()
+        .filter(|l| l.starts_with("| `rps_"))
+        .filter_map(|l| l.split('`').nth(1))
+        .collect();
+    let exported: std::collections::BTreeSet<&str> = shared::serve::metrics::ALL.iter().copied().collect();
+    assert_eq!(documented, exported);
+}
+
+#[test]
+fn every_stage_has_its_folder_its_row_in_the_architecture_and_in_the_readme() {
+    let readme = std::fs::read_to_string(testkit::workspace_root().join("README.md")).unwrap();
+    let (_, architecture) = doc("architecture.md");
+    for stage in shared::stage::FUNCTIONS {
+        let folder = testkit::workspace_root().join("shared/src").join(stage);
+        assert!(folder.join("mod.rs").exists(), "{} has no folder", stage);
+        assert!(
+            architecture.contains(&format!("| {stage} |"))
+                && architecture.contains(&format!("`shared/src/{stage}/`")),
+            "docs/architecture.md's stage table misses {stage}"
+        );
+        assert!(
+            readme.contains(&format!("| {stage} |")),
+            "the README's stage table misses {stage}"
+        );
+    }
+}
+
+#[test]
+fn the_stage_table_in_the_architecture_is_generated_from_the_code() {
+    let (path, text) = doc("architecture.md");
+    let (i, j, table) = between(&text, "stages");
+    let want = shared::stage::table::markdown();
+    if update() {
+        std::fs::write(&path, format!("{}{want}{}", &text[..i], &text[j..])).unwrap();
+        return;
+    }
+    assert_eq!(
+        table, want,
+        "docs/architecture.md is out of date: run UPDATE_DOCS=1 cargo test -p shared --test integration docs::"
+    );
+}

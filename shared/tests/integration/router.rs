@@ -1,0 +1,168 @@
+//! The HTTP application in-process, over the in-memory store and the local registry:
+//! the fast cases of the API without a server, a port or MLflow. The black-box tests in
+//! `cli/tests/cli/serve.rs` cover the same routes against real servers.
+
+use std::sync::{Arc, OnceLock};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use chrono::NaiveDate;
+use serde_json::{Value, json};
+use shared::config::Config;
+use shared::pipeline::{RunInput, run};
+use shared::serve::api::{ErrorResponse, ModelInfo, PredictResponse};
+use shared::serve::{AppState, router};
+use shared::source::{DateRange, IngestRequest, RecordedSource, Recording};
+use shared::stage::{Context, Quiet};
+use shared::store::MemoryStore;
+use shared::tags::aliases;
+use tower::ServiceExt;
+
+/// A model trained on Jan–Jun 2023 in a memory store, promoted by hand; the app on it.
+fn app() -> axum::Router {
+    static STATE: OnceLock<(tokio::runtime::Runtime, Arc<AppState>)> = OnceLock::new();
+    // Built on a runtime of its own (the tests' runtimes come and go), from a thread
+    // outside them.
+    let (_, state) = STATE.get_or_init(|| std::thread::spawn(build).join().unwrap());
+    router(state.clone())
+}
+
+fn build() -> (tokio::runtime::Runtime, Arc<AppState>) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let state = rt.block_on(async {
+        let store = Arc::new(MemoryStore::new());
+        let config = Config::from_lookup(|_| None).unwrap();
+        let recording = Recording::parse(&testkit::sample_bytes()).unwrap();
+        let ctx = Context::with_store(config.clone(), store.clone())
+            .unwrap()
+            .with_source(Arc::new(RecordedSource::new(recording, 7)));
+        let d = |m, day| NaiveDate::from_ymd_opt(2023, m, day).unwrap();
+        let ingest = IngestRequest::backfill(DateRange::new(d(1, 1), d(6, 30)).unwrap());
+        let out = run(
+            &ctx,
+            RunInput {
+                ingest,
+                trigger: None,
+            },
+            &Quiet,
+        )
+        .await
+        .unwrap();
+        ctx.registry
+            .set_alias(&out.model_name, aliases::PRODUCTION, &out.model_version)
+            .await
+            .unwrap();
+        AppState::new(config, store, ctx.registry.clone()).await
+    });
+    (rt, state)
+}
+
+async fn call(method: &str, path: &str, body: Option<&str>) -> (StatusCode, Value) {
+    let mut req = Request::builder().method(method).uri(path);
+    if body.is_some() {
+        req = req.header("content-type", "application/json");
+    }
+    let req = req
+        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_owned())))
+        .unwrap();
+    let resp = app().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+/// `count` consecutive hours of the sample from hour `start`, as `/predict` takes them.
+fn observations(start: usize, count: usize) -> String {
+    let doc: Value = serde_json::from_slice(&testkit::sample_bytes()).unwrap();
+    let h = doc["hourly"].as_object().unwrap();
+    let obs: Vec<Value> = (start..start + count)
+        .map(|i| {
+            let mut o = serde_json::Map::new();
+            for (k, col) in h {
+                if k != "precipitation" {
+                    o.insert(k.clone(), col[i].clone());
+                }
+            }
+            Value::Object(o)
+        })
+        .collect();
+    json!({ "observations": obs }).to_string()
+}
+
+#[tokio::test]
+async fn the_model_route_is_the_typed_model_info() {
+    let (st, v) = call("GET", "/model", None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let info: ModelInfo = serde_json::from_value(v).unwrap();
+    assert_eq!(
+        (info.version.as_str(), info.alias.as_deref()),
+        ("1", Some("production"))
+    );
+    assert_eq!(info.input_hours, 25);
+    assert_eq!(info.horizons, [1, 2, 3, 4, 5, 6]);
+    assert!(info.registry.reachable);
+}
+
+#[tokio::test]
+async fn predict_answers_six_horizons_after_the_newest_hour() {
+    let (st, v) = call("POST", "/predict", Some(&observations(2000, 25))).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let p: PredictResponse = serde_json::from_value(v).unwrap();
+    assert_eq!(p.forecasts.len(), 6);
+    assert_eq!(p.model.version, "1");
+    assert!(p.forecasts.iter().all(|f| f.temperature_2m.is_finite()));
+}
+
+#[tokio::test]
+async fn bad_requests_get_a_typed_4xx() {
+    for (body, status, code) in [
+        ("{", 400, "invalid_json"),
+        (r#"{"observations": []}"#, 422, "too_few_observations"),
+    ] {
+        let (st, v) = call("POST", "/predict", Some(body)).await;
+        assert_eq!(st.as_u16(), status, "{body}: {v}");
+        let e: ErrorResponse = serde_json::from_value(v).unwrap();
+        assert_eq!((e.error.status, e.error.code.as_str()), (status, code), "{body}");
+    }
+    let (st, v) = call("GET", "/nowhere", None).await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
+}
+
+#[tokio::test]
+async fn health_ready_and_the_openapi_document() {
+    assert_eq!(call("GET", "/health", None).await.0, StatusCode::OK);
+    let (st, ready) = call("GET", "/ready", None).await;
+    assert_eq!(st, StatusCode::OK, "{ready}");
+    let (st, doc) = call("GET", "/openapi.json", None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(doc["paths"]["/predict"]["post"].is_object(), "{doc}");
+}
+
+#[tokio::test]
+async fn public_answers_show_no_internal_locations() {
+    for path in ["/ready", "/model"] {
+        let (st, v) = call("GET", path, None).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        let text = v.to_string();
+        for internal in ["memory://", "registry/", "the local registry in"] {
+            assert!(!text.contains(internal), "{path} shows {internal:?}: {text}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn unknown_methods_share_one_metric_label() {
+    let (st, _) = call("BREW", "/", None).await;
+    assert_eq!(st, StatusCode::METHOD_NOT_ALLOWED);
+    let req = Request::builder().uri("/metrics").body(Body::empty()).unwrap();
+    let resp = app().oneshot(req).await.unwrap();
+    let text = String::from_utf8(
+        axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(!text.contains("BREW"), "an unbounded label: {text}");
+    assert!(text.contains("method=\"other\""), "{text}");
+}
