@@ -11,4 +11,6 @@ cd "$ROOT"
 
 base=${1:?usage: scripts/ci/smoke.sh URL}
 [[ -x $RPS ]] || cargo build --release --locked -p rps-cli >&2
-exec "$RPS" smoke "$base" --json
+args=(--wait "${SMOKE_WAIT:-120}")
+[[ -z ${EXPECT_VERSION:-} ]] || args+=(--expect-version "$EXPECT_VERSION")
+exec "$RPS" smoke "$base" "${args[@]}" --json

@@ -22,13 +22,20 @@ pub enum Command {
     /// as the staging deploy does; @production moves only through `rps promote`
     Stage {
         reference: Option<ModelRef>,
-        /// Then smoke-test this API until it serves the staged version (`rps smoke`)
+        /// Then smoke-test this API until it serves the staged version (`rps smoke`,
+        /// waiting up to RPS_STAGING_WAIT_SECS)
         #[arg(long)]
         smoke: Option<String>,
-        /// Seconds to wait for it
-        #[arg(long, env = "SMOKE_WAIT", default_value_t = 120)]
-        wait: u64,
     },
+}
+
+/// `rps models stage --json`: the version now at @staging (as before `--smoke` was
+/// added), and what the smoke test of the API found.
+#[derive(Serialize)]
+struct Staged {
+    #[serde(flatten)]
+    version: shared::registry::VersionInfo,
+    smoke: Option<shared::evaluate::smoke::Smoked>,
 }
 
 /// `rps models pull --json`.
@@ -85,24 +92,24 @@ pub async fn run(command: Command, out: &Out) -> anyhow::Result<()> {
             };
             out.emit(&shown, |_| output::print_version(&loaded, url.as_deref()))
         }
-        Command::Stage {
-            reference,
-            smoke,
-            wait,
-        } => {
+        Command::Stage { reference, smoke } => {
             let reference = reference.unwrap_or_else(|| ModelRef::Alias(ctx.config.aliases().candidate));
             let info = ctx.registry.resolve(name, &reference).await?;
             ctx.registry
                 .set_alias(name, shared::tags::aliases::STAGING, &info.version)
                 .await?;
             out.text(&format!("{name}@staging → version {}", info.version));
-            let smoked = match smoke {
-                Some(url) => Some(super::smoke::test(&url, Some(&info.version), wait, None).await?),
+            let smoke = match smoke {
+                Some(url) => {
+                    let wait = ctx.config.gates.staging_wait.as_secs();
+                    Some(super::smoke::test(&url, Some(&info.version), wait, None).await?)
+                }
                 None => None,
             };
-            out.emit(&serde_json::json!({"version": info, "smoke": smoked}), |_| {
-                if let Some(s) = &smoked {
-                    println!("{} serves version {}", s.url, s.model_version);
+            let staged = Staged { version: info, smoke };
+            out.emit(&staged, |s| {
+                if let Some(smoked) = &s.smoke {
+                    println!("{} serves version {}", smoked.url, smoked.model_version);
                 }
             })
         }

@@ -17,10 +17,11 @@ pub struct Args {
     /// The API's base URL
     url: String,
     /// Wait until the API serves this version (`3` or `v3`)
-    #[arg(long, env = "EXPECT_VERSION")]
+    #[arg(long)]
     expect_version: Option<String>,
-    /// Seconds to wait for the API to answer, and to serve the expected version
-    #[arg(long, env = "SMOKE_WAIT", default_value_t = 120)]
+    /// Seconds to wait for the API to be ready, and then again to serve the expected
+    /// version
+    #[arg(long, default_value_t = 120)]
     wait: u64,
     /// Observations in Open-Meteo's format (default: the shipped sample year);
     /// `/predict` is asked about a day of them

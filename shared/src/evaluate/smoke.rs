@@ -182,9 +182,10 @@ pub struct Smoked {
 }
 
 /// Smoke-tests the API at `url` (a deployment, a container, a local server): `/health`
-/// and `/ready` answer 200, and `/predict` forecasts `request`; with `expect`, once the
-/// version it serves is that one (the API re-checks its alias periodically: this is
-/// the staging wait). Gives up after `wait`, saying what it saw last.
+/// and `/ready` answer 200 (each within `wait`), and `/predict` forecasts `request`;
+/// with `expect`, once the version it serves is that one (the API re-checks its alias
+/// periodically: this is the staging wait, `wait` again). Gives up saying what it saw
+/// last.
 pub async fn until_serving(
     http: &reqwest::Client,
     url: &str,
@@ -193,11 +194,11 @@ pub async fn until_serving(
     wait: Duration,
 ) -> Result<Smoked, String> {
     let url = url.trim_end_matches('/');
-    let deadline = tokio::time::Instant::now() + wait;
-    let late = || tokio::time::Instant::now() >= deadline;
     for path in ["/health", "/ready"] {
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let seen = match http.get(format!("{url}{path}")).timeout(TIMEOUT).send().await {
+            let attempt = http.get(format!("{url}{path}")).timeout(Duration::from_secs(2));
+            let seen = match attempt.send().await {
                 Ok(r) if r.status().is_success() => break,
                 Ok(r) => format!(
                     "it answered {}: {}",
@@ -206,13 +207,14 @@ pub async fn until_serving(
                 ),
                 Err(e) => error_chain(&e),
             };
-            if late() {
+            if tokio::time::Instant::now() >= deadline {
                 return Err(format!("{url}{path} does not answer 200 ({})", seen.trim()));
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
     let expect = expect.map(|v| v.trim_start_matches('v'));
+    let deadline = tokio::time::Instant::now() + wait;
     loop {
         let r = http
             .post(format!("{url}/predict"))
@@ -237,7 +239,7 @@ pub async fn until_serving(
         let version = answer.model.version;
         match expect {
             Some(want) if version != want => {
-                if late() {
+                if tokio::time::Instant::now() >= deadline {
                     return Err(format!("{url} serves version {version}, not {want}"));
                 }
                 tokio::time::sleep(Duration::from_secs(2)).await;

@@ -1,7 +1,8 @@
 //! The library's layering, read from its own source: stages are siblings. A stage's
-//! code imports the core, the ports and itself, never another stage; the core and the
-//! ports import no stage; `pipeline.rs` is the one place that chains stages. A stage's
-//! tests may set a scene with the pipeline (they are not part of the stage).
+//! code imports the core, the ports and itself, never another stage nor the wiring
+//! (`pipeline`); the core and the ports import no stage; `pipeline.rs` is the one place
+//! that chains stages. A stage's tests may set a scene with the pipeline (they are not
+//! part of the stage).
 
 use std::path::{Path, PathBuf};
 
@@ -48,27 +49,110 @@ fn production_code(path: &Path) -> String {
     }
 }
 
-/// The stages a piece of code names through `crate::` (paths and grouped imports).
-fn stages_named(code: &str) -> Vec<&'static str> {
-    let mut named = Vec::new();
-    for line in code.lines() {
-        // The code before any comment on the line.
-        let line = line.split("//").next().unwrap_or_default();
-        for (at, _) in line.match_indices("crate::") {
-            let rest = &line[at + "crate::".len()..];
-            let group = rest.strip_prefix('{').map(|g| g.split('}').next().unwrap_or(g));
-            for stage in STAGES {
-                let direct = rest.starts_with(stage)
-                    && !rest[stage.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_');
-                let grouped = group.is_some_and(|g| {
-                    g.split(',').any(|item| {
-                        let item = item.trim();
-                        item == stage || item.starts_with(&format!("{stage}::"))
-                    })
-                });
-                if (direct || grouped) && !named.contains(&stage) {
-                    named.push(stage);
+/// `code` without its comments (`//` to the end of the line, `/* */`), strings kept.
+fn without_comments(code: &str) -> String {
+    let mut out = String::with_capacity(code.len());
+    let mut chars = code.chars().peekable();
+    let mut in_string = false;
+    while let Some(c) = chars.next() {
+        if in_string {
+            out.push(c);
+            match c {
+                '\\' => out.extend(chars.next()),
+                '"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match (c, chars.peek()) {
+            ('"', _) => {
+                in_string = true;
+                out.push(c);
+            }
+            ('/', Some('/')) => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        out.push('\n');
+                        break;
+                    }
                 }
+            }
+            ('/', Some('*')) => {
+                let mut last = ' ';
+                for c in chars.by_ref() {
+                    if last == '*' && c == '/' {
+                        break;
+                    }
+                    last = c;
+                }
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// The items of the `{...}` group `rest` starts with (nested groups kept whole).
+fn group_items(rest: &str) -> Vec<String> {
+    let mut depth = 0;
+    let mut items = Vec::new();
+    let mut item = String::new();
+    for c in rest.chars() {
+        match c {
+            '{' => {
+                depth += 1;
+                if depth == 1 {
+                    continue;
+                }
+            }
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    items.push(std::mem::take(&mut item));
+                    break;
+                }
+            }
+            ',' if depth == 1 => {
+                items.push(std::mem::take(&mut item));
+                continue;
+            }
+            _ => {}
+        }
+        item.push(c);
+    }
+    items
+}
+
+/// The module a path starts with (`verify` in `verify::trigger::{self, Trigger}`).
+fn first_segment(path: &str) -> &str {
+    let path = path.trim_start();
+    let end = path
+        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .unwrap_or(path.len());
+    &path[..end]
+}
+
+/// The stages (and the wiring, `pipeline`) a piece of code names through `crate::` or
+/// `super::super::`: paths, grouped imports over several lines, nested groups.
+fn stages_named(code: &str) -> Vec<&'static str> {
+    let code = without_comments(code);
+    let mut named = Vec::new();
+    let mut note = |first: &str| {
+        for stage in STAGES.into_iter().chain(["pipeline"]) {
+            if first == stage && !named.contains(&stage) {
+                named.push(stage);
+            }
+        }
+    };
+    for prefix in ["crate::", "super::super::"] {
+        for (at, _) in code.match_indices(prefix) {
+            let rest = &code[at + prefix.len()..];
+            if rest.starts_with('{') {
+                for item in group_items(rest) {
+                    note(first_segment(&item));
+                }
+            } else {
+                note(first_segment(rest));
             }
         }
     }
@@ -85,6 +169,7 @@ fn stage_of(path: &Path) -> Option<&'static str> {
 
 #[test]
 fn no_stage_imports_another_stage_and_the_core_imports_none() {
+    let _turn = testkit::turn(module_path!());
     let mut files = Vec::new();
     rust_files(&src(), &mut files);
     assert!(
@@ -118,17 +203,28 @@ fn no_stage_imports_another_stage_and_the_core_imports_none() {
 
 #[test]
 fn the_check_sees_the_imports_it_forbids() {
+    let _turn = testkit::turn(module_path!());
+    let named = |code: &str| stages_named(code);
+    assert_eq!(named("use crate::verify::trigger::{self, Trigger};"), ["verify"]);
     assert_eq!(
-        stages_named("use crate::verify::trigger::{self, Trigger};"),
-        ["verify"]
-    );
-    assert_eq!(
-        stages_named("use crate::{layout, train, evaluate::gates};"),
+        named("use crate::{layout, train, evaluate::gates};"),
         ["train", "evaluate"]
     );
-    assert_eq!(stages_named("let x = crate::ingest::ingest(ctx, r);"), ["ingest"]);
-    assert!(stages_named("use crate::records::stages::TrainInput;").is_empty());
-    assert!(stages_named("use crate::training::x; // crate::serve").is_empty());
+    assert_eq!(named("let x = crate::ingest::ingest(ctx, r);"), ["ingest"]);
+    assert_eq!(
+        named("use crate::{\n    layout,\n    verify::trigger,\n};"),
+        ["verify"]
+    );
+    assert_eq!(named("use crate::{records::{a, b}, serve::api};"), ["serve"]);
+    assert_eq!(named("use super::super::promote::lease;"), ["promote"]);
+    assert_eq!(
+        named("let u = \"http://x\"; crate::train::train(c, i)"),
+        ["train"]
+    );
+    assert_eq!(named("crate::pipeline::run(ctx, input, obs)"), ["pipeline"]);
+    assert!(named("use crate::records::stages::TrainInput;").is_empty());
+    assert!(named("use crate::training::x; // crate::serve").is_empty());
+    assert!(named("use crate::x; /* crate::serve */").is_empty());
     let root = src();
     assert_eq!(stage_of(&root.join("verify/score.rs")), Some("verify"));
     assert_eq!(stage_of(&root.join("lineage/mod.rs")), Some("lineage"));
@@ -138,6 +234,7 @@ fn the_check_sees_the_imports_it_forbids() {
 
 #[test]
 fn the_pipeline_chains_every_batch_stage() {
+    let _turn = testkit::turn(module_path!());
     let pipeline = std::fs::read_to_string(src().join("pipeline.rs")).unwrap();
     let named = stages_named(&pipeline);
     for stage in ["ingest", "validate", "transform", "train", "evaluate", "promote"] {

@@ -25,6 +25,7 @@ fn assert_fails(report: &QualityReport, name: &str) {
 
 #[test]
 fn the_shipped_sample_passes_with_precipitation_only_warned() {
+    let _turn = testkit::turn(module_path!());
     let r = gate(&sample_json());
     assert!(r.passed, "failures: {:?}", r.failures().collect::<Vec<_>>());
     assert_eq!(r.rows, 8760);
@@ -35,6 +36,7 @@ fn the_shipped_sample_passes_with_precipitation_only_warned() {
 
 #[test]
 fn five_percent_missing_temperatures_fail_the_null_share_check() {
+    let _turn = testkit::turn(module_path!());
     let mut v = sample_json();
     null_every(&mut v, "temperature_2m", 20, 7);
     let r = gate(&v);
@@ -47,6 +49,7 @@ fn five_percent_missing_temperatures_fail_the_null_share_check() {
 
 #[test]
 fn just_under_one_percent_missing_passes() {
+    let _turn = testkit::turn(module_path!());
     let mut v = sample_json();
     null_every(&mut v, "relative_humidity_2m", 101, 50);
     let r = gate(&v);
@@ -59,6 +62,7 @@ fn just_under_one_percent_missing_passes() {
 
 #[test]
 fn a_missing_key_variable_fails() {
+    let _turn = testkit::turn(module_path!());
     let mut v = sample_head(200);
     v["hourly"].as_object_mut().unwrap().remove("dew_point_2m");
     assert_fails(&gate(&v), "present.dew_point_2m");
@@ -66,6 +70,7 @@ fn a_missing_key_variable_fails() {
 
 #[test]
 fn a_missing_optional_variable_only_warns() {
+    let _turn = testkit::turn(module_path!());
     let mut v = sample_head(200);
     v["hourly"].as_object_mut().unwrap().remove("precipitation");
     let r = gate(&v);
@@ -75,6 +80,7 @@ fn a_missing_optional_variable_only_warns() {
 
 #[test]
 fn non_numeric_values_fail() {
+    let _turn = testkit::turn(module_path!());
     let mut v = sample_head(200);
     hourly(&mut v, "surface_pressure")[10] = json!("1012 hPa");
     assert_fails(&gate(&v), "numeric.surface_pressure");
@@ -82,6 +88,7 @@ fn non_numeric_values_fail() {
 
 #[test]
 fn a_column_of_the_wrong_length_fails() {
+    let _turn = testkit::turn(module_path!());
     let mut v = sample_head(200);
     hourly(&mut v, "cloud_cover").pop();
     assert_fails(&gate(&v), "length.cloud_cover");
@@ -89,6 +96,7 @@ fn a_column_of_the_wrong_length_fails() {
 
 #[test]
 fn unparseable_times_fail_and_skip_the_axis_checks() {
+    let _turn = testkit::turn(module_path!());
     let mut v = sample_head(200);
     hourly(&mut v, "time")[3] = json!("2023-01-01 12:00");
     let r = gate(&v);
@@ -98,6 +106,7 @@ fn unparseable_times_fail_and_skip_the_axis_checks() {
 
 #[test]
 fn duplicate_times_fail() {
+    let _turn = testkit::turn(module_path!());
     let mut v = sample_head(200);
     let t = hourly(&mut v, "time");
     t[20] = t[19].clone();
@@ -106,6 +115,7 @@ fn duplicate_times_fail() {
 
 #[test]
 fn times_going_backwards_fail() {
+    let _turn = testkit::turn(module_path!());
     let mut v = sample_head(200);
     hourly(&mut v, "time").swap(30, 31);
     assert_fails(&gate(&v), "time.strictly_increasing");
@@ -113,6 +123,7 @@ fn times_going_backwards_fail() {
 
 #[test]
 fn times_off_the_hour_fail() {
+    let _turn = testkit::turn(module_path!());
     let mut v = sample_head(200);
     hourly(&mut v, "time")[40] = json!("2023-01-02T13:30");
     assert_fails(&gate(&v), "time.on_the_hour");
@@ -120,6 +131,7 @@ fn times_off_the_hour_fail() {
 
 #[test]
 fn implausible_values_fail() {
+    let _turn = testkit::turn(module_path!());
     let mut v = sample_head(200);
     hourly(&mut v, "temperature_2m")[50] = json!(75.0);
     let r = gate(&v);
@@ -132,6 +144,7 @@ fn implausible_values_fail() {
 
 #[test]
 fn a_long_run_of_missing_hours_fails_the_gap_check() {
+    let _turn = testkit::turn(module_path!());
     // Seven consecutive absent hours (the default limit is six).
     let mut v = sample_head(300);
     for (_, col) in v["hourly"].as_object_mut().unwrap() {
@@ -150,6 +163,7 @@ fn a_long_run_of_missing_hours_fails_the_gap_check() {
 
 #[test]
 fn nulls_count_as_missing_hours_for_the_gap_check() {
+    let _turn = testkit::turn(module_path!());
     let mut v = sample_head(300);
     for i in 120..128 {
         hourly(&mut v, "wind_speed_10m")[i] = Value::Null;
@@ -159,11 +173,13 @@ fn nulls_count_as_missing_hours_for_the_gap_check() {
 
 #[test]
 fn too_few_rows_fail() {
+    let _turn = testkit::turn(module_path!());
     assert_fails(&gate(&sample_head(24)), "row_count");
 }
 
 #[test]
 fn stale_live_data_fails_and_fresh_live_data_passes() {
+    let _turn = testkit::turn(module_path!());
     let v = sample_head(200);
     let last = raw(&v).utc_times().last().unwrap().unwrap();
     let fresh = Utc.from_utc_datetime(&(last + chrono::Duration::minutes(40)));
@@ -178,6 +194,7 @@ fn stale_live_data_fails_and_fresh_live_data_passes() {
 
 #[test]
 fn the_report_is_machine_readable_json() {
+    let _turn = testkit::turn(module_path!());
     let mut v = sample_json();
     null_every(&mut v, "temperature_2m", 20, 0);
     let r = gate(&v);
@@ -197,6 +214,7 @@ fn the_report_is_machine_readable_json() {
 
 #[test]
 fn a_huge_utc_offset_fails_the_gate_instead_of_panicking() {
+    let _turn = testkit::turn(module_path!());
     for offset in [i64::MAX, i64::MIN, 10_000_000_000_000, 90_000] {
         let mut v = sample_head(72);
         v["utc_offset_seconds"] = serde_json::json!(offset);
@@ -211,6 +229,7 @@ fn a_huge_utc_offset_fails_the_gate_instead_of_panicking() {
 
 #[test]
 fn times_outside_a_sane_window_of_years_fail_the_time_check() {
+    let _turn = testkit::turn(module_path!());
     let mut v = sample_head(72);
     hourly(&mut v, "time")[5] = serde_json::json!("+262142-12-30T23:00");
     assert_fails(&gate(&v), "time.parses");
@@ -254,6 +273,7 @@ fn climate(vars: &[(&str, f64, f64)]) -> Value {
 
 #[test]
 fn desert_tropical_polar_and_mountain_stations_pass_clean_and_fail_broken() {
+    let _turn = testkit::turn(module_path!());
     // (name, a range for each key variable, in KEY_VARIABLES' order: temperature, humidity,
     // dew point, pressure, wind, direction, cloud, radiation)
     let stations: [(&str, [(f64, f64); 8]); 4] = [

@@ -27,6 +27,7 @@ fn between<'a>(text: &'a str, name: &str) -> (usize, usize, &'a str) {
 
 #[test]
 fn the_configuration_table_is_generated_from_the_code() {
+    let _turn = testkit::turn(module_path!());
     let (path, text) = doc("configuration.md");
     let (i, j, table) = between(&text, "vars");
     let want = shared::config::vars::markdown_table();
@@ -42,6 +43,7 @@ fn the_configuration_table_is_generated_from_the_code() {
 
 #[test]
 fn the_store_layout_is_the_one_layout_rs_documents() {
+    let _turn = testkit::turn(module_path!());
     let code = std::fs::read_to_string(testkit::workspace_root().join("shared/src/layout.rs")).unwrap();
     let block = |text: &str, prefix: &str| -> String {
         let start = text.find(&format!("{prefix}```text\n")).expect("a text block") + prefix.len() + 8;
@@ -58,6 +60,7 @@ fn the_store_layout_is_the_one_layout_rs_documents() {
 
 #[test]
 fn every_metric_the_service_exports_is_documented_and_no_other() {
+    let _turn = testkit::turn(module_path!());
     let (_, serving) = doc("serving.md");
     let documented: std::collections::BTreeSet<&str> = serving
         .lines()
@@ -70,6 +73,7 @@ fn every_metric_the_service_exports_is_documented_and_no_other() {
 
 #[test]
 fn every_stage_has_its_folder_its_row_in_the_architecture_and_in_the_readme() {
+    let _turn = testkit::turn(module_path!());
     let readme = std::fs::read_to_string(testkit::workspace_root().join("README.md")).unwrap();
     let (_, architecture) = doc("architecture.md");
     for stage in shared::stage::FUNCTIONS {
@@ -89,6 +93,7 @@ fn every_stage_has_its_folder_its_row_in_the_architecture_and_in_the_readme() {
 
 #[test]
 fn the_stage_table_in_the_architecture_is_generated_from_the_code() {
+    let _turn = testkit::turn(module_path!());
     let (path, text) = doc("architecture.md");
     let (i, j, table) = between(&text, "stages");
     let want = shared::stage::table::markdown();

@@ -30,6 +30,7 @@ fn parse_all<T: DeserializeOwned>(kind: &str) {
 
 #[test]
 fn every_documented_event_and_response_parses() {
+    let _turn = testkit::turn(module_path!());
     use shared::{evaluate, ingest, promote, train, transform, validate, verify};
     parse_all::<ingest::IngestInput>("ingest-event");
     parse_all::<ingest::IngestOutput>("ingest-response");
@@ -49,6 +50,7 @@ fn every_documented_event_and_response_parses() {
 
 #[test]
 fn a_wrong_event_names_the_field() {
+    let _turn = testkit::turn(module_path!());
     let err = shared::lambda::parse::<shared::validate::ValidateInput>(serde_json::json!({"snap": "x"}))
         .unwrap_err();
     assert_eq!(err.error_type, "InvalidInput");
@@ -66,6 +68,7 @@ fn a_wrong_event_names_the_field() {
 
 #[test]
 fn payloads_stay_far_below_the_state_machines_limit() {
+    let _turn = testkit::turn(module_path!());
     for kind in [
         "ingest-response",
         "validate-response",
@@ -91,6 +94,7 @@ fn payloads_stay_far_below_the_state_machines_limit() {
 /// or for any other refusal, nothing is read again.
 #[tokio::test]
 async fn refused_mlflow_credentials_read_the_secret_again_once() {
+    let _turn = testkit::turn(module_path!());
     use std::cell::Cell;
     use std::collections::HashMap;
     use std::sync::Arc;

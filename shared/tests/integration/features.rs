@@ -14,6 +14,7 @@ fn sample_series() -> HourlySeries {
 
 #[test]
 fn batch_rows_from_parquet_equal_single_serving_rows() {
+    let _turn = testkit::turn(module_path!());
     let series = sample_series();
     let (regular, _) = regularise(&[raw(&sample_json())], 3).unwrap();
     assert_eq!(regular, series, "the sample is already regular");
@@ -50,6 +51,7 @@ fn batch_rows_from_parquet_equal_single_serving_rows() {
 
 #[test]
 fn features_never_read_the_future() {
+    let _turn = testkit::turn(module_path!());
     let series = sample_series();
     let w = Window::new(&series).unwrap();
     let i = 5000;
@@ -70,6 +72,7 @@ fn features_never_read_the_future() {
 
 #[test]
 fn serving_rows_need_enough_consecutive_complete_hours() {
+    let _turn = testkit::turn(module_path!());
     let series = sample_series();
     let short = series.tail(INPUT_HOURS - 1);
     assert_eq!(
@@ -114,6 +117,7 @@ fn serving_rows_need_enough_consecutive_complete_hours() {
 
 #[test]
 fn the_feature_list_covers_every_key_variable() {
+    let _turn = testkit::turn(module_path!());
     let names = feature_names().join(",");
     for v in KEY_VARIABLES {
         let used = FEATURES.iter().any(|f| f.inputs().contains(&v));

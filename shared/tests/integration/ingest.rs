@@ -36,6 +36,7 @@ fn url(s: &Stub) -> url::Url {
 
 #[tokio::test]
 async fn a_503_then_200_is_retried_and_succeeds() {
+    let _turn = testkit::turn(module_path!());
     let s = Stub::start(vec![Reply::text(503, "busy"), Reply::new(200, OK_BODY)]).await;
     let got = fetch(&reqwest::Client::new(), &url(&s), &policy(4))
         .await
@@ -47,6 +48,7 @@ async fn a_503_then_200_is_retried_and_succeeds() {
 
 #[tokio::test]
 async fn a_429_honours_retry_after() {
+    let _turn = testkit::turn(module_path!());
     let s = Stub::start(vec![
         Reply::text(429, "slow down").header("retry-after", "0"),
         Reply::new(200, OK_BODY),
@@ -60,6 +62,7 @@ async fn a_429_honours_retry_after() {
 
 #[tokio::test]
 async fn timeouts_are_retried() {
+    let _turn = testkit::turn(module_path!());
     let s = Stub::start(vec![
         Reply::new(200, OK_BODY).delayed(Duration::from_secs(2)),
         Reply::new(200, OK_BODY),
@@ -73,6 +76,7 @@ async fn timeouts_are_retried() {
 
 #[tokio::test]
 async fn persistent_5xx_gives_up_after_the_bounded_attempts() {
+    let _turn = testkit::turn(module_path!());
     let s = Stub::start(vec![Reply::text(500, "oops")]).await;
     let err = fetch(&reqwest::Client::new(), &url(&s), &policy(3))
         .await
@@ -84,6 +88,7 @@ async fn persistent_5xx_gives_up_after_the_bounded_attempts() {
 
 #[tokio::test]
 async fn the_total_time_bound_stops_retries_early() {
+    let _turn = testkit::turn(module_path!());
     let s = Stub::start(vec![Reply::text(503, "busy").delayed(Duration::from_millis(300))]).await;
     let p = RetryPolicy {
         max_total: Duration::from_millis(500),
@@ -97,6 +102,7 @@ async fn the_total_time_bound_stops_retries_early() {
 
 #[tokio::test]
 async fn other_4xx_fail_at_once_quoting_open_meteo() {
+    let _turn = testkit::turn(module_path!());
     let s = Stub::start(vec![Reply::new(
         400,
         r#"{"error":true,"reason":"Parameter 'start_date' is out of allowed range"}"#,
@@ -140,6 +146,7 @@ fn range() -> IngestRequest {
 
 #[tokio::test]
 async fn truncated_json_is_a_clear_error_after_the_raw_body_is_stored() {
+    let _turn = testkit::turn(module_path!());
     let truncated = r#"{"utc_offset_seconds":0,"hourly":{"time":["2023-01-01T00:00","2023-01-01T01"#;
     let s = Stub::start(vec![Reply::new(200, truncated)]).await;
     let store = Arc::new(MemoryStore::new());
@@ -159,6 +166,7 @@ async fn truncated_json_is_a_clear_error_after_the_raw_body_is_stored() {
 
 #[tokio::test]
 async fn a_body_of_the_wrong_shape_is_a_clear_error() {
+    let _turn = testkit::turn(module_path!());
     let s = Stub::start(vec![Reply::new(200, r#"{"daily":{"time":[]}}"#)]).await;
     let ctx = context(&format!("{}/v1/archive", s.url()), Arc::new(MemoryStore::new()));
     let err = ingest(&ctx, range()).await.unwrap_err();
@@ -171,6 +179,7 @@ async fn replay() -> SocketAddr {
 
 #[tokio::test]
 async fn ingest_and_validate_against_the_replay() {
+    let _turn = testkit::turn(module_path!());
     let addr = replay().await;
     let store = Arc::new(MemoryStore::new());
     let ctx = context(&format!("http://{addr}/v1/archive"), store.clone());
@@ -195,6 +204,7 @@ async fn ingest_and_validate_against_the_replay() {
 
 #[tokio::test]
 async fn the_replay_answers_like_open_meteo() {
+    let _turn = testkit::turn(module_path!());
     let addr = replay().await;
     let c = reqwest::Client::new();
     let r = c.get(format!("http://{addr}/v1/archive?latitude=1&longitude=2&hourly=temperature_2m&start_date=2023-01-02&end_date=2023-01-02")).send().await.unwrap();
@@ -231,6 +241,7 @@ async fn the_replay_answers_like_open_meteo() {
 
 #[tokio::test]
 async fn a_live_ingest_passes_the_staleness_check() {
+    let _turn = testkit::turn(module_path!());
     let addr = replay().await;
     let store = Arc::new(MemoryStore::new());
     let ctx = context(&format!("http://{addr}/v1/forecast"), store);
@@ -245,6 +256,7 @@ async fn a_live_ingest_passes_the_staleness_check() {
 
 #[tokio::test]
 async fn garbage_bytes_are_stored_then_refused_clearly() {
+    let _turn = testkit::turn(module_path!());
     let garbage: String = (0..200u8).map(|b| char::from(b % 94 + 33)).collect();
     let s = Stub::start(vec![Reply::text(200, garbage.clone())]).await;
     let store = Arc::new(MemoryStore::new());

@@ -15,6 +15,7 @@ fn unique(prefix: &str) -> String {
 
 #[tokio::test]
 async fn experiments_runs_batches_and_artifacts() {
+    let _turn = testkit::turn(module_path!());
     let Some(server) = MlflowServer::shared() else {
         return;
     };
@@ -104,6 +105,7 @@ async fn experiments_runs_batches_and_artifacts() {
 
 #[tokio::test]
 async fn registry_versions_aliases_tags_and_stages() {
+    let _turn = testkit::turn(module_path!());
     let Some(server) = MlflowServer::shared() else {
         return;
     };

@@ -13,6 +13,7 @@ fn client(uri: &str, auth: MlflowAuth) -> MlflowClient {
 
 #[tokio::test]
 async fn good_credentials_work_and_bad_ones_are_refused_clearly() {
+    let _turn = testkit::turn(module_path!());
     let Some(server) = MlflowServer::start_basic_auth() else {
         return;
     };

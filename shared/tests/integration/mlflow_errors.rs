@@ -13,6 +13,7 @@ fn client(stub: &Stub, timeout: Duration, auth: MlflowAuth) -> MlflowClient {
 
 #[tokio::test]
 async fn a_400_quotes_mlflows_error_code_and_message() {
+    let _turn = testkit::turn(module_path!());
     let stub = Stub::start(vec![Reply::new(400, r#"{"error_code": "INVALID_PARAMETER_VALUE", "message": "Invalid value 'x' for parameter 'max_results'"}"#)]).await;
     let err = client(&stub, Duration::from_secs(5), MlflowAuth::None)
         .search_model_versions("m")
@@ -30,6 +31,7 @@ async fn a_400_quotes_mlflows_error_code_and_message() {
 
 #[tokio::test]
 async fn a_plain_text_401_says_the_credentials_were_refused() {
+    let _turn = testkit::turn(module_path!());
     let stub = Stub::start(vec![Reply::text(401, "You are not authenticated.")]).await;
     let c = client(
         &stub,
@@ -52,6 +54,7 @@ async fn a_plain_text_401_says_the_credentials_were_refused() {
 
 #[tokio::test]
 async fn basic_auth_is_preferred_and_posts_are_json() {
+    let _turn = testkit::turn(module_path!());
     let stub = Stub::start(vec![Reply::new(200, r#"{"experiment_id": "4"}"#)]).await;
     let c = client(
         &stub,
@@ -76,6 +79,7 @@ async fn basic_auth_is_preferred_and_posts_are_json() {
 
 #[tokio::test]
 async fn a_500_then_success_is_retried() {
+    let _turn = testkit::turn(module_path!());
     let stub = Stub::start(vec![
         Reply::text(500, "boom"),
         Reply::new(200, r#"{"experiment": {"experiment_id": "1", "name": "e"}}"#),
@@ -91,6 +95,7 @@ async fn a_500_then_success_is_retried() {
 
 #[tokio::test]
 async fn persistent_5xx_gives_up_after_bounded_attempts() {
+    let _turn = testkit::turn(module_path!());
     let stub = Stub::start(vec![Reply::text(503, "down")]).await;
     let err = client(&stub, Duration::from_secs(5), MlflowAuth::None)
         .get_registered_model("m")
@@ -105,6 +110,7 @@ async fn persistent_5xx_gives_up_after_bounded_attempts() {
 
 #[tokio::test]
 async fn a_timeout_is_retried_then_reported() {
+    let _turn = testkit::turn(module_path!());
     let stub = Stub::start(vec![Reply::new(200, "{}").delayed(Duration::from_secs(3))]).await;
     let err = client(&stub, Duration::from_secs(1), MlflowAuth::None)
         .get_run("r")
@@ -117,6 +123,7 @@ async fn a_timeout_is_retried_then_reported() {
 
 #[tokio::test]
 async fn an_old_server_without_aliases_gets_a_specific_error() {
+    let _turn = testkit::turn(module_path!());
     // Old MLflow (and some hosted versions) answer an unknown endpoint with a plain 404.
     let stub = Stub::start(vec![Reply::text(
         404,
@@ -135,6 +142,7 @@ async fn an_old_server_without_aliases_gets_a_specific_error() {
 
 #[tokio::test]
 async fn a_missing_resource_is_not_found() {
+    let _turn = testkit::turn(module_path!());
     let stub = Stub::start(vec![Reply::new(
         404,
         r#"{"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "Run with id=x not found"}"#,
@@ -150,6 +158,7 @@ async fn a_missing_resource_is_not_found() {
 
 #[tokio::test]
 async fn creating_a_run_or_a_version_is_not_retried_after_the_request_was_sent() {
+    let _turn = testkit::turn(module_path!());
     // A 500 may come after the server created the run: a retry would make a second one.
     let stub = Stub::start(vec![
         Reply::text(500, "boom"),
@@ -179,6 +188,7 @@ async fn creating_a_run_or_a_version_is_not_retried_after_the_request_was_sent()
 
 #[tokio::test]
 async fn a_server_repeating_its_page_token_is_an_error_not_a_loop() {
+    let _turn = testkit::turn(module_path!());
     let page = r#"{"model_versions": [{"name": "m", "version": "1"}], "next_page_token": "same"}"#;
     let stub = Stub::start(vec![Reply::new(200, page)]).await;
     let c = client(&stub, Duration::from_secs(5), MlflowAuth::None);

@@ -44,6 +44,7 @@ fn assert_no_overlap(times: &[NaiveDateTime], earlier: &[usize], later: &[usize]
 
 #[test]
 fn splits_are_chronological_and_purged() {
+    let _turn = testkit::turn(module_path!());
     let times = &sample_set().times;
     let split = chronological_split(times, 0.15, 0.15, H).unwrap();
     assert_no_overlap(times, &split.train, &split.validation);
@@ -60,6 +61,7 @@ fn splits_are_chronological_and_purged() {
 
 #[test]
 fn the_no_overlap_check_catches_an_unpurged_split() {
+    let _turn = testkit::turn(module_path!());
     // Guard against a vacuous test: without purging, consecutive segments do overlap.
     let times = &sample_set().times;
     let split = chronological_split(times, 0.15, 0.15, Duration::zero()).unwrap();
@@ -69,6 +71,7 @@ fn the_no_overlap_check_catches_an_unpurged_split() {
 
 #[test]
 fn training_scores_every_horizon_and_beats_persistence_at_six_hours() {
+    let _turn = testkit::turn(module_path!());
     let t = trained();
     let m = metrics_map(&t.holdout);
     for name in required_metric_names() {
@@ -90,6 +93,7 @@ fn training_scores_every_horizon_and_beats_persistence_at_six_hours() {
 
 #[test]
 fn a_model_fitted_on_noise_does_not_beat_persistence() {
+    let _turn = testkit::turn(module_path!());
     // The skill comparison is not rigged: a model trained on scrambled targets (the
     // hold-out left true) loses to persistence.
     let set = sample_set();
@@ -150,6 +154,7 @@ fn bundle() -> ModelBundle {
 
 #[test]
 fn bundles_round_trip_with_identical_predictions() {
+    let _turn = testkit::turn(module_path!());
     let series = HourlySeries::from_raw(&raw(&sample_json())).unwrap();
     let row = serving_row(&series.tail(48)).unwrap();
     for candidate in [
@@ -185,6 +190,7 @@ fn bundles_round_trip_with_identical_predictions() {
 
 #[test]
 fn damaged_or_foreign_bundles_are_refused_clearly() {
+    let _turn = testkit::turn(module_path!());
     let bytes = bundle().encode().unwrap();
     assert!(matches!(
         ModelBundle::decode(b"PK\x03\x04 zip file"),
@@ -210,6 +216,7 @@ fn damaged_or_foreign_bundles_are_refused_clearly() {
 
 #[test]
 fn a_bundle_with_other_features_is_incompatible() {
+    let _turn = testkit::turn(module_path!());
     let mut b = bundle();
     b.schema.features[3] = "pressure_msl".into();
     let err = b.check_compatible().unwrap_err();

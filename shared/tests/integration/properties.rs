@@ -156,6 +156,7 @@ proptest! {
 
     #[test]
     fn the_request_parser_never_panics_on_bytes(body in prop::collection::vec(any::<u8>(), 0..512)) {
+        let _turn = testkit::turn(module_path!());
         let _ = parse_observations(&body, 744);
     }
 
@@ -163,6 +164,7 @@ proptest! {
     fn every_request_rejection_is_documented_and_every_accepted_one_predicts(
         v in prop_oneof![predict_request(), any_json(), whole_window()],
     ) {
+        let _turn = testkit::turn(module_path!());
         match parse_observations(&serde_json::to_vec(&v).unwrap(), 744) {
             Err(e) => {
                 let status = e.status.as_u16();
@@ -187,6 +189,7 @@ proptest! {
         values in prop::collection::vec(any_json(), 0..60),
         extra in any_json(),
     ) {
+        let _turn = testkit::turn(module_path!());
         let mut hourly = serde_json::Map::new();
         hourly.insert("time".into(), json!(times));
         for (i, k) in VARIABLES.iter().enumerate() {
@@ -204,6 +207,7 @@ proptest! {
 
     #[test]
     fn arbitrary_bytes_never_panic_the_open_meteo_parser(body in prop::collection::vec(any::<u8>(), 0..512)) {
+        let _turn = testkit::turn(module_path!());
         let _ = RawSeries::parse(&body);
     }
 
@@ -212,6 +216,7 @@ proptest! {
         body in prop::collection::vec(any::<u8>(), 0..2048),
         with_header in any::<bool>(),
     ) {
+        let _turn = testkit::turn(module_path!());
         let mut bytes = Vec::new();
         if with_header {
             bytes.extend_from_slice(b"RPSB");

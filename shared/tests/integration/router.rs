@@ -91,6 +91,7 @@ fn observations(start: usize, count: usize) -> String {
 
 #[tokio::test]
 async fn the_model_route_is_the_typed_model_info() {
+    let _turn = testkit::turn(module_path!());
     let (st, v) = call("GET", "/model", None).await;
     assert_eq!(st, StatusCode::OK, "{v}");
     let info: ModelInfo = serde_json::from_value(v).unwrap();
@@ -105,6 +106,7 @@ async fn the_model_route_is_the_typed_model_info() {
 
 #[tokio::test]
 async fn predict_answers_six_horizons_after_the_newest_hour() {
+    let _turn = testkit::turn(module_path!());
     let (st, v) = call("POST", "/predict", Some(&observations(2000, 25))).await;
     assert_eq!(st, StatusCode::OK, "{v}");
     let p: PredictResponse = serde_json::from_value(v).unwrap();
@@ -115,6 +117,7 @@ async fn predict_answers_six_horizons_after_the_newest_hour() {
 
 #[tokio::test]
 async fn bad_requests_get_a_typed_4xx() {
+    let _turn = testkit::turn(module_path!());
     for (body, status, code) in [
         ("{", 400, "invalid_json"),
         (r#"{"observations": []}"#, 422, "too_few_observations"),
@@ -130,6 +133,7 @@ async fn bad_requests_get_a_typed_4xx() {
 
 #[tokio::test]
 async fn health_ready_and_the_openapi_document() {
+    let _turn = testkit::turn(module_path!());
     assert_eq!(call("GET", "/health", None).await.0, StatusCode::OK);
     let (st, ready) = call("GET", "/ready", None).await;
     assert_eq!(st, StatusCode::OK, "{ready}");
@@ -140,6 +144,7 @@ async fn health_ready_and_the_openapi_document() {
 
 #[tokio::test]
 async fn public_answers_show_no_internal_locations() {
+    let _turn = testkit::turn(module_path!());
     for path in ["/ready", "/model"] {
         let (st, v) = call("GET", path, None).await;
         assert_eq!(st, StatusCode::OK, "{v}");
@@ -152,6 +157,7 @@ async fn public_answers_show_no_internal_locations() {
 
 #[tokio::test]
 async fn unknown_methods_share_one_metric_label() {
+    let _turn = testkit::turn(module_path!());
     let (st, _) = call("BREW", "/", None).await;
     assert_eq!(st, StatusCode::METHOD_NOT_ALLOWED);
     let req = Request::builder().uri("/metrics").body(Body::empty()).unwrap();

@@ -25,6 +25,7 @@ fn key(s: &str) -> ObjectKey {
 
 #[tokio::test]
 async fn put_get_list_under_a_prefix() {
+    let _turn = testkit::turn(module_path!());
     let Some(moto) = MotoServer::start() else { return };
     moto.create_bucket("rps-test");
     let s = store(&moto.endpoint, "rps-test", "env/prod").await;
@@ -56,6 +57,7 @@ async fn put_get_list_under_a_prefix() {
 
 #[tokio::test]
 async fn a_conditional_put_refuses_to_overwrite() {
+    let _turn = testkit::turn(module_path!());
     let Some(moto) = MotoServer::start() else { return };
     moto.create_bucket("rps-test");
     let s = store(&moto.endpoint, "rps-test", "p").await;
@@ -75,6 +77,7 @@ async fn a_conditional_put_refuses_to_overwrite() {
 
 #[tokio::test]
 async fn large_objects_go_up_in_parts() {
+    let _turn = testkit::turn(module_path!());
     let Some(moto) = MotoServer::start() else { return };
     moto.create_bucket("rps-test");
     let s = store(&moto.endpoint, "rps-test", "p")
@@ -115,6 +118,7 @@ async fn aws_etag(endpoint: &str, bucket: &str, key: &str) -> String {
 
 #[tokio::test]
 async fn errors_name_the_operation_bucket_and_key() {
+    let _turn = testkit::turn(module_path!());
     let Some(moto) = MotoServer::start() else { return };
     moto.create_bucket("rps-test");
     let s = store(&moto.endpoint, "rps-test", "p").await;
@@ -133,6 +137,7 @@ async fn errors_name_the_operation_bucket_and_key() {
 
 #[tokio::test]
 async fn transient_errors_are_retried() {
+    let _turn = testkit::turn(module_path!());
     let stub = Stub::start(vec![
         Reply::text(
             503,
@@ -160,6 +165,7 @@ async fn transient_errors_are_retried() {
 
 #[tokio::test]
 async fn a_create_only_put_whose_answer_was_lost_is_our_own_write() {
+    let _turn = testkit::turn(module_path!());
     // The first attempt stored the object but its answer was lost (a 500); the SDK's
     // retry then finds the key taken (412). The object holds our bytes: success.
     let precondition = "<Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message></Error>";

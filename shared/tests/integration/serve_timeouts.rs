@@ -101,6 +101,7 @@ async fn status(app: &axum::Router, path: &str) -> StatusCode {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hanging_registry_does_not_hold_the_start_and_a_hanging_store_does_not_hold_forecast() {
+    let _turn = testkit::turn(module_path!());
     let started = Instant::now();
     let state = tokio::time::timeout(
         Duration::from_secs(20),
@@ -122,6 +123,7 @@ async fn a_hanging_registry_does_not_hold_the_start_and_a_hanging_store_does_not
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hanging_store_gets_forecast_a_503_within_its_bound() {
+    let _turn = testkit::turn(module_path!());
     let dir = tempfile::tempdir().unwrap();
     let bundle = dir.path().join("model.rpsb");
     std::fs::write(&bundle, testkit_bundle()).unwrap();

@@ -28,6 +28,7 @@ fn states(v: &Value, out: &mut Vec<(String, Value)>) {
 
 #[test]
 fn every_stage_task_in_the_state_machine_is_the_one_the_table_makes() {
+    let _turn = testkit::turn(module_path!());
     let mut all = Vec::new();
     states(&asl(), &mut all);
     let functions: Vec<&(String, Value)> = all
@@ -80,6 +81,7 @@ fn every_stage_task_in_the_state_machine_is_the_one_the_table_makes() {
 
 #[test]
 fn the_state_machine_matches_only_error_types_the_stages_report() {
+    let _turn = testkit::turn(module_path!());
     let mut all = Vec::new();
     states(&asl(), &mut all);
     for (name, state) in &all {
@@ -102,6 +104,7 @@ fn the_state_machine_matches_only_error_types_the_stages_report() {
 
 #[test]
 fn a_changed_table_would_fail_the_check() {
+    let _turn = testkit::turn(module_path!());
     // The comparison above can fail: a stage that is retried differs from one that is not.
     let mut spec = TABLE[3];
     assert_eq!(spec.name, "train");

@@ -46,6 +46,7 @@ use testkit::unique;
 
 #[tokio::test]
 async fn a_tracked_run_registers_a_candidate_that_loads_back_identically() {
+    let _turn = testkit::turn(module_path!());
     let Some(server) = MlflowServer::shared() else {
         return;
     };
@@ -170,6 +171,7 @@ async fn a_tracked_run_registers_a_candidate_that_loads_back_identically() {
 
 #[tokio::test]
 async fn a_failed_training_marks_its_run_failed() {
+    let _turn = testkit::turn(module_path!());
     let Some(server) = MlflowServer::shared() else {
         return;
     };
@@ -209,6 +211,7 @@ async fn a_failed_training_marks_its_run_failed() {
 
 #[tokio::test]
 async fn a_bundle_that_does_not_match_its_checksum_is_refused() {
+    let _turn = testkit::turn(module_path!());
     let Some(server) = MlflowServer::shared() else {
         return;
     };
@@ -283,6 +286,7 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 /// monitoring run per version, a child of its training run, named on the version.
 #[tokio::test]
 async fn live_scores_go_to_one_monitoring_run_per_version() {
+    let _turn = testkit::turn(module_path!());
     let Some(server) = MlflowServer::shared() else {
         return;
     };
