@@ -82,12 +82,46 @@ pub fn sam_build() -> Option<PathBuf> {
             return Err(format!("scripts/sam-build.sh x86_64 failed:\n{text}"));
         }
         eprintln!("sam build: {:.1} s", started.elapsed().as_secs_f64());
+        keep_compiled(&root)?;
         Ok(root.join(".aws-sam/build"))
     });
     match built {
         Ok(dir) => Some(dir.clone()),
         Err(e) => panic!("{e}"),
     }
+}
+
+/// Where [`sam_build`] keeps what cargo-lambda built for `binary`
+/// (`<target>/lambda/<binary>/bootstrap` as it was right after the build): another build
+/// in the same target dir (a clean clone's, in the workflow test) overwrites the
+/// original, and a test comparing what SAM shipped with what cargo-lambda made must see
+/// the same build.
+pub fn compiled_bootstrap(binary: &str) -> PathBuf {
+    workspace_root()
+        .join(".aws-sam/compiled")
+        .join(binary)
+        .join("bootstrap")
+}
+
+fn keep_compiled(root: &Path) -> Result<(), String> {
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root.join("target"));
+    let lambda = target.join("lambda");
+    let entries = std::fs::read_dir(&lambda).map_err(|e| format!("{}: {e}", lambda.display()))?;
+    for entry in entries {
+        let dir = entry.map_err(|e| e.to_string())?.path();
+        let Some(binary) = dir.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let from = dir.join("bootstrap");
+        if from.is_file() {
+            let to = compiled_bootstrap(binary);
+            std::fs::create_dir_all(to.parent().expect("a folder")).map_err(|e| e.to_string())?;
+            std::fs::copy(&from, &to).map_err(|e| format!("{} → {}: {e}", from.display(), to.display()))?;
+        }
+    }
+    Ok(())
 }
 
 impl LocalCloud {

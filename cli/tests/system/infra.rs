@@ -147,9 +147,6 @@ fn sam_build_makes_every_function_the_template_names() {
         shared::stage::FUNCTIONS.len() + 1,
         "{functions:?}"
     );
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| root.join("target"));
     let mut seen = std::collections::HashSet::new();
     let store = tempfile::tempdir().unwrap();
     let mut service = Vec::new();
@@ -165,8 +162,9 @@ fn sam_build_makes_every_function_the_template_names() {
             0x3e,
             "{logical}: not built for x86_64 (the Architecture parameter)"
         );
-        // What `cargo lambda build --bin <Binary>` made (<target>/lambda/<bin>/bootstrap).
-        let compiled = target.join("lambda").join(binary).join("bootstrap");
+        // What `cargo lambda build --bin <Binary>` made (<target>/lambda/<bin>/bootstrap,
+        // as kept by sam_build: a clean clone's build in another test overwrites it).
+        let compiled = testkit::cloud::compiled_bootstrap(binary);
         assert!(
             std::fs::read(&compiled).is_ok_and(|b| b == built),
             "{logical}: its bootstrap is not {}",
