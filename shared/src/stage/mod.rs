@@ -257,15 +257,18 @@ impl StageError {
     /// `errorType`, matched by the state machine's `Catch` and the Airflow DAG; one of
     /// [`table::ERROR_TYPES`].
     pub fn error_type(&self) -> &'static str {
+        use table::{
+            CONFIGURATION, CONFLICT, DATA_REFUSED, DEPENDENCY_FAILED, INTERNAL, INVALID_INPUT, MODEL_REFUSED,
+        };
         match self {
-            StageError::QualityGate { .. } | StageError::NotValidated { .. } => "DataQualityGateFailed",
-            StageError::PromotionRefused { .. } | StageError::GatesFailed { .. } => "PromotionGateFailed",
-            StageError::Conflict(_) => "PromotionConflict",
+            StageError::QualityGate { .. } | StageError::NotValidated { .. } => DATA_REFUSED,
+            StageError::PromotionRefused { .. } | StageError::GatesFailed { .. } => MODEL_REFUSED,
+            StageError::Conflict(_) => CONFLICT,
             _ => match self.kind() {
-                ErrorKind::Input => "InvalidInput",
-                ErrorKind::Configuration => "ConfigurationError",
-                ErrorKind::External => "DependencyFailed",
-                _ => "InternalError",
+                ErrorKind::Input => INVALID_INPUT,
+                ErrorKind::Configuration => CONFIGURATION,
+                ErrorKind::External => DEPENDENCY_FAILED,
+                _ => INTERNAL,
             },
         }
     }

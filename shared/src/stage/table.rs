@@ -156,9 +156,16 @@ pub struct ErrorType {
     pub meaning: &'static str,
 }
 
-const DATA_REFUSED: &str = "DataQualityGateFailed";
-const MODEL_REFUSED: &str = "PromotionGateFailed";
-const CONFLICT: &str = "PromotionConflict";
+/// The data quality gate refused the data.
+pub const DATA_REFUSED: &str = "DataQualityGateFailed";
+/// The promotion gates refused the model.
+pub const MODEL_REFUSED: &str = "PromotionGateFailed";
+/// Another run got there first.
+pub const CONFLICT: &str = "PromotionConflict";
+pub const INVALID_INPUT: &str = "InvalidInput";
+pub const CONFIGURATION: &str = "ConfigurationError";
+pub const DEPENDENCY_FAILED: &str = "DependencyFailed";
+pub const INTERNAL: &str = "InternalError";
 
 /// Every failure a stage reports, and its exit code.
 pub const ERROR_TYPES: [ErrorType; 7] = [
@@ -181,25 +188,25 @@ pub const ERROR_TYPES: [ErrorType; 7] = [
         meaning: "another run got there first; nothing changed",
     },
     ErrorType {
-        name: "InvalidInput",
+        name: INVALID_INPUT,
         exit_code: 1,
         retried: false,
         meaning: "the caller's input is wrong",
     },
     ErrorType {
-        name: "ConfigurationError",
+        name: CONFIGURATION,
         exit_code: 1,
         retried: false,
         meaning: "the deployment's configuration or permissions are wrong",
     },
     ErrorType {
-        name: "DependencyFailed",
+        name: DEPENDENCY_FAILED,
         exit_code: 1,
         retried: true,
         meaning: "an outside system failed; trying again may help",
     },
     ErrorType {
-        name: "InternalError",
+        name: INTERNAL,
         exit_code: 1,
         retried: false,
         meaning: "a bug in rps",
