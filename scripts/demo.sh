@@ -56,11 +56,11 @@ echo
 echo "== Release 2: six summer weeks only; the gates must refuse it"
 status=0
 "$RPS" pipeline promote --start 2023-06-01 --end 2023-07-15 || status=$?
-if [[ $status -ne 4 ]]; then
-  echo "expected the gates to refuse the summer-only model (exit 4), got exit $status" >&2
+if [[ $status -ne $RPS_EXIT_PROMOTION_GATE_FAILED ]]; then
+  echo "expected the gates to refuse the summer-only model (exit $RPS_EXIT_PROMOTION_GATE_FAILED), got exit $status" >&2
   exit 1
 fi
-echo "(refused with exit code 4, as a CI job would see it; production did not move)"
+echo "(refused with exit code $RPS_EXIT_PROMOTION_GATE_FAILED, as a CI job would see it; production did not move)"
 stop_bg staging
 unset RPS_STAGING_URL
 

@@ -10,6 +10,8 @@ eval "$(bash "$ROOT/scripts/cargo-env.sh")"
 BIN_DIR="$CARGO_TARGET_DIR/${CARGO_BUILD_TARGET:+$CARGO_BUILD_TARGET/}release"
 RPS="${RPS_BIN:-$BIN_DIR/rps}"
 STATE="$ROOT/.rps"
+# RPS_EXIT_PROMOTION_GATE_FAILED and the other exit codes, generated from the stage table.
+source "$ROOT/scripts/exit-codes.sh"
 mkdir -p "$STATE/run"
 
 # start_bg NAME CMD...: runs CMD in the background in its own process group, so that

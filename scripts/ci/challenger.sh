@@ -30,7 +30,7 @@ no_candidate() {  # rc what
     echo "## rps: no candidate from $sha"
     echo
     case $1 in
-      3) echo "The data quality gate refused the data, so no candidate was trained." ;;
+      "$RPS_EXIT_DATA_QUALITY_GATE_FAILED") echo "The data quality gate refused the data, so no candidate was trained." ;;
       *) echo "Training a candidate failed ($2, exit $1)." ;;
     esac
     echo
@@ -81,7 +81,7 @@ fi
 rc=$?
 case $rc in
   0) verdict="passes every gate: it may be promoted" ;;
-  4) verdict="fails the promotion gates: it may not be promoted" ;;
+  "$RPS_EXIT_PROMOTION_GATE_FAILED") verdict="fails the promotion gates: it may not be promoted" ;;
   *)
     { echo "## rps: candidate $candidate could not be evaluated (exit $rc)"; echo; echo '```';
       tail -n 20 "$out/evaluate.log"; echo '```'; } >"$comment"

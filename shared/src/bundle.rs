@@ -398,7 +398,7 @@ pub struct ModelBundle {
 }
 
 /// One horizon's forecast.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Forecast {
     pub horizon_hours: u8,
     /// The hour the forecast is for (UTC, Open-Meteo's format).

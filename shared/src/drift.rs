@@ -90,7 +90,7 @@ pub struct DriftTracker {
     thresholds: DriftThresholds,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct FeatureDrift {
     pub feature: String,
     /// A calendar feature (hour, day of year): reported, left out of the drift rule.
@@ -100,7 +100,7 @@ pub struct FeatureDrift {
     pub psi: Option<f64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct DriftSnapshot {
     /// Requests in the window.
     pub requests: usize,

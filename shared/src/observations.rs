@@ -439,7 +439,7 @@ impl HourlySeries {
 
 /// The UTC time now, as the naive UTC times used everywhere else.
 /// An inclusive span of hours (a dataset's, or the part a model trained on).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TimeWindow {
     pub start: NaiveDateTime,
     pub end: NaiveDateTime,

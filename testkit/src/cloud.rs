@@ -124,6 +124,13 @@ fn keep_compiled(root: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// The recorded hour the stack's live ingests replay now: the executions score the
+/// production model on the same weather whatever day the tests run. (Unpinned, a
+/// December day on which the model's 6 h forecasts lose to persistence asked for a
+/// retrain the test did not expect; version 1's 6 h skill over the 24 hours to this
+/// hour is +38%, and +26% to +42% an hour or two either side.)
+pub const LIVE_AS_OF: &str = "2023-06-15T12:00";
+
 impl LocalCloud {
     /// A `prod` stack (see [`LocalCloud::start_with`]).
     pub fn start(name: &str) -> Option<Self> {
@@ -150,8 +157,8 @@ impl LocalCloud {
             r#"{"token": "read-only, not checked by this mlflow"}"#,
         );
         let dir = tempfile::tempdir().unwrap();
-        let clean = Replay::sample();
-        let corrupt = Replay::file(&corrupt_sample(dir.path()));
+        let clean = Replay::file_as_of(&crate::sample_path(), LIVE_AS_OF);
+        let corrupt = Replay::file_as_of(&corrupt_sample(dir.path()), LIVE_AS_OF);
         let open_meteo = Proxy::start(&format!("http://{}", clean.addr));
         let model = options.model.unwrap_or_else(|| format!("{name}-{}", unique()));
         let stack_file = dir.path().join("stack.json");

@@ -19,8 +19,23 @@ impl Replay {
 
     /// Serves a recording in Open-Meteo's shape.
     pub fn file(path: &Path) -> Self {
+        Self::recording(Self::read(path))
+    }
+
+    /// Serves a recording whose forecast endpoint replays, now, the recorded hour
+    /// `as_of` (`Recording::as_of`): a test that scores live forecasts sees the same
+    /// weather whatever day it runs on.
+    pub fn file_as_of(path: &Path, as_of: &str) -> Self {
+        let as_of = shared::observations::parse_time(as_of).expect("as_of is YYYY-MM-DDTHH:MM");
+        Self::recording(Self::read(path).as_of(as_of, shared::observations::utc_now()))
+    }
+
+    fn read(path: &Path) -> Recording {
         let body = std::fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-        let recording = Recording::parse(&body).expect("a usable recording");
+        Recording::parse(&body).expect("a usable recording")
+    }
+
+    fn recording(recording: Recording) -> Self {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()

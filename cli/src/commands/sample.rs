@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use chrono::NaiveDateTime;
 use shared::evaluate::smoke::golden_request;
 use shared::features::INPUT_HOURS;
 use shared::observations::{HourlySeries, utc_now};
@@ -30,6 +31,11 @@ pub enum Command {
         /// Serve this Open-Meteo JSON file instead of the shipped sample
         #[arg(long)]
         file: Option<PathBuf>,
+        /// Replay /v1/forecast as if it were this recorded hour (YYYY-MM-DDTHH:MM, UTC):
+        /// the times stay today's, the weather is the pinned day's, so a run sees the
+        /// same weather whatever the date. Default: the same hour of the year as now
+        #[arg(long, value_parser = parse_hour)]
+        as_of: Option<NaiveDateTime>,
     },
     /// Ask the API at URL about each of the newest observed hours (from the newest
     /// snapshot in the store), as a client would: answers the forecast log samples
@@ -49,7 +55,8 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             port,
             port_file,
             file,
-        } => serve(host, port, port_file, file).await,
+            as_of,
+        } => serve(host, port, port_file, file, as_of).await,
         Command::Ask { url, hours } => ask(&url, hours).await,
     }
 }
@@ -59,12 +66,22 @@ async fn serve(
     port: u16,
     port_file: Option<PathBuf>,
     file: Option<PathBuf>,
+    as_of: Option<NaiveDateTime>,
 ) -> anyhow::Result<()> {
     let body = match &file {
         Some(f) => std::fs::read(f).with_context(|| format!("reading {}", f.display()))?,
         None => SAMPLE.to_vec(),
     };
-    let recording = Recording::parse(&body).context("the recording is not usable")?;
+    let mut recording = Recording::parse(&body).context("the recording is not usable")?;
+    if let Some(as_of) = as_of {
+        anyhow::ensure!(
+            (recording.first_time()..=recording.last_time()).contains(&as_of),
+            "--as-of {as_of} is not in the recording ({} to {})",
+            recording.first_time(),
+            recording.last_time()
+        );
+        recording = recording.as_of(as_of, utc_now());
+    }
     let (addr, handle) = replay::serve(recording, SocketAddr::new(host, port))
         .await
         .with_context(|| format!("cannot listen on {host}:{port}"))?;
@@ -77,6 +94,10 @@ async fn serve(
         _ = tokio::signal::ctrl_c() => {}
     }
     Ok(())
+}
+
+fn parse_hour(s: &str) -> Result<NaiveDateTime, String> {
+    shared::observations::parse_time(s).ok_or_else(|| format!("{s:?} is not an hour as YYYY-MM-DDTHH:MM"))
 }
 
 /// Hours before the newest observed one that the last question ends at.

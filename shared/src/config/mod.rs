@@ -297,7 +297,7 @@ pub struct ServeConfig {
 }
 
 /// When the API's drift window counts as drifting (`RPS_DRIFT_*`).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct DriftThresholds {
     pub min_requests: usize,
     pub max_out_of_range_share: f64,

@@ -5,10 +5,11 @@
 use std::collections::BTreeMap;
 
 use chrono::{Duration, NaiveDateTime};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// A rolling window of target times ending at the newest observed hour.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 pub enum LiveWindow {
     #[serde(rename = "24h")]
     Day,
@@ -41,7 +42,7 @@ impl LiveWindow {
 }
 
 /// One horizon's live scores in one window.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct HorizonSkill {
     pub horizon: u8,
     /// Verified forecasts.
@@ -58,7 +59,7 @@ pub struct HorizonSkill {
 }
 
 /// One model version's live scores in one window.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct WindowSkill {
     pub window: LiveWindow,
     /// Forecasts with at least one verified horizon in the window.
@@ -75,7 +76,7 @@ impl WindowSkill {
 }
 
 /// One model version's live scores.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct VersionSkill {
     pub version: String,
     pub windows: Vec<WindowSkill>,
@@ -109,7 +110,7 @@ impl VersionSkill {
 }
 
 /// What happened to the log's records.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct LogCounts {
     /// Records read (after skipping bad lines).
     pub records: usize,
@@ -129,7 +130,7 @@ pub struct LogCounts {
 }
 
 /// A verified forecast, for the page.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RecentForecast {
     pub version: String,
     pub horizon: u8,

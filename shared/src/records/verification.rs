@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::bundle::Forecast;
@@ -21,7 +22,7 @@ pub const FORMAT: u32 = 1;
 pub const RECENT_HOURS: i64 = 72;
 
 /// The scheduled forecast this run issued.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Issued {
     pub version: String,
     pub issued_at: NaiveDateTime,
@@ -34,14 +35,14 @@ pub struct Issued {
 }
 
 /// One observed hour, for the page.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ObservedHour {
     pub time: NaiveDateTime,
     pub temperature_2m: f64,
 }
 
 /// The client forecasts' live scores (see [`Verification::client`]).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ClientScores {
     pub versions: Vec<VersionSkill>,
     /// What happened to the client records (read and repeats are counted in the
@@ -51,7 +52,7 @@ pub struct ClientScores {
 
 /// What a verification found: the stage's output, and (with the pairs for the page)
 /// the summary in the store.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Verification {
     pub format: u32,
     /// Sortable and unique: when it ran.

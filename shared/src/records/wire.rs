@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::bundle::Forecast;
@@ -12,7 +13,7 @@ use crate::observations::TimeWindow;
 use crate::records::skill::WindowSkill;
 
 /// Which model answered.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ModelSummary {
     pub name: String,
     pub version: String,
@@ -20,7 +21,7 @@ pub struct ModelSummary {
 }
 
 /// `GET /model`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ModelInfo {
     pub name: String,
     pub version: String,
@@ -47,7 +48,7 @@ pub struct ModelInfo {
 }
 
 /// `POST /predict`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PredictResponse {
     pub model: ModelSummary,
     /// The newest observation's hour: the forecasts are for the hours after it.
@@ -57,7 +58,7 @@ pub struct PredictResponse {
 }
 
 /// This request's drift flags.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RequestDrift {
     /// Features of this request outside the training range (the min–max of training).
     pub features_out_of_range: Vec<String>,
@@ -66,12 +67,12 @@ pub struct RequestDrift {
 }
 
 /// Every error answer: `{"error": {...}}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ErrorResponse {
     pub error: ErrorBody,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ErrorBody {
     pub status: u16,
     pub code: String,
@@ -81,7 +82,7 @@ pub struct ErrorBody {
 }
 
 /// Where the served model comes from and whether that place answers.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RegistryStatus {
     /// What is served from what kind of registry (`rps-temperature@production
     /// (MLflow)`); where the registry is stays in the logs.
@@ -94,11 +95,37 @@ pub struct RegistryStatus {
 }
 
 /// The served version's live skill, for `/model`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct LiveSkill {
     /// When the verification ran, and the newest hour it had observed.
     pub verified_at: DateTime<Utc>,
     pub as_of: Option<NaiveDateTime>,
     /// The last 24 hours and 7 days of target times.
     pub windows: Vec<WindowSkill>,
+}
+
+/// `GET /health`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Health {
+    /// `ok`.
+    pub status: String,
+}
+
+/// `GET /ready` with a model loaded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Ready {
+    /// `ready`.
+    pub status: String,
+    pub model: ModelSummary,
+    pub loaded_at: DateTime<Utc>,
+    pub registry: RegistryStatus,
+}
+
+/// `GET /ready` before a model is loaded (with 503).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct NotReady {
+    /// `no model`.
+    pub status: String,
+    pub error: ErrorBody,
+    pub registry: RegistryStatus,
 }

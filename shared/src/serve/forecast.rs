@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::Serialize;
 use tokio::sync::Mutex;
 
@@ -27,13 +28,13 @@ const TTL: Duration = Duration::from_secs(60);
 /// How many of the newest snapshots are tried before giving up.
 const LOOKBACK: usize = 20;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Observed {
     pub time: String,
     pub temperature_2m: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ForecastResponse {
     pub model: ForecastModel,
     /// The newest observation's hour.
@@ -46,7 +47,7 @@ pub struct ForecastResponse {
     pub features_out_of_range: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ForecastModel {
     pub name: String,
     pub version: String,

@@ -37,9 +37,8 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::{Value, json};
 
-use self::api::{ModelInfo, ModelSummary, PredictResponse, RequestDrift};
+use self::api::{ErrorBody, Health, ModelInfo, ModelSummary, NotReady, PredictResponse, Ready, RequestDrift};
 use self::error::ApiError;
 use self::live::Live;
 use self::sampling::ForecastSampler;
@@ -235,8 +234,8 @@ async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -
     resp
 }
 
-async fn health() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+async fn health() -> Json<Health> {
+    Json(Health { status: "ok".into() })
 }
 
 fn summary(m: &Served) -> ModelSummary {
@@ -264,24 +263,25 @@ fn require_model(state: &AppState) -> Result<Arc<Served>, ApiError> {
 async fn ready(State(state): State<Arc<AppState>>) -> Response {
     let registry = state.model.status();
     match state.model.current() {
-        Some(m) => Json(json!({
-            "status": "ready",
-            "model": summary(&m),
-            "loaded_at": m.loaded_at,
-            "registry": registry,
-        }))
+        Some(m) => Json(Ready {
+            status: "ready".into(),
+            model: summary(&m),
+            loaded_at: m.loaded_at,
+            registry,
+        })
         .into_response(),
         None => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({
-                "status": "no model",
-                "error": {
-                    "status": 503,
-                    "code": "no_model",
-                    "message": format!("no model is loaded yet (looking for {})", registry.source),
+            Json(NotReady {
+                status: "no model".into(),
+                error: ErrorBody {
+                    status: 503,
+                    code: "no_model".into(),
+                    message: format!("no model is loaded yet (looking for {})", registry.source),
+                    location: None,
                 },
-                "registry": registry,
-            })),
+                registry,
+            }),
         )
             .into_response(),
     }

@@ -1,16 +1,24 @@
-//! `GET /openapi.json`: the OpenAPI 3.0 document of the service, built from the same
-//! definitions the handlers use (variables, plausible ranges, `INPUT_HOURS`, limits),
-//! so it cannot drift from what the service accepts.
+//! `GET /openapi.json`: the OpenAPI 3.0 document of the service. The answers' schemas
+//! are derived from the types the handlers serialize (`schemars`, as serialized), so
+//! the document cannot say one thing while the service sends another; the request's
+//! schema is built from the definitions the handler checks against (the variables and
+//! their plausible ranges, `INPUT_HOURS`, the configured limits).
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
+use schemars::JsonSchema;
+use schemars::generate::{SchemaGenerator, SchemaSettings};
 use serde_json::{Map, Value, json};
 
 use super::AppState;
+use super::forecast::ForecastResponse;
+use crate::drift::DriftSnapshot;
 use crate::features::{HORIZONS, INPUT_HOURS};
 use crate::observations::KEY_VARIABLES;
+use crate::records::verification::Verification;
+use crate::records::wire::{ErrorResponse, Health, ModelInfo, NotReady, PredictResponse, Ready};
 
 pub async fn handler(State(state): State<Arc<AppState>>) -> Json<Value> {
     Json(document(
@@ -19,36 +27,106 @@ pub async fn handler(State(state): State<Arc<AppState>>) -> Json<Value> {
     ))
 }
 
-fn error_response(description: &str) -> Value {
-    json!({
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
-    })
+/// The answers' schemas, collected under `#/components/schemas` as they are referred to.
+struct Schemas(SchemaGenerator);
+
+impl Schemas {
+    fn new() -> Self {
+        Self(SchemaSettings::openapi3().for_serialize().into_generator())
+    }
+
+    /// A JSON answer whose body is a `T`.
+    fn json<T: JsonSchema>(&mut self, description: &str) -> Value {
+        let schema = self.0.subschema_for::<T>();
+        json!({"description": description, "content": {"application/json": {"schema": schema}}})
+    }
+
+    /// An error answer.
+    fn error(&mut self, description: &str) -> Value {
+        self.json::<ErrorResponse>(description)
+    }
+
+    fn take(mut self) -> Map<String, Value> {
+        self.0.take_definitions(true)
+    }
 }
 
-fn json_response(description: &str, schema: &str) -> Value {
-    json!({
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}
-    })
+fn text(description: &str, media: &str) -> Value {
+    json!({"description": description, "content": {media: {"schema": {"type": "string"}}}})
 }
 
-pub fn document(max_observations: usize, max_body_bytes: usize) -> Value {
-    let mut obs_props = Map::new();
-    obs_props.insert(
+/// `POST /predict`'s body: the variables the handler requires, with the ranges it
+/// accepts, and how many hours.
+fn predict_request(max_observations: usize) -> (Value, Value) {
+    let mut props = Map::new();
+    props.insert(
         "time".into(),
         json!({"type": "string", "description": "UTC hour, Open-Meteo's format", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:00$", "example": "2023-10-01T00:00"}),
     );
     let mut required = vec![json!("time")];
     for v in KEY_VARIABLES {
         let (lo, hi) = v.plausible_range();
-        obs_props.insert(
+        props.insert(
             v.name().into(),
             json!({"type": "number", "minimum": lo, "maximum": hi, "description": format!("{} in {}", v.name(), v.unit())}),
         );
         required.push(json!(v.name()));
     }
-    let horizons: Vec<Value> = HORIZONS.iter().map(|h| json!(h)).collect();
+    let observation =
+        json!({"type": "object", "required": required, "properties": props, "additionalProperties": true});
+    let request = json!({"type": "object", "required": ["observations"], "properties": {
+        "observations": {"type": "array", "minItems": INPUT_HOURS, "maxItems": max_observations,
+            "description": format!("Consecutive UTC hours, oldest first; the last {INPUT_HOURS} are used."),
+            "items": {"$ref": "#/components/schemas/Observation"}}
+    }});
+    (observation, request)
+}
+
+pub fn document(max_observations: usize, max_body_bytes: usize) -> Value {
+    let mut s = Schemas::new();
+    let paths = json!({
+        "/health": {"get": {"summary": "The process is alive", "responses": {
+            "200": s.json::<Health>("alive")
+        }}},
+        "/ready": {"get": {"summary": "A model is loaded", "responses": {
+            "200": s.json::<Ready>("ready, with the model and registry status"),
+            "503": s.json::<NotReady>("no model loaded yet")
+        }}},
+        "/predict": {"post": {
+            "summary": "Forecast every horizon from trailing hourly observations",
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}}},
+            "responses": {
+                "200": s.json::<PredictResponse>("forecasts per horizon, the model that made them, drift flags"),
+                "400": s.error("malformed JSON, wrong shape or types, missing variables, bad time format"),
+                "413": s.error("the body is too large"),
+                "415": s.error("the body is not JSON"),
+                "422": s.error("null or implausible values, times not hourly or not increasing, too few or too many hours"),
+                "503": s.error("no model is loaded")
+            }
+        }},
+        "/forecast": {"get": {"summary": "The forecast from the newest validated observations in the store", "responses": {
+            "200": s.json::<ForecastResponse>("forecasts and the last 48 observed hours"),
+            "503": s.error("no model, or no usable observations in the store")
+        }}},
+        "/model": {"get": {"summary": "The served model", "responses": {
+            "200": s.json::<ModelInfo>("name, version, alias, windows, data version, commit, metrics, input_hours, live skill"),
+            "503": s.error("no model is loaded")
+        }}},
+        "/drift": {"get": {"summary": "Drift of recent prediction requests against the training data", "responses": {
+            "200": s.json::<DriftSnapshot>("the drift window")
+        }}},
+        "/verification": {"get": {"summary": "How the forecasts did: the latest verification against what was observed", "responses": {
+            "200": s.json::<Verification>("live skill per model version and window, drift of the observations, the retrain decision, forecast against observed for the last 72 hours"),
+            "404": s.error("no verification has run yet (a new deployment's normal state)")
+        }}},
+        "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": text("Prometheus text format", "text/plain")}}},
+        "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.0", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+        "/": {"get": {"summary": "The web page", "responses": {"200": text("HTML", "text/html")}}}
+    });
+    let mut schemas = s.take();
+    let (observation, request) = predict_request(max_observations);
+    schemas.insert("Observation".into(), observation);
+    schemas.insert("PredictRequest".into(), request);
     json!({
         "openapi": "3.0.3",
         "info": {
@@ -62,123 +140,81 @@ pub fn document(max_observations: usize, max_body_bytes: usize) -> Value {
                 HORIZONS[0], HORIZONS[HORIZONS.len() - 1]
             ),
         },
-        "paths": {
-            "/health": {"get": {"summary": "The process is alive", "responses": {"200": {"description": "alive", "content": {"application/json": {"schema": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}}}}}}}},
-            "/ready": {"get": {"summary": "A model is loaded", "responses": {
-                "200": json_response("ready, with the model and registry status", "Ready"),
-                "503": {"description": "no model loaded yet", "content": {"application/json": {"schema": {"type": "object", "required": ["status", "error"], "properties": {"status": {"type": "string"}, "error": {"$ref": "#/components/schemas/ErrorBody"}, "registry": {"type": "object"}}}}}}
-            }}},
-            "/predict": {"post": {
-                "summary": "Forecast every horizon from trailing hourly observations",
-                "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}}},
-                "responses": {
-                    "200": json_response("forecasts per horizon, the model that made them, drift flags", "PredictResponse"),
-                    "400": error_response("malformed JSON, wrong shape or types, missing variables, bad time format"),
-                    "413": error_response("the body is too large"),
-                    "415": error_response("the body is not JSON"),
-                    "422": error_response("null or implausible values, times not hourly or not increasing, too few or too many hours"),
-                    "503": error_response("no model is loaded")
-                }
-            }},
-            "/forecast": {"get": {"summary": "The forecast from the newest validated observations in the store", "responses": {
-                "200": json_response("forecasts and the last 48 observed hours", "ForecastResponse"),
-                "503": error_response("no model, or no usable observations in the store")
-            }}},
-            "/model": {"get": {"summary": "The served model", "responses": {
-                "200": json_response("name, version, alias, windows, data version, commit, metrics, input_hours", "ModelInfo"),
-                "503": error_response("no model is loaded")
-            }}},
-            "/drift": {"get": {"summary": "Drift of recent prediction requests against the training data", "responses": {
-                "200": json_response("the drift window", "Drift")
-            }}},
-            "/verification": {"get": {"summary": "How the forecasts did: the latest verification against what was observed", "responses": {
-                "200": json_response("live skill per model version and window, drift of the observations, the retrain decision, forecast against observed for the last 72 hours", "Verification"),
-                "404": error_response("no verification has run yet (a new deployment's normal state)")
-            }}},
-            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
-            "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.0", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
-            "/": {"get": {"summary": "The web page", "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}}}}
-        },
-        "components": {"schemas": {
-            "Observation": {"type": "object", "required": required, "properties": obs_props, "additionalProperties": true},
-            "PredictRequest": {"type": "object", "required": ["observations"], "properties": {
-                "observations": {"type": "array", "minItems": INPUT_HOURS, "maxItems": max_observations,
-                    "description": format!("Consecutive UTC hours, oldest first; the last {INPUT_HOURS} are used."),
-                    "items": {"$ref": "#/components/schemas/Observation"}}
-            }},
-            "Forecast": {"type": "object", "required": ["horizon_hours", "time", "temperature_2m"], "properties": {
-                "horizon_hours": {"type": "integer", "enum": horizons},
-                "time": {"type": "string"},
-                "temperature_2m": {"type": "number"}
-            }},
-            "ModelRef": {"type": "object", "required": ["name", "version"], "properties": {
-                "name": {"type": "string"}, "version": {"type": "string"}, "alias": {"type": "string", "nullable": true}
-            }},
-            "PredictResponse": {"type": "object", "required": ["model", "issued_at", "forecasts", "drift"], "properties": {
-                "model": {"$ref": "#/components/schemas/ModelRef"},
-                "issued_at": {"type": "string", "description": "the newest observation's hour"},
-                "forecasts": {"type": "array", "minItems": HORIZONS.len(), "maxItems": HORIZONS.len(), "items": {"$ref": "#/components/schemas/Forecast"}},
-                "drift": {"type": "object", "required": ["features_out_of_range", "out_of_range"], "properties": {
-                    "features_out_of_range": {"type": "array", "items": {"type": "string"}},
-                    "out_of_range": {"type": "boolean"}
-                }}
-            }},
-            "ForecastResponse": {"type": "object", "required": ["model", "issued_at", "observations_age_minutes", "observations", "forecasts"], "properties": {
-                "model": {"$ref": "#/components/schemas/ModelRef"},
-                "issued_at": {"type": "string"},
-                "observations_age_minutes": {"type": "number"},
-                "collected_at": {"type": "string"},
-                "snapshot": {"type": "string"},
-                "observations": {"type": "array", "items": {"type": "object", "properties": {"time": {"type": "string"}, "temperature_2m": {"type": "number", "nullable": true}}}},
-                "forecasts": {"type": "array", "items": {"$ref": "#/components/schemas/Forecast"}},
-                "features_out_of_range": {"type": "array", "items": {"type": "string"}}
-            }},
-            "ModelInfo": {"type": "object", "required": ["name", "version", "input_hours", "metrics", "data_version"], "properties": {
-                "name": {"type": "string"}, "version": {"type": "string"}, "alias": {"type": "string", "nullable": true},
-                "input_hours": {"type": "integer"}, "metrics": {"type": "object", "additionalProperties": {"type": "number"}},
-                "data_version": {"type": "string"}, "git_commit": {"type": "string", "nullable": true},
-                "training_window": {"type": "object"}, "holdout_window": {"type": "object"},
-                "live": {"type": "object", "nullable": true, "description": "this version's live skill from the latest verification", "properties": {
-                    "verified_at": {"type": "string"}, "as_of": {"type": "string", "nullable": true},
-                    "windows": {"type": "array", "items": {"$ref": "#/components/schemas/WindowSkill"}}
-                }}
-            }},
-            "WindowSkill": {"type": "object", "required": ["window", "forecasts", "unverified", "horizons"], "properties": {
-                "window": {"type": "string", "enum": ["24h", "7d"]}, "forecasts": {"type": "integer"}, "unverified": {"type": "integer"},
-                "horizons": {"type": "array", "items": {"type": "object", "required": ["horizon", "n", "rmse", "mae"], "properties": {
-                    "horizon": {"type": "integer"}, "n": {"type": "integer"}, "rmse": {"type": "number"}, "mae": {"type": "number"}, "bias": {"type": "number"},
-                    "persistence_rmse": {"type": "number"}, "persistence_mae": {"type": "number"},
-                    "skill": {"type": "number", "nullable": true, "description": "1 - RMSE / persistence's RMSE over the same hours"}
-                }}}
-            }},
-            "Verification": {"type": "object", "required": ["id", "verified_at", "model_name", "alias", "versions", "log", "drift", "retrain"], "properties": {
-                "id": {"type": "string"}, "verified_at": {"type": "string"}, "model_name": {"type": "string"}, "alias": {"type": "string"},
-                "served_version": {"type": "string", "nullable": true}, "as_of": {"type": "string", "nullable": true},
-                "versions": {"type": "array", "items": {"type": "object", "required": ["version", "windows"], "properties": {
-                    "version": {"type": "string"}, "windows": {"type": "array", "items": {"$ref": "#/components/schemas/WindowSkill"}}
-                }}},
-                "log": {"type": "object"}, "drift": {"type": "array", "items": {"type": "object"}},
-                "retrain": {"type": "object", "required": ["needed", "causes"], "properties": {"needed": {"type": "boolean"}, "causes": {"type": "array", "items": {"type": "object"}}}},
-                "recent": {"type": "array", "items": {"type": "object", "properties": {
-                    "version": {"type": "string"}, "horizon": {"type": "integer"}, "issued_at": {"type": "string"}, "target_time": {"type": "string"},
-                    "forecast": {"type": "number"}, "observed": {"type": "number"}
-                }}},
-                "observed": {"type": "array", "items": {"type": "object", "properties": {"time": {"type": "string"}, "temperature_2m": {"type": "number"}}}}
-            }},
-            "Ready": {"type": "object", "required": ["status", "model"], "properties": {"status": {"type": "string"}, "model": {"$ref": "#/components/schemas/ModelRef"}, "registry": {"type": "object"}}},
-            "Drift": {"type": "object", "required": ["requests", "window", "out_of_range_share", "max_psi", "features", "drifting", "reasons", "thresholds"], "properties": {
-                "drifting": {"type": "boolean", "description": "the window passes the drift thresholds (RPS_DRIFT_*)"},
-                "reasons": {"type": "array", "items": {"type": "string"}},
-                "thresholds": {"type": "object", "properties": {"min_requests": {"type": "integer"}, "max_out_of_range_share": {"type": "number"}, "max_psi": {"type": "number"}}},
-                "requests": {"type": "integer"}, "window": {"type": "integer"},
-                "out_of_range_share": {"type": "number"}, "max_psi": {"type": "number", "nullable": true, "description": "null until the window holds 20 requests"},
-                "features": {"type": "array", "items": {"type": "object", "properties": {"feature": {"type": "string"}, "calendar": {"type": "boolean", "description": "a calendar feature, left out of the drift rule"}, "out_of_range_share": {"type": "number"}, "psi": {"type": "number", "nullable": true}}}}
-            }},
-            "ErrorBody": {"type": "object", "required": ["status", "code", "message"], "properties": {
-                "status": {"type": "integer"}, "code": {"type": "string"}, "message": {"type": "string"},
-                "location": {"type": "string", "description": "JSON pointer into the request, or header:<name>"}
-            }},
-            "Error": {"type": "object", "required": ["error"], "properties": {"error": {"$ref": "#/components/schemas/ErrorBody"}}}
-        }}
+        "paths": paths,
+        "components": {"schemas": schemas}
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `$ref` under `v`.
+    fn refs(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::String(r)) = m.get("$ref") {
+                    out.push(r.clone());
+                }
+                m.values().for_each(|x| refs(x, out));
+            }
+            Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_reference_resolves_and_the_answers_schemas_are_the_types() {
+        let doc = document(10_000, 1 << 20);
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        let mut all = Vec::new();
+        refs(&doc, &mut all);
+        assert!(all.len() > 20, "{all:?}");
+        for r in &all {
+            let name = r
+                .strip_prefix("#/components/schemas/")
+                .unwrap_or_else(|| panic!("{r}"));
+            assert!(schemas.contains_key(name), "{r} is not in the document");
+        }
+        // The answers are derived from the serialized types: a field the type has is a
+        // field the schema requires, with the type's own nested structure.
+        let model = &schemas["ModelInfo"];
+        let required: Vec<&str> = model["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        for field in [
+            "name",
+            "version",
+            "sha256",
+            "input_hours",
+            "horizons",
+            "registry",
+            "live",
+        ] {
+            assert!(required.contains(&field), "{field}: {model}");
+        }
+        assert!(
+            model["properties"]["live"]
+                .to_string()
+                .contains(r#""nullable":true"#),
+            "{model}"
+        );
+        let retrain = &schemas["RetrainDecision"];
+        assert!(retrain["properties"]["needed"]["type"] == "boolean", "{retrain}");
+        assert!(
+            schemas["LiveWindow"].to_string().contains("24h"),
+            "{}",
+            schemas["LiveWindow"]
+        );
+        let ok =
+            &doc["paths"]["/predict"]["post"]["responses"]["200"]["content"]["application/json"]["schema"];
+        assert_eq!(ok["$ref"], "#/components/schemas/PredictResponse");
+        // The request is built from the variables and the limits the handler checks.
+        let obs = &schemas["PredictRequest"]["properties"]["observations"];
+        assert_eq!(obs["minItems"], INPUT_HOURS);
+        assert_eq!(obs["maxItems"], 10_000);
+    }
 }

@@ -21,7 +21,7 @@ pub use open_meteo::{OpenMeteo, fetch, request_url, retry_policy};
 pub use recording::{RecordedSource, Recording};
 
 /// An inclusive range of UTC dates, start not after end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "RangeWire", into = "RangeWire")]
 pub struct DateRange {
     start: NaiveDate,
@@ -44,7 +44,7 @@ impl DateRange {
 }
 
 /// `{"start": "...", "end": "..."}` as it appears in stage payloads.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, schemars::JsonSchema)]
 struct RangeWire {
     start: NaiveDate,
     end: NaiveDate,
@@ -67,7 +67,7 @@ impl From<DateRange> for RangeWire {
 }
 
 /// What to ingest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "mode", rename_all = "snake_case")]
 pub enum IngestRequest {
     /// A date range from the archive endpoint.

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, Utc};
+use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, Timelike, Utc};
 use serde_json::{Map, Value, json};
 use url::Url;
 
@@ -29,6 +29,9 @@ pub struct Recording {
     top: Map<String, Value>,
     times: Vec<NaiveDateTime>,
     columns: HashMap<String, Vec<Value>>,
+    /// Added to a live hour before it is looked up: zero replays the same hour of the
+    /// year; [`Recording::as_of`] sets it so that now replays one fixed recorded hour.
+    shift: Duration,
 }
 
 impl Recording {
@@ -54,7 +57,19 @@ impl Recording {
             top,
             times,
             columns: raw.columns.into_iter().collect(),
+            shift: Duration::zero(),
         })
+    }
+
+    /// Replays the forecast endpoint as if `now` were `as_of`: the hour `now` falls in
+    /// answers with the recorded hour `as_of` falls in, and every other hour moves with
+    /// it. The times served stay on today's calendar; only the weather is pinned, so a
+    /// test (or a demo) sees the same recorded days whatever the date. The archive is
+    /// not moved: its dates name what they return.
+    pub fn as_of(mut self, as_of: NaiveDateTime, now: NaiveDateTime) -> Self {
+        let hour = |t: NaiveDateTime| t.date().and_hms_opt(t.hour(), 0, 0).unwrap_or(t);
+        self.shift = hour(as_of) - hour(now);
+        self
     }
 
     pub fn first_time(&self) -> NaiveDateTime {
@@ -113,7 +128,7 @@ impl Recording {
         let rows: Vec<(NaiveDateTime, usize)> = (0..(past_days + forecast_days) * 24)
             .map(|h| {
                 let t = start + Duration::hours(h);
-                (t, self.replay_index(t))
+                (t, self.replay_index(t + self.shift))
             })
             .collect();
         self.body(vars, &rows)
@@ -225,5 +240,56 @@ impl WeatherSource for RecordedSource {
             attempts: 1,
             collected_at: Utc::now(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observations::parse_time;
+
+    fn temperatures(body: &Value) -> Vec<(String, Value)> {
+        let h = &body["hourly"];
+        h["time"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(h["temperature_2m"].as_array().unwrap())
+            .map(|(t, v)| (t.as_str().unwrap().to_owned(), v.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn a_pinned_replay_serves_todays_hours_with_the_pinned_days_weather() {
+        let vars = ["temperature_2m".to_owned()];
+        let recorded = crate::testing::sample_recording();
+        let want = recorded
+            .archive(
+                &vars,
+                NaiveDate::from_ymd_opt(2023, 6, 14).unwrap(),
+                NaiveDate::from_ymd_opt(2023, 6, 15).unwrap(),
+            )
+            .unwrap();
+        let want = temperatures(&want);
+        // Now is 09:40 on 5 December 2026; the replay is pinned to 15 June 2023, 12:00.
+        let now = parse_time("2026-12-05T09:40").unwrap();
+        let pinned = crate::testing::sample_recording().as_of(parse_time("2023-06-15T12:00").unwrap(), now);
+        let today = now.date();
+        let got = temperatures(&pinned.forecast(&vars, 1, 1, today));
+        assert_eq!(got.len(), 48);
+        // The times are today's calendar (4 December from 00:00, two days)…
+        assert_eq!(got[0].0, "2026-12-04T00:00");
+        assert_eq!(got[47].0, "2026-12-05T23:00");
+        // …and 09:00 today carries 12:00 on the pinned day: every hour moved by the same
+        // amount, so 4 December 00:00 is 14 June 03:00.
+        let at = |time: &str| want.iter().find(|(t, _)| t == time).unwrap().1.clone();
+        assert_eq!(got[24 + 9].1, at("2023-06-15T12:00"));
+        assert_eq!(got[0].1, at("2023-06-14T03:00"));
+        assert_ne!(
+            got[24 + 9].1,
+            crate::testing::sample_recording().forecast(&vars, 1, 1, today)["hourly"]["temperature_2m"]
+                [24 + 9],
+            "unpinned, the same hour of December is served"
+        );
     }
 }

@@ -328,6 +328,38 @@ pub fn markdown() -> String {
     out
 }
 
+/// `RPS_EXIT_<ERROR_TYPE>`: the shell variable holding an error type's exit code
+/// (`PromotionGateFailed` → `RPS_EXIT_PROMOTION_GATE_FAILED`).
+pub fn shell_name(error_type: &str) -> String {
+    let mut out = String::from("RPS_EXIT_");
+    for (i, c) in error_type.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
+/// `scripts/exit-codes.sh`, which `scripts/lib.sh` sources: the exit codes the scripts
+/// compare `rps`'s with, one variable per error type (a test keeps the file equal).
+pub fn shell_exit_codes() -> String {
+    let mut out = String::from(
+        "# Generated from ERROR_TYPES in shared/src/stage/table.rs: do not edit.\n\
+         # UPDATE_DOCS=1 cargo test -p shared --test integration docs:: rewrites it.\n\
+         # The exit code rps ends with for each error type; scripts/lib.sh sources this.\n",
+    );
+    for e in ERROR_TYPES {
+        out.push_str(&format!(
+            "{}={}  # {}\n",
+            shell_name(e.name),
+            e.exit_code,
+            e.meaning
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,6 +382,13 @@ mod tests {
             .filter(|c| *c != 1)
             .collect();
         assert_eq!(codes, [3, 4, 5], "one exit code per outcome");
+    }
+
+    #[test]
+    fn the_shell_names_an_exit_code_after_its_error_type() {
+        assert_eq!(shell_name(MODEL_REFUSED), "RPS_EXIT_PROMOTION_GATE_FAILED");
+        assert_eq!(shell_name(DATA_REFUSED), "RPS_EXIT_DATA_QUALITY_GATE_FAILED");
+        assert!(shell_exit_codes().contains("\nRPS_EXIT_PROMOTION_CONFLICT=5  # "));
     }
 
     #[test]

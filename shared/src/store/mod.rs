@@ -30,7 +30,9 @@ use crate::config::{S3Config, StoreLocation};
 
 /// A validated object key: non-empty `/`-separated segments, none of them empty,
 /// `.` or `..`, no backslashes or control characters.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct ObjectKey(String);
 

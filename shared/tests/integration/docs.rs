@@ -106,3 +106,63 @@ fn the_stage_table_in_the_architecture_is_generated_from_the_code() {
         "docs/architecture.md is out of date: run UPDATE_DOCS=1 cargo test -p shared --test integration docs::"
     );
 }
+
+#[test]
+fn the_scripts_exit_codes_are_generated_from_the_stage_table() {
+    let _turn = testkit::turn(module_path!());
+    let path = testkit::workspace_root().join("scripts/exit-codes.sh");
+    let want = shared::stage::table::shell_exit_codes();
+    if update() {
+        std::fs::write(&path, &want).unwrap();
+        return;
+    }
+    let have = std::fs::read_to_string(&path).unwrap_or_default();
+    assert_eq!(
+        have, want,
+        "scripts/exit-codes.sh is out of date: run UPDATE_DOCS=1 cargo test -p shared --test integration docs::"
+    );
+    // No script compares an exit code with a number the table holds: it names it.
+    let scripts = testkit::workspace_root().join("scripts");
+    for entry in walk(&scripts) {
+        let text = std::fs::read_to_string(&entry).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split('#').next().unwrap_or("");
+            for e in shared::stage::table::ERROR_TYPES
+                .iter()
+                .filter(|e| e.exit_code > 1)
+            {
+                let c = e.exit_code;
+                let literal = [
+                    format!("-eq {c}"),
+                    format!("-ne {c}"),
+                    format!("== {c}"),
+                    format!("!= {c}"),
+                ]
+                .iter()
+                .any(|p| code.contains(p.as_str()))
+                    || code.trim_start().starts_with(&format!("{c})"));
+                assert!(
+                    !literal,
+                    "{}:{}: compare with ${} (scripts/exit-codes.sh), not {c}: {line}",
+                    entry.display(),
+                    n + 1,
+                    shared::stage::table::shell_name(e.name)
+                );
+            }
+        }
+    }
+}
+
+/// Every shell script under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else if path.extension().is_some_and(|e| e == "sh") {
+            out.push(path);
+        }
+    }
+    out
+}

@@ -41,6 +41,7 @@
 //! everything the model has seen is a fact about this model.
 
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::layout;
@@ -53,7 +54,7 @@ pub const JUDGED_HORIZON: u8 = 6;
 
 pub use crate::config::RetrainRule;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TriggerKind {
     LiveSkill,
@@ -70,7 +71,7 @@ impl TriggerKind {
 }
 
 /// One reason to retrain.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Cause {
     pub kind: TriggerKind,
     pub reason: String,
@@ -79,7 +80,7 @@ pub struct Cause {
 /// What started a retraining run: it travels with the run (the pipeline's input, the
 /// state machine's state, the Airflow conf) into the training run's tags, the gate
 /// report and the record of its outcome.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Trigger {
     /// Sortable and unique: when it was asked for.
     pub id: String,
@@ -110,7 +111,7 @@ impl Trigger {
 }
 
 /// Drift of the observations against the served model's training data over one window.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ObservedDrift {
     pub window: LiveWindow,
     /// Observed hours with a complete feature row.
@@ -125,7 +126,7 @@ pub struct ObservedDrift {
 }
 
 /// A feature and the share of hours it was out of range.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct FeatureShare {
     pub feature: String,
     pub out_of_range_share: f64,
@@ -136,7 +137,7 @@ pub struct FeatureShare {
 pub const PSI_MIN_HOURS: usize = 100;
 
 /// The serving API's drift verdict, as an orchestrator read it from `GET /drift`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RequestDrift {
     pub drifting: bool,
     #[serde(default)]
@@ -146,7 +147,7 @@ pub struct RequestDrift {
 }
 
 /// The verdict of one verification.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RetrainDecision {
     pub needed: bool,
     /// Every cause that held, whether or not a retrain was asked for.
@@ -327,7 +328,7 @@ pub fn decide(
 }
 
 /// Where a triggered retrain stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RetrainStatus {
     Requested,
@@ -352,7 +353,7 @@ impl RetrainStatus {
 }
 
 /// A triggered retrain and, once known, its outcome.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RetrainRecord {
     pub trigger: Trigger,
     pub status: RetrainStatus,
@@ -433,7 +434,7 @@ pub async fn status(
 }
 
 /// A run's claim on a trigger.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RunClaim {
     pub trigger: String,
     pub attempt: u32,
