@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # Generated from ERROR_TYPES in shared/src/stage/table.rs: do not edit.
 # UPDATE_DOCS=1 cargo test -p shared --test integration docs:: rewrites it.
 # The exit code rps ends with for each error type; scripts/lib.sh sources this.

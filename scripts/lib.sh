@@ -11,6 +11,7 @@ BIN_DIR="$CARGO_TARGET_DIR/${CARGO_BUILD_TARGET:+$CARGO_BUILD_TARGET/}release"
 RPS="${RPS_BIN:-$BIN_DIR/rps}"
 STATE="$ROOT/.rps"
 # RPS_EXIT_PROMOTION_GATE_FAILED and the other exit codes, generated from the stage table.
+# shellcheck source=scripts/exit-codes.sh
 source "$ROOT/scripts/exit-codes.sh"
 mkdir -p "$STATE/run"
 

@@ -28,6 +28,17 @@ TIMEOUT_S = float(os.environ.get("RPS_CHALLENGER_TIMEOUT_SECS", "3600"))
 REFUSED_BY_DATA = "DataQualityGateFailed"
 
 
+def exit_code(name: str) -> int:
+    """An error type's exit code, from scripts/exit-codes.sh (generated from the stage table)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "exit-codes.sh")
+    with open(path) as f:
+        for line in f:
+            key, _, rest = line.partition("=")
+            if key == name:
+                return int(rest.split()[0])
+    raise KeyError(f"{name} is not in {path}")
+
+
 def conf() -> dict:
     base = {"ingest": {"mode": "recent"}, "train": True, "promote": False,
             "actor": os.environ.get("RPS_ACTOR") or "ci: pull-request gate"}
@@ -53,7 +64,8 @@ def finish(result: dict, out: str) -> None:
     print(json.dumps(result))
     if result.get("candidate"):
         sys.exit(0)
-    sys.exit(3 if REFUSED_BY_DATA in (result.get("reason") or "") else 1)
+    refused = REFUSED_BY_DATA in (result.get("reason") or "")
+    sys.exit(exit_code("RPS_EXIT_DATA_QUALITY_GATE_FAILED") if refused else 1)
 
 
 # --- Airflow 3: the REST API (API v2), a user and password for a JWT -----------------

@@ -437,7 +437,6 @@ impl HourlySeries {
     }
 }
 
-/// The UTC time now, as the naive UTC times used everywhere else.
 /// An inclusive span of hours (a dataset's, or the part a model trained on).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TimeWindow {
@@ -445,6 +444,7 @@ pub struct TimeWindow {
     pub end: NaiveDateTime,
 }
 
+/// The UTC time now, as the naive UTC times used everywhere else.
 pub fn utc_now() -> NaiveDateTime {
     Utc::now().naive_utc()
 }

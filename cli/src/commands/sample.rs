@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use chrono::NaiveDateTime;
+use chrono::{NaiveDateTime, Timelike};
 use shared::evaluate::smoke::golden_request;
 use shared::features::INPUT_HOURS;
 use shared::observations::{HourlySeries, utc_now};
@@ -33,7 +33,9 @@ pub enum Command {
         file: Option<PathBuf>,
         /// Replay /v1/forecast as if it were this recorded hour (YYYY-MM-DDTHH:MM, UTC):
         /// the times stay today's, the weather is the pinned day's, so a run sees the
-        /// same weather whatever the date. Default: the same hour of the year as now
+        /// same weather whatever the date. The pin is set when the server starts (an
+        /// hour later it serves the hour after), and /v1/archive is not moved. Default:
+        /// the same hour of the year as now
         #[arg(long, value_parser = parse_hour)]
         as_of: Option<NaiveDateTime>,
     },
@@ -74,8 +76,9 @@ async fn serve(
     };
     let mut recording = Recording::parse(&body).context("the recording is not usable")?;
     if let Some(as_of) = as_of {
+        let hour = as_of.date().and_hms_opt(as_of.hour(), 0, 0).unwrap_or(as_of);
         anyhow::ensure!(
-            (recording.first_time()..=recording.last_time()).contains(&as_of),
+            (recording.first_time()..=recording.last_time()).contains(&hour),
             "--as-of {as_of} is not in the recording ({} to {})",
             recording.first_time(),
             recording.last_time()
@@ -97,7 +100,8 @@ async fn serve(
 }
 
 fn parse_hour(s: &str) -> Result<NaiveDateTime, String> {
-    shared::observations::parse_time(s).ok_or_else(|| format!("{s:?} is not an hour as YYYY-MM-DDTHH:MM"))
+    NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M")
+        .map_err(|_| format!("{s:?} is not a time as YYYY-MM-DDTHH:MM"))
 }
 
 /// Hours before the newest observed one that the last question ends at.

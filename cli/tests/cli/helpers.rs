@@ -39,6 +39,10 @@ impl Env {
         );
         e.set("OPEN_METEO_ARCHIVE_URL", replay.archive_url());
         e.set("OPEN_METEO_FORECAST_URL", replay.forecast_url());
+        // The latency gate's 2 ms budget is for a serving host; the tests share two
+        // cores with compilers and emulators, so a p99 there says nothing about the
+        // model (the benchmarks measure it). A test of the gate sets its own budget.
+        e.set("RPS_GATE_MAX_P99_MS", "1000");
         e
     }
 

@@ -345,7 +345,8 @@ pub fn shell_name(error_type: &str) -> String {
 /// compare `rps`'s with, one variable per error type (a test keeps the file equal).
 pub fn shell_exit_codes() -> String {
     let mut out = String::from(
-        "# Generated from ERROR_TYPES in shared/src/stage/table.rs: do not edit.\n\
+        "# shellcheck shell=bash disable=SC2034\n\
+         # Generated from ERROR_TYPES in shared/src/stage/table.rs: do not edit.\n\
          # UPDATE_DOCS=1 cargo test -p shared --test integration docs:: rewrites it.\n\
          # The exit code rps ends with for each error type; scripts/lib.sh sources this.\n",
     );

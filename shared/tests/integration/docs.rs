@@ -121,7 +121,8 @@ fn the_scripts_exit_codes_are_generated_from_the_stage_table() {
         have, want,
         "scripts/exit-codes.sh is out of date: run UPDATE_DOCS=1 cargo test -p shared --test integration docs::"
     );
-    // No script compares an exit code with a number the table holds: it names it.
+    // No script compares an exit code with, or exits with, a number the table holds: it
+    // names it (shell: the variable; Python: scripts/exit-codes.sh read by name).
     let scripts = testkit::workspace_root().join("scripts");
     for entry in walk(&scripts) {
         let text = std::fs::read_to_string(&entry).unwrap();
@@ -132,15 +133,27 @@ fn the_scripts_exit_codes_are_generated_from_the_stage_table() {
                 .filter(|e| e.exit_code > 1)
             {
                 let c = e.exit_code;
-                let literal = [
-                    format!("-eq {c}"),
-                    format!("-ne {c}"),
-                    format!("== {c}"),
-                    format!("!= {c}"),
-                ]
-                .iter()
-                .any(|p| code.contains(p.as_str()))
-                    || code.trim_start().starts_with(&format!("{c})"));
+                let python = entry.extension().is_some_and(|x| x == "py");
+                let literal = if python {
+                    code.contains(&format!("exit({c}"))
+                } else {
+                    [
+                        format!("-eq {c}"),
+                        format!("-ne {c}"),
+                        format!("== {c}"),
+                        format!("!= {c}"),
+                        format!("= {c} ]"),
+                        format!("=={c}"),
+                        format!("exit {c}"),
+                        format!("exit({c}"),
+                        format!("\"{c}\")"),
+                        format!("{c}|"),
+                        format!("|{c})"),
+                    ]
+                    .iter()
+                    .any(|p| code.contains(p.as_str()))
+                        || code.trim_start().starts_with(&format!("{c})"))
+                };
                 assert!(
                     !literal,
                     "{}:{}: compare with ${} (scripts/exit-codes.sh), not {c}: {line}",
@@ -153,14 +166,14 @@ fn the_scripts_exit_codes_are_generated_from_the_stage_table() {
     }
 }
 
-/// Every shell script under `dir`.
+/// Every shell and Python script under `dir`.
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path.is_dir() {
             out.extend(walk(&path));
-        } else if path.extension().is_some_and(|e| e == "sh") {
+        } else if path.extension().is_some_and(|e| e == "sh" || e == "py") {
             out.push(path);
         }
     }
