@@ -27,7 +27,10 @@ impl Replay {
     /// weather whatever day it runs on.
     pub fn file_as_of(path: &Path, as_of: &str) -> Self {
         let as_of = shared::observations::parse_time(as_of).expect("as_of is YYYY-MM-DDTHH:MM");
-        Self::recording(Self::read(path).as_of(as_of, shared::observations::utc_now()))
+        let recording = Self::read(path)
+            .as_of(as_of, shared::observations::utc_now())
+            .expect("as_of is in the recording");
+        Self::recording(recording)
     }
 
     fn read(path: &Path) -> Recording {

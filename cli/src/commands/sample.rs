@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use chrono::{NaiveDateTime, Timelike};
+use chrono::NaiveDateTime;
 use shared::evaluate::smoke::golden_request;
 use shared::features::INPUT_HOURS;
 use shared::observations::{HourlySeries, utc_now};
@@ -76,14 +76,9 @@ async fn serve(
     };
     let mut recording = Recording::parse(&body).context("the recording is not usable")?;
     if let Some(as_of) = as_of {
-        let hour = as_of.date().and_hms_opt(as_of.hour(), 0, 0).unwrap_or(as_of);
-        anyhow::ensure!(
-            (recording.first_time()..=recording.last_time()).contains(&hour),
-            "--as-of {as_of} is not in the recording ({} to {})",
-            recording.first_time(),
-            recording.last_time()
-        );
-        recording = recording.as_of(as_of, utc_now());
+        recording = recording
+            .as_of(as_of, utc_now())
+            .map_err(|e| anyhow::anyhow!("--as-of {e}"))?;
     }
     let (addr, handle) = replay::serve(recording, SocketAddr::new(host, port))
         .await

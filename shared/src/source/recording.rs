@@ -65,11 +65,19 @@ impl Recording {
     /// answers with the recorded hour `as_of` falls in, and every other hour moves with
     /// it. The times served stay on today's calendar; only the weather is pinned, so a
     /// test (or a demo) sees the same recorded days whatever the date. The archive is
-    /// not moved: its dates name what they return.
-    pub fn as_of(mut self, as_of: NaiveDateTime, now: NaiveDateTime) -> Self {
+    /// not moved: its dates name what they return. An `as_of` whose hour the
+    /// recording does not hold is refused.
+    pub fn as_of(mut self, as_of: NaiveDateTime, now: NaiveDateTime) -> Result<Self, String> {
         let hour = |t: NaiveDateTime| t.date().and_hms_opt(t.hour(), 0, 0).unwrap_or(t);
+        if !(self.first_time()..=self.last_time()).contains(&hour(as_of)) {
+            return Err(format!(
+                "{as_of} is not in the recording ({} to {})",
+                self.first_time(),
+                self.last_time()
+            ));
+        }
         self.shift = hour(as_of) - hour(now);
-        self
+        Ok(self)
     }
 
     pub fn first_time(&self) -> NaiveDateTime {
@@ -273,7 +281,15 @@ mod tests {
         let want = temperatures(&want);
         // Now is 09:40 on 5 December 2026; the replay is pinned to 15 June 2023, 12:00.
         let now = parse_time("2026-12-05T09:40").unwrap();
-        let pinned = crate::testing::sample_recording().as_of(parse_time("2023-06-15T12:00").unwrap(), now);
+        let pinned = crate::testing::sample_recording()
+            .as_of(parse_time("2023-06-15T12:00").unwrap(), now)
+            .unwrap();
+        assert!(
+            crate::testing::sample_recording()
+                .as_of(parse_time("2024-06-15T12:00").unwrap(), now)
+                .is_err(),
+            "an hour the recording does not hold"
+        );
         let today = now.date();
         let got = temperatures(&pinned.forecast(&vars, 1, 1, today));
         assert_eq!(got.len(), 48);

@@ -26,15 +26,10 @@ fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
 }
 
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = crate::helpers::files_under(dir);
+    files.retain(|p| p.extension().is_some_and(|e| e == "rs"));
+    files
 }
 
 /// The code of a file without its test modules (a `tests.rs` file is all test).
@@ -170,8 +165,7 @@ fn stage_of(path: &Path) -> Option<&'static str> {
 #[test]
 fn no_stage_imports_another_stage_and_the_core_imports_none() {
     let _turn = testkit::turn(module_path!());
-    let mut files = Vec::new();
-    rust_files(&src(), &mut files);
+    let files = rust_files(&src());
     assert!(
         files.len() > 50,
         "read the library's source: {} files",

@@ -124,7 +124,10 @@ fn the_scripts_exit_codes_are_generated_from_the_stage_table() {
     // No script compares an exit code with, or exits with, a number the table holds: it
     // names it (shell: the variable; Python: scripts/exit-codes.sh read by name).
     let scripts = testkit::workspace_root().join("scripts");
-    for entry in walk(&scripts) {
+    let scripts = crate::helpers::files_under(&scripts)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "sh" || e == "py"));
+    for entry in scripts {
         let text = std::fs::read_to_string(&entry).unwrap();
         for (n, line) in text.lines().enumerate() {
             let code = line.split('#').next().unwrap_or("");
@@ -164,18 +167,4 @@ fn the_scripts_exit_codes_are_generated_from_the_stage_table() {
             }
         }
     }
-}
-
-/// Every shell and Python script under `dir`.
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else if path.extension().is_some_and(|e| e == "sh" || e == "py") {
-            out.push(path);
-        }
-    }
-    out
 }

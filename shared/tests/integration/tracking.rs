@@ -255,7 +255,7 @@ async fn a_bundle_that_does_not_match_its_checksum_is_refused() {
     )
     .await
     .unwrap();
-    let cached: Vec<_> = walk(cache.path());
+    let cached: Vec<_> = crate::helpers::files_under(cache.path());
     assert_eq!(cached.len(), 1);
     std::fs::write(&cached[0], b"RPSB garbage").unwrap();
     let again = registry::load(
@@ -268,18 +268,6 @@ async fn a_bundle_that_does_not_match_its_checksum_is_refused() {
     .unwrap();
     assert!(!again.from_cache);
     assert_eq!(again.sha256, ok.sha256);
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        if e.file_type().unwrap().is_dir() {
-            out.extend(walk(&e.path()));
-        } else {
-            out.push(e.path());
-        }
-    }
-    out
 }
 
 /// The loop's tracking: every verification logs each version's live scores to one
