@@ -19,8 +19,7 @@ fn env_through(dir: &std::path::Path, replay: &Replay, proxy: &Proxy, tag: &str)
     env.set("MLFLOW_TRACKING_URI", proxy.url.clone())
         .set("MLFLOW_EXPERIMENT_NAME", format!("faults-{tag}"))
         .set("RPS_MODEL_NAME", format!("faults-{tag}"))
-        .set("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
-        .set("RPS_GATE_MAX_P99_MS", "1000");
+        .set("MLFLOW_HTTP_REQUEST_TIMEOUT", "5");
     env
 }
 

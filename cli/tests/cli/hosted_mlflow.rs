@@ -73,8 +73,7 @@ fn the_oldest_mlflow_with_basic_auth_a_user_name_and_a_token() {
     let mut env = Env::new(&dir.path().join("store"), &replay);
     env.set("MLFLOW_TRACKING_URI", mlflow.uri.as_str())
         .set("MLFLOW_EXPERIMENT_NAME", "rps-dagshub")
-        .set("RPS_MODEL_NAME", "rps-dagshub")
-        .set("RPS_GATE_MAX_P99_MS", "1000");
+        .set("RPS_MODEL_NAME", "rps-dagshub");
 
     // The form every CI job used to have: a user name and MLFLOW_TRACKING_TOKEN. As
     // MLflow's client, rps sends the token as a Bearer token; basic auth refuses it, and
@@ -179,8 +178,7 @@ fn mlflow_without_the_artifact_proxy_and_an_s3_artifact_root() {
     env.set("RPS_STORE", "s3://rps-hosted/store")
         .set("MLFLOW_TRACKING_URI", mlflow.uri.as_str())
         .set("MLFLOW_EXPERIMENT_NAME", "rps-s3")
-        .set("RPS_MODEL_NAME", "rps-s3")
-        .set("RPS_GATE_MAX_P99_MS", "1000");
+        .set("RPS_MODEL_NAME", "rps-s3");
     for (k, v) in moto.env() {
         env.set(k, v);
     }
