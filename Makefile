@@ -29,33 +29,34 @@ bench:
 ## The serverless shape on this machine, as template.yaml deploys it: every function `sam
 ## build` made, under the Lambda Runtime API with the template's environment and its IAM
 ## role's policies enforced by moto (S3, Secrets Manager), MLflow, and the translated
-## state machine run by aws-local-stepfunctions (tests/cloud/stack.py).
-statemachine:
+## state machine run by aws-local-stepfunctions (system/checkers/cloud/stack.py).
+statemachine: build
 	bash scripts/setup-python.sh && bash scripts/setup-python.sh iac && bash scripts/setup-node.sh
-	$(CARGO) test --release --locked -p rps-cli --test system statemachine:: -- --nocapture
+	$(CARGO) test --release --locked --workspace --test system statemachine:: -- --nocapture
 
 ## The Airflow DAGs (dags/) under the real Airflow: imported, checked against the state
 ## machine, and run with `airflow dags test` against the stage functions.
-airflow:
+airflow: build
 	bash scripts/setup-python.sh && bash scripts/setup-python.sh iac && bash scripts/setup-python.sh airflow
-	$(CARGO) test --release --locked -p rps-cli --test system airflow:: -- --nocapture
+	$(CARGO) test --release --locked --workspace --test system airflow:: -- --nocapture
 
 ## Monitoring (docs/monitoring.md): promtool, amtool, the dashboards against Grafana's
 ## schema, compose.yaml; then live: rps serve, Prometheus, Alertmanager and the alert log.
-monitoring:
+monitoring: build
 	bash scripts/setup-system.sh && bash scripts/setup-python.sh && bash scripts/setup-node.sh
-	$(CARGO) test --release --locked -p rps-cli --test system monitoring:: -- --nocapture
+	$(CARGO) test --release --locked --workspace --test system monitoring:: -- --nocapture
 
 ## Redraw docs/img/dashboards.png (the README's picture) from the live monitoring test.
-dashboard-picture:
+dashboard-picture: build
 	bash scripts/setup-system.sh && bash scripts/setup-python.sh && bash scripts/setup-node.sh
-	RPS_DASHBOARD_PNG=$(CURDIR)/docs/img/dashboards.png $(CARGO) test --release --locked -p rps-cli \
+	RPS_DASHBOARD_PNG=$(CURDIR)/docs/img/dashboards.png $(CARGO) test --release --locked --workspace \
 		--test system monitoring::live_ -- --nocapture
 
 ## Each stage function's zip size, init duration and peak memory on the sample year.
 bench-lambda:
 	@bash bench/lambda.sh
 
+## The system tests' targets above build it too: they drive it (testkit::rps::rps).
 ## RPS_BIN names a prebuilt rps instead (a CI job given the binary another built).
 build:
 	@if [ -n "$$RPS_BIN" ]; then echo "rps: $$RPS_BIN (RPS_BIN)"; else \
@@ -116,7 +117,7 @@ fmt:
 
 ## Regenerate the parts of docs/ that are generated from the code (the configuration table).
 docs:
-	UPDATE_DOCS=1 $(CARGO) test --release --locked -p shared --test integration docs::
+	UPDATE_DOCS=1 $(CARGO) test --release --locked --workspace --test integration docs::
 
 ## Re-pin the Python tools (scripts/requirements.in → requirements.txt, with hashes).
 requirements:

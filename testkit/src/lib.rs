@@ -11,6 +11,7 @@ pub mod faults;
 pub mod mlflow;
 pub mod moto;
 pub mod replay;
+pub mod rps;
 pub mod stub;
 
 use std::net::TcpListener;

@@ -6,12 +6,12 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::helpers::last_json;
 use testkit::moto::MotoServer;
 use testkit::replay::Replay;
+use testkit::rps::last_json;
 
 fn rps(env: &[(&str, String)], replay: &Replay, cwd: &Path, args: &[&str]) -> Output {
-    let mut e = crate::helpers::Env::default();
+    let mut e = testkit::rps::Env::default();
     e.set("OPEN_METEO_ARCHIVE_URL", replay.archive_url());
     for (k, v) in env {
         e.set(k, v.clone());

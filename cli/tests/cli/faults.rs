@@ -3,11 +3,11 @@
 //! fails cleanly, nothing partial is left, and a re-run once the fault is healed
 //! succeeds.
 
-use crate::helpers::{Env, last_json};
 use testkit::faults::{Proxy, Rule};
 use testkit::mlflow::{MlflowServer, client};
 use testkit::moto::MotoServer;
 use testkit::replay::Replay;
+use testkit::rps::{Env, last_json};
 
 fn block<T>(f: impl std::future::Future<Output = T>) -> T {
     tokio::runtime::Runtime::new().unwrap().block_on(f)
@@ -16,9 +16,7 @@ fn block<T>(f: impl std::future::Future<Output = T>) -> T {
 /// An `rps` environment whose MLflow traffic goes through `proxy`.
 fn env_through(dir: &std::path::Path, replay: &Replay, proxy: &Proxy, tag: &str) -> Env {
     let mut env = Env::new(&dir.join("store"), replay);
-    env.set("MLFLOW_TRACKING_URI", proxy.url.clone())
-        .set("MLFLOW_EXPERIMENT_NAME", format!("faults-{tag}"))
-        .set("RPS_MODEL_NAME", format!("faults-{tag}"))
+    env.with_mlflow(&proxy.url, &format!("faults-{tag}"))
         .set("MLFLOW_HTTP_REQUEST_TIMEOUT", "5");
     env
 }
@@ -104,7 +102,7 @@ fn mlflow_failing_mid_train_leaves_a_failed_run_and_nothing_registered() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(!proxy.failed().is_empty());
-    let exp = block(c.get_experiment_by_name(&format!("faults-{tag}")))
+    let exp = block(c.get_experiment_by_name(&format!("exp-faults-{tag}")))
         .unwrap()
         .unwrap();
     let runs = block(c.search_runs(&exp.experiment_id, "")).unwrap();

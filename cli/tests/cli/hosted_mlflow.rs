@@ -14,11 +14,11 @@
 //!   naming what is missing, classed as configuration (not retried), and `rps doctor`
 //!   reports it as a blocker.
 
-use crate::helpers::{Env, last_json, stderr};
 use serde_json::Value;
 use testkit::mlflow::{ADMIN_PASSWORD, ADMIN_USER, MlflowServer, Options};
 use testkit::moto::MotoServer;
 use testkit::replay::Replay;
+use testkit::rps::{Env, last_json, stderr};
 
 fn year() -> [&'static str; 6] {
     [

@@ -3,8 +3,6 @@
 //! Each module's tests take their turn ([`testkit::turn`]): modules run one after
 //! another, a module's own tests side by side, as when each was a binary of its own.
 
-mod helpers;
-
 mod dvc;
 mod faults;
 mod hosted_mlflow;

@@ -1,13 +1,13 @@
 //! Promotion, black box: `rps evaluate`, `rps promote`, `rps rollback` and
 //! `rps pipeline promote` against a real MLflow server, on models the pipeline trained.
 
-use crate::helpers::{Env, gate, last_json, stderr};
 use serde_json::Value;
 use shared::bundle::ModelBundle;
 use shared::mlflow::{ModelVersion, Tag, tags_map};
 use testkit::mlflow::MlflowServer;
 use testkit::mlflow::client as mlflow_client;
 use testkit::replay::Replay;
+use testkit::rps::{Env, gate, last_json, stderr};
 
 fn block<T>(f: impl std::future::Future<Output = T>) -> T {
     tokio::runtime::Runtime::new().unwrap().block_on(f)
@@ -28,9 +28,7 @@ impl Setup {
         let replay = Replay::sample();
         let mut env = Env::new(&dir.path().join("store"), &replay);
         let model = format!("promote-{}", testkit::unique());
-        env.set("MLFLOW_TRACKING_URI", uri)
-            .set("MLFLOW_EXPERIMENT_NAME", format!("exp-{model}"))
-            .set("RPS_MODEL_NAME", model.clone());
+        env.with_mlflow(uri, &model);
         Self {
             dir,
             _replay: replay,

@@ -6,9 +6,9 @@
 
 use std::path::Path;
 
-use crate::helpers::Env;
 use testkit::mlflow::MlflowServer;
 use testkit::replay::Replay;
+use testkit::rps::Env;
 
 const IN_URI: &str = "uri-secret-7f3a9c";
 const TOKEN: &str = "token-secret-b41e22";
@@ -148,7 +148,7 @@ fn no_secret_reaches_any_output() {
     let body = http
         .post(format!("{}/predict", server.url))
         .header("content-type", "application/json")
-        .body(crate::helpers::sample_observations(100, 25).to_string())
+        .body(testkit::rps::sample_observations(100, 25).to_string())
         .send()
         .unwrap()
         .text()

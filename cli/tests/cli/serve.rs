@@ -3,11 +3,11 @@
 
 use std::time::{Duration, Instant};
 
-use crate::helpers::{Env, last_json, sample_observations, trained_bundle};
 use serde_json::{Value, json};
 use testkit::mlflow::MlflowServer;
 use testkit::mlflow::client as mlflow_client;
 use testkit::replay::Replay;
+use testkit::rps::{Env, last_json, sample_observations, trained_bundle};
 
 fn http() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
@@ -47,9 +47,7 @@ fn setup(mlflow_uri: &str) -> Setup {
     let replay = Replay::sample();
     let mut env = Env::new(&dir.path().join("store"), &replay);
     let model = format!("serve-{}", testkit::unique());
-    env.set("MLFLOW_TRACKING_URI", mlflow_uri)
-        .set("MLFLOW_EXPERIMENT_NAME", format!("exp-{model}"))
-        .set("RPS_MODEL_NAME", model.clone());
+    env.with_mlflow(mlflow_uri, &model);
     let run = last_json(&env.ok(&[
         "pipeline",
         "run",

@@ -6,9 +6,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::helpers::{Env, LATENCY_BUDGET, gate, last_json, stderr};
 use serde_json::Value;
 use testkit::replay::Replay;
+use testkit::rps::{Env, LATENCY_BUDGET, gate, last_json, stderr};
 
 /// The shipped stations: a name, the file in data/sample/.
 const STATIONS: [(&str, &str); 2] = [

@@ -21,10 +21,10 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::helpers::{Env, Server, last_json, metric, stderr};
 use chrono::NaiveDate;
 use serde_json::{Value, json};
 use testkit::replay::Replay;
+use testkit::rps::{Env, Server, last_json, metric, stderr};
 
 const MODEL: &str = "rps-temperature";
 
@@ -479,7 +479,7 @@ fn a_winter_model_degrades_in_spring_and_a_triggered_retrain_recovers_live_skill
         std::fs::create_dir_all(root.join("test-output")).unwrap();
         let shot = root.join("test-output/verification-page.png");
         let out = std::process::Command::new("node")
-            .arg(root.join("tests/browser/page.mjs"))
+            .arg(root.join("system/checkers/browser/page.mjs"))
             .arg(format!("{}/", api.server.url))
             .arg(&shot)
             .output()

@@ -2,7 +2,7 @@
 //! Task states are this table written in Amazon States Language ([`task_state`]); a test
 //! reads `infra/statemachine/pipeline.asl.json` and fails when a Task state differs
 //! from the table, and the Airflow DAG is checked against the state machine's retries
-//! and outcomes (`tests/dags/check_dags.py`), so neither can drift from it. The error
+//! and outcomes (`system/checkers/dags/check_dags.py`), so neither can drift from it. The error
 //! vocabulary a stage fails with, and the exit codes the CLI and the scripts use, are
 //! [`ERROR_TYPES`].
 
@@ -347,7 +347,7 @@ pub fn shell_exit_codes() -> String {
     let mut out = String::from(
         "# shellcheck shell=bash disable=SC2034\n\
          # Generated from ERROR_TYPES in shared/src/stage/table.rs: do not edit.\n\
-         # UPDATE_DOCS=1 cargo test -p shared --test integration docs:: rewrites it.\n\
+         # make docs rewrites it.\n\
          # The exit code rps ends with for each error type; scripts/lib.sh sources this.\n",
     );
     for e in ERROR_TYPES {

@@ -35,10 +35,7 @@ fn the_configuration_table_is_generated_from_the_code() {
         std::fs::write(&path, format!("{}{want}{}", &text[..i], &text[j..])).unwrap();
         return;
     }
-    assert_eq!(
-        table, want,
-        "docs/configuration.md is out of date: run UPDATE_DOCS=1 cargo test -p shared --test integration docs::"
-    );
+    assert_eq!(table, want, "docs/configuration.md is out of date: run make docs");
 }
 
 #[test]
@@ -101,10 +98,7 @@ fn the_stage_table_in_the_architecture_is_generated_from_the_code() {
         std::fs::write(&path, format!("{}{want}{}", &text[..i], &text[j..])).unwrap();
         return;
     }
-    assert_eq!(
-        table, want,
-        "docs/architecture.md is out of date: run UPDATE_DOCS=1 cargo test -p shared --test integration docs::"
-    );
+    assert_eq!(table, want, "docs/architecture.md is out of date: run make docs");
 }
 
 #[test]
@@ -117,10 +111,7 @@ fn the_scripts_exit_codes_are_generated_from_the_stage_table() {
         return;
     }
     let have = std::fs::read_to_string(&path).unwrap_or_default();
-    assert_eq!(
-        have, want,
-        "scripts/exit-codes.sh is out of date: run UPDATE_DOCS=1 cargo test -p shared --test integration docs::"
-    );
+    assert_eq!(have, want, "scripts/exit-codes.sh is out of date: run make docs");
     // No script compares an exit code with, or exits with, a number the table holds: it
     // names it (shell: the variable; Python: scripts/exit-codes.sh read by name).
     let scripts = testkit::workspace_root().join("scripts");

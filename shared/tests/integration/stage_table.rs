@@ -1,7 +1,7 @@
 //! The state machine's Task states are the stage table (`shared::stage::table`): one
 //! definition of each stage's event, retries and outcomes. A state that differs fails
 //! here with the state the table makes; the DAG is checked against the state machine
-//! (`tests/dags/check_dags.py`, in the system tests).
+//! (`system/checkers/dags/check_dags.py`, in the system tests).
 
 use serde_json::Value;
 use shared::stage::table::{self, ERROR_TYPES, TABLE};
