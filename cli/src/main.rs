@@ -7,7 +7,7 @@ mod output;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use shared::stage::{ErrorKind, StageError};
+use rps_core::stage::{ErrorKind, StageError};
 
 use self::commands::Out;
 

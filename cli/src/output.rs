@@ -7,20 +7,20 @@ use std::time::{Duration, Instant};
 
 use comfy_table::{CellAlignment, Table, presets};
 use indicatif::{ProgressBar, ProgressStyle};
-use shared::features::HORIZONS;
-use shared::pipeline::RunOutput;
-use shared::promote::PromoteOutput;
-use shared::registry::{LoadedModel, VersionInfo};
-use shared::stage::{Context, Observer, StageError};
-use shared::store::ObjectKey;
-use shared::tags;
+use rps_core::features::HORIZONS;
+use rps_core::pipeline::RunOutput;
+use rps_core::promote::PromoteOutput;
+use rps_core::registry::{LoadedModel, VersionInfo};
+use rps_core::stage::{Context, Observer, StageError};
+use rps_core::store::ObjectKey;
+use rps_core::tags;
 
 use crate::commands::Out;
 
-/// Logs go to stderr (see `shared::logging`); the default level is `warn` on a
+/// Logs go to stderr (see `rps_core::logging`); the default level is `warn` on a
 /// terminal, where spinners show progress, and `info` otherwise.
 pub fn init_logging() {
-    shared::logging::init(if std::io::stderr().is_terminal() {
+    rps_core::logging::init(if std::io::stderr().is_terminal() {
         "warn"
     } else {
         "info"
@@ -292,11 +292,11 @@ pub fn print_version(loaded: &LoadedModel, url: Option<&str>) {
 }
 
 fn fmt_time(t: chrono::NaiveDateTime) -> String {
-    shared::observations::format_time(t)
+    rps_core::observations::format_time(t)
 }
 
 /// A lineage as a tree.
-pub fn print_lineage(l: &shared::lineage::Lineage) {
+pub fn print_lineage(l: &rps_core::lineage::Lineage) {
     let m = &l.model;
     let aliases = m
         .aliases

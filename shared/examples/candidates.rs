@@ -1,13 +1,13 @@
 //! Scores every default candidate alone on a recorded Open-Meteo file (default: the
 //! shipped sample), to see what changing a candidate or a feature does.
 //!
-//!     cargo run --release -p shared --example candidates [-- path/to/open-meteo.json]
+//!     cargo run --release -p rps-core --example candidates [-- path/to/open-meteo.json]
 
-use shared::dataset::Dataset;
-use shared::observations::RawSeries;
-use shared::scores::metrics_map;
-use shared::train::{default_candidates, select_and_fit};
-use shared::transform::regularise::regularise;
+use rps_core::dataset::Dataset;
+use rps_core::observations::RawSeries;
+use rps_core::scores::metrics_map;
+use rps_core::train::{default_candidates, select_and_fit};
+use rps_core::transform::regularise::regularise;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = std::env::args()

@@ -231,7 +231,7 @@ impl LocalCloud {
     }
 
     fn warm_up(&self) {
-        for f in shared::stage::FUNCTIONS {
+        for f in rps_core::stage::FUNCTIONS {
             let body = self.invoke(&format!("rps-{f}"), &serde_json::json!({"not": "an event"}));
             assert_eq!(
                 body["errorType"],

@@ -126,17 +126,17 @@ impl MlflowServer {
 }
 
 /// A client of the MLflow server at `uri`, without credentials.
-pub fn client(uri: &str) -> shared::mlflow::MlflowClient {
-    client_with(uri, shared::config::MlflowAuth::None, Duration::from_secs(30))
+pub fn client(uri: &str) -> rps_core::mlflow::MlflowClient {
+    client_with(uri, rps_core::config::MlflowAuth::None, Duration::from_secs(30))
 }
 
 /// A client of the MLflow server at `uri` with these credentials and request timeout.
 pub fn client_with(
     uri: &str,
-    auth: shared::config::MlflowAuth,
+    auth: rps_core::config::MlflowAuth,
     timeout: Duration,
-) -> shared::mlflow::MlflowClient {
-    shared::mlflow::MlflowClient::new(&shared::config::MlflowConfig {
+) -> rps_core::mlflow::MlflowClient {
+    rps_core::mlflow::MlflowClient::new(&rps_core::config::MlflowConfig {
         tracking_uri: uri.parse().expect("an MLflow URI"),
         auth_from: auth.kind().into(),
         auth,

@@ -1,10 +1,10 @@
-//! The Open-Meteo replay (`shared::source::replay`) in-process, on a free port, served
+//! The Open-Meteo replay (`rps_core::source::replay`) in-process, on a free port, served
 //! from its own thread so sync and async tests can both use it.
 
 use std::net::SocketAddr;
 use std::path::Path;
 
-use shared::source::{Recording, replay};
+use rps_core::source::{Recording, replay};
 
 /// A running replay; it stops with the test process.
 pub struct Replay {
@@ -26,9 +26,9 @@ impl Replay {
     /// `as_of` (`Recording::as_of`): a test that scores live forecasts sees the same
     /// weather whatever day it runs on.
     pub fn file_as_of(path: &Path, as_of: &str) -> Self {
-        let as_of = shared::observations::parse_time(as_of).expect("as_of is YYYY-MM-DDTHH:MM");
+        let as_of = rps_core::observations::parse_time(as_of).expect("as_of is YYYY-MM-DDTHH:MM");
         let recording = Self::read(path)
-            .as_of(as_of, shared::observations::utc_now())
+            .as_of(as_of, rps_core::observations::utc_now())
             .expect("as_of is in the recording");
         Self::recording(recording)
     }

@@ -20,6 +20,6 @@ pub enum Command {
 
 pub async fn run(command: Command) -> anyhow::Result<()> {
     let Command::Log { host, port, file } = command;
-    let guard = shared::alerts::Guard::from_env()?;
-    Ok(shared::alerts::serve(SocketAddr::new(host, port), &file, guard).await?)
+    let guard = rps_core::alerts::Guard::from_env()?;
+    Ok(rps_core::alerts::serve(SocketAddr::new(host, port), &file, guard).await?)
 }

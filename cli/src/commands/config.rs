@@ -1,4 +1,4 @@
-use shared::config::vars;
+use rps_core::config::vars;
 
 use super::config;
 

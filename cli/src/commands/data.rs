@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 
-use shared::dataset;
-use shared::dvc::DataRef;
+use rps_core::dataset;
+use rps_core::dvc::DataRef;
 
 use super::{context, write_file};
 

@@ -2,13 +2,13 @@
 //! and what is missing, and exits 1 on a blocker. Never prints a credential.
 
 use comfy_table::{Table, presets};
-use shared::doctor::{self, Status};
+use rps_core::doctor::{self, Status};
 
 use super::{Out, config};
 
 pub async fn run(out: &Out) -> anyhow::Result<()> {
     let mut cfg = config()?;
-    shared::secrets::resolve(&mut cfg).await?;
+    rps_core::secrets::resolve(&mut cfg).await?;
     let checks = doctor::run(&cfg).await;
     let blocked = doctor::blocked(&checks);
     out.emit(&serde_json::json!({"checks": checks, "blocked": blocked}), |_| {

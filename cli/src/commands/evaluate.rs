@@ -1,8 +1,8 @@
 use std::path::PathBuf;
 
-use shared::evaluate::{EvaluateInput, evaluate};
-use shared::registry::ModelRef;
-use shared::stage::StageError;
+use rps_core::evaluate::{EvaluateInput, evaluate};
+use rps_core::registry::ModelRef;
+use rps_core::stage::StageError;
 
 use super::{Out, context, write_file};
 use crate::output;

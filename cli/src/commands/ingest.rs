@@ -8,6 +8,6 @@ pub struct Args {
 
 pub async fn run(a: Args, out: &Out) -> anyhow::Result<()> {
     let ctx = context().await?;
-    let done = shared::ingest::ingest(&ctx, a.range.request()?).await?;
+    let done = rps_core::ingest::ingest(&ctx, a.range.request()?).await?;
     out.emit(&done, |o| println!("{} hours → {}", o.rows, ctx.url(&o.snapshot)))
 }

@@ -21,11 +21,11 @@ pub mod verify;
 
 use anyhow::Context as _;
 use chrono::NaiveDate;
+use rps_core::config::Config;
+use rps_core::source::{DateRange, IngestRequest};
+use rps_core::stage::Context;
+use rps_core::store::ObjectKey;
 use serde::Serialize;
-use shared::config::Config;
-use shared::source::{DateRange, IngestRequest};
-use shared::stage::Context;
-use shared::store::ObjectKey;
 
 /// How a command prints its outcome.
 pub struct Out {
@@ -62,7 +62,7 @@ pub fn config() -> anyhow::Result<Config> {
 /// when `RPS_MLFLOW_SECRET_ID` names them), and the ports it names.
 pub async fn context() -> anyhow::Result<Context> {
     let mut config = config()?;
-    shared::secrets::resolve(&mut config).await?;
+    rps_core::secrets::resolve(&mut config).await?;
     Ok(Context::new(config).await?)
 }
 

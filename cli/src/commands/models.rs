@@ -1,5 +1,5 @@
+use rps_core::registry::{self, ModelRef, VersionInfo};
 use serde::Serialize;
-use shared::registry::{self, ModelRef, VersionInfo};
 
 use super::{Out, context, write_file};
 use crate::output;
@@ -34,8 +34,8 @@ pub enum Command {
 #[derive(Serialize)]
 struct Staged {
     #[serde(flatten)]
-    version: shared::registry::VersionInfo,
-    smoke: Option<shared::evaluate::smoke::Smoked>,
+    version: rps_core::registry::VersionInfo,
+    smoke: Option<rps_core::evaluate::smoke::Smoked>,
 }
 
 /// `rps models pull --json`.
@@ -54,8 +54,8 @@ struct Shown<'a> {
     url: Option<String>,
     bundle_sha256: &'a str,
     bundle_bytes: usize,
-    schema: &'a shared::bundle::ModelSchema,
-    metadata: &'a shared::bundle::ModelMetadata,
+    schema: &'a rps_core::bundle::ModelSchema,
+    metadata: &'a rps_core::bundle::ModelMetadata,
 }
 
 pub async fn run(command: Command, out: &Out) -> anyhow::Result<()> {
@@ -96,7 +96,7 @@ pub async fn run(command: Command, out: &Out) -> anyhow::Result<()> {
             let reference = reference.unwrap_or_else(|| ModelRef::Alias(ctx.config.aliases().candidate));
             let info = ctx.registry.resolve(name, &reference).await?;
             ctx.registry
-                .set_alias(name, shared::tags::aliases::STAGING, &info.version)
+                .set_alias(name, rps_core::tags::aliases::STAGING, &info.version)
                 .await?;
             out.text(&format!("{name}@staging → version {}", info.version));
             let smoke = match smoke {

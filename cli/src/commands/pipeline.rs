@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-use shared::pipeline::{ReleaseInput, RunInput, promote as release, run as run_all};
+use rps_core::pipeline::{ReleaseInput, RunInput, promote as release, run as run_all};
 
 use super::{Out, RangeArgs, context, write_file};
 use crate::output::{self, Progress};

@@ -1,6 +1,6 @@
-use shared::pipeline::gate_and_promote as promote;
-use shared::promote::{PromoteInput, RollbackInput, rollback as roll_back};
-use shared::registry::ModelRef;
+use rps_core::pipeline::gate_and_promote as promote;
+use rps_core::promote::{PromoteInput, RollbackInput, rollback as roll_back};
+use rps_core::registry::ModelRef;
 
 use super::{Out, context, key};
 use crate::output;

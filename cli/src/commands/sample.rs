@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::NaiveDateTime;
-use shared::evaluate::smoke::golden_request;
-use shared::features::INPUT_HOURS;
-use shared::observations::{HourlySeries, utc_now};
-use shared::snapshot;
-use shared::source::{Recording, replay};
+use rps_core::evaluate::smoke::golden_request;
+use rps_core::features::INPUT_HOURS;
+use rps_core::observations::{HourlySeries, utc_now};
+use rps_core::snapshot;
+use rps_core::source::{Recording, replay};
 
 /// The recorded station year shipped with rps, served by `rps sample serve`.
 pub const SAMPLE: &[u8] = include_bytes!("../../../data/sample/open-meteo-archive-sandpoint-ak-2023.json");
@@ -116,7 +116,7 @@ async fn ask(url: &str, hours: usize) -> anyhow::Result<()> {
         "{} holds {observed} observed hours: too few to ask about {hours}",
         ctx.url(&newest)
     );
-    let http = shared::http::client().map_err(anyhow::Error::msg)?;
+    let http = rps_core::http::client().map_err(anyhow::Error::msg)?;
     let url = url.trim_end_matches('/');
     for end in (observed - LAG_HOURS - hours)..(observed - LAG_HOURS) {
         let times = series.times();

@@ -13,10 +13,10 @@ pub struct Args {
 
 pub async fn run(a: Args) -> anyhow::Result<()> {
     let mut config = config()?;
-    shared::secrets::resolve(&mut config).await?;
-    let (state, app) = shared::serve::app(config).await?;
-    let limits = shared::serve::ServerLimits::of(&state.config);
-    shared::serve::serve_http(app, SocketAddr::new(a.host, a.port), limits).await?;
+    rps_core::secrets::resolve(&mut config).await?;
+    let (state, app) = rps_core::serve::app(config).await?;
+    let limits = rps_core::serve::ServerLimits::of(&state.config);
+    rps_core::serve::serve_http(app, SocketAddr::new(a.host, a.port), limits).await?;
     state.finish().await;
     Ok(())
 }

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use shared::evaluate::smoke;
-use shared::features::INPUT_HOURS;
-use shared::observations::{HourlySeries, RawSeries};
+use rps_core::evaluate::smoke;
+use rps_core::features::INPUT_HOURS;
+use rps_core::observations::{HourlySeries, RawSeries};
 
 use super::Out;
 
@@ -67,7 +67,7 @@ pub async fn test(
         FIRST_HOUR + INPUT_HOURS
     );
     let window = series.between(times[FIRST_HOUR], times[FIRST_HOUR + INPUT_HOURS - 1]);
-    let http = shared::http::client().map_err(anyhow::Error::msg)?;
+    let http = rps_core::http::client().map_err(anyhow::Error::msg)?;
     smoke::until_serving(
         &http,
         url,

@@ -1,4 +1,4 @@
-use shared::registry::ModelRef;
+use rps_core::registry::ModelRef;
 
 use super::{Out, context};
 use crate::output;
@@ -11,6 +11,6 @@ pub struct Args {
 
 pub async fn run(a: Args, out: &Out) -> anyhow::Result<()> {
     let ctx = context().await?;
-    let lineage = shared::lineage::trace(&ctx, &a.reference).await?;
+    let lineage = rps_core::lineage::trace(&ctx, &a.reference).await?;
     out.emit(&lineage, output::print_lineage)
 }

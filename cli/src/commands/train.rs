@@ -1,4 +1,4 @@
-use shared::train::{TrainInput, train};
+use rps_core::train::{TrainInput, train};
 
 use super::{Out, context};
 use crate::output;

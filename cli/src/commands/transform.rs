@@ -1,5 +1,5 @@
-use shared::transform::{TransformInput, transform};
-use shared::validate::ValidateInput;
+use rps_core::transform::{TransformInput, transform};
+use rps_core::validate::ValidateInput;
 
 use super::{Out, context, key};
 

@@ -1,4 +1,4 @@
-use shared::validate::{ValidateInput, validate};
+use rps_core::validate::{ValidateInput, validate};
 
 use super::{Out, context, key};
 

@@ -1,8 +1,8 @@
 use comfy_table::{CellAlignment, Table, presets};
+use rps_core::pipeline::{ReleaseInput, ReleaseOutput, RunInput, promote as release};
+use rps_core::verify::score::LiveWindow;
+use rps_core::verify::{Verification, VerifyInput, verify};
 use serde::Serialize;
-use shared::pipeline::{ReleaseInput, ReleaseOutput, RunInput, promote as release};
-use shared::verify::score::LiveWindow;
-use shared::verify::{Verification, VerifyInput, verify};
 
 use super::{Out, context, key};
 use crate::output::{self, Progress};
@@ -83,7 +83,7 @@ fn pct(x: Option<f64>) -> String {
 }
 
 /// What a person reads: the live scores of each version, drift, the decision.
-fn summary(ctx: &shared::stage::Context, v: &Verification) -> String {
+fn summary(ctx: &rps_core::stage::Context, v: &Verification) -> String {
     let mut s = String::new();
     let Some(as_of) = v.as_of else {
         return format!("nothing verified: {}", v.warnings.join("; "));
@@ -121,7 +121,7 @@ fn summary(ctx: &shared::stage::Context, v: &Verification) -> String {
             "RMSE 7d",
             "skill 7d",
         ]);
-        for h in shared::features::HORIZONS {
+        for h in rps_core::features::HORIZONS {
             let day = version.window(LiveWindow::Day).and_then(|w| w.horizon(h));
             let week = version.window(LiveWindow::Week).and_then(|w| w.horizon(h));
             let num = |x: Option<f64>| x.map_or("–".into(), |v| format!("{v:.3}"));

@@ -26,7 +26,7 @@ fn rps(env: &[(&str, String)], replay: &Replay, cwd: &Path, args: &[&str]) -> Ou
 }
 
 fn md5_of(path: &Path) -> String {
-    shared::dvc::md5_hex(&std::fs::read(path).unwrap())
+    rps_core::dvc::md5_hex(&std::fs::read(path).unwrap())
 }
 
 /// A clean checkout: git, the repo's .dvc/config, a config.local pointing the remote
@@ -47,7 +47,7 @@ fn clean_checkout(dir: &Path, dvc_file: &Path, remote_url: &str, endpoint: Optio
     std::fs::copy(root.join(".dvc/.gitignore"), repo.join(".dvc/.gitignore")).unwrap();
     std::fs::write(
         repo.join(".dvc/config.local"),
-        shared::dvc::config_local(remote_url, endpoint),
+        rps_core::dvc::config_local(remote_url, endpoint),
     )
     .unwrap();
     std::fs::copy(dvc_file, repo.join("data.dvc")).unwrap();
@@ -103,7 +103,7 @@ fn dvc_pull_restores_the_dataset_from_a_local_remote() {
     let version = summary["data_version"].as_str().unwrap().to_owned();
 
     let dvc_file = dir.path().join("data.dvc");
-    let parsed = shared::dvc::DvcOut::parse_dvc_file(&std::fs::read_to_string(&dvc_file).unwrap()).unwrap();
+    let parsed = rps_core::dvc::DvcOut::parse_dvc_file(&std::fs::read_to_string(&dvc_file).unwrap()).unwrap();
     assert_eq!(parsed.md5, version);
     // The object is where DVC expects it.
     assert!(
@@ -262,7 +262,7 @@ fn trace_leads_from_a_model_version_back_to_the_raw_snapshots() {
     assert_eq!(trace["data"]["data_version"], run["data_version"]);
     let dvc_text = trace["data"]["dvc_file"].as_str().unwrap();
     assert_eq!(
-        shared::dvc::DvcOut::parse_dvc_file(dvc_text).unwrap().md5,
+        rps_core::dvc::DvcOut::parse_dvc_file(dvc_text).unwrap().md5,
         run["data_version"].as_str().unwrap()
     );
     let snaps = trace["snapshots"].as_array().unwrap();

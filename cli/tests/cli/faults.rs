@@ -44,7 +44,7 @@ struct Scene {
     proxy: Proxy,
     env: Env,
     model: String,
-    mlflow: shared::mlflow::MlflowClient,
+    mlflow: rps_core::mlflow::MlflowClient,
 }
 
 impl Scene {

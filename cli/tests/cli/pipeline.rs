@@ -113,7 +113,7 @@ fn pipeline_run_on_the_shipped_sample() {
     );
     let parquet = std::fs::read(dataset).unwrap();
     assert_eq!(&parquet[..4], b"PAR1");
-    assert_eq!(shared::dvc::md5_hex(&parquet), version);
+    assert_eq!(rps_core::dvc::md5_hex(&parquet), version);
     let profile =
         std::fs::read_to_string(store.join(summary["transform"]["profile"].as_str().unwrap())).unwrap();
     assert!(profile.contains("Correlation with the target") && profile.contains(version));

@@ -1,9 +1,9 @@
 //! Promotion, black box: `rps evaluate`, `rps promote`, `rps rollback` and
 //! `rps pipeline promote` against a real MLflow server, on models the pipeline trained.
 
+use rps_core::bundle::ModelBundle;
+use rps_core::mlflow::{ModelVersion, Tag, tags_map};
 use serde_json::Value;
-use shared::bundle::ModelBundle;
-use shared::mlflow::{ModelVersion, Tag, tags_map};
 use testkit::mlflow::MlflowServer;
 use testkit::mlflow::client as mlflow_client;
 use testkit::replay::Replay;
@@ -246,7 +246,7 @@ fn a_worse_candidate_is_refused_and_production_stays() {
 fn register_bundle(s: &Setup, bundle: &ModelBundle) -> String {
     let c = mlflow_client(&s.uri);
     let bytes = bundle.encode().unwrap();
-    let sha = shared::bundle::sha256_hex(&bytes);
+    let sha = rps_core::bundle::sha256_hex(&bytes);
     block(async {
         let exp = c
             .get_or_create_experiment(&format!("exp-{}", s.model))
@@ -289,7 +289,7 @@ fn schema_incompatibility_is_caught() {
     let bad_features = register_bundle(&s, &renamed);
     // A bundle format this build cannot read.
     let mut future = ModelBundle::decode(&bytes).unwrap();
-    future.format_version = shared::bundle::BUNDLE_FORMAT_VERSION + 1;
+    future.format_version = rps_core::bundle::BUNDLE_FORMAT_VERSION + 1;
     let bad_format = register_bundle(&s, &future);
 
     for (v, needle) in [

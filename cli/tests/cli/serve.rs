@@ -113,8 +113,11 @@ fn every_endpoint_answers_from_the_production_model() {
         assert!(f["temperature_2m"].as_f64().unwrap().is_finite());
     }
     let next_hour =
-        shared::observations::parse_time(last.as_str().unwrap()).unwrap() + chrono::Duration::hours(1);
-    assert_eq!(forecasts[0]["time"], shared::observations::format_time(next_hour));
+        rps_core::observations::parse_time(last.as_str().unwrap()).unwrap() + chrono::Duration::hours(1);
+    assert_eq!(
+        forecasts[0]["time"],
+        rps_core::observations::format_time(next_hour)
+    );
     assert!(p["drift"]["features_out_of_range"].is_array());
 
     // The forecast from the newest validated observations in the store.

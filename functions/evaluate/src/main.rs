@@ -1,6 +1,6 @@
 //! The evaluate stage on AWS Lambda: an EvaluateInput event (a candidate) in, EvaluateOutput (the gates' verdict and report keys) out.
 
 #[tokio::main]
-async fn main() -> Result<(), shared::lambda::Error> {
-    shared::lambda::serve("evaluate", shared::evaluate::evaluate).await
+async fn main() -> Result<(), rps_core::lambda::Error> {
+    rps_core::lambda::serve("evaluate", rps_core::evaluate::evaluate).await
 }

@@ -3,10 +3,10 @@
 
 use crate::helpers::*;
 use chrono::{TimeZone, Utc};
+use rps_core::config::{Config, QualityConfig};
+use rps_core::snapshot::{QualityReport, Status};
+use rps_core::validate::checks::check;
 use serde_json::{Value, json};
-use shared::config::{Config, QualityConfig};
-use shared::snapshot::{QualityReport, Status};
-use shared::validate::checks::check;
 
 fn cfg() -> QualityConfig {
     Config::from_lookup(|_| None).unwrap().quality
@@ -334,7 +334,7 @@ fn desert_tropical_polar_and_mountain_stations_pass_clean_and_fail_broken() {
             ],
         ),
     ];
-    let names = shared::observations::KEY_VARIABLES.map(|v| v.name());
+    let names = rps_core::observations::KEY_VARIABLES.map(|v| v.name());
     for (station, ranges) in stations {
         let vars: Vec<(&str, f64, f64)> = names
             .iter()

@@ -30,7 +30,7 @@ fn the_configuration_table_is_generated_from_the_code() {
     let _turn = testkit::turn(module_path!());
     let (path, text) = doc("configuration.md");
     let (i, j, table) = between(&text, "vars");
-    let want = shared::config::vars::markdown_table();
+    let want = rps_core::config::vars::markdown_table();
     if update() {
         std::fs::write(&path, format!("{}{want}{}", &text[..i], &text[j..])).unwrap();
         return;
@@ -64,7 +64,7 @@ fn every_metric_the_service_exports_is_documented_and_no_other() {
         .filter(|l| l.starts_with("| `rps_"))
         .filter_map(|l| l.split('`').nth(1))
         .collect();
-    let exported: std::collections::BTreeSet<&str> = shared::serve::metrics::ALL.iter().copied().collect();
+    let exported: std::collections::BTreeSet<&str> = rps_core::serve::metrics::ALL.iter().copied().collect();
     assert_eq!(documented, exported);
 }
 
@@ -73,7 +73,7 @@ fn every_stage_has_its_folder_its_row_in_the_architecture_and_in_the_readme() {
     let _turn = testkit::turn(module_path!());
     let readme = std::fs::read_to_string(testkit::workspace_root().join("README.md")).unwrap();
     let (_, architecture) = doc("architecture.md");
-    for stage in shared::stage::FUNCTIONS {
+    for stage in rps_core::stage::FUNCTIONS {
         let folder = testkit::workspace_root().join("shared/src").join(stage);
         assert!(folder.join("mod.rs").exists(), "{} has no folder", stage);
         assert!(
@@ -93,7 +93,7 @@ fn the_stage_table_in_the_architecture_is_generated_from_the_code() {
     let _turn = testkit::turn(module_path!());
     let (path, text) = doc("architecture.md");
     let (i, j, table) = between(&text, "stages");
-    let want = shared::stage::table::markdown();
+    let want = rps_core::stage::table::markdown();
     if update() {
         std::fs::write(&path, format!("{}{want}{}", &text[..i], &text[j..])).unwrap();
         return;
@@ -105,7 +105,7 @@ fn the_stage_table_in_the_architecture_is_generated_from_the_code() {
 fn the_scripts_exit_codes_are_generated_from_the_stage_table() {
     let _turn = testkit::turn(module_path!());
     let path = testkit::workspace_root().join("scripts/exit-codes.sh");
-    let want = shared::stage::table::shell_exit_codes();
+    let want = rps_core::stage::table::shell_exit_codes();
     if update() {
         std::fs::write(&path, &want).unwrap();
         return;
@@ -122,7 +122,7 @@ fn the_scripts_exit_codes_are_generated_from_the_stage_table() {
         let text = std::fs::read_to_string(&entry).unwrap();
         for (n, line) in text.lines().enumerate() {
             let code = line.split('#').next().unwrap_or("");
-            for e in shared::stage::table::ERROR_TYPES
+            for e in rps_core::stage::table::ERROR_TYPES
                 .iter()
                 .filter(|e| e.exit_code > 1)
             {
@@ -153,7 +153,7 @@ fn the_scripts_exit_codes_are_generated_from_the_stage_table() {
                     "{}:{}: compare with ${} (scripts/exit-codes.sh), not {c}: {line}",
                     entry.display(),
                     n + 1,
-                    shared::stage::table::shell_name(e.name)
+                    rps_core::stage::table::shell_name(e.name)
                 );
             }
         }

@@ -31,7 +31,7 @@ fn parse_all<T: DeserializeOwned>(kind: &str) {
 #[test]
 fn every_documented_event_and_response_parses() {
     let _turn = testkit::turn(module_path!());
-    use shared::{evaluate, ingest, promote, train, transform, validate, verify};
+    use rps_core::{evaluate, ingest, promote, train, transform, validate, verify};
     parse_all::<ingest::IngestInput>("ingest-event");
     parse_all::<ingest::IngestOutput>("ingest-response");
     parse_all::<validate::ValidateInput>("validate-event");
@@ -51,18 +51,18 @@ fn every_documented_event_and_response_parses() {
 #[test]
 fn a_wrong_event_names_the_field() {
     let _turn = testkit::turn(module_path!());
-    let err = shared::lambda::parse::<shared::validate::ValidateInput>(serde_json::json!({"snap": "x"}))
+    let err = rps_core::lambda::parse::<rps_core::validate::ValidateInput>(serde_json::json!({"snap": "x"}))
         .unwrap_err();
     assert_eq!(err.error_type, "InvalidInput");
     assert!(err.error_message.contains("snapshot"), "{}", err.error_message);
-    let err = shared::lambda::parse::<shared::source::IngestRequest>(
+    let err = rps_core::lambda::parse::<rps_core::source::IngestRequest>(
         serde_json::json!({"mode": "backfill", "start": "2023-03-01"}),
     )
     .unwrap_err();
     assert!(err.error_message.contains("end"), "{}", err.error_message);
     // Verify's fields all have defaults: a misspelt one must not pass for an empty event.
-    let err =
-        shared::lambda::parse::<shared::verify::VerifyInput>(serde_json::json!({"isue": false})).unwrap_err();
+    let err = rps_core::lambda::parse::<rps_core::verify::VerifyInput>(serde_json::json!({"isue": false}))
+        .unwrap_err();
     assert!(err.error_message.contains("isue"), "{}", err.error_message);
 }
 
@@ -99,18 +99,18 @@ async fn refused_mlflow_credentials_read_the_secret_again_once() {
     use std::collections::HashMap;
     use std::sync::Arc;
 
-    use shared::lambda::{Failed, with_fresh_credentials};
-    use shared::mlflow::MlflowError;
-    use shared::registry::RegistryError;
-    use shared::stage::{Context, StageError};
+    use rps_core::lambda::{Failed, with_fresh_credentials};
+    use rps_core::mlflow::MlflowError;
+    use rps_core::registry::RegistryError;
+    use rps_core::stage::{Context, StageError};
 
     let ctx = |secret: Option<&str>| -> &'static Context {
         let mut vars = HashMap::new();
         if let Some(s) = secret {
             vars.insert("RPS_MLFLOW_SECRET_ID".to_owned(), s.to_owned());
         }
-        let config = shared::config::Config::from_map(&vars).unwrap();
-        let store = Arc::new(shared::store::MemoryStore::new());
+        let config = rps_core::config::Config::from_map(&vars).unwrap();
+        let store = Arc::new(rps_core::store::MemoryStore::new());
         Box::leak(Box::new(Context::with_store(config, store).unwrap()))
     };
     let refused = || {
@@ -160,7 +160,7 @@ async fn refused_mlflow_credentials_read_the_secret_again_once() {
         },
     )
     .await;
-    assert!(matches!(out, Err(Failed::Stage(ref e)) if shared::lambda::unauthorized(e)));
+    assert!(matches!(out, Err(Failed::Stage(ref e)) if rps_core::lambda::unauthorized(e)));
     assert_eq!((runs.get(), reads.get()), (2, 1));
     // Credentials from the environment: nothing to read again.
     let (runs, reads) = (Cell::new(0), Cell::new(0));

@@ -3,10 +3,10 @@
 
 use crate::helpers::*;
 use chrono::Duration;
-use shared::dataset::Dataset;
-use shared::features::{FEATURES, FeatureError, INPUT_HOURS, Window, feature_names, serving_row};
-use shared::observations::{HourlySeries, KEY_VARIABLES, Variable};
-use shared::transform::regularise::regularise;
+use rps_core::dataset::Dataset;
+use rps_core::features::{FEATURES, FeatureError, INPUT_HOURS, Window, feature_names, serving_row};
+use rps_core::observations::{HourlySeries, KEY_VARIABLES, Variable};
+use rps_core::transform::regularise::regularise;
 
 fn sample_series() -> HourlySeries {
     HourlySeries::from_raw(&raw(&sample_json())).unwrap()

@@ -1,8 +1,8 @@
 //! Helpers shared by the integration tests: the shipped sample and ways to damage it.
 #![allow(dead_code)]
 
+use rps_core::observations::RawSeries;
 use serde_json::Value;
-use shared::observations::RawSeries;
 
 #[allow(unused_imports)]
 pub use testkit::{sample_bytes, sample_path};

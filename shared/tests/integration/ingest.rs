@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use shared::config::Config;
-use shared::http::RetryPolicy;
-use shared::ingest::ingest;
-use shared::source::{DateRange, IngestRequest, SourceError, fetch};
-use shared::stage::{Context, StageError};
-use shared::store::{MemoryStore, ObjectStore};
-use shared::validate::validate;
+use rps_core::config::Config;
+use rps_core::http::RetryPolicy;
+use rps_core::ingest::ingest;
+use rps_core::source::{DateRange, IngestRequest, SourceError, fetch};
+use rps_core::stage::{Context, StageError};
+use rps_core::store::{MemoryStore, ObjectStore};
+use rps_core::validate::validate;
 use testkit::stub::{Reply, Stub};
 
 fn policy(max_attempts: u32) -> RetryPolicy {

@@ -1,8 +1,8 @@
 //! The MLflow client and registry against a real `mlflow server` on a free port.
 
 use bytes::Bytes;
-use shared::mlflow::{Metric, MlflowClient, MlflowError, RunStatus, Tag, now_ms};
-use shared::registry::{MlflowRegistry, ModelRef, NewVersion, Registry, StageOutcome};
+use rps_core::mlflow::{Metric, MlflowClient, MlflowError, RunStatus, Tag, now_ms};
+use rps_core::registry::{MlflowRegistry, ModelRef, NewVersion, Registry, StageOutcome};
 use testkit::mlflow::MlflowServer;
 
 fn client(server: &MlflowServer) -> MlflowClient {
@@ -91,7 +91,7 @@ async fn experiments_runs_batches_and_artifacts() {
     assert_eq!(fetched.info.status, "FINISHED");
     assert_eq!(fetched.data.metrics.len(), 1205);
     assert_eq!(fetched.data.params.len(), 130);
-    let tags = shared::mlflow::tags_map(&fetched.data.tags);
+    let tags = rps_core::mlflow::tags_map(&fetched.data.tags);
     assert_eq!(
         tags.get("mlflow.source.git.commit").map(String::as_str),
         Some("abc123")

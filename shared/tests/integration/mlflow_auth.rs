@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use shared::config::{MlflowAuth, Secret};
-use shared::mlflow::{MlflowClient, MlflowError};
+use rps_core::config::{MlflowAuth, Secret};
+use rps_core::mlflow::{MlflowClient, MlflowError};
 use testkit::mlflow::{ADMIN_PASSWORD, ADMIN_USER, MlflowServer};
 
 fn client(uri: &str, auth: MlflowAuth) -> MlflowClient {

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use shared::config::{MlflowAuth, Secret};
-use shared::mlflow::{MlflowClient, MlflowError};
+use rps_core::config::{MlflowAuth, Secret};
+use rps_core::mlflow::{MlflowClient, MlflowError};
 use testkit::stub::{Reply, Stub};
 
 fn client(stub: &Stub, timeout: Duration, auth: MlflowAuth) -> MlflowClient {

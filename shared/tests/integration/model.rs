@@ -5,17 +5,17 @@ use std::sync::OnceLock;
 
 use crate::helpers::*;
 use chrono::{Duration, NaiveDateTime};
-use shared::bundle::{
+use rps_core::bundle::{
     BUNDLE_FORMAT_VERSION, ModelBundle, ModelError, ModelMetadata, ModelSchema, sha256_hex,
 };
-use shared::dataset::{Dataset, TrainingSet};
-use shared::features::{HORIZONS, serving_row};
-use shared::observations::{HourlySeries, TimeWindow};
-use shared::scores::{metrics_map, required_metric_names};
-use shared::train::{
+use rps_core::dataset::{Dataset, TrainingSet};
+use rps_core::features::{HORIZONS, serving_row};
+use rps_core::observations::{HourlySeries, TimeWindow};
+use rps_core::scores::{metrics_map, required_metric_names};
+use rps_core::train::{
     Candidate, Trained, chronological_split, default_candidates, refit_rows, select_and_fit,
 };
-use shared::transform::regularise::regularise;
+use rps_core::transform::regularise::regularise;
 
 fn sample_set() -> &'static TrainingSet {
     static SET: OnceLock<TrainingSet> = OnceLock::new();

@@ -2,12 +2,12 @@
 //! and every rejection is one of the documented errors.
 
 use proptest::prelude::*;
+use rps_core::bundle::{BUNDLE_FORMAT_VERSION, ModelBundle, ModelError};
+use rps_core::config::Config;
+use rps_core::observations::RawSeries;
+use rps_core::serve::request::parse_observations;
+use rps_core::validate::checks::check;
 use serde_json::{Value, json};
-use shared::bundle::{BUNDLE_FORMAT_VERSION, ModelBundle, ModelError};
-use shared::config::Config;
-use shared::observations::RawSeries;
-use shared::serve::request::parse_observations;
-use shared::validate::checks::check;
 
 /// The request parser's documented codes, with their statuses.
 const DOCUMENTED: &[(&str, u16)] = &[
@@ -112,14 +112,14 @@ fn whole_window() -> impl Strategy<Value = Value> {
 fn bundle() -> &'static ModelBundle {
     static B: std::sync::OnceLock<ModelBundle> = std::sync::OnceLock::new();
     B.get_or_init(|| {
-        use shared::dataset::Dataset;
-        use shared::transform::regularise::regularise;
+        use rps_core::dataset::Dataset;
+        use rps_core::transform::regularise::regularise;
         let raw = RawSeries::parse(&testkit::sample_bytes()).unwrap();
         let (series, _) = regularise(&[raw], 3).unwrap();
         let set = Dataset::build(&series).unwrap().training_set().unwrap();
-        let t = shared::train::select_and_fit(
+        let t = rps_core::train::select_and_fit(
             &set,
-            &[shared::train::Candidate::Ridge { alpha: 1.0 }],
+            &[rps_core::train::Candidate::Ridge { alpha: 1.0 }],
             0.15,
             0.15,
             1,
@@ -127,8 +127,8 @@ fn bundle() -> &'static ModelBundle {
         .unwrap();
         ModelBundle {
             format_version: BUNDLE_FORMAT_VERSION,
-            schema: shared::bundle::ModelSchema::current(),
-            metadata: shared::bundle::ModelMetadata {
+            schema: rps_core::bundle::ModelSchema::current(),
+            metadata: rps_core::bundle::ModelMetadata {
                 model_name: "m".into(),
                 algorithm: "ridge".into(),
                 params: Default::default(),
@@ -175,7 +175,7 @@ proptest! {
             }
             // What the parser accepts, the model can answer (no panic on any time).
             Ok(series) => {
-                if let Ok(row) = shared::features::serving_row(&series) {
+                if let Ok(row) = rps_core::features::serving_row(&series) {
                     prop_assert!(bundle().predict(&row).is_ok());
                 }
             }

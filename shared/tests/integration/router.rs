@@ -7,15 +7,15 @@ use std::sync::{Arc, OnceLock};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use chrono::NaiveDate;
+use rps_core::config::Config;
+use rps_core::pipeline::{RunInput, run};
+use rps_core::serve::api::{ErrorResponse, ModelInfo, PredictResponse};
+use rps_core::serve::{AppState, router};
+use rps_core::source::{DateRange, IngestRequest, RecordedSource, Recording};
+use rps_core::stage::{Context, Quiet};
+use rps_core::store::MemoryStore;
+use rps_core::tags::aliases;
 use serde_json::{Value, json};
-use shared::config::Config;
-use shared::pipeline::{RunInput, run};
-use shared::serve::api::{ErrorResponse, ModelInfo, PredictResponse};
-use shared::serve::{AppState, router};
-use shared::source::{DateRange, IngestRequest, RecordedSource, Recording};
-use shared::stage::{Context, Quiet};
-use shared::store::MemoryStore;
-use shared::tags::aliases;
 use tower::ServiceExt;
 
 /// A model trained on Jan–Jun 2023 in a memory store, promoted by hand; the app on it.

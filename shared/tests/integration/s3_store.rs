@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use aws_sdk_s3::config::{Credentials, Region};
 use bytes::Bytes;
-use shared::store::{ObjectKey, ObjectStore, S3Store, StoreError};
+use rps_core::store::{ObjectKey, ObjectStore, S3Store, StoreError};
 use testkit::moto::MotoServer;
 use testkit::stub::{Reply, Stub};
 

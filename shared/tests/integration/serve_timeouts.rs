@@ -9,10 +9,10 @@ use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use bytes::Bytes;
-use shared::config::Config;
-use shared::registry::{NewVersion, Registry, RegistryError, StageOutcome, VersionInfo};
-use shared::serve::{AppState, router};
-use shared::store::{ObjectKey, ObjectStore, StoreError};
+use rps_core::config::Config;
+use rps_core::registry::{NewVersion, Registry, RegistryError, StageOutcome, VersionInfo};
+use rps_core::serve::{AppState, router};
+use rps_core::store::{ObjectKey, ObjectStore, StoreError};
 use tower::ServiceExt;
 
 /// A store and a registry whose every call never returns.
@@ -151,24 +151,24 @@ async fn a_hanging_store_gets_forecast_a_503_within_its_bound() {
 
 /// A small bundle trained on a month of the sample.
 fn testkit_bundle() -> Vec<u8> {
-    use shared::dataset::Dataset;
-    use shared::observations::RawSeries;
-    use shared::transform::regularise::regularise;
+    use rps_core::dataset::Dataset;
+    use rps_core::observations::RawSeries;
+    use rps_core::transform::regularise::regularise;
     let raw = RawSeries::parse(&testkit::sample_bytes()).unwrap();
     let (series, _) = regularise(&[raw], 3).unwrap();
     let set = Dataset::build(&series).unwrap().training_set().unwrap();
-    let t = shared::train::select_and_fit(
+    let t = rps_core::train::select_and_fit(
         &set,
-        &[shared::train::Candidate::Ridge { alpha: 1.0 }],
+        &[rps_core::train::Candidate::Ridge { alpha: 1.0 }],
         0.15,
         0.15,
         1,
     )
     .unwrap();
-    shared::bundle::ModelBundle {
-        format_version: shared::bundle::BUNDLE_FORMAT_VERSION,
-        schema: shared::bundle::ModelSchema::current(),
-        metadata: shared::bundle::ModelMetadata {
+    rps_core::bundle::ModelBundle {
+        format_version: rps_core::bundle::BUNDLE_FORMAT_VERSION,
+        schema: rps_core::bundle::ModelSchema::current(),
+        metadata: rps_core::bundle::ModelMetadata {
             model_name: "m".into(),
             algorithm: "ridge".into(),
             params: Default::default(),

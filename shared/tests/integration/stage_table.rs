@@ -1,10 +1,10 @@
-//! The state machine's Task states are the stage table (`shared::stage::table`): one
+//! The state machine's Task states are the stage table (`rps_core::stage::table`): one
 //! definition of each stage's event, retries and outcomes. A state that differs fails
 //! here with the state the table makes; the DAG is checked against the state machine
 //! (`system/checkers/dags/check_dags.py`, in the system tests).
 
+use rps_core::stage::table::{self, ERROR_TYPES, TABLE};
 use serde_json::Value;
-use shared::stage::table::{self, ERROR_TYPES, TABLE};
 
 fn asl() -> Value {
     let path = testkit::workspace_root().join("infra/statemachine/pipeline.asl.json");

@@ -6,14 +6,14 @@
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use shared::bundle::sha256_hex;
-use shared::config::Config;
-use shared::mlflow::tags_map;
-use shared::pipeline;
-use shared::registry::{self, ModelRef, RegistryError};
-use shared::source::{DateRange, IngestRequest};
-use shared::stage::{Context, Quiet, StageError};
-use shared::store::MemoryStore;
+use rps_core::bundle::sha256_hex;
+use rps_core::config::Config;
+use rps_core::mlflow::tags_map;
+use rps_core::pipeline;
+use rps_core::registry::{self, ModelRef, RegistryError};
+use rps_core::source::{DateRange, IngestRequest};
+use rps_core::stage::{Context, Quiet, StageError};
+use rps_core::store::MemoryStore;
 use testkit::mlflow::MlflowServer;
 
 async fn replay() -> std::net::SocketAddr {
@@ -96,7 +96,7 @@ async fn a_tracked_run_registers_a_candidate_that_loads_back_identically() {
         .iter()
         .map(|m| (m.key.clone(), m.value))
         .collect();
-    for name in shared::scores::required_metric_names() {
+    for name in rps_core::scores::required_metric_names() {
         assert!(
             metrics.get(&name).is_some_and(|v| v.is_finite()),
             "metric {name} missing"
@@ -107,7 +107,7 @@ async fn a_tracked_run_registers_a_candidate_that_loads_back_identically() {
     assert_eq!(tags["rps.raw_snapshots"], out.ingest.snapshot.as_str());
     assert_eq!(
         tags["rps.data_window_start"],
-        shared::observations::format_time(out.transform.window.start)
+        rps_core::observations::format_time(out.transform.window.start)
     );
     let commit = tags.get("mlflow.source.git.commit").expect("the git commit tag");
     assert_eq!(commit.len(), 40);
@@ -295,13 +295,13 @@ async fn live_scores_go_to_one_monitoring_run_per_version() {
     let arrive = |end| {
         let ctx = ctx.clone();
         async move {
-            let i = shared::ingest::ingest(&ctx, range((2023, 4, 1), end))
+            let i = rps_core::ingest::ingest(&ctx, range((2023, 4, 1), end))
                 .await
                 .unwrap();
-            shared::validate::validate(&ctx, (&i).into()).await.unwrap();
+            rps_core::validate::validate(&ctx, (&i).into()).await.unwrap();
         }
     };
-    use shared::verify::{VerifyInput, verify};
+    use rps_core::verify::{VerifyInput, verify};
     arrive((2023, 4, 3)).await;
     verify(&ctx, VerifyInput::default()).await.unwrap();
     arrive((2023, 4, 4)).await;
@@ -348,7 +348,7 @@ async fn live_scores_go_to_one_monitoring_run_per_version() {
     let day = first
         .version("1")
         .unwrap()
-        .window(shared::verify::score::LiveWindow::Day)
+        .window(rps_core::verify::score::LiveWindow::Day)
         .unwrap();
     // Equal up to the last bit: serde_json's default float parser (without its
     // `float_roundtrip` feature) may read MLflow's shortest repr one ULP off.

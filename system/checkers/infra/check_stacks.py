@@ -4,7 +4,7 @@ expanded by SAM's own translator for one account and region side by side.
     python system/checkers/infra/check_stacks.py ACCESS_JSON
 
 ACCESS_JSON is the store access each function's code needs (`rps` writes it from
-shared::layout::access: {"rps-<fn>": [{"prefix", "read", "write", "delete"}, …]}).
+rps_core::layout::access: {"rps-<fn>": [{"prefix", "read", "write", "delete"}, …]}).
 
 Checks, each problem one line naming the resource and the rule:
 - no physical name the two stacks would both claim (CloudFormation refuses the second);
@@ -118,7 +118,7 @@ def check_function(stack: sam.Stack, binary: str, fn: dict, access: dict, proble
 
     grants = {g["prefix"]: g for g in access.get(binary, [])}
     if binary not in access:
-        problems.append(f"{where}: no store access is declared for it in shared::layout::access")
+        problems.append(f"{where}: no store access is declared for it in rps_core::layout::access")
     for area in AREAS:
         g = grants.get(area, {"read": False, "write": False, "delete": False})
         for action, need in (("s3:GetObject", g["read"]), ("s3:PutObject", g["write"]), ("s3:DeleteObject", g["delete"])):

@@ -114,7 +114,7 @@ fn the_dags_import_and_follow_the_state_machine() {
     let py = a.bin.with_file_name("python");
     let out = Command::new(py)
         .arg(testkit::workspace_root().join("system/checkers/dags/check_dags.py"))
-        .arg(shared::stage::STAGES.join(","))
+        .arg(rps_core::stage::STAGES.join(","))
         .envs(a.env.iter().map(|(k, v)| (k, v)))
         .output()
         .unwrap();
@@ -149,7 +149,7 @@ fn airflow_promotes_stops_at_a_refused_gate_and_retrains_on_drift() {
         "rps_pipeline",
         &json!({"ingest": {"mode": "backfill", "start": "2023-01-01", "end": "2023-12-31"}}),
     );
-    for stage in shared::stage::STAGES {
+    for stage in rps_core::stage::STAGES {
         assert_eq!(state(&states, stage), "success:1", "{stage}: {states:?}\n{log}");
     }
     assert_eq!(cloud.alias("production").as_deref(), Some("1"), "{log}");

@@ -72,8 +72,8 @@ fn the_template_the_state_machine_and_the_stages_agree() {
         &python,
         &[
             "system/checkers/infra/check_template.py",
-            &shared::stage::STAGES.join(","),
-            shared::stage::VERIFY,
+            &rps_core::stage::STAGES.join(","),
+            rps_core::stage::VERIFY,
         ],
         &[],
     );
@@ -83,7 +83,7 @@ fn the_template_the_state_machine_and_the_stages_agree() {
 /// account (system/checkers/infra/check_stacks.py, on SAM's own translator): no shared physical
 /// name, no rule that hears the other stack, every reader may list, the secrets granted
 /// in the form their real ARNs match, and each role's store grants exactly what its
-/// function's code declares (shared::layout::access).
+/// function's code declares (rps_core::layout::access).
 #[test]
 fn two_stacks_side_by_side_are_isolated_and_least_privileged() {
     let _turn = testkit::turn(module_path!());
@@ -94,11 +94,11 @@ fn two_stacks_side_by_side_are_isolated_and_least_privileged() {
     ) else {
         return;
     };
-    let access: serde_json::Map<String, serde_json::Value> = shared::stage::FUNCTIONS
+    let access: serde_json::Map<String, serde_json::Value> = rps_core::stage::FUNCTIONS
         .iter()
         .chain(&["api"])
         .map(|f| {
-            let grants = shared::layout::access(f).expect("every function has grants");
+            let grants = rps_core::layout::access(f).expect("every function has grants");
             (format!("rps-{f}"), serde_json::to_value(grants).unwrap())
         })
         .collect();
@@ -144,7 +144,7 @@ fn sam_build_makes_every_function_the_template_names() {
         serde_json::from_str(listed.lines().last().unwrap()).unwrap();
     assert_eq!(
         functions.len(),
-        shared::stage::FUNCTIONS.len() + 1,
+        rps_core::stage::FUNCTIONS.len() + 1,
         "{functions:?}"
     );
     let mut seen = std::collections::HashSet::new();
