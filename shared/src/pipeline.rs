@@ -6,12 +6,11 @@
 //! model version), never payloads: the records in [`crate::records`].
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::evaluate::report::GateReport;
-use crate::evaluate::smoke::served_model;
+use crate::evaluate::smoke::until_version;
 use crate::evaluate::{EvaluateInput, EvaluateOutput, evaluate_with_report};
 use crate::ingest::{IngestOutput, ingest};
 use crate::promote::{Gates, PromoteInput, PromoteOutput};
@@ -211,23 +210,11 @@ impl Gates for EvaluateGates {
     }
 }
 
-/// Polls the staging endpoint's `/model` until it serves `version` (it re-checks its
-/// alias periodically) or the configured wait is over.
+/// Waits until the staging endpoint serves `version` (the smoke gate's staging wait,
+/// [`until_version`]), for as long as the configuration allows.
 async fn wait_for_staging(ctx: &Context, url: &str, version: &str) -> bool {
-    let deadline = tokio::time::Instant::now() + ctx.config.gates.staging_wait;
-    loop {
-        let served = served_model(&ctx.http, url)
-            .await
-            .ok()
-            .and_then(|(_, m)| m)
-            .map(|m| m.version);
-        if served.as_deref() == Some(version) {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            tracing::warn!(url, version, served = ?served, "staging does not serve the candidate yet");
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    until_version(&ctx.http, url, version, ctx.config.gates.staging_wait)
+        .await
+        .map_err(|why| tracing::warn!(url, version, why = %why, "staging does not serve the candidate yet"))
+        .is_ok()
 }

@@ -214,44 +214,68 @@ pub async fn until_serving(
         }
     }
     let expect = expect.map(|v| v.trim_start_matches('v'));
+    if let Some(want) = expect {
+        until_version(http, url, want, wait).await?;
+    }
+    let r = http
+        .post(format!("{url}/predict"))
+        .json(request)
+        .timeout(TIMEOUT)
+        .send()
+        .await
+        .map_err(|e| format!("{url}/predict failed: {}", error_chain(&e)))?;
+    let status = r.status();
+    if !status.is_success() {
+        let why = r.json::<ErrorResponse>().await.map(|e| e.error.message);
+        return Err(format!(
+            "{url}/predict answered {}: {}",
+            status.as_u16(),
+            why.unwrap_or_default()
+        ));
+    }
+    let answer: PredictResponse = r
+        .json()
+        .await
+        .map_err(|e| format!("{url}/predict answered something that is not a forecast: {e}"))?;
+    let version = answer.model.version;
+    match expect {
+        Some(want) if version != want => Err(format!("{url} serves version {version}, not {want}")),
+        _ if answer.forecasts.is_empty() => Err(format!("{url}/predict returned no forecasts")),
+        _ => Ok(Smoked {
+            url: url.to_owned(),
+            model_version: version,
+            forecasts: answer.forecasts.len(),
+        }),
+    }
+}
+
+/// The staging wait: polls `url`'s `/model` until it serves `version` (the API
+/// re-checks its alias periodically) or `wait` is over, then says what it saw last.
+/// The release flow (`rps pipeline promote`) and `rps smoke --expect` both wait here.
+pub async fn until_version(
+    http: &reqwest::Client,
+    url: &str,
+    version: &str,
+    wait: Duration,
+) -> Result<(), String> {
+    let url = url.trim_end_matches('/');
+    let want = version.trim_start_matches('v');
     let deadline = tokio::time::Instant::now() + wait;
     loop {
-        let r = http
-            .post(format!("{url}/predict"))
-            .json(request)
-            .timeout(TIMEOUT)
-            .send()
+        let served = served_model(http, url)
             .await
-            .map_err(|e| format!("{url}/predict failed: {}", error_chain(&e)))?;
-        let status = r.status();
-        if !status.is_success() {
-            let why = r.json::<ErrorResponse>().await.map(|e| e.error.message);
-            return Err(format!(
-                "{url}/predict answered {}: {}",
-                status.as_u16(),
-                why.unwrap_or_default()
-            ));
+            .ok()
+            .and_then(|(_, m)| m)
+            .map(|m| m.version);
+        if served.as_deref() == Some(want) {
+            return Ok(());
         }
-        let answer: PredictResponse = r
-            .json()
-            .await
-            .map_err(|e| format!("{url}/predict answered something that is not a forecast: {e}"))?;
-        let version = answer.model.version;
-        match expect {
-            Some(want) if version != want => {
-                if tokio::time::Instant::now() >= deadline {
-                    return Err(format!("{url} serves version {version}, not {want}"));
-                }
-                tokio::time::sleep(Duration::from_secs(2)).await;
-            }
-            _ if answer.forecasts.is_empty() => return Err(format!("{url}/predict returned no forecasts")),
-            _ => {
-                return Ok(Smoked {
-                    url: url.to_owned(),
-                    model_version: version,
-                    forecasts: answer.forecasts.len(),
-                });
-            }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(match served {
+                Some(v) => format!("{url} serves version {v}, not {want}"),
+                None => format!("{url}/model names no version, not {want}"),
+            });
         }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }

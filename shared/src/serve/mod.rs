@@ -79,6 +79,8 @@ pub struct AppState {
     /// The latest verification and retrain record.
     pub live: Arc<Live>,
     pub started_at: chrono::DateTime<chrono::Utc>,
+    /// `/openapi.json`, written once: it depends on the configuration only.
+    pub openapi: bytes::Bytes,
 }
 
 impl AppState {
@@ -133,7 +135,6 @@ impl AppState {
         // Read in the background: start-up (Lambda's init) waits on the model only.
         live.maybe_refresh();
         Arc::new(Self {
-            config,
             model,
             drift,
             store,
@@ -141,6 +142,8 @@ impl AppState {
             forecast_log,
             live,
             started_at: chrono::Utc::now(),
+            openapi: openapi::serialized(&config),
+            config,
         })
     }
 

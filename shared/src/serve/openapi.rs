@@ -6,25 +6,33 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
 use schemars::JsonSchema;
 use schemars::generate::{SchemaGenerator, SchemaSettings};
 use serde_json::{Map, Value, json};
 
 use super::AppState;
 use super::forecast::ForecastResponse;
+use crate::config::Config;
 use crate::drift::DriftSnapshot;
 use crate::features::{HORIZONS, INPUT_HOURS};
 use crate::observations::KEY_VARIABLES;
 use crate::records::verification::Verification;
 use crate::records::wire::{ErrorResponse, Health, ModelInfo, NotReady, PredictResponse, Ready};
 
-pub async fn handler(State(state): State<Arc<AppState>>) -> Json<Value> {
-    Json(document(
-        state.config.serve.max_observations,
-        state.config.serve.max_body_bytes,
-    ))
+pub async fn handler(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        state.openapi.clone(),
+    )
+}
+
+/// The document for `config`, serialized (once per server: [`AppState::openapi`]).
+pub fn serialized(config: &Config) -> bytes::Bytes {
+    let doc = document(config.serve.max_observations, config.serve.max_body_bytes);
+    serde_json::to_vec(&doc).expect("a JSON value serializes").into()
 }
 
 /// The answers' schemas, collected under `#/components/schemas` as they are referred to.
