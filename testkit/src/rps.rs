@@ -12,28 +12,28 @@ use serde_json::Value;
 
 use crate::replay::Replay;
 
-/// The `rps` binary under test: `RPS_BIN` when set (a CI job given a prebuilt binary),
-/// else the one cargo built beside this test binary (`<profile>/deps/<test>` →
-/// `<profile>/rps`). `cargo test --workspace` builds it; `make` targets that run one
-/// test binary build it first (`make build`).
+/// The `rps` binary under test: the one cargo built beside this test binary
+/// (`<profile>/deps/<test>` → `<profile>/rps`; `cargo test --workspace` builds it, and
+/// the `make` targets that run one test binary run `make build` first), else `RPS_BIN`
+/// (a prebuilt binary, as a CI job given one uses).
 pub fn rps() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        if let Some(bin) = std::env::var_os("RPS_BIN").filter(|v| !v.is_empty()) {
-            return PathBuf::from(bin);
-        }
         let exe = std::env::current_exe().expect("the test binary's path");
-        let profile = exe
+        let beside = exe
             .parent()
             .and_then(Path::parent)
-            .expect("a test binary sits in <profile>/deps");
-        let bin = profile.join(format!("rps{}", std::env::consts::EXE_SUFFIX));
-        assert!(
-            bin.is_file(),
-            "no rps binary at {}: build it first (cargo build --release --locked -p rps-cli)",
-            bin.display()
-        );
-        bin
+            .map(|profile| profile.join(format!("rps{}", std::env::consts::EXE_SUFFIX)));
+        if let Some(bin) = beside.as_ref().filter(|b| b.is_file()) {
+            return bin.clone();
+        }
+        match std::env::var_os("RPS_BIN").filter(|v| !v.is_empty()) {
+            Some(bin) => PathBuf::from(bin),
+            None => panic!(
+                "no rps binary at {}: run `make build` (or cargo test --workspace), or set RPS_BIN",
+                beside.map_or_else(|| exe.display().to_string(), |b| b.display().to_string())
+            ),
+        }
     })
 }
 

@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 use testkit::replay::Replay;
-use testkit::rps::{Env, last_json, rps};
+use testkit::rps::{Env, last_json};
 use testkit::sample_path as sample;
 
 fn rps(store: &Path, replay: &Replay, args: &[&str]) -> Output {
@@ -203,7 +203,7 @@ fn five_percent_missing_temperatures_stop_the_run_at_the_gate() {
 #[test]
 fn invalid_configuration_names_the_variable() {
     let _turn = testkit::turn(module_path!());
-    let out = Command::new(rps())
+    let out = Command::new(testkit::rps::rps())
         .args(["pipeline", "run", "--start", "2023-01-01", "--end", "2023-01-31"])
         .env("RPS_LATITUDE", "north")
         .output()
@@ -220,7 +220,7 @@ fn invalid_configuration_names_the_variable() {
 #[test]
 fn a_start_after_the_end_is_refused() {
     let _turn = testkit::turn(module_path!());
-    let out = Command::new(rps())
+    let out = Command::new(testkit::rps::rps())
         .args(["ingest", "--start", "2023-02-01", "--end", "2023-01-01"])
         .output()
         .unwrap();
@@ -234,7 +234,7 @@ fn sample_serve_answers_like_open_meteo() {
     let dir = tempfile::tempdir().unwrap();
     let port_file = dir.path().join("port");
     let _replay = testkit::rps::Proc(
-        Command::new(rps())
+        Command::new(testkit::rps::rps())
             .args(["sample", "serve", "--port", "0", "--port-file"])
             .arg(&port_file)
             .stdout(std::process::Stdio::null())

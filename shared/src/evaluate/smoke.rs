@@ -130,27 +130,10 @@ async fn predicts_like(
         Ok(e) => e,
         Err(e) => return failed("/predict", format!("no golden answer in-process: {e}")),
     };
-    let r = match http
-        .post(format!("{url}/predict"))
-        .timeout(TIMEOUT)
-        .json(&golden_request(window))
-        .send()
-        .await
-    {
-        Ok(r) => r,
-        Err(e) => return no_answer("/predict", &e),
+    let got: Vec<f64> = match predict(http, url, &golden_request(window)).await {
+        Ok(answer) => answer.forecasts.iter().map(|f| f.temperature_2m).collect(),
+        Err(e) => return failed("/predict", e),
     };
-    let status = r.status().as_u16();
-    let body = r.bytes().await.unwrap_or_default();
-    if status != 200 {
-        let message = serde_json::from_slice::<ErrorResponse>(&body)
-            .map(|e| e.error.message)
-            .unwrap_or_default();
-        return failed("/predict", format!("HTTP {status}: {message}"));
-    }
-    let got: Vec<f64> = serde_json::from_slice::<PredictResponse>(&body)
-        .map(|p| p.forecasts.iter().map(|f| f.temperature_2m).collect())
-        .unwrap_or_default();
     let worst = if got.len() == expected.len() {
         got.iter()
             .zip(&expected)
@@ -183,9 +166,8 @@ pub struct Smoked {
 
 /// Smoke-tests the API at `url` (a deployment, a container, a local server): `/health`
 /// and `/ready` answer 200 (each within `wait`), and `/predict` forecasts `request`;
-/// with `expect`, once the version it serves is that one (the API re-checks its alias
-/// periodically: this is the staging wait, `wait` again). Gives up saying what it saw
-/// last.
+/// with `expect`, once the version it serves is that one (the staging wait,
+/// [`until_version`], within `wait` again). Gives up saying what it saw last.
 pub async fn until_serving(
     http: &reqwest::Client,
     url: &str,
@@ -214,9 +196,39 @@ pub async fn until_serving(
         }
     }
     let expect = expect.map(|v| v.trim_start_matches('v'));
-    if let Some(want) = expect {
-        until_version(http, url, want, wait).await?;
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        if let Some(want) = expect {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            until_version(http, url, want, left).await?;
+        }
+        // `/model` and `/predict` may reach different instances, one of them not yet
+        // refreshed: a version other than the expected one is asked again until the
+        // deadline; any other failure ends the wait at once.
+        let answer = predict(http, url, request).await?;
+        let version = answer.model.version;
+        match expect {
+            Some(want) if version != want => {
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(format!("{url} serves version {version}, not {want}"));
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            _ if answer.forecasts.is_empty() => return Err(format!("{url}/predict returned no forecasts")),
+            _ => {
+                return Ok(Smoked {
+                    url: url.to_owned(),
+                    model_version: version,
+                    forecasts: answer.forecasts.len(),
+                });
+            }
+        }
     }
+}
+
+/// One `/predict` of `request`; a refusal or an answer that is not a forecast is an
+/// error saying so.
+async fn predict(http: &reqwest::Client, url: &str, request: &Value) -> Result<PredictResponse, String> {
     let r = http
         .post(format!("{url}/predict"))
         .json(request)
@@ -233,20 +245,9 @@ pub async fn until_serving(
             why.unwrap_or_default()
         ));
     }
-    let answer: PredictResponse = r
-        .json()
+    r.json()
         .await
-        .map_err(|e| format!("{url}/predict answered something that is not a forecast: {e}"))?;
-    let version = answer.model.version;
-    match expect {
-        Some(want) if version != want => Err(format!("{url} serves version {version}, not {want}")),
-        _ if answer.forecasts.is_empty() => Err(format!("{url}/predict returned no forecasts")),
-        _ => Ok(Smoked {
-            url: url.to_owned(),
-            model_version: version,
-            forecasts: answer.forecasts.len(),
-        }),
-    }
+        .map_err(|e| format!("{url}/predict answered something that is not a forecast: {e}"))
 }
 
 /// The staging wait: polls `url`'s `/model` until it serves `version` (the API
@@ -262,19 +263,19 @@ pub async fn until_version(
     let want = version.trim_start_matches('v');
     let deadline = tokio::time::Instant::now() + wait;
     loop {
-        let served = served_model(http, url)
-            .await
-            .ok()
-            .and_then(|(_, m)| m)
-            .map(|m| m.version);
-        if served.as_deref() == Some(want) {
-            return Ok(());
-        }
+        let seen = match served_model(http, url).await {
+            Ok((_, Some(m))) if m.version == want => return Ok(()),
+            Ok((_, Some(m))) => format!("{url} serves version {}, not {want}", m.version),
+            Ok((status, None)) => {
+                format!("{url}/model answered {status} without a model, not version {want}")
+            }
+            Err(e) => format!(
+                "{url}/model did not answer ({}), not version {want}",
+                error_chain(&e)
+            ),
+        };
         if tokio::time::Instant::now() >= deadline {
-            return Err(match served {
-                Some(v) => format!("{url} serves version {v}, not {want}"),
-                None => format!("{url}/model names no version, not {want}"),
-            });
+            return Err(seen);
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
