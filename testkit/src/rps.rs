@@ -112,6 +112,17 @@ impl Env {
         out
     }
 
+    /// `rps pipeline <verb> --start <start> --end <end> --json` (verb: `run`, `promote`),
+    /// whatever the outcome.
+    pub fn pipeline(&self, verb: &str, start: &str, end: &str) -> Output {
+        self.run(&["pipeline", verb, "--start", start, "--end", end, "--json"])
+    }
+
+    /// [`Env::pipeline`], insisting it succeeds.
+    pub fn pipeline_ok(&self, verb: &str, start: &str, end: &str) -> Output {
+        self.ok(&["pipeline", verb, "--start", start, "--end", end, "--json"])
+    }
+
     /// Starts `rps serve --port 0` and waits for its address.
     pub fn serve(&self) -> Server {
         self.serve_with_log(None)
@@ -167,7 +178,7 @@ pub struct Server {
 /// Runs the pipeline on `start..=end` of the sample year and returns the path of the
 /// bundle it trained (to serve with `RPS_MODEL_PATH`).
 pub fn trained_bundle(env: &Env, store: &Path, start: &str, end: &str) -> PathBuf {
-    let run = last_json(&env.ok(&["pipeline", "run", "--start", start, "--end", end, "--json"]));
+    let run = last_json(&env.pipeline_ok("run", start, end));
     store.join(run["train"]["bundle"].as_str().expect("the run's bundle key"))
 }
 

@@ -86,15 +86,7 @@ fn mlflow_failing_mid_train_leaves_a_failed_run_and_nothing_registered() {
     let c = client(&mlflow.uri);
 
     proxy.add(Rule::fail(Some("POST"), "runs/log-batch", 503));
-    let out = env.run(&[
-        "pipeline",
-        "run",
-        "--start",
-        "2023-01-01",
-        "--end",
-        "2023-06-30",
-        "--json",
-    ]);
+    let out = env.pipeline("run", "2023-01-01", "2023-06-30");
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -120,15 +112,7 @@ fn mlflow_failing_mid_train_leaves_a_failed_run_and_nothing_registered() {
     );
 
     proxy.heal();
-    let run = last_json(&env.ok(&[
-        "pipeline",
-        "run",
-        "--start",
-        "2023-01-01",
-        "--end",
-        "2023-06-30",
-        "--json",
-    ]));
+    let run = last_json(&env.pipeline_ok("run", "2023-01-01", "2023-06-30"));
     assert_eq!(run["model_version"], "1");
 }
 

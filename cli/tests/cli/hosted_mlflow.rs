@@ -88,15 +88,7 @@ fn the_oldest_mlflow_with_basic_auth_a_user_name_and_a_token() {
         "{shown}"
     );
     assert!(!shown.contains(&token), "the token was printed");
-    let out = bearer.run(&[
-        "pipeline",
-        "run",
-        "--start",
-        "2023-01-01",
-        "--end",
-        "2023-03-31",
-        "--json",
-    ]);
+    let out = bearer.pipeline("run", "2023-01-01", "2023-03-31");
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(
@@ -140,15 +132,7 @@ fn the_oldest_mlflow_with_basic_auth_a_user_name_and_a_token() {
         .json()
         .unwrap();
     assert_eq!(model["version"], "1", "{model}");
-    let out = reader.run(&[
-        "pipeline",
-        "run",
-        "--start",
-        "2023-01-01",
-        "--end",
-        "2023-03-31",
-        "--json",
-    ]);
+    let out = reader.pipeline("run", "2023-01-01", "2023-03-31");
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(
@@ -217,15 +201,7 @@ fn mlflow_without_the_artifact_proxy_and_an_s3_artifact_root() {
         return;
     };
     env.set("MLFLOW_TRACKING_URI", closed.uri.as_str());
-    let out = env.run(&[
-        "pipeline",
-        "run",
-        "--start",
-        "2023-01-01",
-        "--end",
-        "2023-03-31",
-        "--json",
-    ]);
+    let out = env.pipeline("run", "2023-01-01", "2023-03-31");
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(

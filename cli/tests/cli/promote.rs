@@ -383,15 +383,7 @@ fn the_release_flow_trains_stages_smoke_tests_and_promotes() {
     let mut env = s.env.clone();
     env.set("RPS_STAGING_URL", &staging.url)
         .set("RPS_STAGING_WAIT_SECS", "60");
-    let out = env.run(&[
-        "pipeline",
-        "promote",
-        "--start",
-        "2023-01-01",
-        "--end",
-        "2023-12-31",
-        "--json",
-    ]);
+    let out = env.pipeline("promote", "2023-01-01", "2023-12-31");
     assert!(out.status.success(), "{}", stderr(&out));
     let r = last_json(&out);
     let v = r["run"]["model_version"].as_str().unwrap();

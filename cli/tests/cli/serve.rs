@@ -48,15 +48,7 @@ fn setup(mlflow_uri: &str) -> Setup {
     let mut env = Env::new(&dir.path().join("store"), &replay);
     let model = format!("serve-{}", testkit::unique());
     env.with_mlflow(mlflow_uri, &model);
-    let run = last_json(&env.ok(&[
-        "pipeline",
-        "run",
-        "--start",
-        "2023-01-01",
-        "--end",
-        "2023-12-31",
-        "--json",
-    ]));
+    let run = last_json(&env.pipeline_ok("run", "2023-01-01", "2023-12-31"));
     assert_eq!(run["model_version"], "1");
     let again = last_json(&env.ok(&["train", "--json"]));
     assert_eq!(again["model_version"], "2");

@@ -48,15 +48,7 @@ fn the_default_gates_promote_a_first_model_and_refuse_six_summer_weeks_on_both_s
             "the defaults decide"
         );
 
-        let out = env.run(&[
-            "pipeline",
-            "promote",
-            "--start",
-            "2023-01-01",
-            "--end",
-            "2023-12-31",
-            "--json",
-        ]);
+        let out = env.pipeline("promote", "2023-01-01", "2023-12-31");
         assert!(
             out.status.success(),
             "{name}: the first model was refused:\n{}",
@@ -93,15 +85,7 @@ fn the_default_gates_promote_a_first_model_and_refuse_six_summer_weeks_on_both_s
         );
 
         // Six summer weeks, judged against the full year on the same hold-out: refused.
-        let out = env.run(&[
-            "pipeline",
-            "promote",
-            "--start",
-            "2023-06-01",
-            "--end",
-            "2023-07-15",
-            "--json",
-        ]);
+        let out = env.pipeline("promote", "2023-06-01", "2023-07-15");
         assert_eq!(out.status.code(), Some(4), "{name}: {}", stderr(&out));
         assert!(stderr(&out).contains("no_regression"), "{name}: {}", stderr(&out));
         let models = last_json(&env.ok(&["models", "list", "--json"]));

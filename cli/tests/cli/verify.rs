@@ -219,15 +219,7 @@ fn a_winter_model_degrades_in_spring_and_a_triggered_retrain_recovers_live_skill
     let env = env(&store, &replay);
 
     // 1. Winter: January to March, promoted.
-    let first = last_json(&env.ok(&[
-        "pipeline",
-        "promote",
-        "--start",
-        "2023-01-01",
-        "--end",
-        "2023-03-31",
-        "--json",
-    ]));
+    let first = last_json(&env.pipeline_ok("promote", "2023-01-01", "2023-03-31"));
     let holdout_rmse = first["run"]["metrics"]["rmse_h6"].as_f64().unwrap();
     let holdout_skill = first["run"]["metrics"]["skill_h6"].as_f64().unwrap();
     assert_eq!(alias(&env, "production").as_deref(), Some("1"));
