@@ -7,7 +7,7 @@ use std::process::Command;
 use serde_json::Value;
 
 use super::text;
-use testkit::rps::Env;
+use testkit::rps::{Env, LATENCY_BUDGET};
 
 /// A clean clone of the working tree (tracked and new files, none that git ignores),
 /// committed, as a runner checks it out.
@@ -191,9 +191,9 @@ fn the_workflows_run_here_up_to_the_first_real_call() {
     // The runner's machine: the prebuilt rps (RPS_BIN: no second compile of it), sam
     // build with the host toolchain (zig's glibc floor is the hosted runner's), and the
     // latency gate for a loaded machine.
-    machine.insert("RPS_BIN".into(), testkit::rps::rps().display().to_string());
+    machine.insert("RPS_BIN".into(), testkit::rps::rps().display().to_string().into());
     machine.insert("RPS_SAM_HOST_TOOLCHAIN".into(), "1".into());
-    machine.insert("RPS_GATE_MAX_P99_MS".into(), "1000".into());
+    machine.insert(LATENCY_BUDGET.0.into(), LATENCY_BUDGET.1.into());
     let standin = |cloud: &LocalCloud, environment: &str, fork: bool| {
         let (key, secret) = cloud.admin();
         let repo = "Rps-MLOps/RPS";
