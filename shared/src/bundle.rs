@@ -13,8 +13,12 @@ use sha2::{Digest, Sha256};
 use crate::features::{FEATURES, FeatureRow, HORIZONS, INPUT_HOURS, feature_names};
 use crate::observations::{KEY_VARIABLES, TARGET, TimeWindow};
 
-/// The bundle layout this build writes and reads.
-pub const BUNDLE_FORMAT_VERSION: u32 = 1;
+/// The bundle layout this build writes: 2 adds the intervals' calibration.
+pub const BUNDLE_FORMAT_VERSION: u32 = 2;
+
+/// Every layout this build reads. A format 1 bundle (trained before intervals) is
+/// served as it was: point forecasts, no intervals.
+pub const READABLE_BUNDLE_FORMATS: [u32; 2] = [1, BUNDLE_FORMAT_VERSION];
 
 /// The largest bundle accepted (a station-year forest is under 1 MB).
 pub const MAX_BUNDLE_BYTES: usize = 256 << 20;
@@ -24,7 +28,7 @@ const MAGIC: &[u8; 4] = b"RPSB";
 pub enum ModelError {
     #[error("not a model bundle (the file does not start with RPSB)")]
     NotABundle,
-    #[error("the bundle has format version {found}; this build reads version {expected}")]
+    #[error("the bundle has format version {found}; this build reads versions 1 to {expected}")]
     FormatVersion { found: u32, expected: u32 },
     #[error("the bundle is corrupt: {0}")]
     Corrupt(String),
@@ -395,6 +399,91 @@ pub struct ModelBundle {
     pub scaler: Standardizer,
     pub models: Vec<HorizonModel>,
     pub feature_stats: Vec<FeatureStats>,
+    /// The intervals' calibration; `None` in a format 1 bundle.
+    pub calibration: Option<Calibration>,
+}
+
+/// A format 1 bundle: the same fields, without the calibration.
+#[derive(Deserialize)]
+struct BundleV1 {
+    format_version: u32,
+    schema: ModelSchema,
+    metadata: ModelMetadata,
+    scaler: Standardizer,
+    models: Vec<HorizonModel>,
+    feature_stats: Vec<FeatureStats>,
+}
+
+impl From<BundleV1> for ModelBundle {
+    fn from(b: BundleV1) -> Self {
+        Self {
+            format_version: b.format_version,
+            schema: b.schema,
+            metadata: b.metadata,
+            scaler: b.scaler,
+            models: b.models,
+            feature_stats: b.feature_stats,
+            calibration: None,
+        }
+    }
+}
+
+/// Split-conformal calibration of the forecasts' intervals: per horizon and level, the
+/// half-width that held that share of the absolute errors the model made on rows it
+/// was not fitted on (out-of-fold, over the whole training range, so every season is
+/// in it). A forecast's interval at a level is the forecast ± that half-width.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    /// How the half-widths were found, e.g. `split conformal, 3 folds`.
+    pub method: String,
+    /// The central coverages, increasing, each in (0, 1).
+    pub levels: Vec<f64>,
+    /// Per horizon (the models' order), per level: the half-width (°C).
+    pub half_widths: Vec<Vec<f64>>,
+    /// The out-of-fold errors per horizon they were found from.
+    pub residuals: usize,
+}
+
+impl Calibration {
+    fn check(&self, horizons: usize) -> Result<(), String> {
+        let levels_ok =
+            self.levels.iter().all(|l| *l > 0.0 && *l < 1.0) && self.levels.windows(2).all(|w| w[0] < w[1]);
+        if !levels_ok {
+            return Err(format!("interval levels {:?}", self.levels));
+        }
+        if self.half_widths.len() != horizons
+            || self.half_widths.iter().any(|w| {
+                w.len() != self.levels.len()
+                    || w.iter().any(|x| !(x.is_finite() && *x >= 0.0))
+                    || w.windows(2).any(|p| p[0] > p[1])
+            })
+        {
+            return Err("interval half-widths do not match the horizons and levels".into());
+        }
+        Ok(())
+    }
+
+    /// The intervals around `value` for the horizon at `index` (the models' order).
+    pub fn intervals(&self, index: usize, value: f64) -> Vec<Interval> {
+        self.levels
+            .iter()
+            .zip(&self.half_widths[index])
+            .map(|(&level, &w)| Interval {
+                level,
+                lower: value - w,
+                upper: value + w,
+            })
+            .collect()
+    }
+}
+
+/// A prediction interval: the truth is expected inside `[lower, upper]` with
+/// probability `level`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Interval {
+    pub level: f64,
+    pub lower: f64,
+    pub upper: f64,
 }
 
 /// One horizon's forecast.
@@ -404,6 +493,10 @@ pub struct Forecast {
     /// The hour the forecast is for (UTC, Open-Meteo's format).
     pub time: String,
     pub temperature_2m: f64,
+    /// Its prediction intervals, one per calibrated level; none from a model trained
+    /// without calibration (see `/model`), or in a log line written before them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub intervals: Vec<Interval>,
 }
 
 impl ModelMetadata {
@@ -438,7 +531,7 @@ impl ModelBundle {
             return Err(ModelError::NotABundle);
         }
         let found = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
-        if found != BUNDLE_FORMAT_VERSION {
+        if !READABLE_BUNDLE_FORMATS.contains(&found) {
             return Err(ModelError::FormatVersion {
                 found,
                 expected: BUNDLE_FORMAT_VERSION,
@@ -446,8 +539,14 @@ impl ModelBundle {
         }
         // A length in the body can claim no more than the largest bundle accepted.
         let config = bincode::config::standard().with_limit::<MAX_BUNDLE_BYTES>();
-        let (bundle, used): (Self, usize) = bincode::serde::decode_from_slice(&bytes[8..], config)
-            .map_err(|e| ModelError::Corrupt(e.to_string()))?;
+        let corrupt = |e: bincode::error::DecodeError| ModelError::Corrupt(e.to_string());
+        let (bundle, used): (Self, usize) = if found == 1 {
+            let (v1, used): (BundleV1, usize) =
+                bincode::serde::decode_from_slice(&bytes[8..], config).map_err(corrupt)?;
+            (v1.into(), used)
+        } else {
+            bincode::serde::decode_from_slice(&bytes[8..], config).map_err(corrupt)?
+        };
         if used != bytes.len() - 8 {
             return Err(ModelError::Corrupt(format!(
                 "{} trailing bytes after the bundle",
@@ -488,6 +587,10 @@ impl ModelBundle {
                 .check(p)
                 .map_err(|e| ModelError::Corrupt(format!("the {} h model: {e}", m.horizon)))?;
         }
+        if let Some(c) = &self.calibration {
+            c.check(self.models.len())
+                .map_err(|e| ModelError::Corrupt(format!("the calibration: {e}")))?;
+        }
         let horizons: Vec<u8> = self.models.iter().map(|m| m.horizon).collect();
         if horizons != self.schema.horizons {
             return Err(ModelError::Corrupt(format!(
@@ -519,7 +622,8 @@ impl ModelBundle {
         let z = vec![self.scaler.apply(&row.values)];
         self.models
             .iter()
-            .map(|m| {
+            .enumerate()
+            .map(|(k, m)| {
                 let value = m.predict_standardised(&z, raw)[0];
                 if !value.is_finite() {
                     return Err(ModelError::Predict(format!(
@@ -538,6 +642,10 @@ impl ModelBundle {
                     horizon_hours: m.horizon,
                     time: crate::observations::format_time(time),
                     temperature_2m: value,
+                    intervals: self
+                        .calibration
+                        .as_ref()
+                        .map_or_else(Vec::new, |c| c.intervals(k, value)),
                 })
             })
             .collect()
@@ -551,6 +659,163 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A bundle whose every horizon forecasts persistence (a linear model of zeros on
+    /// the change), with `calibration`.
+    fn persistence(calibration: Option<Calibration>) -> ModelBundle {
+        let p = FEATURES.len();
+        let t = chrono::NaiveDate::from_ymd_opt(2023, 1, 1)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap();
+        let window = TimeWindow { start: t, end: t };
+        let stats = |name: String| FeatureStats {
+            name,
+            min: 0.0,
+            max: 1.0,
+            mean: 0.5,
+            std: 0.1,
+            p005: 0.0,
+            p995: 1.0,
+            histogram: Histogram::new(&[0.0, 1.0], 2),
+        };
+        ModelBundle {
+            format_version: BUNDLE_FORMAT_VERSION,
+            schema: ModelSchema::current(),
+            metadata: ModelMetadata {
+                model_name: "m".into(),
+                algorithm: "persistence".into(),
+                params: BTreeMap::new(),
+                created_at: Utc::now(),
+                data_version: "0".repeat(32),
+                dataset_key: String::new(),
+                git_commit: None,
+                run_id: None,
+                raw_snapshots: Vec::new(),
+                training_window: window,
+                holdout_window: window,
+                train_rows: 1,
+                holdout_rows: 1,
+                metrics: BTreeMap::new(),
+            },
+            scaler: Standardizer {
+                mean: vec![0.0; p],
+                scale: vec![1.0; p],
+            },
+            models: HORIZONS
+                .iter()
+                .map(|&horizon| HorizonModel {
+                    horizon,
+                    target: TargetTransform::ChangeFromCurrent,
+                    regressor: Regressor::Linear {
+                        coefficients: vec![0.0; p],
+                        intercept: 0.0,
+                    },
+                })
+                .collect(),
+            feature_stats: feature_names().into_iter().map(stats).collect(),
+            calibration,
+        }
+    }
+
+    fn row(temperature: f64) -> FeatureRow {
+        let mut values = vec![0.0; FEATURES.len()];
+        values[current_target_index()] = temperature;
+        FeatureRow {
+            time: chrono::NaiveDate::from_ymd_opt(2023, 6, 1)
+                .unwrap()
+                .and_hms_opt(12, 0, 0)
+                .unwrap(),
+            values,
+        }
+    }
+
+    fn calibration() -> Calibration {
+        Calibration {
+            method: "test".into(),
+            levels: vec![0.8, 0.95],
+            half_widths: HORIZONS
+                .iter()
+                .map(|&h| vec![f64::from(h), 2.0 * f64::from(h)])
+                .collect(),
+            residuals: 100,
+        }
+    }
+
+    #[test]
+    fn every_forecast_carries_its_intervals_around_it() {
+        let b = ModelBundle::decode(&persistence(Some(calibration())).encode().unwrap()).unwrap();
+        let forecasts = b.predict(&row(3.5)).unwrap();
+        let six = &forecasts[5];
+        assert_eq!((six.horizon_hours, six.temperature_2m), (6, 3.5));
+        assert_eq!(
+            six.intervals,
+            [
+                Interval {
+                    level: 0.8,
+                    lower: -2.5,
+                    upper: 9.5
+                },
+                Interval {
+                    level: 0.95,
+                    lower: -8.5,
+                    upper: 15.5
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_format_1_bundle_is_served_with_point_forecasts_only() {
+        #[derive(Serialize)]
+        struct V1<'a> {
+            format_version: u32,
+            schema: &'a ModelSchema,
+            metadata: &'a ModelMetadata,
+            scaler: &'a Standardizer,
+            models: &'a [HorizonModel],
+            feature_stats: &'a [FeatureStats],
+        }
+        let b = persistence(None);
+        let v1 = V1 {
+            format_version: 1,
+            schema: &b.schema,
+            metadata: &b.metadata,
+            scaler: &b.scaler,
+            models: &b.models,
+            feature_stats: &b.feature_stats,
+        };
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&1u32.to_le_bytes());
+        bytes.extend(bincode::serde::encode_to_vec(&v1, bincode::config::standard()).unwrap());
+        let old = ModelBundle::decode(&bytes).unwrap();
+        assert_eq!((old.format_version, old.calibration.is_none()), (1, true));
+        let forecasts = old.predict(&row(3.5)).unwrap();
+        assert!(forecasts.iter().all(|f| f.intervals.is_empty()), "{forecasts:?}");
+        // Without intervals, a forecast serialises as before them.
+        let json = serde_json::to_value(&forecasts[0]).unwrap();
+        assert!(json.get("intervals").is_none(), "{json}");
+        // A format this build does not know is refused by name.
+        bytes[4] = 9;
+        assert!(matches!(
+            ModelBundle::decode(&bytes),
+            Err(ModelError::FormatVersion { found: 9, .. })
+        ));
+    }
+
+    #[test]
+    fn a_calibration_that_does_not_fit_the_models_is_corrupt() {
+        let mut c = calibration();
+        c.half_widths.pop();
+        let err = ModelBundle::decode(&persistence(Some(c)).encode().unwrap()).unwrap_err();
+        assert!(
+            matches!(err, ModelError::Corrupt(ref m) if m.contains("calibration")),
+            "{err}"
+        );
+        let mut c = calibration();
+        c.levels = vec![0.95, 0.8];
+        assert!(ModelBundle::decode(&persistence(Some(c)).encode().unwrap()).is_err());
+    }
 
     #[test]
     fn a_crafted_length_is_refused_without_allocating_it() {

@@ -511,6 +511,7 @@ mod tests {
                 horizon_hours: h,
                 time: crate::observations::format_time(shift_hours(r.time, i64::from(h)).unwrap()),
                 temperature_2m: 5.0 + f64::from(h),
+                intervals: Vec::new(),
             })
             .collect()
     }

@@ -198,6 +198,36 @@ pub struct TrainConfig {
     /// Share of the rows before the hold-out used to select the model.
     pub validation_fraction: f64,
     pub seed: u64,
+    /// The prediction intervals a trained model is calibrated for.
+    pub interval_levels: IntervalLevels,
+}
+
+/// Interval levels: each strictly between 0 and 1, each once, in increasing order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IntervalLevels(Vec<f64>);
+
+impl IntervalLevels {
+    /// `None` for an empty list, a level outside (0, 1), or the same level twice.
+    pub fn new(mut levels: Vec<f64>) -> Option<Self> {
+        if levels.is_empty() || levels.iter().any(|l| !(*l > 0.0 && *l < 1.0)) {
+            return None;
+        }
+        levels.sort_by(f64::total_cmp);
+        if levels.windows(2).any(|w| w[0] == w[1]) {
+            return None;
+        }
+        Some(Self(levels))
+    }
+
+    /// `0.8,0.95` (spaces allowed around the commas).
+    pub fn parse(s: &str) -> Option<Self> {
+        let levels: Option<Vec<f64>> = s.split(',').map(|l| l.trim().parse().ok()).collect();
+        Self::new(levels?)
+    }
+
+    pub fn as_slice(&self) -> &[f64] {
+        &self.0
+    }
 }
 
 /// A secret value: never printed, logged or serialised.

@@ -96,6 +96,7 @@ impl TrainConfig {
             holdout_fraction: env.parse(&vars::RPS_HOLDOUT_FRACTION, number_in(0.05..=0.5))?,
             validation_fraction: env.parse(&vars::RPS_VALIDATION_FRACTION, number_in(0.05..=0.5))?,
             seed: env.parse(&vars::RPS_SEED, |s| s.parse().ok())?,
+            interval_levels: env.parse(&vars::RPS_INTERVAL_LEVELS, IntervalLevels::parse)?,
         })
     }
 }

@@ -167,6 +167,22 @@ fn invalid_values_name_the_variable_and_the_expectation() {
 }
 
 #[test]
+fn interval_levels_are_between_0_and_1_each_once() {
+    let c = config(&[]).unwrap();
+    assert_eq!(c.train.interval_levels.as_slice(), [0.8, 0.95]);
+    let c = config(&[("RPS_INTERVAL_LEVELS", "0.95, 0.5")]).unwrap();
+    assert_eq!(c.train.interval_levels.as_slice(), [0.5, 0.95], "sorted");
+    for bad in ["1", "0", "1.2", "0.8,0.8", "0.8,,0.9", "80%", "-0.5"] {
+        let err = config(&[("RPS_INTERVAL_LEVELS", bad)]).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with(&format!("RPS_INTERVAL_LEVELS=\"{bad}\" is invalid")),
+            "{bad}: {err}"
+        );
+    }
+}
+
+#[test]
 fn empty_variables_count_as_unset() {
     let c = config(&[("RPS_LATITUDE", ""), ("RPS_STORE", "  ")]).unwrap();
     assert_eq!(c.location.latitude.get(), DEFAULT_LATITUDE);

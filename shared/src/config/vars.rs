@@ -197,6 +197,12 @@ pub const RPS_HOLDOUT_FRACTION: Var = Var::new(
     "share of the newest rows held out for the final evaluation",
 );
 pub const RPS_SEED: Var = Var::new("RPS_SEED", "42", "a whole number", "the training seed");
+pub const RPS_INTERVAL_LEVELS: Var = Var::new(
+    "RPS_INTERVAL_LEVELS",
+    "0.8,0.95",
+    "comma-separated levels strictly between 0 and 1, each once",
+    "the central coverages of the prediction intervals a trained model carries (conformal, per horizon)",
+);
 pub const RPS_MODEL_NAME: Var = Var::new(
     "RPS_MODEL_NAME",
     "rps-temperature",
@@ -552,6 +558,7 @@ pub const ALL: &[&Var] = &[
     &RPS_VALIDATION_FRACTION,
     &RPS_HOLDOUT_FRACTION,
     &RPS_SEED,
+    &RPS_INTERVAL_LEVELS,
     &RPS_MODEL_NAME,
     &RPS_MODEL_CACHE,
     &MLFLOW_TRACKING_URI,

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::bundle::{BUNDLE_FORMAT_VERSION, ModelSchema};
+use crate::bundle::{BUNDLE_FORMAT_VERSION, ModelSchema, READABLE_BUNDLE_FORMATS};
 use crate::observations::{TimeWindow, format_time};
 use crate::scores::HorizonScore;
 
@@ -139,9 +139,9 @@ impl Contract {
         Self {
             format_version,
             schema: Some(schema.clone()),
-            incompatibility: if format_version != BUNDLE_FORMAT_VERSION {
+            incompatibility: if !READABLE_BUNDLE_FORMATS.contains(&format_version) {
                 Some(format!(
-                    "bundle format version {format_version} (this build reads {BUNDLE_FORMAT_VERSION})"
+                    "bundle format version {format_version} (this build reads 1 to {BUNDLE_FORMAT_VERSION})"
                 ))
             } else {
                 schema.incompatibility()

@@ -45,6 +45,18 @@ pub struct ModelInfo {
     /// How this version's forecasts did, from the latest verification.
     #[serde(default)]
     pub live: Option<LiveSkill>,
+    /// The prediction intervals its forecasts carry.
+    #[serde(default)]
+    pub intervals: IntervalsInfo,
+}
+
+/// The prediction intervals a model's forecasts carry.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct IntervalsInfo {
+    /// The levels of every forecast's intervals; empty when the model has none.
+    pub levels: Vec<f64>,
+    /// How they were calibrated, or why there are none.
+    pub detail: String,
 }
 
 /// `POST /predict`.

@@ -38,7 +38,9 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use self::api::{ErrorBody, Health, ModelInfo, ModelSummary, NotReady, PredictResponse, Ready, RequestDrift};
+use self::api::{
+    ErrorBody, Health, IntervalsInfo, ModelInfo, ModelSummary, NotReady, PredictResponse, Ready, RequestDrift,
+};
 use self::error::ApiError;
 use self::live::Live;
 use self::sampling::ForecastSampler;
@@ -405,7 +407,26 @@ async fn model_info(State(state): State<Arc<AppState>>) -> Result<Json<ModelInfo
         bundle_format_version: m.bundle.format_version,
         registry: state.model.status(),
         live: state.live.skill_of(&m.version),
+        intervals: intervals_info(&m.bundle),
     }))
+}
+
+/// What `/model` says about the intervals: their levels and calibration, or that there
+/// are none and why.
+fn intervals_info(bundle: &crate::bundle::ModelBundle) -> IntervalsInfo {
+    match &bundle.calibration {
+        Some(c) => IntervalsInfo {
+            levels: c.levels.clone(),
+            detail: format!("{}, {} errors per horizon", c.method, c.residuals),
+        },
+        None => IntervalsInfo {
+            levels: Vec::new(),
+            detail: format!(
+                "none: this model was trained without interval calibration (bundle format {}); its forecasts are point forecasts",
+                bundle.format_version
+            ),
+        },
+    }
 }
 
 async fn verification_handler(

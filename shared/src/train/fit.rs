@@ -82,6 +82,14 @@ pub struct Trained {
     pub holdout: Vec<HorizonScore>,
     pub feature_stats: Vec<FeatureStats>,
     pub split: SplitSummary,
+    /// The rows behind the summary.
+    pub rows: TrainedRows,
+}
+
+/// Which rows of the training set the final model was fitted and scored on.
+pub struct TrainedRows {
+    pub refit: Vec<usize>,
+    pub holdout: Vec<usize>,
 }
 
 fn window(times: &[NaiveDateTime], idx: &[usize]) -> TimeWindow {
@@ -91,12 +99,12 @@ fn window(times: &[NaiveDateTime], idx: &[usize]) -> TimeWindow {
     }
 }
 
-fn gather<T: Clone>(v: &[T], idx: &[usize]) -> Vec<T> {
+pub(super) fn gather<T: Clone>(v: &[T], idx: &[usize]) -> Vec<T> {
     idx.iter().map(|&i| v[i].clone()).collect()
 }
 
 /// Fits every candidate for every horizon on `fit_idx`; returns models per horizon.
-fn fit_all(
+pub(super) fn fit_all(
     set: &TrainingSet,
     scaler: &Standardizer,
     fit_idx: &[usize],
@@ -204,6 +212,10 @@ pub fn select_and_fit(
         holdout,
         feature_stats,
         split: split_summary,
+        rows: TrainedRows {
+            refit,
+            holdout: split.holdout,
+        },
     })
 }
 

@@ -10,6 +10,7 @@
 
 pub mod candidates;
 pub mod fit;
+pub mod intervals;
 pub mod split;
 
 use std::collections::BTreeMap;
@@ -19,10 +20,15 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use candidates::{Candidate, default_candidates};
-pub use fit::{CandidateScore, SplitSummary, TARGET_TRANSFORM, Trained, feature_stats, select_and_fit};
+pub use fit::{
+    CandidateScore, SplitSummary, TARGET_TRANSFORM, Trained, TrainedRows, feature_stats, select_and_fit,
+};
+pub use intervals::IntervalScore;
 pub use split::{Split, chronological_split, refit_rows};
 
-use crate::bundle::{BUNDLE_FORMAT_VERSION, ModelBundle, ModelMetadata, ModelSchema, sha256_hex};
+use crate::bundle::{
+    BUNDLE_FORMAT_VERSION, Calibration, ModelBundle, ModelMetadata, ModelSchema, sha256_hex,
+};
 use crate::dataset::{self, Dataset, DatasetManifest};
 use crate::features::{INPUT_HOURS, feature_names};
 use crate::layout;
@@ -65,6 +71,8 @@ pub struct Evaluation {
     pub algorithm: String,
     pub data_version: String,
     pub holdout: Vec<HorizonScore>,
+    /// The intervals on the hold-out, per horizon and level (empty without calibration).
+    pub intervals: Vec<IntervalScore>,
     pub candidates: Vec<CandidateScore>,
     pub split: SplitSummary,
 }
@@ -200,8 +208,8 @@ async fn fit_and_register(
     parquet: Bytes,
     tracked: Option<&Tracked<'_>>,
 ) -> Result<TrainOutput, StageError> {
-    let (trained, rows) = fit_on(ctx, parquet).await?;
-    let model = assemble(ctx, manifest, trained, rows, tracked.map(|t| &t.1))?;
+    let fitted = fit_on(ctx, parquet).await?;
+    let model = assemble(ctx, manifest, fitted, tracked.map(|t| &t.1))?;
     if let Some((tracker, run)) = tracked {
         track(ctx, *tracker, run, manifest, &model).await?;
     }
@@ -227,8 +235,17 @@ async fn fit_and_register(
     })
 }
 
-/// Fits every candidate and the winner, off the async threads.
-async fn fit_on(ctx: &Context, parquet: Bytes) -> Result<(Trained, usize), StageError> {
+/// What training made: the model, its intervals' calibration and their hold-out scores.
+struct Fitted {
+    trained: Trained,
+    calibration: Option<Calibration>,
+    intervals: Vec<IntervalScore>,
+    rows: usize,
+}
+
+/// Fits every candidate and the winner, and calibrates its intervals, off the async
+/// threads.
+async fn fit_on(ctx: &Context, parquet: Bytes) -> Result<Fitted, StageError> {
     let tc = ctx.config.train.clone();
     blocking("training", move || {
         let set = Dataset::from_parquet(&parquet)?.training_set()?;
@@ -240,7 +257,16 @@ async fn fit_on(ctx: &Context, parquet: Bytes) -> Result<(Trained, usize), Stage
             tc.holdout_fraction,
             tc.seed,
         )?;
-        Ok((trained, rows))
+        let calibration = intervals::calibrate(&set, &trained, tc.interval_levels.as_slice(), tc.seed)?;
+        let scores = calibration
+            .as_ref()
+            .map_or_else(Vec::new, |c| intervals::holdout_scores(&set, &trained, c));
+        Ok(Fitted {
+            trained,
+            calibration,
+            intervals: scores,
+            rows,
+        })
     })
     .await
 }
@@ -249,10 +275,15 @@ async fn fit_on(ctx: &Context, parquet: Bytes) -> Result<(Trained, usize), Stage
 fn assemble(
     ctx: &Context,
     manifest: &DatasetManifest,
-    trained: Trained,
-    rows: usize,
+    fitted: Fitted,
     run: Option<&TrackedRun>,
 ) -> Result<Assembled, StageError> {
+    let Fitted {
+        trained,
+        calibration,
+        intervals: interval_scores,
+        rows,
+    } = fitted;
     let tc = &ctx.config.train;
     let created_at = Utc::now();
     let bundle_id = layout::stamp(created_at);
@@ -266,6 +297,15 @@ fn assemble(
         ),
         ("holdout_fraction".to_owned(), tc.holdout_fraction.to_string()),
         ("seed".to_owned(), tc.seed.to_string()),
+        (
+            "interval_levels".to_owned(),
+            tc.interval_levels
+                .as_slice()
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
         ("target_transform".to_owned(), format!("{TARGET_TRANSFORM:?}")),
         ("input_hours".to_owned(), INPUT_HOURS.to_string()),
         ("feature_count".to_owned(), feature_names().len().to_string()),
@@ -305,6 +345,7 @@ fn assemble(
         scaler: trained.scaler,
         models: trained.models,
         feature_stats: trained.feature_stats,
+        calibration,
     };
     let bytes = Bytes::from(bundle.encode()?);
     let evaluation = Evaluation {
@@ -313,6 +354,7 @@ fn assemble(
         algorithm: algorithm.clone(),
         data_version: manifest.data_version.clone(),
         holdout: trained.holdout,
+        intervals: interval_scores,
         candidates: trained.candidates,
         split: trained.split,
     };
@@ -323,7 +365,13 @@ fn assemble(
         format_time(evaluation.split.holdout_window.end),
         evaluation.split.holdout_rows,
         scores::markdown_table(&evaluation.holdout)
-    );
+    ) + &match &evaluation.intervals[..] {
+        [] => "\nNo prediction intervals: too few rows to calibrate them.\n".to_owned(),
+        scores => format!(
+            "\nPrediction intervals on the hold-out (split conformal):\n\n{}",
+            intervals::markdown_table(scores)
+        ),
+    };
     let evaluation_json = serde_json::to_vec_pretty(&evaluation)
         .map_err(|e| StageError::Internal(format!("cannot serialise the evaluation: {e}")))?;
     Ok(Assembled {
@@ -354,6 +402,11 @@ async fn track(
 ) -> Result<(), StageError> {
     let bundle_key = layout::model_bundle(&model.name, &model.bundle_id)?;
     let mut metrics = model.metrics.clone();
+    for x in &model.evaluation.intervals {
+        let pct = (x.level * 100.0).round();
+        metrics.insert(format!("interval_coverage_{pct}_h{}", x.horizon), x.coverage);
+        metrics.insert(format!("interval_winkler_{pct}_h{}", x.horizon), x.winkler);
+    }
     for c in &model.evaluation.candidates {
         let short = c.description.split('(').next().unwrap_or("model");
         for (h, v) in c.validation_rmse.iter().enumerate() {

@@ -13,7 +13,7 @@ use rps_core::features::{HORIZONS, serving_row};
 use rps_core::observations::{HourlySeries, TimeWindow};
 use rps_core::scores::{metrics_map, required_metric_names};
 use rps_core::train::{
-    Candidate, Trained, chronological_split, default_candidates, refit_rows, select_and_fit,
+    Candidate, Trained, chronological_split, default_candidates, intervals, refit_rows, select_and_fit,
 };
 use rps_core::transform::regularise::regularise;
 
@@ -149,6 +149,7 @@ fn bundle() -> ModelBundle {
         scaler: t.scaler,
         models: t.models,
         feature_stats: t.feature_stats,
+        calibration: None,
     }
 }
 
@@ -202,7 +203,7 @@ fn damaged_or_foreign_bundles_are_refused_clearly() {
     assert_eq!(
         err.to_string(),
         format!(
-            "the bundle has format version {}; this build reads version {BUNDLE_FORMAT_VERSION}",
+            "the bundle has format version {}; this build reads versions 1 to {BUNDLE_FORMAT_VERSION}",
             BUNDLE_FORMAT_VERSION + 1
         )
     );
@@ -229,4 +230,59 @@ fn a_bundle_with_other_features_is_incompatible() {
             .to_string()
             .contains("input_hours 48")
     );
+}
+
+/// The intervals a trained model carries hold their stated coverage on the hold-out it
+/// never saw, at every horizon and level, on both shipped stations: the maritime
+/// sample year and the continental TMY3 year, whose winter hold-out is wider than
+/// anything an autumn slice alone would calibrate for.
+#[test]
+fn the_intervals_hold_their_coverage_on_both_stations_hold_out() {
+    let _turn = testkit::turn(module_path!());
+    let greensboro = {
+        let path = testkit::workspace_root().join("data/sample/open-meteo-tmy3-greensboro-nc.json");
+        let (series, _) = regularise(
+            &[raw(
+                &serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+            )],
+            3,
+        )
+        .unwrap();
+        Dataset::build(&series).unwrap().training_set().unwrap()
+    };
+    let greensboro_trained = select_and_fit(&greensboro, &default_candidates(), 0.15, 0.15, 42).unwrap();
+    for (name, set, t) in [
+        ("Sand Point", sample_set(), trained()),
+        ("Greensboro", &greensboro, &greensboro_trained),
+    ] {
+        let c = intervals::calibrate(set, t, &[0.8, 0.95], 42)
+            .unwrap()
+            .expect("a station year calibrates");
+        assert!(c.residuals > 5_000, "{name}: {} out-of-fold errors", c.residuals);
+        let scores = intervals::holdout_scores(set, t, &c);
+        assert_eq!(scores.len(), HORIZONS.len() * 2);
+        let table = intervals::markdown_table(&scores);
+        for s in &scores {
+            assert!(
+                (s.coverage - s.level).abs() <= 0.05,
+                "{name}: {} h at {}: coverage {:.3}\n{table}",
+                s.horizon,
+                s.level,
+                s.coverage
+            );
+        }
+        // Wider at longer horizons and at the higher level.
+        let width = |h: u8, l: f64| {
+            scores
+                .iter()
+                .find(|s| s.horizon == h && s.level == l)
+                .unwrap()
+                .width
+        };
+        assert!(
+            width(6, 0.8) > width(1, 0.8) && width(6, 0.95) > width(6, 0.8),
+            "{name}\n{table}"
+        );
+        println!("{name}\n{table}");
+    }
 }

@@ -147,6 +147,7 @@ fn bundle() -> &'static ModelBundle {
             scaler: t.scaler,
             models: t.models,
             feature_stats: t.feature_stats,
+            calibration: None,
         }
     })
 }

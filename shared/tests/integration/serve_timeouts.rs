@@ -187,6 +187,7 @@ fn testkit_bundle() -> Vec<u8> {
         scaler: t.scaler,
         models: t.models,
         feature_stats: t.feature_stats,
+        calibration: None,
     }
     .encode()
     .unwrap()

@@ -31,6 +31,7 @@ try {
     statusIsError: document.getElementById("status").classList.contains("error"),
     forecastPoints: document.querySelectorAll("#chart .forecast-point").length,
     observedPoints: Number(document.getElementById("chart").dataset.observedPoints || 0),
+    intervalBands: Number(document.getElementById("chart").dataset.intervalBands || 0),
     forecastRows: document.querySelectorAll("#forecast-table tr").length - 1,
     model: document.getElementById("model").textContent,
     drift: document.getElementById("drift").textContent,

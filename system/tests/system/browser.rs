@@ -70,6 +70,8 @@ fn the_page_shows_the_forecast_chart() {
     assert_eq!(page["forecastPoints"], 6, "{page}");
     assert_eq!(page["forecastRows"], 6, "{page}");
     assert_eq!(page["observedPoints"], 48, "{page}");
+    // The 80% and 95% intervals, one shaded band each around the forecast line.
+    assert_eq!(page["intervalBands"], 2, "{page}");
     assert_eq!(page["statusIsError"], false, "{page}");
     assert!(
         page["status"]

@@ -37,7 +37,13 @@ function drawChart(fc) {
   const obs = fc.observations.filter((o) => o.temperature_2m !== null);
   const pts = obs.map((o) => [toMs(o.time), o.temperature_2m]);
   const fpts = fc.forecasts.map((f) => [toMs(f.time), f.temperature_2m]);
-  const all = pts.concat(fpts);
+  // The prediction intervals, widest first (drawn under the narrower): one band per level.
+  const levels = [...new Set(fc.forecasts.flatMap((f) => (f.intervals || []).map((i) => i.level)))].sort((a, b) => b - a);
+  const bands = levels.map((level) => ({
+    level,
+    points: fc.forecasts.flatMap((f) => (f.intervals || []).filter((i) => i.level === level).map((i) => [toMs(f.time), i.lower, i.upper])),
+  })).filter((b) => b.points.length === fpts.length);
+  const all = pts.concat(fpts, bands.flatMap((b) => b.points.flatMap((p) => [[p[0], p[1]], [p[0], p[2]]])));
   const xs = all.map((p) => p[0]), ys = all.map((p) => p[1]);
   const x0 = Math.min(...xs), x1 = Math.max(...xs);
   let y0 = Math.floor(Math.min(...ys) - 1), y1 = Math.ceil(Math.max(...ys) + 1);
@@ -57,6 +63,13 @@ function drawChart(fc) {
   const path = (p) => p.map((q, i) => `${i ? "L" : "M"}${sx(q[0]).toFixed(1)},${sy(q[1]).toFixed(1)}`).join("");
   svg.append(el("path", { class: "obs-line", d: path(pts) }));
   const last = pts[pts.length - 1];
+  for (const [i, b] of bands.entries()) {
+    const upper = b.points.map((p) => [p[0], p[2]]), lower = b.points.map((p) => [p[0], p[1]]).reverse();
+    const band = el("path", { class: `band band-${i}`, d: path([last].concat(upper, lower)) + "Z", "data-level": b.level });
+    band.append(el("title", {}, `${Math.round(b.level * 100)}% prediction interval`));
+    svg.append(band);
+  }
+  svg.dataset.intervalBands = String(bands.length);
   svg.append(el("path", { class: "fc-line", d: path([last].concat(fpts)) }));
   svg.append(el("line", { class: "now", x1: sx(last[0]), x2: sx(last[0]), y1: T, y2: H - B }));
   for (const [i, f] of fpts.entries()) {
@@ -67,8 +80,14 @@ function drawChart(fc) {
   svg.dataset.forecastPoints = String(fpts.length);
   svg.dataset.observedPoints = String(pts.length);
 
-  const rows = fc.forecasts.map((f) => `<tr><td>+${f.horizon_hours} h</td><td>${f.time} UTC</td><td>${fmt(f.temperature_2m)} °C</td></tr>`);
-  $("forecast-table").innerHTML = `<tr><th>horizon</th><th>time</th><th>forecast</th></tr>${rows.join("")}`;
+  const shown = levels.slice().reverse();
+  const range = (f, level) => {
+    const i = (f.intervals || []).find((x) => x.level === level);
+    return i ? `${fmt(i.lower)} to ${fmt(i.upper)} °C` : "–";
+  };
+  const rows = fc.forecasts.map((f) => `<tr><td>+${f.horizon_hours} h</td><td>${f.time} UTC</td><td>${fmt(f.temperature_2m)} °C</td>${shown.map((l) => `<td>${range(f, l)}</td>`).join("")}</tr>`);
+  const heads = shown.map((l) => `<th>${Math.round(l * 100)}% interval</th>`).join("");
+  $("forecast-table").innerHTML = `<tr><th>horizon</th><th>time</th><th>forecast</th>${heads}</tr>${rows.join("")}`;
   $("issued").textContent = `from observations up to ${fc.issued_at} UTC (${fmt(fc.observations_age_minutes / 60, 1)} h old)`;
 }
 

@@ -1,0 +1,185 @@
+//! The forecasts' prediction intervals: split conformal per horizon, calibrated on
+//! errors the chosen model made on rows it was not fitted on.
+//!
+//! The rows the final model is fitted on are cut into [`FOLDS`] consecutive blocks;
+//! for each block the chosen candidate is fitted on the other blocks (purged of the
+//! rows within a target distance and an input window of the block, so no hour is seen
+//! on both sides) and forecasts the block. Those out-of-fold errors span every season
+//! of the training range, which a single validation slice does not: calibrated on the
+//! autumn validation slice alone, the 80% interval of the continental station covered
+//! 70–74% of its winter hold-out. Per horizon and level, the half-width is the
+//! ⌈(n+1)·level⌉-th smallest absolute error (split conformal), which covers `level` of
+//! new errors drawn like them, whatever their distribution.
+
+use chrono::Duration;
+use serde::{Deserialize, Serialize};
+
+use super::TrainError;
+use super::fit::{Trained, fit_all, gather};
+use crate::bundle::{Calibration, Standardizer};
+use crate::dataset::TrainingSet;
+use crate::features::{HORIZONS, INPUT_HOURS};
+
+/// Consecutive blocks the out-of-fold errors come from.
+pub const FOLDS: usize = 3;
+
+/// Fewer out-of-fold errors than this per horizon calibrate nothing.
+const MIN_RESIDUALS: usize = 40;
+
+/// How one interval level did on the hold-out at one horizon.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct IntervalScore {
+    pub horizon: u8,
+    pub level: f64,
+    /// The share of hold-out hours inside the interval.
+    pub coverage: f64,
+    /// The interval's width (°C).
+    pub width: f64,
+    /// The mean interval (Winkler) score: the width, plus 2/(1−level) times the
+    /// distance by which the truth fell outside. Lower is better.
+    pub winkler: f64,
+}
+
+/// The interval (Winkler) score of `[lower, upper]` at `level` for the truth `y`.
+pub fn winkler(lower: f64, upper: f64, level: f64, y: f64) -> f64 {
+    let alpha = 1.0 - level;
+    let below = if y < lower { lower - y } else { 0.0 };
+    let above = if y > upper { y - upper } else { 0.0 };
+    (upper - lower) + 2.0 / alpha * (below + above)
+}
+
+/// The split-conformal half-width at `level` from absolute errors sorted ascending:
+/// the ⌈(n+1)·level⌉-th smallest (the largest when there are too few for that).
+pub fn conformal_half_width(sorted_abs: &[f64], level: f64) -> f64 {
+    let n = sorted_abs.len();
+    let k = ((n as f64 + 1.0) * level).ceil() as usize;
+    sorted_abs[k.clamp(1, n) - 1]
+}
+
+/// The calibration of `trained`'s intervals at `levels`; `None` when the data is too
+/// short for out-of-fold errors (the model then serves point forecasts only).
+pub fn calibrate(
+    set: &TrainingSet,
+    trained: &Trained,
+    levels: &[f64],
+    seed: u64,
+) -> Result<Option<Calibration>, TrainError> {
+    let rows = &trained.rows.refit;
+    let longest = i64::from(*HORIZONS.iter().max().unwrap_or(&1));
+    let gap = Duration::hours(longest + INPUT_HOURS as i64);
+    let mut errors: Vec<Vec<f64>> = vec![Vec::new(); HORIZONS.len()];
+    let block = rows.len().div_ceil(FOLDS).max(1);
+    for held in rows.chunks(block) {
+        let (first, last) = (set.times[held[0]], set.times[held[held.len() - 1]]);
+        let fit: Vec<usize> = rows
+            .iter()
+            .copied()
+            .filter(|&i| set.times[i] + gap < first || set.times[i] > last + gap)
+            .collect();
+        if fit.len() < 50 {
+            continue;
+        }
+        let fit_rows: Vec<&[f64]> = fit.iter().map(|&i| set.rows[i].as_slice()).collect();
+        let scaler = Standardizer::fit(&fit_rows);
+        let models = fit_all(set, &scaler, &fit, std::slice::from_ref(&trained.chosen), seed);
+        let raw = gather(&set.rows, held);
+        for (h, model) in models.into_iter().enumerate() {
+            let predicted = model?.predict(&scaler, &raw);
+            errors[h].extend(
+                held.iter()
+                    .zip(predicted)
+                    .map(|(&i, p)| (set.targets[h][i] - p).abs())
+                    .filter(|e| e.is_finite()),
+            );
+        }
+    }
+    let residuals = errors.iter().map(Vec::len).min().unwrap_or(0);
+    if residuals < MIN_RESIDUALS {
+        return Ok(None);
+    }
+    let half_widths = errors
+        .iter_mut()
+        .map(|e| {
+            e.sort_by(f64::total_cmp);
+            levels.iter().map(|&l| conformal_half_width(e, l)).collect()
+        })
+        .collect();
+    Ok(Some(Calibration {
+        method: format!("split conformal on out-of-fold errors ({FOLDS} consecutive folds)"),
+        levels: levels.to_vec(),
+        half_widths,
+        residuals,
+    }))
+}
+
+/// Each level's coverage, width and interval score on the hold-out, per horizon.
+pub fn holdout_scores(set: &TrainingSet, trained: &Trained, calibration: &Calibration) -> Vec<IntervalScore> {
+    let raw = gather(&set.rows, &trained.rows.holdout);
+    let mut out = Vec::new();
+    for (k, model) in trained.models.iter().enumerate() {
+        let predicted = model.predict(&trained.scaler, &raw);
+        let truth = gather(&set.targets[k], &trained.rows.holdout);
+        for (j, &level) in calibration.levels.iter().enumerate() {
+            let w = calibration.half_widths[k][j];
+            let n = truth.len().max(1) as f64;
+            let inside = truth
+                .iter()
+                .zip(&predicted)
+                .filter(|(y, p)| (*y - *p).abs() <= w)
+                .count();
+            let score: f64 = truth
+                .iter()
+                .zip(&predicted)
+                .map(|(y, p)| winkler(p - w, p + w, level, *y))
+                .sum();
+            out.push(IntervalScore {
+                horizon: model.horizon,
+                level,
+                coverage: inside as f64 / n,
+                width: 2.0 * w,
+                winkler: score / n,
+            });
+        }
+    }
+    out
+}
+
+/// The hold-out's interval scores as a Markdown table.
+pub fn markdown_table(scores: &[IntervalScore]) -> String {
+    let mut s =
+        String::from("| horizon | level | coverage | width (°C) | interval score |\n|---|---|---|---|---|\n");
+    for x in scores {
+        s.push_str(&format!(
+            "| {} h | {:.0}% | {:.1}% | {:.2} | {:.3} |\n",
+            x.horizon,
+            x.level * 100.0,
+            x.coverage * 100.0,
+            x.width,
+            x.winkler
+        ));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_half_width_is_the_conformal_order_statistic() {
+        let e: Vec<f64> = (1..=99).map(f64::from).collect();
+        // n = 99: ⌈100 · 0.8⌉ = 80th smallest, ⌈100 · 0.95⌉ = 95th.
+        assert_eq!(conformal_half_width(&e, 0.8), 80.0);
+        assert_eq!(conformal_half_width(&e, 0.95), 95.0);
+        // Too few errors for the level: the largest.
+        assert_eq!(conformal_half_width(&[1.0, 2.0], 0.95), 2.0);
+    }
+
+    #[test]
+    fn the_interval_score_is_the_width_plus_the_scaled_miss() {
+        assert_eq!(winkler(1.0, 3.0, 0.8, 2.0), 2.0);
+        // 0.5 below at the 80% level: 2 + (2 / 0.2) · 0.5.
+        assert!((winkler(1.0, 3.0, 0.8, 0.5) - 7.0).abs() < 1e-12);
+        assert!((winkler(1.0, 3.0, 0.8, 4.0) - 12.0).abs() < 1e-12);
+    }
+}
