@@ -428,20 +428,50 @@ impl From<BundleV1> for ModelBundle {
     }
 }
 
-/// Split-conformal calibration of the forecasts' intervals: per horizon and level, the
-/// half-width that held that share of the absolute errors the model made on rows it
-/// was not fitted on (out-of-fold, over the whole training range, so every season is
-/// in it). A forecast's interval at a level is the forecast ± that half-width.
+/// Split-conformal calibration of the forecasts' intervals: per half of the year, horizon
+/// and level, the half-width that held that share of the absolute errors the model made
+/// on rows it was not fitted on (out-of-fold, over the whole training range). A
+/// forecast's interval at a level is the forecast ± the half-width of its issue hour's
+/// half of the year.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Calibration {
-    /// How the half-widths were found, e.g. `split conformal, 3 folds`.
+    /// How the half-widths were found.
     pub method: String,
     /// The central coverages, increasing, each in (0, 1).
     pub levels: Vec<f64>,
-    /// Per horizon (the models' order), per level: the half-width (°C).
-    pub half_widths: Vec<Vec<f64>>,
-    /// The out-of-fold errors per horizon they were found from.
+    /// Per [`YearHalf`] (its index), per horizon (the models' order), per level: the
+    /// half-width (°C).
+    pub half_widths: Vec<Vec<Vec<f64>>>,
+    /// The fewest out-of-fold errors any of them was found from.
     pub residuals: usize,
+}
+
+/// The two halves of the calendar year the intervals are calibrated for apart: errors
+/// spread differently in the cold and the warm season (a continental station's winter
+/// errors are wider than its summer's), and by the calendar the halves are the same for
+/// training and serving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum YearHalf {
+    /// 2 October to 1 April: the northern cold season.
+    OctoberToMarch = 0,
+    /// 2 April to 1 October.
+    AprilToSeptember = 1,
+}
+
+impl YearHalf {
+    pub const ALL: [YearHalf; 2] = [YearHalf::OctoberToMarch, YearHalf::AprilToSeptember];
+
+    /// The half `t` falls in: where the annual cycle's cosine is positive, October to
+    /// March.
+    pub fn of(t: NaiveDateTime) -> Self {
+        use chrono::Datelike;
+        let phase = 2.0 * std::f64::consts::PI * f64::from(t.ordinal0()) / 365.25;
+        if phase.cos() >= 0.0 {
+            YearHalf::OctoberToMarch
+        } else {
+            YearHalf::AprilToSeptember
+        }
+    }
 }
 
 impl Calibration {
@@ -451,23 +481,28 @@ impl Calibration {
         if !levels_ok {
             return Err(format!("interval levels {:?}", self.levels));
         }
-        if self.half_widths.len() != horizons
-            || self.half_widths.iter().any(|w| {
-                w.len() != self.levels.len()
-                    || w.iter().any(|x| !(x.is_finite() && *x >= 0.0))
-                    || w.windows(2).any(|p| p[0] > p[1])
-            })
+        let fits = |w: &Vec<f64>| {
+            w.len() == self.levels.len()
+                && w.iter().all(|x| x.is_finite() && *x >= 0.0)
+                && w.windows(2).all(|p| p[0] <= p[1])
+        };
+        if self.half_widths.len() != YearHalf::ALL.len()
+            || self
+                .half_widths
+                .iter()
+                .any(|half| half.len() != horizons || !half.iter().all(fits))
         {
-            return Err("interval half-widths do not match the horizons and levels".into());
+            return Err("interval half-widths do not match the halves, horizons and levels".into());
         }
         Ok(())
     }
 
-    /// The intervals around `value` for the horizon at `index` (the models' order).
-    pub fn intervals(&self, index: usize, value: f64) -> Vec<Interval> {
+    /// The intervals around `value` for the horizon at `index` (the models' order) of a
+    /// forecast issued at `issued`.
+    pub fn intervals(&self, index: usize, issued: NaiveDateTime, value: f64) -> Vec<Interval> {
         self.levels
             .iter()
-            .zip(&self.half_widths[index])
+            .zip(&self.half_widths[YearHalf::of(issued) as usize][index])
             .map(|(&level, &w)| Interval {
                 level,
                 lower: value - w,
@@ -645,7 +680,7 @@ impl ModelBundle {
                     intervals: self
                         .calibration
                         .as_ref()
-                        .map_or_else(Vec::new, |c| c.intervals(k, value)),
+                        .map_or_else(Vec::new, |c| c.intervals(k, row.time, value)),
                 })
             })
             .collect()
@@ -718,11 +753,11 @@ mod tests {
         }
     }
 
-    fn row(temperature: f64) -> FeatureRow {
+    fn row(temperature: f64, month: u32) -> FeatureRow {
         let mut values = vec![0.0; FEATURES.len()];
         values[current_target_index()] = temperature;
         FeatureRow {
-            time: chrono::NaiveDate::from_ymd_opt(2023, 6, 1)
+            time: chrono::NaiveDate::from_ymd_opt(2023, month, 1)
                 .unwrap()
                 .and_hms_opt(12, 0, 0)
                 .unwrap(),
@@ -734,35 +769,38 @@ mod tests {
         Calibration {
             method: "test".into(),
             levels: vec![0.8, 0.95],
-            half_widths: HORIZONS
+            // October to March twice as wide as April to September.
+            half_widths: [2.0, 1.0]
                 .iter()
-                .map(|&h| vec![f64::from(h), 2.0 * f64::from(h)])
+                .map(|k| {
+                    HORIZONS
+                        .iter()
+                        .map(|&h| vec![k * f64::from(h) / 2.0, k * f64::from(h)])
+                        .collect()
+                })
                 .collect(),
             residuals: 100,
         }
     }
 
     #[test]
-    fn every_forecast_carries_its_intervals_around_it() {
+    fn every_forecast_carries_its_intervals_around_it_for_its_half_of_the_year() {
         let b = ModelBundle::decode(&persistence(Some(calibration())).encode().unwrap()).unwrap();
-        let forecasts = b.predict(&row(3.5)).unwrap();
-        let six = &forecasts[5];
+        let interval = |level, lower, upper| Interval { level, lower, upper };
+        let june = b.predict(&row(3.5, 6)).unwrap();
+        let six = &june[5];
         assert_eq!((six.horizon_hours, six.temperature_2m), (6, 3.5));
         assert_eq!(
             six.intervals,
-            [
-                Interval {
-                    level: 0.8,
-                    lower: -2.5,
-                    upper: 9.5
-                },
-                Interval {
-                    level: 0.95,
-                    lower: -8.5,
-                    upper: 15.5
-                },
-            ]
+            [interval(0.8, 0.5, 6.5), interval(0.95, -2.5, 9.5)]
         );
+        let january = b.predict(&row(3.5, 1)).unwrap();
+        assert_eq!(
+            january[5].intervals,
+            [interval(0.8, -2.5, 9.5), interval(0.95, -8.5, 15.5)]
+        );
+        assert_eq!(YearHalf::of(row(0.0, 11).time), YearHalf::OctoberToMarch);
+        assert_eq!(YearHalf::of(row(0.0, 5).time), YearHalf::AprilToSeptember);
     }
 
     #[test]
@@ -790,7 +828,7 @@ mod tests {
         bytes.extend(bincode::serde::encode_to_vec(&v1, bincode::config::standard()).unwrap());
         let old = ModelBundle::decode(&bytes).unwrap();
         assert_eq!((old.format_version, old.calibration.is_none()), (1, true));
-        let forecasts = old.predict(&row(3.5)).unwrap();
+        let forecasts = old.predict(&row(3.5, 6)).unwrap();
         assert!(forecasts.iter().all(|f| f.intervals.is_empty()), "{forecasts:?}");
         // Without intervals, a forecast serialises as before them.
         let json = serde_json::to_value(&forecasts[0]).unwrap();
@@ -806,7 +844,7 @@ mod tests {
     #[test]
     fn a_calibration_that_does_not_fit_the_models_is_corrupt() {
         let mut c = calibration();
-        c.half_widths.pop();
+        c.half_widths[1].pop();
         let err = ModelBundle::decode(&persistence(Some(c)).encode().unwrap()).unwrap_err();
         assert!(
             matches!(err, ModelError::Corrupt(ref m) if m.contains("calibration")),

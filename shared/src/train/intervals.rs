@@ -5,18 +5,20 @@
 //! for each block the chosen candidate is fitted on the other blocks (purged of the
 //! rows within a target distance and an input window of the block, so no hour is seen
 //! on both sides) and forecasts the block. Those out-of-fold errors span every season
-//! of the training range, which a single validation slice does not: calibrated on the
-//! autumn validation slice alone, the 80% interval of the continental station covered
-//! 70–74% of its winter hold-out. Per horizon and level, the half-width is the
-//! ⌈(n+1)·level⌉-th smallest absolute error (split conformal), which covers `level` of
-//! new errors drawn like them, whatever their distribution.
+//! of the training range, which a single validation slice does not. They are kept
+//! apart by the half of the year of their issue hour ([`YearHalf`], Mondrian conformal):
+//! a continental station's cold-season errors are wider than its summer's, and pooled
+//! over the year its 80% interval covered 74–76% of a winter hold-out. Per half,
+//! horizon and level, the half-width is the ⌈(n+1)·level⌉-th smallest absolute error
+//! (split conformal), which covers `level` of new errors drawn like them, whatever
+//! their distribution.
 
 use chrono::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::TrainError;
 use super::fit::{Trained, fit_all, gather};
-use crate::bundle::{Calibration, Standardizer};
+use crate::bundle::{Calibration, Standardizer, YearHalf};
 use crate::dataset::TrainingSet;
 use crate::features::{HORIZONS, INPUT_HOURS};
 
@@ -33,7 +35,7 @@ pub struct IntervalScore {
     pub level: f64,
     /// The share of hold-out hours inside the interval.
     pub coverage: f64,
-    /// The interval's width (°C).
+    /// The interval's mean width (°C).
     pub width: f64,
     /// The mean interval (Winkler) score: the width, plus 2/(1−level) times the
     /// distance by which the truth fell outside. Lower is better.
@@ -67,7 +69,8 @@ pub fn calibrate(
     let rows = &trained.rows.refit;
     let longest = i64::from(*HORIZONS.iter().max().unwrap_or(&1));
     let gap = Duration::hours(longest + INPUT_HOURS as i64);
-    let mut errors: Vec<Vec<f64>> = vec![Vec::new(); HORIZONS.len()];
+    // Per half of the year (of the issue hour), per horizon.
+    let mut errors: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); HORIZONS.len()]; YearHalf::ALL.len()];
     let block = rows.len().div_ceil(FOLDS).max(1);
     for held in rows.chunks(block) {
         let (first, last) = (set.times[held[0]], set.times[held[held.len() - 1]]);
@@ -85,27 +88,45 @@ pub fn calibrate(
         let raw = gather(&set.rows, held);
         for (h, model) in models.into_iter().enumerate() {
             let predicted = model?.predict(&scaler, &raw);
-            errors[h].extend(
-                held.iter()
-                    .zip(predicted)
-                    .map(|(&i, p)| (set.targets[h][i] - p).abs())
-                    .filter(|e| e.is_finite()),
-            );
+            for (&i, p) in held.iter().zip(predicted) {
+                let e = (set.targets[h][i] - p).abs();
+                if e.is_finite() {
+                    errors[YearHalf::of(set.times[i]) as usize][h].push(e);
+                }
+            }
         }
     }
-    let residuals = errors.iter().map(Vec::len).min().unwrap_or(0);
-    if residuals < MIN_RESIDUALS {
+    // A half with too few errors (a training range within one season) takes the
+    // errors of the whole range.
+    let pooled: Vec<Vec<f64>> = (0..HORIZONS.len())
+        .map(|h| errors.iter().flat_map(|half| half[h].iter().copied()).collect())
+        .collect();
+    if pooled.iter().map(Vec::len).min().unwrap_or(0) < MIN_RESIDUALS {
         return Ok(None);
     }
+    let mut residuals = usize::MAX;
     let half_widths = errors
-        .iter_mut()
-        .map(|e| {
-            e.sort_by(f64::total_cmp);
-            levels.iter().map(|&l| conformal_half_width(e, l)).collect()
+        .into_iter()
+        .map(|half| {
+            half.into_iter()
+                .zip(&pooled)
+                .map(|(own, all)| {
+                    let mut e = if own.len() >= MIN_RESIDUALS {
+                        own
+                    } else {
+                        all.clone()
+                    };
+                    residuals = residuals.min(e.len());
+                    e.sort_by(f64::total_cmp);
+                    levels.iter().map(|&l| conformal_half_width(&e, l)).collect()
+                })
+                .collect()
         })
         .collect();
     Ok(Some(Calibration {
-        method: format!("split conformal on out-of-fold errors ({FOLDS} consecutive folds)"),
+        method: format!(
+            "split conformal on out-of-fold errors ({FOLDS} consecutive folds), per half of the year"
+        ),
         levels: levels.to_vec(),
         half_widths,
         residuals,
@@ -119,24 +140,21 @@ pub fn holdout_scores(set: &TrainingSet, trained: &Trained, calibration: &Calibr
     for (k, model) in trained.models.iter().enumerate() {
         let predicted = model.predict(&trained.scaler, &raw);
         let truth = gather(&set.targets[k], &trained.rows.holdout);
+        let issued = gather(&set.times, &trained.rows.holdout);
+        let n = truth.len().max(1) as f64;
         for (j, &level) in calibration.levels.iter().enumerate() {
-            let w = calibration.half_widths[k][j];
-            let n = truth.len().max(1) as f64;
-            let inside = truth
-                .iter()
-                .zip(&predicted)
-                .filter(|(y, p)| (*y - *p).abs() <= w)
-                .count();
-            let score: f64 = truth
-                .iter()
-                .zip(&predicted)
-                .map(|(y, p)| winkler(p - w, p + w, level, *y))
-                .sum();
+            let (mut inside, mut width, mut score) = (0usize, 0.0, 0.0);
+            for ((y, p), t) in truth.iter().zip(&predicted).zip(&issued) {
+                let i = calibration.intervals(k, *t, *p)[j];
+                inside += usize::from(i.lower <= *y && *y <= i.upper);
+                width += i.upper - i.lower;
+                score += winkler(i.lower, i.upper, level, *y);
+            }
             out.push(IntervalScore {
                 horizon: model.horizon,
                 level,
                 coverage: inside as f64 / n,
-                width: 2.0 * w,
+                width: width / n,
                 winkler: score / n,
             });
         }
