@@ -452,21 +452,19 @@ pub struct Calibration {
 /// training and serving.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum YearHalf {
-    /// 2 October to 1 April: the northern cold season.
+    /// October to March: the northern cold season.
     OctoberToMarch = 0,
-    /// 2 April to 1 October.
+    /// April to September.
     AprilToSeptember = 1,
 }
 
 impl YearHalf {
     pub const ALL: [YearHalf; 2] = [YearHalf::OctoberToMarch, YearHalf::AprilToSeptember];
 
-    /// The half `t` falls in: where the annual cycle's cosine is positive, October to
-    /// March.
+    /// The half `t` falls in, by its calendar month (UTC).
     pub fn of(t: NaiveDateTime) -> Self {
         use chrono::Datelike;
-        let phase = 2.0 * std::f64::consts::PI * f64::from(t.ordinal0()) / 365.25;
-        if phase.cos() >= 0.0 {
+        if t.month() >= 10 || t.month() <= 3 {
             YearHalf::OctoberToMarch
         } else {
             YearHalf::AprilToSeptember
@@ -498,11 +496,18 @@ impl Calibration {
     }
 
     /// The intervals around `value` for the horizon at `index` (the models' order) of a
-    /// forecast issued at `issued`.
+    /// forecast issued at `issued` (none for a horizon it does not hold).
     pub fn intervals(&self, index: usize, issued: NaiveDateTime, value: f64) -> Vec<Interval> {
+        let Some(widths) = self
+            .half_widths
+            .get(YearHalf::of(issued) as usize)
+            .and_then(|half| half.get(index))
+        else {
+            return Vec::new();
+        };
         self.levels
             .iter()
-            .zip(&self.half_widths[YearHalf::of(issued) as usize][index])
+            .zip(widths)
             .map(|(&level, &w)| Interval {
                 level,
                 lower: value - w,
@@ -529,7 +534,7 @@ pub struct Forecast {
     pub time: String,
     pub temperature_2m: f64,
     /// Its prediction intervals, one per calibrated level; none from a model trained
-    /// without calibration (see `/model`), or in a log line written before them.
+    /// without calibration (see `/model`), or in a record written before them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub intervals: Vec<Interval>,
 }
@@ -799,8 +804,20 @@ mod tests {
             january[5].intervals,
             [interval(0.8, -2.5, 9.5), interval(0.95, -8.5, 15.5)]
         );
-        assert_eq!(YearHalf::of(row(0.0, 11).time), YearHalf::OctoberToMarch);
-        assert_eq!(YearHalf::of(row(0.0, 5).time), YearHalf::AprilToSeptember);
+        let at = |y, m, d, h| {
+            YearHalf::of(
+                chrono::NaiveDate::from_ymd_opt(y, m, d)
+                    .unwrap()
+                    .and_hms_opt(h, 0, 0)
+                    .unwrap(),
+            )
+        };
+        for year in [2023, 2024] {
+            assert_eq!(at(year, 9, 30, 23), YearHalf::AprilToSeptember);
+            assert_eq!(at(year, 10, 1, 0), YearHalf::OctoberToMarch);
+            assert_eq!(at(year, 3, 31, 23), YearHalf::OctoberToMarch);
+            assert_eq!(at(year, 4, 1, 0), YearHalf::AprilToSeptember);
+        }
     }
 
     #[test]

@@ -265,7 +265,7 @@ pub fn schema(candidate: &Contract, production: Option<&Contract>) -> (GateResul
         }
     }
     let threshold = format!(
-        "bundle format {BUNDLE_FORMAT_VERSION}, input_hours {}, horizons 1–6, this build's features",
+        "bundle format 1 to {BUNDLE_FORMAT_VERSION}, input_hours {}, horizons 1–6, this build's features",
         crate::features::INPUT_HOURS
     );
     let result = match &candidate.incompatibility {

@@ -130,23 +130,48 @@ async fn predicts_like(
         Ok(e) => e,
         Err(e) => return failed("/predict", format!("no golden answer in-process: {e}")),
     };
-    let got: Vec<f64> = match predict(http, url, &golden_request(window)).await {
-        Ok(answer) => answer.forecasts.iter().map(|f| f.temperature_2m).collect(),
+    let got = match predict(http, url, &golden_request(window)).await {
+        Ok(answer) => answer.forecasts,
         Err(e) => return failed("/predict", e),
     };
-    let worst = if got.len() == expected.len() {
-        got.iter()
-            .zip(&expected)
-            .map(|(g, e)| (g - e.temperature_2m).abs())
+    // Every forecast and every bound of its intervals, as the candidate makes them.
+    let values = |f: &[Forecast]| -> Vec<Vec<f64>> {
+        f.iter()
+            .map(|x| {
+                std::iter::once(x.temperature_2m)
+                    .chain(x.intervals.iter().flat_map(|i| [i.level, i.lower, i.upper]))
+                    .collect()
+            })
+            .collect()
+    };
+    let (got_values, want) = (values(&got), values(&expected));
+    let same_shape =
+        got_values.len() == want.len() && got_values.iter().zip(&want).all(|(g, w)| g.len() == w.len());
+    let worst = if same_shape {
+        got_values
+            .iter()
+            .flatten()
+            .zip(want.iter().flatten())
+            .map(|(g, w)| (g - w).abs())
             .fold(0.0, f64::max)
     } else {
         f64::INFINITY
     };
+    let intervals = expected.first().map_or(0, |f| f.intervals.len());
     SmokeCheck {
         check: "/predict".into(),
         ok: worst < 1e-6,
         detail: if worst < 1e-6 {
-            format!("{} forecasts equal the in-process answer", got.len())
+            format!(
+                "{} forecasts and their {intervals} intervals each equal the in-process answer",
+                got.len()
+            )
+        } else if !same_shape {
+            format!(
+                "{} forecasts, not the {} of the in-process answer, or other intervals",
+                got.len(),
+                expected.len()
+            )
         } else {
             format!(
                 "{} forecasts, off the in-process answer by up to {worst:.3e}",

@@ -414,18 +414,22 @@ async fn model_info(State(state): State<Arc<AppState>>) -> Result<Json<ModelInfo
 /// What `/model` says about the intervals: their levels and calibration, or that there
 /// are none and why.
 fn intervals_info(bundle: &crate::bundle::ModelBundle) -> IntervalsInfo {
+    let none = |why: &str| IntervalsInfo {
+        levels: Vec::new(),
+        detail: format!("none: {why}; its forecasts are point forecasts"),
+    };
     match &bundle.calibration {
         Some(c) => IntervalsInfo {
             levels: c.levels.clone(),
-            detail: format!("{}, {} errors per horizon", c.method, c.residuals),
-        },
-        None => IntervalsInfo {
-            levels: Vec::new(),
             detail: format!(
-                "none: this model was trained without interval calibration (bundle format {}); its forecasts are point forecasts",
-                bundle.format_version
+                "{}, from at least {} errors per half of the year and horizon",
+                c.method, c.residuals
             ),
         },
+        None if bundle.format_version == 1 => {
+            none("this model was trained before intervals (bundle format 1)")
+        }
+        None => none("its training data was too short to calibrate intervals"),
     }
 }
 

@@ -117,7 +117,7 @@ pub fn document(max_observations: usize, max_body_bytes: usize) -> Value {
             "503": s.error("no model, or no usable observations in the store")
         }}},
         "/model": {"get": {"summary": "The served model", "responses": {
-            "200": s.json::<ModelInfo>("name, version, alias, windows, data version, commit, metrics, input_hours, live skill"),
+            "200": s.json::<ModelInfo>("name, version, alias, windows, data version, commit, metrics, input_hours, the intervals its forecasts carry, live skill"),
             "503": s.error("no model is loaded")
         }}},
         "/drift": {"get": {"summary": "Drift of recent prediction requests against the training data", "responses": {
@@ -201,9 +201,30 @@ mod tests {
             "horizons",
             "registry",
             "live",
+            "intervals",
         ] {
             assert!(required.contains(&field), "{field}: {model}");
         }
+        // A forecast's intervals are absent from a model without them; each interval
+        // has all three numbers.
+        let forecast = &schemas["Forecast"];
+        let required = forecast["required"].to_string();
+        assert!(
+            required.contains("temperature_2m") && !required.contains("intervals"),
+            "{forecast}"
+        );
+        assert!(
+            forecast["properties"]["intervals"]
+                .to_string()
+                .contains("Interval"),
+            "{forecast}"
+        );
+        assert_eq!(
+            schemas["Interval"]["required"],
+            serde_json::json!(["level", "lower", "upper"]),
+            "{}",
+            schemas["Interval"]
+        );
         assert!(
             model["properties"]["live"]
                 .to_string()

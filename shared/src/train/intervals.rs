@@ -1,17 +1,22 @@
-//! The forecasts' prediction intervals: split conformal per horizon, calibrated on
-//! errors the chosen model made on rows it was not fitted on.
+//! The forecasts' prediction intervals: conformal per horizon, calibrated on errors
+//! the chosen model made on rows it was not fitted on.
 //!
 //! The rows the final model is fitted on are cut into [`FOLDS`] consecutive blocks;
 //! for each block the chosen candidate is fitted on the other blocks (purged of the
 //! rows within a target distance and an input window of the block, so no hour is seen
 //! on both sides) and forecasts the block. Those out-of-fold errors span every season
 //! of the training range, which a single validation slice does not. They are kept
-//! apart by the half of the year of their issue hour ([`YearHalf`], Mondrian conformal):
-//! a continental station's cold-season errors are wider than its summer's, and pooled
+//! apart by the half of the year of their issue hour ([`YearHalf`], Mondrian): a
+//! continental station's cold-season errors are wider than its summer's, and pooled
 //! over the year its 80% interval covered 74–76% of a winter hold-out. Per half,
-//! horizon and level, the half-width is the ⌈(n+1)·level⌉-th smallest absolute error
-//! (split conformal), which covers `level` of new errors drawn like them, whatever
-//! their distribution.
+//! horizon and level, the half-width is the ⌈(n+1)·level⌉-th smallest absolute error.
+//!
+//! What this promises: the errors come from models fitted on two thirds of the rows
+//! and are applied to the model refitted on all of them (closer to cross-conformal than
+//! to split conformal), and weather errors depend on each other in time and drift with
+//! the seasons, so there is no finite-sample guarantee; the intervals are a calibrated
+//! estimate, usually slightly wide, that the hold-out checks and live verification
+//! watches.
 
 use chrono::Duration;
 use serde::{Deserialize, Serialize};
@@ -55,7 +60,17 @@ pub fn winkler(lower: f64, upper: f64, level: f64, y: f64) -> f64 {
 pub fn conformal_half_width(sorted_abs: &[f64], level: f64) -> f64 {
     let n = sorted_abs.len();
     let k = ((n as f64 + 1.0) * level).ceil() as usize;
-    sorted_abs[k.clamp(1, n) - 1]
+    match n {
+        0 => f64::INFINITY,
+        _ => sorted_abs[k.clamp(1, n) - 1],
+    }
+}
+
+/// The fewest errors whose ⌈(n+1)·level⌉-th smallest exists: below it, the interval
+/// would cover less than `level`.
+pub fn errors_needed(level: f64) -> usize {
+    // n ≥ level / (1 − level); the tolerance keeps 0.8's 4.000000000000001 at 4.
+    ((level / (1.0 - level)) - 1e-9).ceil().max(1.0) as usize
 }
 
 /// The calibration of `trained`'s intervals at `levels`; `None` when the data is too
@@ -101,7 +116,15 @@ pub fn calibrate(
     let pooled: Vec<Vec<f64>> = (0..HORIZONS.len())
         .map(|h| errors.iter().flat_map(|half| half[h].iter().copied()).collect())
         .collect();
-    if pooled.iter().map(Vec::len).min().unwrap_or(0) < MIN_RESIDUALS {
+    // Enough errors for the highest level's order statistic to exist, and never fewer
+    // than MIN_RESIDUALS.
+    let needed = levels
+        .iter()
+        .map(|&l| errors_needed(l))
+        .max()
+        .unwrap_or(0)
+        .max(MIN_RESIDUALS);
+    if pooled.iter().map(Vec::len).min().unwrap_or(0) < needed {
         return Ok(None);
     }
     let mut residuals = usize::MAX;
@@ -141,15 +164,21 @@ pub fn holdout_scores(set: &TrainingSet, trained: &Trained, calibration: &Calibr
         let predicted = model.predict(&trained.scaler, &raw);
         let truth = gather(&set.targets[k], &trained.rows.holdout);
         let issued = gather(&set.times, &trained.rows.holdout);
-        let n = truth.len().max(1) as f64;
         for (j, &level) in calibration.levels.iter().enumerate() {
-            let (mut inside, mut width, mut score) = (0usize, 0.0, 0.0);
+            let (mut n, mut inside, mut width, mut score) = (0usize, 0usize, 0.0, 0.0);
             for ((y, p), t) in truth.iter().zip(&predicted).zip(&issued) {
-                let i = calibration.intervals(k, *t, *p)[j];
+                let Some(&i) = calibration.intervals(k, *t, *p).get(j) else {
+                    continue;
+                };
+                if !y.is_finite() {
+                    continue;
+                }
+                n += 1;
                 inside += usize::from(i.lower <= *y && *y <= i.upper);
                 width += i.upper - i.lower;
                 score += winkler(i.lower, i.upper, level, *y);
             }
+            let n = n as f64;
             out.push(IntervalScore {
                 horizon: model.horizon,
                 level,
@@ -189,8 +218,11 @@ mod tests {
         // n = 99: ⌈100 · 0.8⌉ = 80th smallest, ⌈100 · 0.95⌉ = 95th.
         assert_eq!(conformal_half_width(&e, 0.8), 80.0);
         assert_eq!(conformal_half_width(&e, 0.95), 95.0);
-        // Too few errors for the level: the largest.
+        // Too few errors for the level: the largest (calibrate asks for enough).
         assert_eq!(conformal_half_width(&[1.0, 2.0], 0.95), 2.0);
+        assert_eq!(conformal_half_width(&[], 0.8), f64::INFINITY);
+        assert_eq!(errors_needed(0.8), 4);
+        assert_eq!(errors_needed(0.95), 19);
     }
 
     #[test]

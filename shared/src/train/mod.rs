@@ -403,7 +403,8 @@ async fn track(
     let bundle_key = layout::model_bundle(&model.name, &model.bundle_id)?;
     let mut metrics = model.metrics.clone();
     for x in &model.evaluation.intervals {
-        let pct = (x.level * 100.0).round();
+        // 80, 95, 97.5: one key per level, to a tenth of a percent.
+        let pct = (x.level * 1000.0).round() / 10.0;
         metrics.insert(format!("interval_coverage_{pct}_h{}", x.horizon), x.coverage);
         metrics.insert(format!("interval_winkler_{pct}_h{}", x.horizon), x.winkler);
     }

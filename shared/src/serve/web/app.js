@@ -5,6 +5,7 @@
 const $ = (id) => document.getElementById(id);
 const fmt = (x, d = 1) => (x === null || x === undefined || Number.isNaN(x) ? "–" : Number(x).toFixed(d));
 const svgNs = "http://www.w3.org/2000/svg";
+const pct = (level) => Math.round(level * 1000) / 10;
 
 function el(tag, attrs = {}, text) {
   const e = document.createElementNS(svgNs, tag);
@@ -66,7 +67,7 @@ function drawChart(fc) {
   for (const [i, b] of bands.entries()) {
     const upper = b.points.map((p) => [p[0], p[2]]), lower = b.points.map((p) => [p[0], p[1]]).reverse();
     const band = el("path", { class: `band band-${i}`, d: path([last].concat(upper, lower)) + "Z", "data-level": b.level });
-    band.append(el("title", {}, `${Math.round(b.level * 100)}% prediction interval`));
+    band.append(el("title", {}, `${pct(b.level)}% prediction interval`));
     svg.append(band);
   }
   svg.dataset.intervalBands = String(bands.length);
@@ -86,7 +87,7 @@ function drawChart(fc) {
     return i ? `${fmt(i.lower)} to ${fmt(i.upper)} °C` : "–";
   };
   const rows = fc.forecasts.map((f) => `<tr><td>+${f.horizon_hours} h</td><td>${f.time} UTC</td><td>${fmt(f.temperature_2m)} °C</td>${shown.map((l) => `<td>${range(f, l)}</td>`).join("")}</tr>`);
-  const heads = shown.map((l) => `<th>${Math.round(l * 100)}% interval</th>`).join("");
+  const heads = shown.map((l) => `<th>${pct(l)}% interval</th>`).join("");
   $("forecast-table").innerHTML = `<tr><th>horizon</th><th>time</th><th>forecast</th>${heads}</tr>${rows.join("")}`;
   $("issued").textContent = `from observations up to ${fc.issued_at} UTC (${fmt(fc.observations_age_minutes / 60, 1)} h old)`;
 }
