@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use super::TrainError;
 use super::fit::{Trained, fit_all, gather};
-use crate::bundle::{Calibration, Standardizer, YearHalf};
+use crate::bundle::{Calibration, Interval, Standardizer, YearHalf};
 use crate::dataset::TrainingSet;
 use crate::features::{HORIZONS, INPUT_HOURS};
 
@@ -164,27 +164,31 @@ pub fn holdout_scores(set: &TrainingSet, trained: &Trained, calibration: &Calibr
         let predicted = model.predict(&trained.scaler, &raw);
         let truth = gather(&set.targets[k], &trained.rows.holdout);
         let issued = gather(&set.times, &trained.rows.holdout);
+        // Each hour's intervals once (as serving makes them), then each level's figures.
+        let hours: Vec<(f64, Vec<Interval>)> = truth
+            .iter()
+            .zip(&predicted)
+            .zip(&issued)
+            .filter(|((y, _), _)| y.is_finite())
+            .map(|((y, p), t)| (*y, calibration.intervals(k, *t, *p)))
+            .collect();
         for (j, &level) in calibration.levels.iter().enumerate() {
-            let (mut n, mut inside, mut width, mut score) = (0usize, 0usize, 0.0, 0.0);
-            for ((y, p), t) in truth.iter().zip(&predicted).zip(&issued) {
-                let Some(&i) = calibration.intervals(k, *t, *p).get(j) else {
-                    continue;
-                };
-                if !y.is_finite() {
-                    continue;
-                }
-                n += 1;
-                inside += usize::from(i.lower <= *y && *y <= i.upper);
-                width += i.upper - i.lower;
-                score += winkler(i.lower, i.upper, level, *y);
-            }
-            let n = n as f64;
+            let at: Vec<(f64, Interval)> = hours
+                .iter()
+                .filter_map(|(y, i)| i.get(j).map(|i| (*y, *i)))
+                .collect();
+            let n = at.len() as f64;
+            let inside = at.iter().filter(|(y, i)| i.lower <= *y && *y <= i.upper).count();
             out.push(IntervalScore {
                 horizon: model.horizon,
                 level,
                 coverage: inside as f64 / n,
-                width: width / n,
-                winkler: score / n,
+                width: at.iter().map(|(_, i)| i.upper - i.lower).sum::<f64>() / n,
+                winkler: at
+                    .iter()
+                    .map(|(y, i)| winkler(i.lower, i.upper, level, *y))
+                    .sum::<f64>()
+                    / n,
             });
         }
     }
