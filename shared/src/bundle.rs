@@ -13,12 +13,14 @@ use sha2::{Digest, Sha256};
 use crate::features::{FEATURES, FeatureRow, HORIZONS, INPUT_HOURS, feature_names};
 use crate::observations::{KEY_VARIABLES, TARGET, TimeWindow};
 
-/// The bundle layout this build writes: 2 adds the intervals' calibration.
-pub const BUNDLE_FORMAT_VERSION: u32 = 2;
+/// The bundle layout this build writes: 2 added the intervals' calibration, 3 made it
+/// normalised (a spread model per horizon).
+pub const BUNDLE_FORMAT_VERSION: u32 = 3;
 
 /// Every layout this build reads. A format 1 bundle (trained before intervals) is
-/// served as it was: point forecasts, no intervals.
-pub const READABLE_BUNDLE_FORMATS: [u32; 2] = [1, BUNDLE_FORMAT_VERSION];
+/// served as it was: point forecasts, no intervals; a format 2 bundle with its
+/// half-widths per half of the year.
+pub const READABLE_BUNDLE_FORMATS: [u32; 3] = [1, 2, BUNDLE_FORMAT_VERSION];
 
 /// The largest bundle accepted (a station-year forest is under 1 MB).
 pub const MAX_BUNDLE_BYTES: usize = 256 << 20;
@@ -280,7 +282,14 @@ impl TargetTransform {
 
 /// The feature holding the current value of the target.
 fn current_target_index() -> usize {
-    crate::scores::Baseline::Persistence.feature_index(1)
+    FEATURES
+        .iter()
+        .position(|f| {
+            *f == crate::features::Feature::Value {
+                var: crate::observations::TARGET,
+            }
+        })
+        .expect("the target's current value is a feature (tested)")
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -428,22 +437,102 @@ impl From<BundleV1> for ModelBundle {
     }
 }
 
-/// Split-conformal calibration of the forecasts' intervals: per half of the year, horizon
-/// and level, the half-width that held that share of the absolute errors the model made
-/// on rows it was not fitted on (out-of-fold, over the whole training range). A
-/// forecast's interval at a level is the forecast ± the half-width of its issue hour's
-/// half of the year.
+/// A format 2 bundle: its calibration held half-widths per half of the year only.
+#[derive(Deserialize)]
+struct BundleV2 {
+    format_version: u32,
+    schema: ModelSchema,
+    metadata: ModelMetadata,
+    scaler: Standardizer,
+    models: Vec<HorizonModel>,
+    feature_stats: Vec<FeatureStats>,
+    calibration: Option<CalibrationV2>,
+}
+
+#[derive(Deserialize)]
+struct CalibrationV2 {
+    method: String,
+    levels: Vec<f64>,
+    half_widths: Vec<Vec<Vec<f64>>>,
+    residuals: usize,
+}
+
+impl From<BundleV2> for ModelBundle {
+    fn from(b: BundleV2) -> Self {
+        Self {
+            format_version: b.format_version,
+            schema: b.schema,
+            metadata: b.metadata,
+            scaler: b.scaler,
+            models: b.models,
+            feature_stats: b.feature_stats,
+            calibration: b.calibration.map(|c| Calibration {
+                method: c.method,
+                levels: c.levels,
+                widths: Widths::Halves(c.half_widths),
+                residuals: c.residuals,
+            }),
+        }
+    }
+}
+
+/// Conformal calibration of the forecasts' intervals, from the errors the model made on
+/// rows it was not fitted on (out-of-fold, over the whole training range). A forecast's
+/// interval at a level is the forecast ± a half-width for its horizon and level.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Calibration {
     /// How the half-widths were found.
     pub method: String,
     /// The central coverages, increasing, each in (0, 1).
     pub levels: Vec<f64>,
-    /// Per [`YearHalf`] (its index), per horizon (the models' order), per level: the
-    /// half-width (°C).
-    pub half_widths: Vec<Vec<Vec<f64>>>,
-    /// The fewest out-of-fold errors any of them was found from.
+    pub widths: Widths,
+    /// The fewest out-of-fold errors any half-width was found from.
     pub residuals: usize,
+}
+
+/// Where a forecast's half-widths come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Widths {
+    /// Format 2: per [`YearHalf`] (its index), per horizon (the models' order), per
+    /// level: the half-width (°C).
+    Halves(Vec<Vec<Vec<f64>>>),
+    /// Normalised conformal, per horizon (the models' order): the half-width at a level
+    /// is that level's quantile of the normalised errors times the spread the
+    /// forecast's own inputs predict, so it widens in volatile weather and narrows in
+    /// calm.
+    Normalised(Vec<Normalised>),
+}
+
+/// One horizon's normalised calibration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Normalised {
+    pub spread: Spread,
+    /// Per level: the conformal quantile of |error| / spread.
+    pub quantiles: Vec<f64>,
+}
+
+/// The expected size of a forecast's error from its standardised inputs: exp of a
+/// linear model of the log absolute error, kept within the range it took on the
+/// calibration rows (no extrapolation).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Spread {
+    pub coefficients: Vec<f64>,
+    pub intercept: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Spread {
+    /// The spread at one standardised row.
+    pub fn at(&self, z: &[f64]) -> f64 {
+        let log = self.intercept + z.iter().zip(&self.coefficients).map(|(x, c)| x * c).sum::<f64>();
+        let s = log.exp();
+        if s.is_finite() {
+            s.clamp(self.min, self.max)
+        } else {
+            self.max
+        }
+    }
 }
 
 /// The two halves of the calendar year the intervals are calibrated for apart: errors
@@ -473,7 +562,7 @@ impl YearHalf {
 }
 
 impl Calibration {
-    fn check(&self, horizons: usize) -> Result<(), String> {
+    fn check(&self, horizons: usize, features: usize) -> Result<(), String> {
         let levels_ok =
             self.levels.iter().all(|l| *l > 0.0 && *l < 1.0) && self.levels.windows(2).all(|w| w[0] < w[1]);
         if !levels_ok {
@@ -484,36 +573,53 @@ impl Calibration {
                 && w.iter().all(|x| x.is_finite() && *x >= 0.0)
                 && w.windows(2).all(|p| p[0] <= p[1])
         };
-        if self.half_widths.len() != YearHalf::ALL.len()
-            || self
-                .half_widths
-                .iter()
-                .any(|half| half.len() != horizons || !half.iter().all(fits))
-        {
-            return Err("interval half-widths do not match the halves, horizons and levels".into());
+        let ok = match &self.widths {
+            Widths::Halves(halves) => {
+                halves.len() == YearHalf::ALL.len()
+                    && halves
+                        .iter()
+                        .all(|half| half.len() == horizons && half.iter().all(fits))
+            }
+            Widths::Normalised(per_horizon) => {
+                per_horizon.len() == horizons
+                    && per_horizon.iter().all(|n| {
+                        let s = &n.spread;
+                        fits(&n.quantiles)
+                            && s.coefficients.len() == features
+                            && s.coefficients.iter().all(|c| c.is_finite())
+                            && s.intercept.is_finite()
+                            && s.min > 0.0
+                            && s.min <= s.max
+                            && s.max.is_finite()
+                    })
+            }
+        };
+        if !ok {
+            return Err("interval widths do not match the horizons, levels and features".into());
         }
         Ok(())
     }
 
     /// The intervals around `value` for the horizon at `index` (the models' order) of a
-    /// forecast issued at `issued` (none for a horizon it does not hold).
-    pub fn intervals(&self, index: usize, issued: NaiveDateTime, value: f64) -> Vec<Interval> {
-        let Some(widths) = self
-            .half_widths
-            .get(YearHalf::of(issued) as usize)
-            .and_then(|half| half.get(index))
-        else {
-            return Vec::new();
+    /// forecast issued at `issued` from the standardised row `z` (none for a horizon it
+    /// does not hold).
+    pub fn intervals(&self, index: usize, issued: NaiveDateTime, z: &[f64], value: f64) -> Vec<Interval> {
+        let interval = |(&level, &w): (&f64, &f64)| Interval {
+            level,
+            lower: value - w,
+            upper: value + w,
         };
-        self.levels
-            .iter()
-            .zip(widths)
-            .map(|(&level, &w)| Interval {
-                level,
-                lower: value - w,
-                upper: value + w,
-            })
-            .collect()
+        match &self.widths {
+            Widths::Halves(halves) => halves
+                .get(YearHalf::of(issued) as usize)
+                .and_then(|half| half.get(index))
+                .map_or_else(Vec::new, |w| self.levels.iter().zip(w).map(interval).collect()),
+            Widths::Normalised(per_horizon) => per_horizon.get(index).map_or_else(Vec::new, |n| {
+                let spread = n.spread.at(z);
+                let w: Vec<f64> = n.quantiles.iter().map(|q| q * spread).collect();
+                self.levels.iter().zip(&w).map(interval).collect()
+            }),
+        }
     }
 }
 
@@ -580,12 +686,18 @@ impl ModelBundle {
         // A length in the body can claim no more than the largest bundle accepted.
         let config = bincode::config::standard().with_limit::<MAX_BUNDLE_BYTES>();
         let corrupt = |e: bincode::error::DecodeError| ModelError::Corrupt(e.to_string());
-        let (bundle, used): (Self, usize) = if found == 1 {
-            let (v1, used): (BundleV1, usize) =
-                bincode::serde::decode_from_slice(&bytes[8..], config).map_err(corrupt)?;
-            (v1.into(), used)
-        } else {
-            bincode::serde::decode_from_slice(&bytes[8..], config).map_err(corrupt)?
+        let (bundle, used): (Self, usize) = match found {
+            1 => {
+                let (v1, used): (BundleV1, usize) =
+                    bincode::serde::decode_from_slice(&bytes[8..], config).map_err(corrupt)?;
+                (v1.into(), used)
+            }
+            2 => {
+                let (v2, used): (BundleV2, usize) =
+                    bincode::serde::decode_from_slice(&bytes[8..], config).map_err(corrupt)?;
+                (v2.into(), used)
+            }
+            _ => bincode::serde::decode_from_slice(&bytes[8..], config).map_err(corrupt)?,
         };
         if used != bytes.len() - 8 {
             return Err(ModelError::Corrupt(format!(
@@ -628,7 +740,7 @@ impl ModelBundle {
                 .map_err(|e| ModelError::Corrupt(format!("the {} h model: {e}", m.horizon)))?;
         }
         if let Some(c) = &self.calibration {
-            c.check(self.models.len())
+            c.check(self.models.len(), p)
                 .map_err(|e| ModelError::Corrupt(format!("the calibration: {e}")))?;
         }
         let horizons: Vec<u8> = self.models.iter().map(|m| m.horizon).collect();
@@ -685,7 +797,7 @@ impl ModelBundle {
                     intervals: self
                         .calibration
                         .as_ref()
-                        .map_or_else(Vec::new, |c| c.intervals(k, row.time, value)),
+                        .map_or_else(Vec::new, |c| c.intervals(k, row.time, &z[0], value)),
                 })
             })
             .collect()
@@ -775,17 +887,137 @@ mod tests {
             method: "test".into(),
             levels: vec![0.8, 0.95],
             // October to March twice as wide as April to September.
-            half_widths: [2.0, 1.0]
-                .iter()
-                .map(|k| {
-                    HORIZONS
-                        .iter()
-                        .map(|&h| vec![k * f64::from(h) / 2.0, k * f64::from(h)])
-                        .collect()
-                })
-                .collect(),
+            widths: Widths::Halves(
+                [2.0, 1.0]
+                    .iter()
+                    .map(|k| {
+                        HORIZONS
+                            .iter()
+                            .map(|&h| vec![k * f64::from(h) / 2.0, k * f64::from(h)])
+                            .collect()
+                    })
+                    .collect(),
+            ),
             residuals: 100,
         }
+    }
+
+    /// Normalised: the spread is e^(0.5·z) of the current temperature's standardised
+    /// value (the persistence bundle's scaler is the identity), between 0.5 and 4.
+    fn normalised() -> Calibration {
+        let mut coefficients = vec![0.0; FEATURES.len()];
+        coefficients[current_target_index()] = 0.5;
+        Calibration {
+            method: "test".into(),
+            levels: vec![0.8, 0.95],
+            widths: Widths::Normalised(
+                HORIZONS
+                    .iter()
+                    .map(|&h| Normalised {
+                        spread: Spread {
+                            coefficients: coefficients.clone(),
+                            intercept: 0.0,
+                            min: 0.5,
+                            max: 4.0,
+                        },
+                        quantiles: vec![f64::from(h) / 2.0, f64::from(h)],
+                    })
+                    .collect(),
+            ),
+            residuals: 100,
+        }
+    }
+
+    #[test]
+    fn normalised_intervals_widen_with_the_spread_their_inputs_predict() {
+        let b = ModelBundle::decode(&persistence(Some(normalised())).encode().unwrap()).unwrap();
+        let interval = |level, lower, upper| Interval { level, lower, upper };
+        // z = 0: spread 1, so the 6 h half-widths are 3 and 6.
+        assert_eq!(
+            b.predict(&row(0.0, 6)).unwrap()[5].intervals,
+            [interval(0.8, -3.0, 3.0), interval(0.95, -6.0, 6.0)]
+        );
+        // z = 2: spread e; at the 1 h horizon 0.5·e and e.
+        let e = std::f64::consts::E;
+        let one = &b.predict(&row(2.0, 1)).unwrap()[0].intervals;
+        assert!((one[0].upper - (2.0 + 0.5 * e)).abs() < 1e-12, "{one:?}");
+        assert!((one[1].lower - (2.0 - e)).abs() < 1e-12, "{one:?}");
+        // Clamped to the range seen in calibration: z = 40 gives 4, not e^20.
+        let far = &b.predict(&row(40.0, 1)).unwrap()[0].intervals;
+        assert_eq!(far[1], interval(0.95, 36.0, 44.0));
+        // A spread model for other features, or a spread bound of 0, is corrupt.
+        for damage in 0..2 {
+            let mut c = normalised();
+            let Widths::Normalised(per) = &mut c.widths else {
+                unreachable!()
+            };
+            match damage {
+                0 => per[2].spread.coefficients.pop(),
+                _ => {
+                    per[0].spread.min = 0.0;
+                    None
+                }
+            };
+            let err = ModelBundle::decode(&persistence(Some(c)).encode().unwrap()).unwrap_err();
+            assert!(
+                matches!(err, ModelError::Corrupt(ref m) if m.contains("calibration")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_format_2_bundle_serves_its_half_year_widths() {
+        #[derive(Serialize)]
+        struct CalibrationV2<'a> {
+            method: &'a str,
+            levels: &'a [f64],
+            half_widths: &'a [Vec<Vec<f64>>],
+            residuals: usize,
+        }
+        #[derive(Serialize)]
+        struct V2<'a> {
+            format_version: u32,
+            schema: &'a ModelSchema,
+            metadata: &'a ModelMetadata,
+            scaler: &'a Standardizer,
+            models: &'a [HorizonModel],
+            feature_stats: &'a [FeatureStats],
+            calibration: Option<CalibrationV2<'a>>,
+        }
+        let c = calibration();
+        let Widths::Halves(halves) = &c.widths else {
+            unreachable!()
+        };
+        let b = persistence(None);
+        let v2 = V2 {
+            format_version: 2,
+            schema: &b.schema,
+            metadata: &b.metadata,
+            scaler: &b.scaler,
+            models: &b.models,
+            feature_stats: &b.feature_stats,
+            calibration: Some(CalibrationV2 {
+                method: "test",
+                levels: &c.levels,
+                half_widths: halves,
+                residuals: 100,
+            }),
+        };
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&2u32.to_le_bytes());
+        bytes.extend(bincode::serde::encode_to_vec(&v2, bincode::config::standard()).unwrap());
+        let old = ModelBundle::decode(&bytes).unwrap();
+        assert_eq!((old.format_version, old.calibration.as_ref()), (2, Some(&c)));
+        let january = old.predict(&row(3.5, 1)).unwrap();
+        assert_eq!(
+            january[5].intervals[0],
+            Interval {
+                level: 0.8,
+                lower: -2.5,
+                upper: 9.5
+            }
+        );
     }
 
     #[test]
@@ -861,7 +1093,10 @@ mod tests {
     #[test]
     fn a_calibration_that_does_not_fit_the_models_is_corrupt() {
         let mut c = calibration();
-        c.half_widths[1].pop();
+        let Widths::Halves(halves) = &mut c.widths else {
+            unreachable!()
+        };
+        halves[1].pop();
         let err = ModelBundle::decode(&persistence(Some(c)).encode().unwrap()).unwrap_err();
         assert!(
             matches!(err, ModelError::Corrupt(ref m) if m.contains("calibration")),

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::bundle::Forecast;
+use crate::bundle::{Forecast, Interval};
 use crate::features::FeatureRow;
 use crate::layout;
 use crate::observations::shift_hours;
@@ -42,12 +42,32 @@ pub enum ForecastSource {
 }
 
 /// One horizon of a logged forecast.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoggedHorizon {
     pub hours: u8,
     /// The hour the forecast is for: the issue hour plus `hours`.
     pub target_time: NaiveDateTime,
     pub temperature_2m: f64,
+    /// Its prediction intervals; none from a model without them, or in a record
+    /// written before them (scored for its point forecast only). An interval that does
+    /// not hold the forecast, or is not one, is left out of the scores.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub intervals: Vec<Interval>,
+}
+
+impl LoggedHorizon {
+    /// The intervals verification can score: a level in (0, 1), finite bounds around
+    /// the forecast.
+    pub fn valid_intervals(&self) -> impl Iterator<Item = &Interval> {
+        self.intervals.iter().filter(|i| {
+            i.level > 0.0
+                && i.level < 1.0
+                && i.lower.is_finite()
+                && i.upper.is_finite()
+                && i.lower <= self.temperature_2m
+                && self.temperature_2m <= i.upper
+        })
+    }
 }
 
 /// One forecast as the log keeps it.
@@ -101,6 +121,7 @@ impl LoggedForecast {
                         hours: f.horizon_hours,
                         target_time: shift_hours(row.time, i64::from(f.horizon_hours))?,
                         temperature_2m: f.temperature_2m,
+                        intervals: f.intervals.clone(),
                     })
                 })
                 .collect(),

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::bundle::Interval;
 use crate::features::{FEATURES, Feature, HORIZONS};
 use crate::observations::TARGET;
 
@@ -170,6 +171,86 @@ pub fn markdown_table(scores: &[HorizonScore]) -> String {
     s
 }
 
+/// How one interval level did at one horizon on a set of hours (a hold-out, or the
+/// verified forecasts of a window).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct IntervalScore {
+    pub horizon: u8,
+    pub level: f64,
+    /// The share of hours whose truth fell inside the interval.
+    pub coverage: f64,
+    /// The interval's mean width (°C).
+    pub width: f64,
+    /// The mean interval (Winkler) score: the width, plus 2/(1−level) times the
+    /// distance by which the truth fell outside. Lower is better.
+    pub winkler: f64,
+    /// How many hours it was measured on.
+    #[serde(default)]
+    pub hours: usize,
+}
+
+impl IntervalScore {
+    /// `level` as a metric-name part: 80, 95, 97.5 (to a tenth of a percent).
+    pub fn percent(&self) -> f64 {
+        (self.level * 1000.0).round() / 10.0
+    }
+}
+
+/// The interval (Winkler) score of `[lower, upper]` at `level` for the truth `y`.
+pub fn winkler(lower: f64, upper: f64, level: f64, y: f64) -> f64 {
+    let alpha = 1.0 - level;
+    let below = if y < lower { lower - y } else { 0.0 };
+    let above = if y > upper { y - upper } else { 0.0 };
+    (upper - lower) + 2.0 / alpha * (below + above)
+}
+
+/// Each level's coverage, width and interval score at horizon `h`, from each hour's
+/// truth and the intervals forecast for it (hours with a non-finite truth or without
+/// that level are left out; a level no hour has is left out).
+pub fn interval_scores(h: u8, levels: &[f64], hours: &[(f64, Vec<Interval>)]) -> Vec<IntervalScore> {
+    levels
+        .iter()
+        .filter_map(|&level| {
+            let at: Vec<(f64, &Interval)> = hours
+                .iter()
+                .filter(|(y, _)| y.is_finite())
+                .filter_map(|(y, i)| i.iter().find(|i| i.level == level).map(|i| (*y, i)))
+                .collect();
+            let n = at.len() as f64;
+            (!at.is_empty()).then(|| IntervalScore {
+                horizon: h,
+                level,
+                coverage: at.iter().filter(|(y, i)| i.lower <= *y && *y <= i.upper).count() as f64 / n,
+                width: at.iter().map(|(_, i)| i.upper - i.lower).sum::<f64>() / n,
+                winkler: at
+                    .iter()
+                    .map(|(y, i)| winkler(i.lower, i.upper, level, *y))
+                    .sum::<f64>()
+                    / n,
+                hours: at.len(),
+            })
+        })
+        .collect()
+}
+
+/// Interval scores as a Markdown table.
+pub fn interval_markdown_table(scores: &[IntervalScore]) -> String {
+    let mut s = String::from(
+        "| horizon | level | coverage | width (°C) | interval score |\n|---:|---:|---:|---:|---:|\n",
+    );
+    for x in scores {
+        s.push_str(&format!(
+            "| {} h | {:.0}% | {:.1}% | {:.2} | {:.3} |\n",
+            x.horizon,
+            x.level * 100.0,
+            x.coverage * 100.0,
+            x.width,
+            x.winkler
+        ));
+    }
+    s
+}
+
 /// Linear-interpolated quantile of sorted values.
 pub fn quantile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
@@ -191,6 +272,32 @@ mod tests {
         assert_eq!(rmse(&y, &p), 1.0);
         assert_eq!(mae(&y, &p), 0.5);
         assert!((r2(&y, &p) - (1.0 - 4.0 / 5.0)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_interval_score_is_the_width_plus_the_scaled_miss() {
+        assert_eq!(winkler(1.0, 3.0, 0.8, 2.0), 2.0);
+        // 0.5 below at the 80% level: 2 + (2 / 0.2) · 0.5.
+        assert!((winkler(1.0, 3.0, 0.8, 0.5) - 7.0).abs() < 1e-12);
+        assert!((winkler(1.0, 3.0, 0.8, 4.0) - 12.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn interval_scores_count_the_hours_inside_each_level() {
+        let i = |level, lower, upper| Interval { level, lower, upper };
+        let hours = vec![
+            (2.0, vec![i(0.8, 1.0, 3.0), i(0.95, 0.0, 4.0)]),
+            (3.5, vec![i(0.8, 1.0, 3.0), i(0.95, 0.0, 4.0)]),
+            (f64::NAN, vec![i(0.8, 1.0, 3.0), i(0.95, 0.0, 4.0)]),
+            // A record from before the intervals: scored for nothing here.
+            (2.0, vec![]),
+        ];
+        let s = interval_scores(6, &[0.8, 0.95, 0.5], &hours);
+        assert_eq!(s.len(), 2, "a level no hour has is left out");
+        assert_eq!((s[0].coverage, s[0].hours, s[0].width), (0.5, 2, 2.0));
+        // 3.5 is 0.5 above the 80% interval: 2 + (2 / 0.2) · 0.5 = 7.
+        assert!((s[0].winkler - (2.0 + 7.0) / 2.0).abs() < 1e-12);
+        assert_eq!((s[1].coverage, s[1].percent()), (1.0, 95.0));
     }
 
     #[test]

@@ -176,6 +176,22 @@ fn live(v: &Value, version: &str, window: &str, h: u64, field: &str) -> Option<f
     scores(&v["versions"], version, window, h, field)
 }
 
+/// The live coverage of the `level` interval of a version's scheduled (`versions`) or
+/// client (`client.versions`) forecasts at `h` hours over `window`.
+fn coverage(versions: &Value, version: &str, window: &str, h: u64, level: f64) -> Option<f64> {
+    versions.as_array()?.iter().find(|x| x["version"] == version)?["windows"]
+        .as_array()?
+        .iter()
+        .find(|w| w["window"] == window)?["horizons"]
+        .as_array()?
+        .iter()
+        .find(|s| s["horizon"] == h)?["intervals"]
+        .as_array()?
+        .iter()
+        .find(|i| i["level"].as_f64() == Some(level))?["coverage"]
+        .as_f64()
+}
+
 /// The same, of the clients' answers (the API's sampled `/predict` answers).
 fn client(v: &Value, version: &str, window: &str, h: u64, field: &str) -> Option<f64> {
     scores(&v["client"]["versions"], version, window, h, field)
@@ -392,6 +408,24 @@ fn a_winter_model_degrades_in_spring_and_a_triggered_retrain_recovers_live_skill
     }
     eprintln!(
         "6 h skill against persistence: hold-out {holdout_skill:.3}; live {before_skill:.3} → {skill2:.3} (shadow version 1: {skill1:.3})"
+    );
+    // The intervals: version 1's 80% interval, calibrated on winter hours, missed its
+    // level in spring before the trigger (it covered too much: the spread model widens
+    // outside the training range); version 2's, calibrated on the newest hours, covers
+    // about its level, and version 1 in shadow on the same hours still misses it.
+    let cover = |v: &Value, version: &str| coverage(&v["versions"], version, "7d", 6, 0.8);
+    let (before_cover, after_cover) = (cover(&degraded, "1").unwrap(), cover(&summary, "2").unwrap());
+    let shadow_cover = coverage(&summary["client"]["versions"], "1", "7d", 6, 0.8).unwrap();
+    let day_cover = |version: &str| coverage(&degraded["versions"], version, "24h", 6, 0.8);
+    eprintln!(
+        "6 h 80% interval live coverage: version 1 over the week to {trigger_day} {before_cover:.3} (24 h: {:?}) → version 2 over the week after {after_cover:.3} (shadow version 1: {shadow_cover:.3})",
+        day_cover("1")
+    );
+    assert!((before_cover - 0.8).abs() > 0.1, "{before_cover}");
+    assert!((after_cover - 0.8).abs() <= 0.05, "{after_cover}");
+    assert!(
+        (shadow_cover - 0.8).abs() > (after_cover - 0.8).abs(),
+        "{shadow_cover} vs {after_cover}"
     );
     // Recovered: better than the old model on the same hours at every horizon from 2 h,
     // and at 6 h better than the old model was when the trigger fired.

@@ -357,6 +357,12 @@ pub struct GateConfig {
     pub max_regression_headline: f64,
     /// No regression: no horizon's RMSE may exceed production's by more than this share.
     pub max_regression_any: f64,
+    /// Intervals: each level's hold-out coverage may be this far from the level (a
+    /// share: 0.05 = 5 percentage points) at every horizon.
+    pub max_coverage_gap: f64,
+    /// Intervals: over a hold-out shorter than this many hours the coverage margin is
+    /// three times wider: a few weeks' coverage swings with their weather.
+    pub min_interval_hours: usize,
     /// Skill: every horizon must beat persistence by more than this share (0 = beat it).
     pub min_skill: f64,
     /// Latency: the p99 of one in-process prediction (features + models), in milliseconds.
@@ -377,6 +383,9 @@ pub struct VerifyConfig {
     /// °C: a logged forecast's temperature at its issue hour may differ from the
     /// store's by this much and still be scored.
     pub max_mismatch: f64,
+    /// The floor of the 80% interval's 24 h live coverage at 6 h, published for the
+    /// `RpsIntervalCoverageLow` alert.
+    pub min_interval_coverage: f64,
     pub retrain: RetrainRule,
 }
 

@@ -266,6 +266,10 @@ impl GateConfig {
             max_rmse_h6: env.optional(&vars::RPS_GATE_MAX_RMSE_H6, positive_finite)?,
             max_regression_headline: env.parse(&vars::RPS_GATE_MAX_REGRESSION, &share)?,
             max_regression_any: env.parse(&vars::RPS_GATE_MAX_REGRESSION_ANY, &share)?,
+            max_coverage_gap: env.parse(&vars::RPS_GATE_MAX_COVERAGE_GAP, |s| {
+                s.parse().ok().filter(|v: &f64| *v > 0.0 && *v < 0.5)
+            })?,
+            min_interval_hours: env.parse(&vars::RPS_GATE_MIN_INTERVAL_HOURS, at_least(24))?,
             min_skill: env.parse(&vars::RPS_GATE_MIN_SKILL, skill)?,
             max_p99_ms: env.parse(&vars::RPS_GATE_MAX_P99_MS, positive_finite)?,
             min_holdout_rows: env.parse(&vars::RPS_GATE_MIN_HOLDOUT_ROWS, at_least(10))?,
@@ -286,6 +290,8 @@ impl VerifyConfig {
     pub(super) fn read(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
             max_mismatch: env.parse(&vars::RPS_VERIFY_MAX_MISMATCH, number_in(0.0..=50.0))?,
+            min_interval_coverage: env
+                .parse(&vars::RPS_VERIFY_MIN_INTERVAL_COVERAGE, number_in(0.0..=1.0))?,
             retrain: RetrainRule {
                 min_skill: env.parse(&vars::RPS_RETRAIN_MIN_SKILL, |s| {
                     s.parse().ok().filter(|v: &f64| (-1.0..1.0).contains(v))

@@ -401,6 +401,18 @@ pub const RPS_GATE_MAX_REGRESSION_ANY: Var = Var::new(
     "a share between 0 and 10 (0.10 = 10% worse than production at any horizon)",
     "no-regression gate: allowed RMSE increase over production at any horizon",
 );
+pub const RPS_GATE_MAX_COVERAGE_GAP: Var = Var::new(
+    "RPS_GATE_MAX_COVERAGE_GAP",
+    "0.05",
+    "a share above 0 and below 0.5 (0.05 = 5 percentage points)",
+    "intervals gate: how far each level's hold-out coverage may be from the level, at every horizon",
+);
+pub const RPS_GATE_MIN_INTERVAL_HOURS: Var = Var::new(
+    "RPS_GATE_MIN_INTERVAL_HOURS",
+    "1008",
+    "a whole number of hours, at least 24 (1008 = six weeks)",
+    "intervals gate: the hold-out hours below which the coverage margin is three times wider (a few weeks' coverage swings with their weather)",
+);
 pub const RPS_GATE_MIN_SKILL: Var = Var::new(
     "RPS_GATE_MIN_SKILL",
     "0",
@@ -444,6 +456,12 @@ pub const RPS_VERIFY_MAX_MISMATCH: Var = Var::new(
     "1",
     "a temperature difference in °C between 0 and 50",
     "verify: a logged forecast whose temperature at its issue hour differs from the store's by more was made from other observations and is not scored",
+);
+pub const RPS_VERIFY_MIN_INTERVAL_COVERAGE: Var = Var::new(
+    "RPS_VERIFY_MIN_INTERVAL_COVERAGE",
+    "0.7",
+    "a share between 0 and 1",
+    "alert RpsIntervalCoverageLow: the 24 h live coverage of the 80% interval the served version's 6 h forecasts must keep",
 );
 pub const RPS_RETRAIN_MIN_SKILL: Var = Var::new(
     "RPS_RETRAIN_MIN_SKILL",
@@ -591,6 +609,8 @@ pub const ALL: &[&Var] = &[
     &RPS_GATE_MIN_SKILL_SEASONAL,
     &RPS_GATE_MAX_REGRESSION,
     &RPS_GATE_MAX_REGRESSION_ANY,
+    &RPS_GATE_MAX_COVERAGE_GAP,
+    &RPS_GATE_MIN_INTERVAL_HOURS,
     &RPS_GATE_MIN_SKILL,
     &RPS_GATE_MAX_P99_MS,
     &RPS_GATE_MIN_HOLDOUT_ROWS,
@@ -598,6 +618,7 @@ pub const ALL: &[&Var] = &[
     &RPS_STAGING_WAIT_SECS,
     &RPS_GATE_REPORT_MAX_AGE_SECS,
     &RPS_VERIFY_MAX_MISMATCH,
+    &RPS_VERIFY_MIN_INTERVAL_COVERAGE,
     &RPS_RETRAIN_MIN_SKILL,
     &RPS_RETRAIN_MIN_HOURS,
     &RPS_RETRAIN_COOLDOWN_HOURS,

@@ -8,7 +8,7 @@
 use crate::bundle::BUNDLE_FORMAT_VERSION;
 use crate::config::GateConfig;
 pub use crate::records::gate_report::{Contract, Gate, GateResult, HEADLINE_HORIZON, SmokeCheck, Verdict};
-use crate::scores::{Baseline, HorizonScore};
+use crate::scores::{Baseline, HorizonScore, IntervalScore};
 
 fn score(scores: &[HorizonScore], h: u8) -> Option<&HorizonScore> {
     scores.iter().find(|s| s.horizon == h)
@@ -202,6 +202,138 @@ pub fn no_regression_unverifiable(version: &str, why: &str, cfg: &GateConfig) ->
         ),
     )
 }
+
+/// Intervals: on the hold-out, each level's coverage is within `max_coverage_gap` of the
+/// level at every horizon (too narrow promises a certainty the model does not have, too
+/// wide says nothing), and the interval score is not worse than production's beyond the
+/// no-regression margins (the headline horizon's, then any horizon's), level by level.
+/// Over a hold-out shorter than `min_interval_hours` the margin is [`SHORT_HOLDOUT_FACTOR`]
+/// times wider: a few weeks' coverage swings with their weather (a calm fortnight makes
+/// a calibrated interval look wide, a stormy one narrow), and only gross miscalibration
+/// is clear on so few hours. A candidate without intervals fails: it would serve forecasts
+/// with no word on how sure they are. A production without intervals (an older bundle)
+/// leaves only the coverage to judge.
+pub fn intervals(
+    candidate: &[IntervalScore],
+    production: Option<&[IntervalScore]>,
+    cfg: &GateConfig,
+) -> GateResult {
+    let hours = candidate.iter().map(|s| s.hours).min().unwrap_or(0);
+    let short = hours < cfg.min_interval_hours;
+    let gap = cfg.max_coverage_gap * if short { SHORT_HOLDOUT_FACTOR } else { 1.0 };
+    let threshold = format!(
+        "coverage within ±{:.1} pp of each level at every horizon (±{:.1} pp under {} hold-out hours); interval score ≤ +{:.1}% of production's at {HEADLINE_HORIZON} h, ≤ +{:.1}% at any horizon",
+        cfg.max_coverage_gap * 100.0,
+        cfg.max_coverage_gap * SHORT_HOLDOUT_FACTOR * 100.0,
+        cfg.min_interval_hours,
+        cfg.max_regression_headline * 100.0,
+        cfg.max_regression_any * 100.0
+    );
+    let Some(worst) = candidate.iter().max_by(|a, b| {
+        (a.coverage - a.level)
+            .abs()
+            .total_cmp(&(b.coverage - b.level).abs())
+    }) else {
+        return GateResult::new(
+            Gate::Intervals,
+            Verdict::Fail,
+            "no intervals".into(),
+            threshold,
+            "the candidate has no prediction intervals (it was trained without calibration: too few rows, or by a build before them), so its forecasts would say nothing of how sure they are".into(),
+        );
+    };
+    let label = |s: &IntervalScore| format!("{}% at {} h", s.percent(), s.horizon);
+    let miss = |s: &IntervalScore| {
+        format!(
+            "the {} interval covers {:.1}% ({:+.1} pp)",
+            label(s),
+            s.coverage * 100.0,
+            (s.coverage - s.level) * 100.0
+        )
+    };
+    let mut problems: Vec<String> = candidate
+        .iter()
+        // NaN (no hours) fails too.
+        .filter(|s| {
+            !matches!(
+                (s.coverage - s.level).abs().partial_cmp(&gap),
+                Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal)
+            )
+        })
+        .map(miss)
+        .collect();
+    let compared: Vec<(&IntervalScore, f64)> = production
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|p| {
+            let c = candidate
+                .iter()
+                .find(|c| c.horizon == p.horizon && c.level == p.level)?;
+            Some((c, c.winkler / p.winkler - 1.0))
+        })
+        .collect();
+    for (c, change) in &compared {
+        let allowed = if c.horizon == HEADLINE_HORIZON {
+            cfg.max_regression_headline
+        } else {
+            cfg.max_regression_any
+        };
+        if change.is_nan() || *change > allowed {
+            problems.push(format!(
+                "the {} interval score is {:+.1}% of production's (allowed +{:.1}%)",
+                label(c),
+                change * 100.0,
+                allowed * 100.0
+            ));
+        }
+    }
+    let worst_change = compared
+        .iter()
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(c, change)| {
+            format!(
+                "; interval score worst {:+.1}% of production's ({})",
+                change * 100.0,
+                label(c)
+            )
+        });
+    let comparison = match (production, &worst_change) {
+        (None, _) => "there is no production model to compare interval scores with",
+        (Some(_), None) => "production has no intervals to compare with",
+        (Some(_), Some(_)) => "interval scores compared with production's",
+    };
+    let mut comparison = comparison.to_owned();
+    if short {
+        comparison.push_str(&format!(
+            "; the hold-out's {hours} hours are fewer than RPS_GATE_MIN_INTERVAL_HOURS={}, so the coverage margin is ±{:.1} pp",
+            cfg.min_interval_hours,
+            gap * 100.0
+        ));
+    }
+    let ok = problems.is_empty();
+    GateResult::new(
+        Gate::Intervals,
+        if ok { Verdict::Pass } else { Verdict::Fail },
+        format!(
+            "worst coverage {:.1}% for {} ({:+.1} pp){}",
+            worst.coverage * 100.0,
+            label(worst),
+            (worst.coverage - worst.level) * 100.0,
+            worst_change.unwrap_or_default()
+        ),
+        threshold,
+        if ok {
+            format!("every level holds its coverage at every horizon; {comparison}")
+        } else {
+            format!("{}; {comparison}", problems.join("; "))
+        },
+    )
+    .numbers((worst.coverage - worst.level).abs(), gap)
+}
+
+/// How much wider the coverage margin is over a hold-out shorter than
+/// `RPS_GATE_MIN_INTERVAL_HOURS`.
+pub const SHORT_HOLDOUT_FACTOR: f64 = 3.0;
 
 /// Skill: better than persistence at every horizon.
 pub fn skill(candidate: &[HorizonScore], cfg: &GateConfig) -> GateResult {
@@ -438,6 +570,80 @@ mod tests {
         let better = scores([0.3, 0.5, 0.7, 0.9, 1.0, 1.1], PERS);
         assert_eq!(no_regression(&better, Some(&prod), &c).verdict, Verdict::Pass);
         assert_eq!(no_regression(&better, None, &c).verdict, Verdict::NotApplicable);
+    }
+
+    fn intervals_scores(coverage: [f64; 2], winkler: f64) -> Vec<IntervalScore> {
+        (1..=6)
+            .flat_map(|h| {
+                [0.8, 0.95]
+                    .into_iter()
+                    .zip(coverage)
+                    .map(move |(level, coverage)| IntervalScore {
+                        horizon: h,
+                        level,
+                        coverage,
+                        width: 2.0,
+                        winkler: winkler * f64::from(h),
+                        hours: 1500,
+                    })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn intervals_must_hold_their_coverage_and_not_score_worse_than_production() {
+        let c = cfg();
+        assert_eq!(c.max_coverage_gap, 0.05);
+        let prod = intervals_scores([0.8, 0.95], 3.0);
+        let good = intervals_scores([0.78, 0.96], 3.0);
+        let r = intervals(&good, Some(&prod), &c);
+        assert_eq!(r.verdict, Verdict::Pass, "{}", r.detail);
+        assert!(r.detail.contains("compared with production"), "{}", r.detail);
+        // Made too narrow: 80% covers 70%.
+        let narrow = intervals_scores([0.70, 0.90], 3.0);
+        let r = intervals(&narrow, None, &c);
+        assert!(r.failed(), "{}", r.detail);
+        assert!(
+            r.detail.contains("80% at 1 h interval covers 70.0% (-10.0 pp)"),
+            "{}",
+            r.detail
+        );
+        assert!((r.value.unwrap() - 0.10).abs() < 1e-9 && r.limit == Some(0.05));
+        // Too wide fails too: it says nothing.
+        assert!(intervals(&intervals_scores([0.9, 0.99], 3.0), None, &c).failed());
+        // Well calibrated but a worse interval score than production's at 6 h.
+        let mut worse = good.clone();
+        for s in worse.iter_mut().filter(|s| s.horizon == 6) {
+            s.winkler *= 1.05;
+        }
+        let r = intervals(&worse, Some(&prod), &c);
+        assert!(
+            r.failed() && r.detail.contains("at 6 h interval score is +5.0%"),
+            "{}",
+            r.detail
+        );
+        // Production without intervals (an older bundle) leaves the coverage to judge.
+        let r = intervals(&worse, Some(&[]), &c);
+        assert_eq!(r.verdict, Verdict::Pass, "{}", r.detail);
+        assert!(r.detail.contains("production has no intervals"), "{}", r.detail);
+        // Over a short hold-out the margin is three times wider: 10 points off passes,
+        // 20 do not.
+        let short = |mut v: Vec<IntervalScore>| {
+            v.iter_mut().for_each(|s| s.hours = 300);
+            v
+        };
+        let r = intervals(&short(intervals_scores([0.9, 0.99], 3.0)), None, &c);
+        assert_eq!(r.verdict, Verdict::Pass, "{}", r.detail);
+        assert!(r.detail.contains("300 hours are fewer than"), "{}", r.detail);
+        assert!(intervals(&short(narrow.clone()), None, &c).verdict == Verdict::Pass);
+        assert!(intervals(&short(intervals_scores([0.6, 0.9], 3.0)), None, &c).failed());
+        // A candidate without intervals fails, saying why.
+        let r = intervals(&[], Some(&prod), &c);
+        assert!(
+            r.failed() && r.detail.contains("without calibration"),
+            "{}",
+            r.detail
+        );
     }
 
     #[test]

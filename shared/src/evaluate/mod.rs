@@ -14,7 +14,7 @@ use bytes::Bytes;
 
 use self::gates::{Contract, Gate, GateResult, SmokeCheck};
 use self::report::{GateReport, Side};
-use crate::bundle::{ModelBundle, ModelError};
+use crate::bundle::{Interval, ModelBundle, ModelError};
 use crate::dataset::{self, Dataset, DatasetManifest, TrainingSet};
 use crate::features::HORIZONS;
 use crate::layout;
@@ -22,7 +22,7 @@ use crate::observations::HourlySeries;
 use crate::records::retrain::{self as trigger, RetrainStatus};
 pub use crate::records::stages::{CHART_FILE, EvaluateInput, EvaluateOutput};
 use crate::registry::{self, RegistryError, VersionInfo};
-use crate::scores::HorizonScore;
+use crate::scores::{HorizonScore, IntervalScore, interval_scores};
 use crate::stage::{Context, StageError, blocking};
 use crate::store::ObjectKey;
 use crate::tags;
@@ -237,7 +237,13 @@ fn measured_gates(
     let (schema_gate, mut flags) = gates::schema(&candidate.contract, production.map(|p| &p.contract));
     report.gates.push(schema_gate);
     if report.candidate.scores.is_empty() {
-        for g in [Gate::Accuracy, Gate::NoRegression, Gate::Skill, Gate::Latency] {
+        for g in [
+            Gate::Accuracy,
+            Gate::NoRegression,
+            Gate::Intervals,
+            Gate::Skill,
+            Gate::Latency,
+        ] {
             report
                 .gates
                 .push(GateResult::not_measured(g, "the schema gate failed"));
@@ -267,6 +273,14 @@ fn measured_gates(
         (_, scores) => gates::no_regression(&report.candidate.scores, scores, cfg),
     };
     report.gates.push(no_regression);
+    let prod_intervals = report
+        .production
+        .as_ref()
+        .filter(|p| !p.scores.is_empty())
+        .map(|p| p.intervals.as_slice());
+    report
+        .gates
+        .push(gates::intervals(&report.candidate.intervals, prod_intervals, cfg));
     report.gates.push(gates::skill(&report.candidate.scores, cfg));
     let p99 = report.candidate.latency_p99_ms.unwrap_or(f64::NAN);
     report.gates.push(gates::latency(p99, latency::SAMPLES, cfg));
@@ -325,6 +339,7 @@ async fn load_holdout_data(
 /// A model's side of the report, scored on the hold-out rows when it can be.
 fn side(m: &Loaded, set: &TrainingSet, rows: &[usize]) -> Side {
     let meta = m.bundle.as_ref().map(|b| &b.metadata);
+    let (scores, intervals) = m.scorable().map(|b| score(b, set, rows)).unwrap_or_default();
     Side {
         version: m.info.version.clone(),
         aliases: m.info.aliases.clone(),
@@ -334,24 +349,38 @@ fn side(m: &Loaded, set: &TrainingSet, rows: &[usize]) -> Side {
         algorithm: m.info.tag(tags::version::ALGORITHM).map(str::to_owned),
         training_window: meta.map(|m| m.training_window),
         contract: m.contract.clone(),
-        scores: m.scorable().map(|b| score(b, set, rows)).unwrap_or_default(),
+        scores,
+        intervals,
         latency_p50_ms: None,
         latency_p99_ms: None,
     }
 }
 
-fn score(bundle: &ModelBundle, set: &TrainingSet, rows: &[usize]) -> Vec<HorizonScore> {
+/// The point forecasts' scores per horizon, and the intervals' per horizon and level
+/// (none from a bundle without calibration), as serving would make them.
+fn score(bundle: &ModelBundle, set: &TrainingSet, rows: &[usize]) -> (Vec<HorizonScore>, Vec<IntervalScore>) {
     let raw: Vec<Vec<f64>> = rows.iter().map(|&i| set.rows[i].clone()).collect();
-    bundle
-        .models
-        .iter()
-        .filter_map(|m| {
-            let h = HORIZONS.iter().position(|h| *h == m.horizon)?;
-            let truth: Vec<f64> = rows.iter().map(|&i| set.targets[h][i]).collect();
-            let predicted = m.predict(&bundle.scaler, &raw);
-            Some(HorizonScore::new(m.horizon, &raw, &truth, &predicted))
-        })
-        .collect()
+    let z: Vec<Vec<f64>> = raw.iter().map(|r| bundle.scaler.apply(r)).collect();
+    let mut points = Vec::new();
+    let mut intervals = Vec::new();
+    for (k, m) in bundle.models.iter().enumerate() {
+        let Some(h) = HORIZONS.iter().position(|h| *h == m.horizon) else {
+            continue;
+        };
+        let truth: Vec<f64> = rows.iter().map(|&i| set.targets[h][i]).collect();
+        let predicted = m.predict_standardised(&z, &raw);
+        points.push(HorizonScore::new(m.horizon, &raw, &truth, &predicted));
+        if let Some(c) = &bundle.calibration {
+            let hours: Vec<(f64, Vec<Interval>)> = rows
+                .iter()
+                .zip(&truth)
+                .zip(predicted.iter().zip(&z))
+                .map(|((&i, y), (p, z))| (*y, c.intervals(k, set.times[i], z, *p)))
+                .collect();
+            intervals.extend(interval_scores(m.horizon, &c.levels, &hours));
+        }
+    }
+    (points, intervals)
 }
 
 /// A stored report file and its bytes.
@@ -396,6 +425,25 @@ async fn log_to_run(
             .log_artifact(&run, &format!("{dir}/{}", key.file_name()), body.clone())
             .await?;
     }
+    // The figures the gates judged, as metrics beside training's own hold-out figures.
+    let mut metrics = std::collections::BTreeMap::new();
+    for x in &report.candidate.intervals {
+        let pct = x.percent();
+        metrics.insert(format!("gate_interval_coverage_{pct}_h{}", x.horizon), x.coverage);
+        metrics.insert(format!("gate_interval_winkler_{pct}_h{}", x.horizon), x.winkler);
+    }
+    for x in &report.candidate.scores {
+        metrics.insert(format!("gate_rmse_h{}", x.horizon), x.rmse);
+    }
+    tracker
+        .log(
+            &run,
+            &crate::tracking::RunRecord {
+                metrics,
+                ..Default::default()
+            },
+        )
+        .await?;
     tracker
         .set_tag(&run, tags::run::GATE_REPORT, &format!("{dir}/report.json"))
         .await?;
@@ -417,6 +465,86 @@ mod tests {
     use crate::stage::Quiet;
     use crate::store::ObjectStore;
     use crate::testing::{context, range};
+
+    /// A model whose intervals are made too narrow on purpose is refused by the
+    /// intervals gate alone; the same model as trained passes it.
+    #[tokio::test]
+    async fn intervals_made_too_narrow_are_refused() {
+        let (ctx, store, _cache) = context(&[("RPS_GATE_MAX_P99_MS", "1000")]);
+        let first = run(
+            &ctx,
+            RunInput {
+                ingest: range((1, 1), (12, 31)),
+                trigger: None,
+            },
+            &Quiet,
+        )
+        .await
+        .unwrap();
+        let evaluated = || {
+            evaluate_with_report(
+                &ctx,
+                EvaluateInput {
+                    candidate: ModelRef::Version(first.model_version.clone()),
+                    data_version: None,
+                    trigger: None,
+                },
+            )
+        };
+        let intervals_gate = |r: &GateReport| {
+            r.gates
+                .iter()
+                .find(|g| g.gate == Gate::Intervals)
+                .cloned()
+                .unwrap()
+        };
+        let (_, report) = evaluated().await.unwrap();
+        let gate = intervals_gate(&report);
+        let md = report.to_markdown(None);
+        assert_eq!(gate.verdict, gates::Verdict::Pass, "{gate:?}\n{md}");
+        assert_eq!(report.candidate.intervals.len(), HORIZONS.len() * 2);
+        assert!(
+            md.contains("### Prediction intervals on the common hold-out"),
+            "{md}"
+        );
+
+        // Halve every half-width, store it as the version's bundle, checksum and all.
+        let mut bundle = ModelBundle::decode(&store.get(&first.train.bundle).await.unwrap()).unwrap();
+        let Some(crate::bundle::Calibration {
+            widths: crate::bundle::Widths::Normalised(per_horizon),
+            ..
+        }) = &mut bundle.calibration
+        else {
+            panic!("a normalised calibration")
+        };
+        for q in per_horizon.iter_mut().flat_map(|n| n.quantiles.iter_mut()) {
+            *q *= 0.5;
+        }
+        let narrowed = bundle.encode().unwrap();
+        store
+            .put(&first.train.bundle, Bytes::from(narrowed.clone()))
+            .await
+            .unwrap();
+        ctx.registry
+            .set_version_tag(
+                &first.model_name,
+                &first.model_version,
+                tags::version::BUNDLE_SHA256,
+                &crate::bundle::sha256_hex(&narrowed),
+            )
+            .await
+            .unwrap();
+        let (out, report) = evaluated().await.unwrap();
+        assert!(!out.passed);
+        assert_eq!(report.failed_gates, [Gate::Intervals], "{:?}", report.gates);
+        let gate = intervals_gate(&report);
+        assert!(
+            gate.detail.contains("80% at 6 h interval covers"),
+            "{}",
+            gate.detail
+        );
+        assert!(gate.value.unwrap() > 0.05, "{gate:?}");
+    }
 
     /// Production is a model whose bundle or checksum cannot be verified: the gates
     /// cannot know whether the candidate is worse, so no_regression must fail.

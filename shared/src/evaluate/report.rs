@@ -33,6 +33,16 @@ mod tests {
                     seasonal_naive_mae: 0.0,
                 })
                 .collect(),
+            intervals: (1..=6)
+                .map(|h| crate::scores::IntervalScore {
+                    horizon: h,
+                    level: 0.8,
+                    coverage: 0.8,
+                    width: (rmse * 10.0).round(),
+                    winkler: (rmse * 10.0).round() * f64::from(h),
+                    hours: 100,
+                })
+                .collect(),
             latency_p50_ms: Some(0.02),
             latency_p99_ms: Some(0.05),
         }
@@ -72,6 +82,8 @@ mod tests {
         r.gates.push(schema);
         r.gates
             .push(gates::no_regression(&r.candidate.scores, None, &cfg));
+        let prod = r.production.as_ref().map(|p| p.intervals.as_slice());
+        r.gates.push(gates::intervals(&r.candidate.intervals, prod, &cfg));
         r.gates.push(gates::skill(&r.candidate.scores, &cfg));
         r.gates.push(gates::latency(0.05, 1000, &cfg));
         r.gates.push(gates::smoke(None, &[]));
@@ -86,6 +98,11 @@ mod tests {
         assert!(md.contains("❌ **refused**: failed latency"), "{md}");
         assert!(md.contains("| 6 h | 1.200 | 1.800 | -33.3% | 1.500 |"), "{md}");
         assert!(md.contains("![error by horizon](chart.png)"));
+        // The intervals, the candidate's beside production's.
+        assert!(
+            md.contains("| 6 h | 80% | 80.0% | 80.0% | 2.00 | 12.000 | 18.000 | -33.3% |"),
+            "{md}"
+        );
         let back: GateReport = serde_json::from_str(&serde_json::to_string(&failing).unwrap()).unwrap();
         assert_eq!(back, failing);
     }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bundle::{BUNDLE_FORMAT_VERSION, ModelSchema, READABLE_BUNDLE_FORMATS};
 use crate::observations::{TimeWindow, format_time};
-use crate::scores::HorizonScore;
+use crate::scores::{HorizonScore, IntervalScore};
 
 /// The horizon the headline figures are about.
 pub const HEADLINE_HORIZON: u8 = 6;
@@ -18,16 +18,18 @@ pub enum Gate {
     Schema,
     Accuracy,
     NoRegression,
+    Intervals,
     Skill,
     Latency,
     Smoke,
 }
 
 impl Gate {
-    pub const ALL: [Gate; 6] = [
+    pub const ALL: [Gate; 7] = [
         Gate::Schema,
         Gate::Accuracy,
         Gate::NoRegression,
+        Gate::Intervals,
         Gate::Skill,
         Gate::Latency,
         Gate::Smoke,
@@ -38,6 +40,7 @@ impl Gate {
             Gate::Schema => "schema",
             Gate::Accuracy => "accuracy",
             Gate::NoRegression => "no_regression",
+            Gate::Intervals => "intervals",
             Gate::Skill => "skill",
             Gate::Latency => "latency",
             Gate::Smoke => "smoke",
@@ -199,6 +202,10 @@ pub struct Side {
     pub contract: Contract,
     /// Scores on the common hold-out; empty when the model could not be scored.
     pub scores: Vec<HorizonScore>,
+    /// Its intervals' scores on the same hold-out, per horizon and level; empty when it
+    /// could not be scored or has no intervals (trained without calibration).
+    #[serde(default)]
+    pub intervals: Vec<IntervalScore>,
     #[serde(default)]
     pub latency_p50_ms: Option<f64>,
     #[serde(default)]
@@ -352,6 +359,7 @@ impl GateReport {
         if let Some(link) = chart_link {
             s.push_str(&format!("\n![error by horizon]({link})\n"));
         }
+        s.push_str(&self.intervals_markdown());
         s.push_str("\n### Lineage\n\n| | candidate | production |\n|---|---|---|\n");
         let row = |label: &str, f: &dyn Fn(&Side) -> Option<String>| {
             format!(
@@ -394,6 +402,38 @@ impl GateReport {
             }
         }
         s.push_str(&format!("\n<sub>report {}</sub>\n", self.id));
+        s
+    }
+
+    /// The intervals on the common hold-out, the candidate's beside production's.
+    fn intervals_markdown(&self) -> String {
+        if self.candidate.intervals.is_empty() {
+            return "\n### Prediction intervals on the common hold-out\n\nThe candidate has no prediction intervals.\n".into();
+        }
+        let mut s = String::from(
+            "\n### Prediction intervals on the common hold-out\n\n| horizon | level | candidate coverage | production coverage | candidate width (°C) | candidate interval score | production interval score | change |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        );
+        for c in &self.candidate.intervals {
+            let p = self.production.as_ref().and_then(|p| {
+                p.intervals
+                    .iter()
+                    .find(|p| p.horizon == c.horizon && p.level == c.level)
+            });
+            s.push_str(&format!(
+                "| {} h | {}% | {:.1}% | {} | {:.2} | {:.3} | {} | {} |\n",
+                c.horizon,
+                c.percent(),
+                c.coverage * 100.0,
+                p.map_or("-".into(), |p| format!("{:.1}%", p.coverage * 100.0)),
+                c.width,
+                c.winkler,
+                p.map_or("-".into(), |p| format!("{:.3}", p.winkler)),
+                p.map_or("-".into(), |p| format!(
+                    "{:+.1}%",
+                    (c.winkler / p.winkler - 1.0) * 100.0
+                )),
+            ));
+        }
         s
     }
 

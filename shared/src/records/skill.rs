@@ -8,6 +8,8 @@ use chrono::{Duration, NaiveDateTime};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::scores::IntervalScore;
+
 /// A rolling window of target times ending at the newest observed hour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 pub enum LiveWindow {
@@ -56,6 +58,17 @@ pub struct HorizonSkill {
     /// 1 − RMSE / persistence's RMSE over the same hours; `None` when persistence was
     /// perfect (nothing to improve on).
     pub skill: Option<f64>,
+    /// Each interval level's coverage, width and interval score over the verified
+    /// forecasts that carried it (`hours`); none when no forecast had intervals.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub intervals: Vec<IntervalScore>,
+}
+
+impl HorizonSkill {
+    /// The live scores of the interval at `level`.
+    pub fn interval(&self, level: f64) -> Option<&IntervalScore> {
+        self.intervals.iter().find(|i| i.level == level)
+    }
 }
 
 /// One model version's live scores in one window.
@@ -102,6 +115,11 @@ impl VersionSkill {
                 m.insert(format!("live_persistence_rmse_h{h}_{l}"), s.persistence_rmse);
                 if let Some(k) = s.skill {
                     m.insert(format!("live_skill_h{h}_{l}"), k);
+                }
+                for i in &s.intervals {
+                    let pct = i.percent();
+                    m.insert(format!("live_interval_coverage_{pct}_h{h}_{l}"), i.coverage);
+                    m.insert(format!("live_interval_winkler_{pct}_h{h}_{l}"), i.winkler);
                 }
             }
         }

@@ -36,6 +36,7 @@ pub const FORECAST_LOG: &str = "rps_forecast_log_records_total";
 pub const LIVE_RMSE: &str = "rps_live_rmse_celsius";
 pub const LIVE_MAE: &str = "rps_live_mae_celsius";
 pub const LIVE_SKILL: &str = "rps_live_skill";
+pub const LIVE_INTERVAL_COVERAGE: &str = "rps_live_interval_coverage";
 pub const LIVE_VERIFIED: &str = "rps_live_verified_forecasts";
 pub const LIVE_UNVERIFIED: &str = "rps_live_unverified_forecasts";
 pub const LIVE_OUT_OF_RANGE: &str = "rps_live_out_of_range_ratio";
@@ -69,6 +70,7 @@ pub const ALL: &[&str] = &[
     LIVE_RMSE,
     LIVE_MAE,
     LIVE_SKILL,
+    LIVE_INTERVAL_COVERAGE,
     LIVE_VERIFIED,
     LIVE_UNVERIFIED,
     LIVE_OUT_OF_RANGE,
@@ -179,6 +181,10 @@ fn describe() {
     describe_gauge!(
         LIVE_SKILL,
         "Live skill against persistence over the same hours: 1 - RMSE / persistence RMSE"
+    );
+    describe_gauge!(
+        LIVE_INTERVAL_COVERAGE,
+        "Live coverage of the served version's prediction intervals: the share of verified hours inside, by level, horizon and window"
     );
     describe_gauge!(
         LIVE_VERIFIED,
@@ -312,12 +318,14 @@ pub fn record_forecast_log_dropped(n: usize) {
 pub fn set_live(
     live: Option<&super::live::LiveState>,
     served: Option<&str>,
-    rule: &crate::config::RetrainRule,
+    verify: &crate::config::VerifyConfig,
 ) {
     use crate::features::HORIZONS;
     use crate::records::verification::LiveWindow;
+    let rule = &verify.retrain;
     gauge!(LIVE_THRESHOLD, "threshold" => "min_skill").set(rule.min_skill);
     gauge!(LIVE_THRESHOLD, "threshold" => "min_hours").set(rule.min_hours as f64);
+    gauge!(LIVE_THRESHOLD, "threshold" => "min_interval_coverage").set(verify.min_interval_coverage);
     let v = live.and_then(|l| l.verification.as_ref());
     let skill = v.zip(served).and_then(|(v, s)| v.version(s));
     for w in LiveWindow::ALL {
@@ -335,6 +343,10 @@ pub fn set_live(
                 .set(hs.map_or(f64::NAN, |x| x.mae));
             gauge!(LIVE_SKILL, "horizon" => horizon.clone(), "window" => window)
                 .set(hs.and_then(|x| x.skill).unwrap_or(f64::NAN));
+            for i in hs.map_or(&[][..], |x| x.intervals.as_slice()) {
+                gauge!(LIVE_INTERVAL_COVERAGE, "level" => i.level.to_string(), "horizon" => horizon.clone(), "window" => window)
+                    .set(i.coverage);
+            }
             gauge!(LIVE_VERIFIED, "horizon" => horizon, "window" => window)
                 .set(hs.map_or(0.0, |x| x.n as f64));
         }

@@ -421,10 +421,7 @@ fn intervals_info(bundle: &crate::bundle::ModelBundle) -> IntervalsInfo {
     match &bundle.calibration {
         Some(c) => IntervalsInfo {
             levels: c.levels.clone(),
-            detail: format!(
-                "{}, from at least {} errors per half of the year and horizon",
-                c.method, c.residuals
-            ),
+            detail: format!("{}, from at least {} errors per horizon", c.method, c.residuals),
         },
         None if bundle.format_version == 1 => {
             none("this model was trained before intervals (bundle format 1)")
@@ -461,7 +458,7 @@ async fn metrics_handler(State(state): State<Arc<AppState>>) -> Response {
     metrics::set_live(
         state.live.current().as_deref(),
         served.as_deref(),
-        &state.config.verify.retrain,
+        &state.config.verify,
     );
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],

@@ -90,6 +90,9 @@ pub struct Trained {
 pub struct TrainedRows {
     pub refit: Vec<usize>,
     pub holdout: Vec<usize>,
+    /// Per horizon: the validation rows and the chosen candidate's absolute error on
+    /// each, fitted on the rows before them.
+    pub validation_errors: Vec<Vec<(usize, f64)>>,
 }
 
 fn window(times: &[NaiveDateTime], idx: &[usize]) -> TimeWindow {
@@ -172,11 +175,28 @@ pub fn select_and_fit(
             mean_validation_rmse: mean,
         });
     }
-    let best = scores
+    let best_index = scores
         .iter()
-        .min_by(|a, b| a.mean_validation_rmse.total_cmp(&b.mean_validation_rmse))
-        .map(|s| s.candidate.clone())
+        .enumerate()
+        .min_by(|a, b| a.1.mean_validation_rmse.total_cmp(&b.1.mean_validation_rmse))
+        .map(|(c, _)| c)
         .expect("at least one candidate");
+    let best = scores[best_index].candidate.clone();
+    // The winner's errors on the validation slice: a model fitted only on hours before
+    // it, forecasting hours it never saw, as the final model will.
+    let validation_errors: Vec<Vec<(usize, f64)>> = (0..nh)
+        .map(|h| {
+            let model = fitted[best_index * nh + h].as_ref().expect("checked above");
+            let pred = model.predict_standardised(&val_x, &val_raw);
+            split
+                .validation
+                .iter()
+                .zip(pred)
+                .map(|(&i, p)| (i, (set.targets[h][i] - p).abs()))
+                .filter(|(_, e)| e.is_finite())
+                .collect()
+        })
+        .collect();
 
     // Refit the winner on train + validation, score on the hold-out.
     let refit = refit_rows(&split, &set.times, horizon);
@@ -215,6 +235,7 @@ pub fn select_and_fit(
         rows: TrainedRows {
             refit,
             holdout: split.holdout,
+            validation_errors,
         },
     })
 }

@@ -19,13 +19,14 @@
 //! watches.
 
 use chrono::Duration;
-use serde::{Deserialize, Serialize};
 
 use super::TrainError;
+use super::candidates::Candidate;
 use super::fit::{Trained, fit_all, gather};
-use crate::bundle::{Calibration, Interval, Standardizer, YearHalf};
+use crate::bundle::{Calibration, Interval, Normalised, Regressor, Spread, Standardizer, Widths};
 use crate::dataset::TrainingSet;
 use crate::features::{HORIZONS, INPUT_HOURS};
+use crate::scores::{IntervalScore, interval_scores};
 
 /// Consecutive blocks the out-of-fold errors come from.
 pub const FOLDS: usize = 3;
@@ -33,27 +34,12 @@ pub const FOLDS: usize = 3;
 /// Fewer out-of-fold errors than this per horizon calibrate nothing.
 const MIN_RESIDUALS: usize = 40;
 
-/// How one interval level did on the hold-out at one horizon.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct IntervalScore {
-    pub horizon: u8,
-    pub level: f64,
-    /// The share of hold-out hours inside the interval.
-    pub coverage: f64,
-    /// The interval's mean width (°C).
-    pub width: f64,
-    /// The mean interval (Winkler) score: the width, plus 2/(1−level) times the
-    /// distance by which the truth fell outside. Lower is better.
-    pub winkler: f64,
-}
+/// °C added to every absolute error before its logarithm: an exact forecast would
+/// otherwise pull the spread model towards minus infinity.
+const SPREAD_FLOOR: f64 = 0.05;
 
-/// The interval (Winkler) score of `[lower, upper]` at `level` for the truth `y`.
-pub fn winkler(lower: f64, upper: f64, level: f64, y: f64) -> f64 {
-    let alpha = 1.0 - level;
-    let below = if y < lower { lower - y } else { 0.0 };
-    let above = if y > upper { y - upper } else { 0.0 };
-    (upper - lower) + 2.0 / alpha * (below + above)
-}
+/// The spread model's ridge strength.
+const SPREAD_ALPHA: f64 = 10.0;
 
 /// The split-conformal half-width at `level` from absolute errors sorted ascending:
 /// the ⌈(n+1)·level⌉-th smallest (the largest when there are too few for that).
@@ -84,8 +70,8 @@ pub fn calibrate(
     let rows = &trained.rows.refit;
     let longest = i64::from(*HORIZONS.iter().max().unwrap_or(&1));
     let gap = Duration::hours(longest + INPUT_HOURS as i64);
-    // Per half of the year (of the issue hour), per horizon.
-    let mut errors: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); HORIZONS.len()]; YearHalf::ALL.len()];
+    // Per horizon: (row, absolute out-of-fold error).
+    let mut errors: Vec<Vec<(usize, f64)>> = vec![Vec::new(); HORIZONS.len()];
     let block = rows.len().div_ceil(FOLDS).max(1);
     for held in rows.chunks(block) {
         let (first, last) = (set.times[held[0]], set.times[held[held.len() - 1]]);
@@ -106,16 +92,11 @@ pub fn calibrate(
             for (&i, p) in held.iter().zip(predicted) {
                 let e = (set.targets[h][i] - p).abs();
                 if e.is_finite() {
-                    errors[YearHalf::of(set.times[i]) as usize][h].push(e);
+                    errors[h].push((i, e));
                 }
             }
         }
     }
-    // A half with too few errors (a training range within one season) takes the
-    // errors of the whole range.
-    let pooled: Vec<Vec<f64>> = (0..HORIZONS.len())
-        .map(|h| errors.iter().flat_map(|half| half[h].iter().copied()).collect())
-        .collect();
     // Enough errors for the highest level's order statistic to exist, and never fewer
     // than MIN_RESIDUALS.
     let needed = levels
@@ -124,92 +105,96 @@ pub fn calibrate(
         .max()
         .unwrap_or(0)
         .max(MIN_RESIDUALS);
-    if pooled.iter().map(Vec::len).min().unwrap_or(0) < needed {
+    let validation = &trained.rows.validation_errors;
+    let residuals = errors.iter().chain(validation).map(Vec::len).min().unwrap_or(0);
+    if residuals < needed || validation.len() != HORIZONS.len() {
         return Ok(None);
     }
-    let mut residuals = usize::MAX;
-    let half_widths = errors
-        .into_iter()
-        .map(|half| {
-            half.into_iter()
-                .zip(&pooled)
-                .map(|(own, all)| {
-                    let mut e = if own.len() >= MIN_RESIDUALS {
-                        own
-                    } else {
-                        all.clone()
-                    };
-                    residuals = residuals.min(e.len());
-                    e.sort_by(f64::total_cmp);
-                    levels.iter().map(|&l| conformal_half_width(&e, l)).collect()
-                })
-                .collect()
-        })
-        .collect();
+    let per_horizon = errors
+        .iter()
+        .zip(validation)
+        .enumerate()
+        .map(|(h, (oof, val))| normalise(set, trained, oof, val, levels, seed, HORIZONS[h]))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Some(Calibration {
         method: format!(
-            "split conformal on out-of-fold errors ({FOLDS} consecutive folds), per half of the year"
+            "normalised conformal on out-of-fold errors ({FOLDS} consecutive folds): a spread model of the log absolute error on the standardised features"
         ),
         levels: levels.to_vec(),
-        half_widths,
+        widths: Widths::Normalised(per_horizon),
         residuals,
     }))
+}
+
+/// One horizon's calibration: a spread model fitted to the out-of-fold errors of every
+/// season (on the final model's standardised rows), and each level's conformal quantile
+/// of the validation slice's errors divided by their spread.
+fn normalise(
+    set: &TrainingSet,
+    trained: &Trained,
+    out_of_fold: &[(usize, f64)],
+    validation: &[(usize, f64)],
+    levels: &[f64],
+    seed: u64,
+    horizon: u8,
+) -> Result<Normalised, TrainError> {
+    let z = |errors: &[(usize, f64)]| -> Vec<Vec<f64>> {
+        errors
+            .iter()
+            .map(|(i, _)| trained.scaler.apply(&set.rows[*i]))
+            .collect()
+    };
+    let oof_z = z(out_of_fold);
+    let log_error: Vec<f64> = out_of_fold.iter().map(|(_, e)| (e + SPREAD_FLOOR).ln()).collect();
+    let Regressor::Linear {
+        coefficients,
+        intercept,
+    } = (Candidate::Ridge { alpha: SPREAD_ALPHA }).fit(&oof_z, &log_error, seed, horizon)?
+    else {
+        unreachable!("ridge fits a linear model")
+    };
+    let mut spread = Spread {
+        coefficients,
+        intercept,
+        min: 0.0,
+        max: f64::INFINITY,
+    };
+    let (lo, hi) = oof_z
+        .iter()
+        .map(|r| spread.at(r))
+        .fold((f64::INFINITY, 0.0_f64), |(lo, hi), s| (lo.min(s), hi.max(s)));
+    (spread.min, spread.max) = (lo.max(f64::MIN_POSITIVE), hi.max(lo));
+    let mut scores: Vec<f64> = z(validation)
+        .iter()
+        .zip(validation)
+        .map(|(r, (_, e))| e / spread.at(r))
+        .collect();
+    scores.sort_by(f64::total_cmp);
+    Ok(Normalised {
+        spread,
+        quantiles: levels.iter().map(|&l| conformal_half_width(&scores, l)).collect(),
+    })
 }
 
 /// Each level's coverage, width and interval score on the hold-out, per horizon.
 pub fn holdout_scores(set: &TrainingSet, trained: &Trained, calibration: &Calibration) -> Vec<IntervalScore> {
     let raw = gather(&set.rows, &trained.rows.holdout);
+    let issued = gather(&set.times, &trained.rows.holdout);
+    let z: Vec<Vec<f64>> = raw.iter().map(|r| trained.scaler.apply(r)).collect();
     let mut out = Vec::new();
     for (k, model) in trained.models.iter().enumerate() {
-        let predicted = model.predict(&trained.scaler, &raw);
+        let predicted = model.predict_standardised(&z, &raw);
         let truth = gather(&set.targets[k], &trained.rows.holdout);
-        let issued = gather(&set.times, &trained.rows.holdout);
-        // Each hour's intervals once (as serving makes them), then each level's figures.
+        // Each hour's intervals as serving makes them.
         let hours: Vec<(f64, Vec<Interval>)> = truth
             .iter()
             .zip(&predicted)
-            .zip(&issued)
-            .filter(|((y, _), _)| y.is_finite())
-            .map(|((y, p), t)| (*y, calibration.intervals(k, *t, *p)))
+            .zip(issued.iter().zip(&z))
+            .map(|((y, p), (t, z))| (*y, calibration.intervals(k, *t, z, *p)))
             .collect();
-        for (j, &level) in calibration.levels.iter().enumerate() {
-            let at: Vec<(f64, Interval)> = hours
-                .iter()
-                .filter_map(|(y, i)| i.get(j).map(|i| (*y, *i)))
-                .collect();
-            let n = at.len() as f64;
-            let inside = at.iter().filter(|(y, i)| i.lower <= *y && *y <= i.upper).count();
-            out.push(IntervalScore {
-                horizon: model.horizon,
-                level,
-                coverage: inside as f64 / n,
-                width: at.iter().map(|(_, i)| i.upper - i.lower).sum::<f64>() / n,
-                winkler: at
-                    .iter()
-                    .map(|(y, i)| winkler(i.lower, i.upper, level, *y))
-                    .sum::<f64>()
-                    / n,
-            });
-        }
+        out.extend(interval_scores(model.horizon, &calibration.levels, &hours));
     }
     out
-}
-
-/// The hold-out's interval scores as a Markdown table.
-pub fn markdown_table(scores: &[IntervalScore]) -> String {
-    let mut s =
-        String::from("| horizon | level | coverage | width (°C) | interval score |\n|---|---|---|---|---|\n");
-    for x in scores {
-        s.push_str(&format!(
-            "| {} h | {:.0}% | {:.1}% | {:.2} | {:.3} |\n",
-            x.horizon,
-            x.level * 100.0,
-            x.coverage * 100.0,
-            x.width,
-            x.winkler
-        ));
-    }
-    s
 }
 
 #[cfg(test)]
@@ -227,13 +212,5 @@ mod tests {
         assert_eq!(conformal_half_width(&[], 0.8), f64::INFINITY);
         assert_eq!(errors_needed(0.8), 4);
         assert_eq!(errors_needed(0.95), 19);
-    }
-
-    #[test]
-    fn the_interval_score_is_the_width_plus_the_scaled_miss() {
-        assert_eq!(winkler(1.0, 3.0, 0.8, 2.0), 2.0);
-        // 0.5 below at the 80% level: 2 + (2 / 0.2) · 0.5.
-        assert!((winkler(1.0, 3.0, 0.8, 0.5) - 7.0).abs() < 1e-12);
-        assert!((winkler(1.0, 3.0, 0.8, 4.0) - 12.0).abs() < 1e-12);
     }
 }

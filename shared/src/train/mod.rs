@@ -19,11 +19,11 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::scores::IntervalScore;
 pub use candidates::{Candidate, default_candidates};
 pub use fit::{
     CandidateScore, SplitSummary, TARGET_TRANSFORM, Trained, TrainedRows, feature_stats, select_and_fit,
 };
-pub use intervals::IntervalScore;
 pub use split::{Split, chronological_split, refit_rows};
 
 use crate::bundle::{
@@ -369,7 +369,7 @@ fn assemble(
         [] => "\nNo prediction intervals: too few rows to calibrate them.\n".to_owned(),
         scores => format!(
             "\nPrediction intervals on the hold-out (split conformal):\n\n{}",
-            intervals::markdown_table(scores)
+            scores::interval_markdown_table(scores)
         ),
     };
     let evaluation_json = serde_json::to_vec_pretty(&evaluation)
@@ -403,8 +403,7 @@ async fn track(
     let bundle_key = layout::model_bundle(&model.name, &model.bundle_id)?;
     let mut metrics = model.metrics.clone();
     for x in &model.evaluation.intervals {
-        // 80, 95, 97.5: one key per level, to a tenth of a percent.
-        let pct = (x.level * 1000.0).round() / 10.0;
+        let pct = x.percent();
         metrics.insert(format!("interval_coverage_{pct}_h{}", x.horizon), x.coverage);
         metrics.insert(format!("interval_winkler_{pct}_h{}", x.horizon), x.winkler);
     }

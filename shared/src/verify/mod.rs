@@ -267,8 +267,9 @@ async fn request(
 
 /// The verification as one CloudWatch Embedded Metric Format line (on Lambda, where
 /// nobody scrapes): in `namespace` (`RPS_METRICS_NAMESPACE`), dimension `stage` = `verify`; the served version's
-/// 6 h live skill and RMSE over 24 hours, the observations' out-of-range share, and
-/// whether a retrain was asked for. `template.yaml` alarms on the skill.
+/// 6 h live skill, RMSE and 80% interval coverage over 24 hours, the observations'
+/// out-of-range share, and whether a retrain was asked for. `template.yaml` alarms on
+/// the skill and the coverage.
 pub fn emf_line(namespace: &str, v: &Verification) -> String {
     let day = v
         .served_version
@@ -293,6 +294,11 @@ pub fn emf_line(namespace: &str, v: &Verification) -> String {
     };
     put("live_skill_h6_24h", "None", day.and_then(|d| d.skill));
     put("live_rmse_h6_24h", "None", day.map(|d| d.rmse));
+    put(
+        "live_interval_coverage_80_h6_24h",
+        "None",
+        day.and_then(|d| d.interval(0.8)).map(|i| i.coverage),
+    );
     put(
         "live_out_of_range_ratio_24h",
         "None",

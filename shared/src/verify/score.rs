@@ -21,10 +21,11 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{Duration, NaiveDateTime};
 
-use crate::forecast_log::{ForecastSource, LoggedForecast};
+use crate::forecast_log::{ForecastSource, LoggedForecast, LoggedHorizon};
 pub use crate::records::verification::{
     HorizonSkill, LiveWindow, LogCounts, RecentForecast, VersionSkill, WindowSkill,
 };
+use crate::scores::{IntervalScore, winkler};
 
 /// Everything the join found.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -43,11 +44,21 @@ struct Acc {
     err: f64,
     pse: f64,
     pae: f64,
+    /// Per interval level: hours, hours inside, summed width, summed interval score.
+    intervals: Vec<(f64, IntervalAcc)>,
+}
+
+#[derive(Default)]
+struct IntervalAcc {
+    n: usize,
+    inside: usize,
+    width: f64,
+    winkler: f64,
 }
 
 impl Acc {
-    fn add(&mut self, forecast: f64, observed: f64, persistence: f64) {
-        let e = forecast - observed;
+    fn add(&mut self, h: &LoggedHorizon, observed: f64, persistence: f64) {
+        let e = h.temperature_2m - observed;
         let p = persistence - observed;
         self.n += 1;
         self.se += e * e;
@@ -55,6 +66,20 @@ impl Acc {
         self.err += e;
         self.pse += p * p;
         self.pae += p.abs();
+        for i in h.valid_intervals() {
+            let at = match self.intervals.iter().position(|(l, _)| *l == i.level) {
+                Some(at) => at,
+                None => {
+                    self.intervals.push((i.level, IntervalAcc::default()));
+                    self.intervals.len() - 1
+                }
+            };
+            let a = &mut self.intervals[at].1;
+            a.n += 1;
+            a.inside += usize::from(i.lower <= observed && observed <= i.upper);
+            a.width += i.upper - i.lower;
+            a.winkler += winkler(i.lower, i.upper, i.level, observed);
+        }
     }
 
     fn skill(&self, horizon: u8) -> HorizonSkill {
@@ -70,6 +95,22 @@ impl Acc {
             persistence_rmse,
             persistence_mae: self.pae / n,
             skill: (persistence_rmse > 0.0).then(|| 1.0 - rmse / persistence_rmse),
+            intervals: {
+                let mut v: Vec<IntervalScore> = self
+                    .intervals
+                    .iter()
+                    .map(|(level, a)| IntervalScore {
+                        horizon,
+                        level: *level,
+                        coverage: a.inside as f64 / a.n as f64,
+                        width: a.width / a.n as f64,
+                        winkler: a.winkler / a.n as f64,
+                        hours: a.n,
+                    })
+                    .collect();
+                v.sort_by(|a, b| a.level.total_cmp(&b.level));
+                v
+            },
         }
     }
 }
@@ -139,7 +180,7 @@ pub fn score(
                     Some(y) => {
                         acc.entry((r.model_version.clone(), *w, h.hours))
                             .or_default()
-                            .add(h.temperature_2m, y, r.observed_temperature);
+                            .add(h, y, r.observed_temperature);
                         verified_in[i] = true;
                     }
                     None => entry.1 += 1,
@@ -232,9 +273,76 @@ mod tests {
                     hours: h,
                     target_time: issued_at + Duration::hours(i64::from(h)),
                     temperature_2m: forecast[usize::from(h) - 1],
+                    intervals: vec![],
                 })
                 .collect(),
         }
+    }
+
+    /// `r` with an interval of ± `half` at `level` around every horizon.
+    fn with_interval(mut r: LoggedForecast, level: f64, half: f64) -> LoggedForecast {
+        for h in &mut r.horizons {
+            h.intervals.push(crate::bundle::Interval {
+                level,
+                lower: h.temperature_2m - half,
+                upper: h.temperature_2m + half,
+            });
+        }
+        r
+    }
+
+    #[test]
+    fn intervals_are_scored_per_level_and_a_record_without_them_for_its_point_forecast() {
+        let obs = rising("2023-04-01T00:00", 14);
+        // Forecast 13 everywhere from 00:00 against 11..16 (errors 2, 1, 0, −1, −2, −3),
+        // and 19 from 06:00 against 17..22; a record without intervals from 03:00.
+        let first = record(
+            "1",
+            ForecastSource::Scheduled,
+            "2023-04-01T00:00",
+            10.0,
+            [13.0; 6],
+        );
+        let second = record(
+            "1",
+            ForecastSource::Scheduled,
+            "2023-04-01T06:00",
+            16.0,
+            [19.0; 6],
+        );
+        let bare = record(
+            "1",
+            ForecastSource::Scheduled,
+            "2023-04-01T03:00",
+            13.0,
+            [16.0; 6],
+        );
+        // An interval that does not hold its forecast is left out, the forecast kept.
+        let broken = with_interval(bare, 0.8, -1.0);
+        let records = vec![
+            with_interval(with_interval(first, 0.8, 1.5), 0.95, 2.5),
+            with_interval(second, 0.8, 1.5),
+            broken,
+        ];
+        let s = score(records, &obs, t("2023-04-01T13:00"), 1.0, 72);
+        let day = s.versions[0].window(LiveWindow::Day).unwrap();
+        // At 1 h: errors 2 (first) and 2 (second): outside ±1.5 both times, inside ±2.5.
+        let h1 = day.horizon(1).unwrap();
+        assert_eq!(
+            h1.n, 3,
+            "the record without intervals is scored for its point forecast"
+        );
+        let i80 = h1.interval(0.8).unwrap();
+        assert_eq!((i80.hours, i80.coverage, i80.width), (2, 0.0, 3.0));
+        // Width 3 plus 2 / 0.2 times the 0.5 miss.
+        assert!((i80.winkler - 8.0).abs() < 1e-12, "{i80:?}");
+        let i95 = h1.interval(0.95).unwrap();
+        assert_eq!((i95.hours, i95.coverage), (1, 1.0));
+        // At 3 h: error 0 twice, inside.
+        assert_eq!(day.horizon(3).unwrap().interval(0.8).unwrap().coverage, 1.0);
+        let m = s.versions[0].metrics();
+        assert_eq!(m["live_interval_coverage_80_h1_24h"], 0.0);
+        assert_eq!(m["live_interval_coverage_95_h1_7d"], 1.0);
     }
 
     /// Observed: 10 °C at the issue hour, then 11, 12, … one degree an hour.

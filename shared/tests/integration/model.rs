@@ -258,14 +258,11 @@ fn the_intervals_hold_their_coverage_on_both_stations_hold_out() {
         let c = intervals::calibrate(set, t, &[0.8, 0.95], 42)
             .unwrap()
             .expect("a station year calibrates");
-        assert!(
-            c.residuals > 2_500,
-            "{name}: {} out-of-fold errors in a half of the year",
-            c.residuals
-        );
+        // The validation slice (15% of the year) sets the level.
+        assert!(c.residuals > 1_200, "{name}: {} errors per horizon", c.residuals);
         let scores = intervals::holdout_scores(set, t, &c);
         assert_eq!(scores.len(), HORIZONS.len() * 2);
-        let table = intervals::markdown_table(&scores);
+        let table = rps_core::scores::interval_markdown_table(&scores);
         for s in &scores {
             assert!(
                 (s.coverage - s.level).abs() <= 0.05,

@@ -149,6 +149,22 @@ else:
     env = template["Globals"]["Function"]["Environment"]["Variables"]
     if env.get("RPS_RETRAIN_MIN_SKILL") != {"Ref": "RetrainMinSkill"}:
         problems.append("the functions do not get RPS_RETRAIN_MIN_SKILL from the parameter the alarm uses")
+coverage = alarms.pop("live_interval_coverage_80_h6_24h", None)
+if not coverage:
+    problems.append("no alarm on the verify function's live_interval_coverage_80_h6_24h (as RpsIntervalCoverageLow)")
+else:
+    if "live_interval_coverage_80_h6_24h" not in verify_names or coverage.get("Namespace") != namespace:
+        problems.append(f"the interval alarm watches a metric verify does not write ({sorted(verify_names)})")
+    if coverage.get("Dimensions") != [{"Name": "stage", "Value": "verify"}]:
+        problems.append(f"the interval alarm is not on stage=verify: {coverage.get('Dimensions')}")
+    if coverage.get("Threshold") != {"Ref": "IntervalCoverageFloor"} \
+            or coverage.get("ComparisonOperator") != "LessThanThreshold":
+        problems.append("the interval alarm does not fire below RPS_VERIFY_MIN_INTERVAL_COVERAGE's parameter")
+    if not coverage.get("AlarmActions") or "runbooks.md#rpsintervalcoveragelow" not in coverage.get("AlarmDescription", ""):
+        problems.append("the interval alarm notifies nobody or has no runbook")
+    if template["Globals"]["Function"]["Environment"]["Variables"].get("RPS_VERIFY_MIN_INTERVAL_COVERAGE") \
+            != {"Ref": "IntervalCoverageFloor"}:
+        problems.append("the functions do not get RPS_VERIFY_MIN_INTERVAL_COVERAGE from the parameter the alarm uses")
 for name, a in alarms.items():
     if a["Namespace"] != namespace or name not in emf_names:
         problems.append(f"the alarm on {a['Namespace']}/{name} watches a metric the API does not write ({namespace}: {sorted(emf_names)})")

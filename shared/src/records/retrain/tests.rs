@@ -29,6 +29,7 @@ fn skill(n: usize, rmse: f64, persistence_rmse: f64) -> VersionSkill {
                 persistence_rmse,
                 persistence_mae: persistence_rmse,
                 skill: Some(1.0 - rmse / persistence_rmse),
+                intervals: vec![],
             }],
         }],
     }
