@@ -535,10 +535,9 @@ impl Spread {
     }
 }
 
-/// The two halves of the calendar year the intervals are calibrated for apart: errors
-/// spread differently in the cold and the warm season (a continental station's winter
-/// errors are wider than its summer's), and by the calendar the halves are the same for
-/// training and serving.
+/// The two halves of the calendar year a format 2 bundle's intervals were calibrated for
+/// apart (errors spread differently in the cold and the warm season); format 3 learns the
+/// spread from the features instead, the day of the year among them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum YearHalf {
     /// October to March: the northern cold season.

@@ -127,7 +127,14 @@ fn a_better_candidate_is_promoted_served_and_rolled_back() {
         );
         assert_eq!(report[side]["scores"].as_array().unwrap().len(), 6);
     }
-    for g in ["schema", "accuracy", "no_regression", "skill", "latency"] {
+    for g in [
+        "schema",
+        "accuracy",
+        "no_regression",
+        "intervals",
+        "skill",
+        "latency",
+    ] {
         assert_eq!(gate(&report, g)["verdict"], "pass", "{}", gate(&report, g));
     }
     assert_eq!(gate(&report, "smoke")["verdict"], "not_applicable");

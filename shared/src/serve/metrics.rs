@@ -313,6 +313,10 @@ pub fn record_forecast_log_dropped(n: usize) {
     counter!(FORECAST_LOG, "outcome" => "day_full").increment(n as u64);
 }
 
+/// Every (level, horizon, window) of `rps_live_interval_coverage` ever published.
+static INTERVAL_LABELS: std::sync::Mutex<std::collections::BTreeSet<(String, String, &'static str)>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
 /// Publishes the live skill of `served` (at scrape time) from the latest verification,
 /// and the newest retrain's state. Figures the verification has not got are NaN.
 pub fn set_live(
@@ -328,6 +332,9 @@ pub fn set_live(
     gauge!(LIVE_THRESHOLD, "threshold" => "min_interval_coverage").set(verify.min_interval_coverage);
     let v = live.and_then(|l| l.verification.as_ref());
     let skill = v.zip(served).and_then(|(v, s)| v.version(s));
+    // The interval levels are the served model's: a level published before and not now
+    // (a new version with no verified hours yet, a model without intervals) goes NaN.
+    let mut published = std::collections::BTreeSet::new();
     for w in LiveWindow::ALL {
         let window = w.label();
         let ws = skill.and_then(|s| s.window(w));
@@ -344,12 +351,24 @@ pub fn set_live(
             gauge!(LIVE_SKILL, "horizon" => horizon.clone(), "window" => window)
                 .set(hs.and_then(|x| x.skill).unwrap_or(f64::NAN));
             for i in hs.map_or(&[][..], |x| x.intervals.as_slice()) {
-                gauge!(LIVE_INTERVAL_COVERAGE, "level" => i.level.to_string(), "horizon" => horizon.clone(), "window" => window)
+                let labels = (i.level.to_string(), horizon.clone(), window);
+                gauge!(LIVE_INTERVAL_COVERAGE, "level" => labels.0.clone(), "horizon" => horizon.clone(), "window" => window)
                     .set(i.coverage);
+                published.insert(labels);
             }
             gauge!(LIVE_VERIFIED, "horizon" => horizon, "window" => window)
                 .set(hs.map_or(0.0, |x| x.n as f64));
         }
+    }
+    {
+        let mut before = INTERVAL_LABELS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (level, horizon, window) in before.difference(&published) {
+            gauge!(LIVE_INTERVAL_COVERAGE, "level" => level.clone(), "horizon" => horizon.clone(), "window" => *window)
+                .set(f64::NAN);
+        }
+        before.extend(published);
     }
     let ts = |t: chrono::DateTime<chrono::Utc>| t.timestamp_millis() as f64 / 1000.0;
     gauge!(LIVE_VERIFIED_AT).set(v.map_or(f64::NAN, |v| ts(v.verified_at)));

@@ -368,7 +368,7 @@ fn assemble(
     ) + &match &evaluation.intervals[..] {
         [] => "\nNo prediction intervals: too few rows to calibrate them.\n".to_owned(),
         scores => format!(
-            "\nPrediction intervals on the hold-out (split conformal):\n\n{}",
+            "\nPrediction intervals on the hold-out (normalised conformal):\n\n{}",
             scores::interval_markdown_table(scores)
         ),
     };
