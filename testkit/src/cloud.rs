@@ -177,13 +177,16 @@ impl LocalCloud {
             "bucket": bucket,
             "build_dir": build_dir,
             // What a test sets beyond the template: where Open-Meteo is, a model cache
-            // and an experiment of its own, and the latency gate for a loaded machine.
+            // and an experiment of its own, the latency gate for a loaded machine, and
+            // the intervals gate's margin for the archive's last year
+            // (crate::rps::ARCHIVE_YEAR_COVERAGE_GAP).
             "env": {
                 "OPEN_METEO_ARCHIVE_URL": format!("{}/v1/archive", open_meteo.url),
                 "OPEN_METEO_FORECAST_URL": format!("{}/v1/forecast", open_meteo.url),
                 "RPS_MODEL_CACHE": dir.path().join("cache"),
                 "MLFLOW_EXPERIMENT_NAME": format!("{name}-{}", unique()),
                 "RPS_GATE_MAX_P99_MS": "1000",
+                (crate::rps::ARCHIVE_YEAR_COVERAGE_GAP.0): crate::rps::ARCHIVE_YEAR_COVERAGE_GAP.1,
                 "AWS_EC2_METADATA_DISABLED": "true",
             },
             "out": stack_file,

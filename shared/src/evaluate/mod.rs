@@ -84,6 +84,15 @@ pub(crate) async fn evaluate_with_report(
         ..EvaluateOutput::of(&report, json)?
     };
     if !report.passed {
+        for g in report.gates.iter().filter(|g| g.failed()) {
+            tracing::warn!(
+                gate = g.gate.name(),
+                "version {} failed the {} gate: {}",
+                report.candidate.version,
+                g.gate.name(),
+                g.detail
+            );
+        }
         record_refusal(ctx, &input, &out).await;
     }
     Ok((out, report))

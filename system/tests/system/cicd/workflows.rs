@@ -7,7 +7,7 @@ use std::process::Command;
 use serde_json::Value;
 
 use super::text;
-use testkit::rps::{Env, LATENCY_BUDGET};
+use testkit::rps::{ARCHIVE_YEAR_COVERAGE_GAP, Env, LATENCY_BUDGET};
 
 /// A clean clone of the working tree (tracked and new files, none that git ignores),
 /// committed, as a runner checks it out.
@@ -194,6 +194,11 @@ fn the_workflows_run_here_up_to_the_first_real_call() {
     machine.insert("RPS_BIN".into(), testkit::rps::rps().display().to_string().into());
     machine.insert("RPS_SAM_HOST_TOOLCHAIN".into(), "1".into());
     machine.insert(LATENCY_BUDGET.0.into(), LATENCY_BUDGET.1.into());
+    // The challenger trains on the archive's last year (see the constant).
+    machine.insert(
+        ARCHIVE_YEAR_COVERAGE_GAP.0.into(),
+        ARCHIVE_YEAR_COVERAGE_GAP.1.into(),
+    );
     let standin = |cloud: &LocalCloud, environment: &str, fork: bool| {
         let (key, secret) = cloud.admin();
         let repo = "Rps-MLOps/RPS";
