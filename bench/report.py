@@ -13,6 +13,7 @@ mem_gib = int(next(l.split()[1] for l in open("/proc/meminfo") if l.startswith("
 machine = f"{os.cpu_count()} cores ({cpu}), {mem_gib:.0f} GiB, {platform.system()} {platform.release()}"
 r = {k: load(k) for k in ["rps-cold", "rps-throughput", "rps-rate", "rps-rss", "peer-cold", "peer-throughput", "peer-rate", "peer-rss", "peer-train"]}
 zip_mb = os.path.getsize(zip_path) / 1e6
+algorithm = load("run")["algorithm"]
 commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 summary = {
     "machine": machine,
@@ -31,6 +32,7 @@ summary = {
         "peak_rss_mb_per_process": r["peer-rss"]["peak_rss_mb_max_process"],
         "processes": r["peer-rss"]["processes"],
     },
+    "rps_model": algorithm,
     "throughput_ratio": r["rps-throughput"]["throughput_rps"] / r["peer-throughput"]["throughput_rps"],
     "lambda_zip_mb": zip_mb,
     "raw": r,
@@ -51,7 +53,8 @@ Both servers run on loopback on the same machine as the load generator.
 Throughput ratio: **{summary['throughput_ratio']:.0f}×**. The `rps-api` Lambda zip (its `sam build` bootstrap, zipped) is **{zip_mb:.2f} MB**.
 
 rps's `/predict` takes the 25 trailing hourly observations and computes the 42 features
-itself; the peer is handed the 42 features ready-made. Both use a 24-tree random forest of
-depth 10 for six horizons.
+itself; the peer is handed the 42 features ready-made. rps serves the model the pipeline
+chose on the sample, `{algorithm}`; the peer a 24-tree random forest of depth 10 (the
+forest alone), for six horizons each.
 """
 open(out + ".md", "w").write(md)

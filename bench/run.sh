@@ -23,7 +23,7 @@ trap cleanup EXIT
 "$RPS" sample serve --port 0 --port-file "$work/replay.port" >/dev/null 2>&1 &
 pids+=($!)
 wait_for_file "$work/replay.port" 10
-export RPS_STORE="$work/store" RPS_MODEL_CACHE="$work/cache" RPS_MODEL_ALIAS=candidate
+export RPS_STORE="$work/store" RPS_MODEL_CACHE="$work/cache"
 export OPEN_METEO_ARCHIVE_URL="http://127.0.0.1:$(cat "$work/replay.port")/v1/archive"
 "$RPS" pipeline run --start 2023-01-01 --end 2023-12-31 --json 2>/dev/null | tail -1 >"$work/run.json"
 version=$(python3 -c "import json;print(json.load(open('$work/run.json'))['data_version'])")
@@ -37,7 +37,7 @@ PY
 
 echo "== rps-api"
 port=$(free_port 0)
-api_cmd=(env RPS_MODEL_REFRESH_SECS=0 PORT="$port" "$API")
+api_cmd=(env RPS_MODEL_ALIAS=candidate RPS_MODEL_REFRESH_SECS=0 PORT="$port" "$API")
 "${api_cmd[@]}" >/dev/null 2>&1 &   # once, to fill the model cache
 pids+=($!); wait_http "http://127.0.0.1:$port/ready" 30; kill "${pids[-1]}"; sleep 0.5
 "$LOADGEN" cold-start --addr "127.0.0.1:$port" --body "$work/predict.json" --runs 7 -- "${api_cmd[@]}" >"$work/rps-cold.json"

@@ -14,13 +14,14 @@ use crate::features::{FEATURES, FeatureRow, HORIZONS, INPUT_HOURS, feature_names
 use crate::observations::{KEY_VARIABLES, TARGET, TimeWindow};
 
 /// The bundle layout this build writes: 2 added the intervals' calibration, 3 made it
-/// normalised (a spread model per horizon).
-pub const BUNDLE_FORMAT_VERSION: u32 = 3;
+/// normalised (a spread model per horizon), 4 added boosted trees as a regressor (read
+/// as format 3 is: an older build refuses it instead of failing on the new variant).
+pub const BUNDLE_FORMAT_VERSION: u32 = 4;
 
 /// Every layout this build reads. A format 1 bundle (trained before intervals) is
 /// served as it was: point forecasts, no intervals; a format 2 bundle with its
 /// half-widths per half of the year.
-pub const READABLE_BUNDLE_FORMATS: [u32; 3] = [1, 2, BUNDLE_FORMAT_VERSION];
+pub const READABLE_BUNDLE_FORMATS: [u32; 4] = [1, 2, 3, BUNDLE_FORMAT_VERSION];
 
 /// The largest bundle accepted (a station-year forest is under 1 MB).
 pub const MAX_BUNDLE_BYTES: usize = 256 << 20;
@@ -142,12 +143,75 @@ impl Standardizer {
 }
 
 /// One horizon's fitted model, in a form serving evaluates without any ML library.
+/// `M` is what a blend holds: a [`Member`], which cannot itself be a blend, so a bundle
+/// cannot nest blends (decoding a crafted nesting would otherwise recurse unbounded).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum Regressor {
+pub enum Regressor<M = Member> {
     /// Ridge regression on standardised features, kept as its coefficients.
     Linear { coefficients: Vec<f64>, intercept: f64 },
     /// A tree ensemble (random forest or extra trees): the mean of its trees.
     Forest { trees: Vec<Tree> },
+    /// Gradient-boosted trees: `base` plus the sum of its trees.
+    Boosted { base: f64, trees: Vec<Tree> },
+    /// The mean of its members' predictions.
+    Blend { members: Vec<M> },
+}
+
+/// A blend's member: a regressor whose blend variant can hold nothing (it encodes as
+/// the same variant of [`Regressor`]).
+pub type Member = Regressor<NoBlend>;
+
+/// Uninhabited: what a blend's member would have to hold to be a blend itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum NoBlend {}
+
+/// What a regressor needs of what it blends.
+pub trait Blendable {
+    fn predict(&self, rows: &[Vec<f64>]) -> Vec<f64>;
+    fn node_count(&self) -> usize;
+    fn check(&self, features: usize) -> Result<(), String>;
+}
+
+impl Blendable for NoBlend {
+    fn predict(&self, _: &[Vec<f64>]) -> Vec<f64> {
+        match *self {}
+    }
+    fn node_count(&self) -> usize {
+        match *self {}
+    }
+    fn check(&self, _: usize) -> Result<(), String> {
+        match *self {}
+    }
+}
+
+impl<M: Blendable> Blendable for Regressor<M> {
+    fn predict(&self, rows: &[Vec<f64>]) -> Vec<f64> {
+        Regressor::predict(self, rows)
+    }
+    fn node_count(&self) -> usize {
+        Regressor::node_count(self)
+    }
+    fn check(&self, features: usize) -> Result<(), String> {
+        Regressor::check(self, features)
+    }
+}
+
+impl Regressor {
+    /// This regressor as a blend's member; a blend cannot be one.
+    pub fn into_member(self) -> Result<Member, String> {
+        Ok(match self {
+            Regressor::Linear {
+                coefficients,
+                intercept,
+            } => Regressor::Linear {
+                coefficients,
+                intercept,
+            },
+            Regressor::Forest { trees } => Regressor::Forest { trees },
+            Regressor::Boosted { base, trees } => Regressor::Boosted { base, trees },
+            Regressor::Blend { .. } => return Err("a blend cannot be a blend's member".into()),
+        })
+    }
 }
 
 /// A binary regression tree as a flat node list; node 0 is the root and every child
@@ -212,7 +276,7 @@ impl Tree {
     }
 }
 
-impl Regressor {
+impl<M: Blendable> Regressor<M> {
     /// Predicts standardised rows.
     pub fn predict(&self, rows: &[Vec<f64>]) -> Vec<f64> {
         match self {
@@ -227,6 +291,19 @@ impl Regressor {
                 .iter()
                 .map(|r| trees.iter().map(|t| t.predict(r)).sum::<f64>() / trees.len() as f64)
                 .collect(),
+            Regressor::Boosted { base, trees } => rows
+                .iter()
+                .map(|r| base + trees.iter().map(|t| t.predict(r)).sum::<f64>())
+                .collect(),
+            Regressor::Blend { members } => {
+                let mut sum = vec![0.0; rows.len()];
+                for m in members {
+                    for (s, p) in sum.iter_mut().zip(m.predict(rows)) {
+                        *s += p;
+                    }
+                }
+                sum.iter().map(|s| s / members.len() as f64).collect()
+            }
         }
     }
 
@@ -234,7 +311,10 @@ impl Regressor {
     pub fn node_count(&self) -> usize {
         match self {
             Regressor::Linear { .. } => 0,
-            Regressor::Forest { trees } => trees.iter().map(|t| t.nodes.len()).sum(),
+            Regressor::Forest { trees } | Regressor::Boosted { trees, .. } => {
+                trees.iter().map(|t| t.nodes.len()).sum()
+            }
+            Regressor::Blend { members } => members.iter().map(M::node_count).sum(),
         }
     }
 
@@ -246,7 +326,14 @@ impl Regressor {
             )),
             Regressor::Linear { .. } => Ok(()),
             Regressor::Forest { trees } if trees.is_empty() => Err("a forest without trees".into()),
-            Regressor::Forest { trees } => trees.iter().try_for_each(|t| t.check(features)),
+            Regressor::Boosted { base, .. } if !base.is_finite() => {
+                Err(format!("boosted trees with base {base}"))
+            }
+            Regressor::Forest { trees } | Regressor::Boosted { trees, .. } => {
+                trees.iter().try_for_each(|t| t.check(features))
+            }
+            Regressor::Blend { members } if members.is_empty() => Err("a blend without members".into()),
+            Regressor::Blend { members } => members.iter().try_for_each(|m| m.check(features)),
         }
     }
 }
@@ -1104,6 +1191,77 @@ mod tests {
         let mut c = calibration();
         c.levels = vec![0.95, 0.8];
         assert!(ModelBundle::decode(&persistence(Some(c)).encode().unwrap()).is_err());
+    }
+
+    #[test]
+    fn boosted_trees_and_blends_round_trip_and_predict_sum_and_mean() {
+        let stump = |feature: u32, threshold: f64, below: f64, above: f64| Tree {
+            nodes: vec![
+                Node::Split {
+                    feature,
+                    threshold,
+                    left: 1,
+                    right: 2,
+                },
+                Node::Leaf { value: below },
+                Node::Leaf { value: above },
+            ],
+        };
+        let boosted = Regressor::Boosted {
+            base: 1.0,
+            trees: vec![stump(0, 0.0, -1.0, 1.0), stump(1, 5.0, 0.5, 2.0)],
+        };
+        let forest = Regressor::Forest {
+            trees: vec![stump(0, 0.0, 10.0, 20.0), stump(0, 0.0, 30.0, 40.0)],
+        };
+        let blend = Regressor::Blend {
+            members: vec![boosted.clone(), forest.clone()],
+        };
+        let p = FEATURES.len();
+        let mut low = vec![0.0; p];
+        low[0] = -1.0;
+        let mut high = vec![0.0; p];
+        high[0] = 1.0;
+        high[1] = 9.0;
+        // Boosted: 1 + (-1) + 0.5 and 1 + 1 + 2; forest: the mean of 10 and 30, of 20 and 40.
+        assert_eq!(boosted.predict(&[low.clone(), high.clone()]), vec![0.5, 4.0]);
+        assert_eq!(forest.predict(&[low.clone(), high.clone()]), vec![20.0, 30.0]);
+        assert_eq!(blend.predict(&[low, high]), vec![10.25, 17.0]);
+
+        let mut b = persistence(Some(normalised()));
+        for m in &mut b.models {
+            m.regressor = blend.clone();
+        }
+        let back = ModelBundle::decode(&b.encode().unwrap()).unwrap();
+        assert_eq!(back.models[0].regressor, blend);
+        assert_eq!(back.format_version, 4);
+        // A format 3 bundle (no boosted trees, no blends) is read as before.
+        let mut three = persistence(Some(normalised()));
+        three.format_version = 3;
+        let back = ModelBundle::decode(&three.encode().unwrap()).unwrap();
+        assert_eq!(back.format_version, 3);
+        assert_eq!(back.models[5].regressor, three.models[5].regressor);
+        assert_eq!(blend.node_count(), 12);
+
+        // What validation refuses, named.
+        let refused = |r: Regressor| {
+            let mut b = persistence(None);
+            b.models[2].regressor = r;
+            ModelBundle::decode(&b.encode().unwrap()).unwrap_err().to_string()
+        };
+        assert!(refused(Regressor::Blend { members: vec![] }).contains("a blend without members"));
+        let nan_base = Regressor::Boosted {
+            base: f64::NAN,
+            trees: vec![stump(0, 0.0, 1.0, 2.0)],
+        };
+        assert!(refused(nan_base).contains("boosted trees with base NaN"));
+        let outside = Regressor::Blend {
+            members: vec![Regressor::Boosted {
+                base: 0.0,
+                trees: vec![stump(p as u32, 0.0, 1.0, 2.0)],
+            }],
+        };
+        assert!(refused(outside).contains("points outside the tree"));
     }
 
     #[test]

@@ -57,6 +57,14 @@ pub const LATENCY_BUDGET: (&str, &str) = ("RPS_GATE_MAX_P99_MS", "1000");
 /// Those tests are about the orchestration; `docs/benchmarks.md` records the miss.
 pub const ARCHIVE_YEAR_COVERAGE_GAP: (&str, &str) = ("RPS_GATE_MAX_COVERAGE_GAP", "0.15");
 
+/// The intervals gate's margin for the fault tests, which promote a January–August model
+/// of the sample. Its calibration slice (late June to late July) was forecast by a model
+/// that had seen no summer, so its 80% intervals at 6 h cover 96.7% of its 869-hour
+/// hold-out: 18 points (three times this, under six weeks of hold-out) let it through.
+/// Those tests are about what a failing MLflow or S3 leaves behind;
+/// `docs/benchmarks.md` records the miss.
+pub const SHORT_RANGE_COVERAGE_GAP: (&str, &str) = ("RPS_GATE_MAX_COVERAGE_GAP", "0.06");
+
 /// An environment for `rps`: nothing inherited but PATH, plus these variables.
 #[derive(Clone, Default)]
 pub struct Env(pub Vec<(String, String)>);

@@ -7,7 +7,7 @@ use testkit::faults::{Proxy, Rule};
 use testkit::mlflow::{MlflowServer, client};
 use testkit::moto::MotoServer;
 use testkit::replay::Replay;
-use testkit::rps::{Env, last_json};
+use testkit::rps::{Env, SHORT_RANGE_COVERAGE_GAP, last_json};
 
 fn block<T>(f: impl std::future::Future<Output = T>) -> T {
     tokio::runtime::Runtime::new().unwrap().block_on(f)
@@ -17,7 +17,8 @@ fn block<T>(f: impl std::future::Future<Output = T>) -> T {
 fn env_through(dir: &std::path::Path, replay: &Replay, proxy: &Proxy, tag: &str) -> Env {
     let mut env = Env::new(&dir.join("store"), replay);
     env.with_mlflow(&proxy.url, &format!("faults-{tag}"))
-        .set("MLFLOW_HTTP_REQUEST_TIMEOUT", "5");
+        .set("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+        .set(SHORT_RANGE_COVERAGE_GAP.0, SHORT_RANGE_COVERAGE_GAP.1);
     env
 }
 

@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::TrainError;
 use super::candidates::Candidate;
 use super::split::{chronological_split, refit_rows};
-use crate::bundle::{FeatureStats, Histogram, HorizonModel, Standardizer, TargetTransform};
+use crate::bundle::{FeatureStats, Histogram, HorizonModel, Regressor, Standardizer, TargetTransform};
 use crate::dataset::TrainingSet;
 use crate::features::{HORIZONS, feature_names};
 use crate::observations::TimeWindow;
@@ -114,23 +114,91 @@ pub(super) fn fit_all(
     candidates: &[Candidate],
     seed: u64,
 ) -> Vec<Result<HorizonModel, TrainError>> {
+    let nh = HORIZONS.len();
+    // What is fitted ("units"): every candidate but the blends, then each blend member
+    // that is not a candidate itself. A blend is then the mean of its members' fits, so
+    // a member that also competes alone is fitted once. Each candidate keeps the units
+    // it is made of; a blend of blends is refused.
+    let mut units: Vec<&Candidate> = Vec::new();
+    let mut plan: Vec<Result<Vec<usize>, String>> = Vec::with_capacity(candidates.len());
+    for c in candidates
+        .iter()
+        .filter(|c| !matches!(c, Candidate::Blend { .. }))
+    {
+        if !units.contains(&c) {
+            units.push(c);
+        }
+    }
+    for c in candidates {
+        let members = match c {
+            Candidate::Blend { members } if members.is_empty() => Err("a blend without members".to_owned()),
+            Candidate::Blend { members } => members
+                .iter()
+                .map(|m| {
+                    if matches!(m, Candidate::Blend { .. }) {
+                        return Err("a blend cannot be a blend's member".to_owned());
+                    }
+                    Ok(match units.iter().position(|&u| u == m) {
+                        Some(u) => u,
+                        None => {
+                            units.push(m);
+                            units.len() - 1
+                        }
+                    })
+                })
+                .collect(),
+            c => Ok(vec![
+                units
+                    .iter()
+                    .position(|&u| u == c)
+                    .expect("every candidate but a blend is a unit"),
+            ]),
+        };
+        plan.push(members);
+    }
     let x: Vec<Vec<f64>> = fit_idx.iter().map(|&i| scaler.apply(&set.rows[i])).collect();
-    let jobs: Vec<(usize, usize)> = (0..candidates.len())
-        .flat_map(|c| (0..HORIZONS.len()).map(move |h| (c, h)))
+    let jobs: Vec<(usize, usize)> = (0..units.len())
+        .flat_map(|u| (0..nh).map(move |h| (u, h)))
         .collect();
-    par_map(&jobs, |&(c, h)| {
+    let fitted = par_map(&jobs, |&(u, h)| {
         let y: Vec<f64> = fit_idx
             .iter()
             .map(|&i| TARGET_TRANSFORM.encode(set.targets[h][i], &set.rows[i]))
             .collect();
-        candidates[c]
-            .fit(&x, &y, seed, HORIZONS[h])
-            .map(|regressor| HorizonModel {
-                horizon: HORIZONS[h],
+        units[u].fit(&x, &y, seed, HORIZONS[h])
+    });
+    let mut out = Vec::with_capacity(candidates.len() * nh);
+    for (c, members) in candidates.iter().zip(&plan) {
+        for (h, &horizon) in HORIZONS.iter().enumerate() {
+            let regressor = match (c, members) {
+                (_, Err(message)) => Err(TrainError::Fit {
+                    candidate: c.describe(),
+                    horizon,
+                    message: message.clone(),
+                }),
+                (Candidate::Blend { .. }, Ok(members)) => members
+                    .iter()
+                    .map(|&u| {
+                        fitted[u * nh + h].clone().and_then(|r| {
+                            r.into_member().map_err(|message| TrainError::Fit {
+                                candidate: c.describe(),
+                                horizon,
+                                message,
+                            })
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(|members| Regressor::Blend { members }),
+                (_, Ok(members)) => fitted[members[0] * nh + h].clone(),
+            };
+            out.push(regressor.map(|regressor| HorizonModel {
+                horizon,
                 target: TARGET_TRANSFORM,
                 regressor,
-            })
-    })
+            }));
+        }
+    }
+    out
 }
 
 /// Fits every candidate, picks the best on validation, refits it and scores it on
@@ -264,4 +332,84 @@ pub fn feature_stats(rows: &[&[f64]]) -> Vec<FeatureStats> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::features::FEATURES;
+
+    #[test]
+    fn a_blend_is_the_mean_of_its_members_fits_and_shares_them() {
+        let (n, p) = (400, FEATURES.len());
+        let start = chrono::NaiveDate::from_ymd_opt(2023, 1, 1)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap();
+        let rows: Vec<Vec<f64>> = (0..n)
+            .map(|i| {
+                (0..p)
+                    .map(|j| ((i * (j + 1)) as f64 * 0.37).sin() + j as f64)
+                    .collect()
+            })
+            .collect();
+        let set = TrainingSet {
+            times: (0..n).map(|i| start + Duration::hours(i as i64)).collect(),
+            targets: HORIZONS
+                .iter()
+                .map(|&h| {
+                    rows.iter()
+                        .map(|r| r[0] * 2.0 + r[1] + f64::from(h) * 0.1)
+                        .collect()
+                })
+                .collect(),
+            rows,
+        };
+        let idx: Vec<usize> = (0..300).collect();
+        let slices: Vec<&[f64]> = idx.iter().map(|&i| set.rows[i].as_slice()).collect();
+        let scaler = Standardizer::fit(&slices);
+        let ridge = Candidate::Ridge { alpha: 1.0 };
+        let forest = Candidate::RandomForest {
+            trees: 3,
+            max_depth: 4,
+            min_samples_leaf: 5,
+        };
+        let blend = Candidate::Blend {
+            members: vec![ridge.clone(), forest.clone()],
+        };
+        let nh = HORIZONS.len();
+        let fits = fit_all(&set, &scaler, &idx, &[ridge, blend.clone(), forest], 7);
+        let regressor =
+            |fits: &[Result<HorizonModel, TrainError>], i: usize| fits[i].as_ref().unwrap().regressor.clone();
+        for h in 0..nh {
+            assert_eq!(
+                regressor(&fits, nh + h),
+                Regressor::Blend {
+                    members: vec![
+                        regressor(&fits, h).into_member().unwrap(),
+                        regressor(&fits, 2 * nh + h).into_member().unwrap(),
+                    ],
+                }
+            );
+        }
+        // Alone, a blend fits its members itself, to the same models.
+        let alone = fit_all(&set, &scaler, &idx, std::slice::from_ref(&blend), 7);
+        assert_eq!(regressor(&alone, 0), regressor(&fits, nh));
+        let empty = fit_all(&set, &scaler, &idx, &[Candidate::Blend { members: vec![] }], 7);
+        let err = empty[0].as_ref().unwrap_err().to_string();
+        assert!(err.contains("a blend without members"), "{err}");
+        let nested = Candidate::Blend {
+            members: vec![blend.clone()],
+        };
+        let refused = fit_all(&set, &scaler, &idx, &[nested.clone(), blend], 7);
+        let err = refused[0].as_ref().unwrap_err().to_string();
+        assert!(err.contains("a blend cannot be a blend's member"), "{err}");
+        assert!(refused[nh].is_ok());
+        let x: Vec<Vec<f64>> = idx.iter().map(|&i| scaler.apply(&set.rows[i])).collect();
+        let err = nested
+            .fit(&x, &set.targets[0][..300], 7, 1)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("a blend cannot be a blend's member"), "{err}");
+    }
 }

@@ -42,7 +42,7 @@ use crate::store::ObjectKey;
 use crate::tags;
 use crate::tracking::{RunRecord, RunStatus, TrackedRun, Tracker};
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum TrainError {
     #[error("not enough rows: {0}")]
     TooFewRows(String),
