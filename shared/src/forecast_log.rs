@@ -28,6 +28,8 @@ use crate::bundle::{Forecast, Interval};
 use crate::features::FeatureRow;
 use crate::layout;
 use crate::observations::shift_hours;
+use crate::recalibration;
+use crate::records::skill::IntervalScale;
 use crate::scores::Baseline;
 use crate::store::{ObjectKey, ObjectStore, StoreError};
 
@@ -53,9 +55,29 @@ pub struct LoggedHorizon {
     /// not hold the forecast, or is not one, is left out of the scores.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub intervals: Vec<Interval>,
+    /// The live re-calibration factors its intervals were served with
+    /// ([`crate::recalibration`]), per level; a level without one was served as
+    /// calibrated.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scales: Vec<AppliedScale>,
+}
+
+/// The factor an interval's calibrated half-width was multiplied by when it was served.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AppliedScale {
+    pub level: f64,
+    pub scale: f64,
 }
 
 impl LoggedHorizon {
+    /// The factor the interval at `level` was served with (1 without one).
+    pub fn served_with(&self, level: f64) -> f64 {
+        self.scales
+            .iter()
+            .find(|s| s.level == level)
+            .map_or(1.0, |s| s.scale)
+    }
+
     /// The intervals verification can score: a level in (0, 1), finite bounds around
     /// the forecast.
     pub fn valid_intervals(&self) -> impl Iterator<Item = &Interval> {
@@ -96,7 +118,7 @@ const MAX_HORIZON: u8 = 48;
 
 impl LoggedForecast {
     /// The record of `forecasts`, made from `row` by `name` version `version`, whose
-    /// data reached `data_end`.
+    /// data reached `data_end`, their intervals re-calibrated by `scales`.
     pub fn new(
         name: &str,
         version: &str,
@@ -104,6 +126,7 @@ impl LoggedForecast {
         row: &FeatureRow,
         forecasts: &[Forecast],
         data_end: Option<NaiveDateTime>,
+        scales: &[IntervalScale],
     ) -> Self {
         let persistence = Baseline::Persistence.feature_index(1);
         Self {
@@ -122,6 +145,17 @@ impl LoggedForecast {
                         target_time: shift_hours(row.time, i64::from(f.horizon_hours))?,
                         temperature_2m: f.temperature_2m,
                         intervals: f.intervals.clone(),
+                        scales: f
+                            .intervals
+                            .iter()
+                            .filter_map(|i| {
+                                let scale = recalibration::lookup(scales, f.horizon_hours, i.level)?;
+                                Some(AppliedScale {
+                                    level: i.level,
+                                    scale,
+                                })
+                            })
+                            .collect(),
                     })
                 })
                 .collect(),
@@ -539,7 +573,7 @@ mod tests {
 
     fn record(hour: &str, temp: f64) -> LoggedForecast {
         let r = row(hour, temp);
-        LoggedForecast::new("m", "3", ForecastSource::Predict, &r, &forecasts(&r), None)
+        LoggedForecast::new("m", "3", ForecastSource::Predict, &r, &forecasts(&r), None, &[])
     }
 
     #[test]

@@ -23,7 +23,8 @@
 //! reader of the environment), [`observations`], [`features`] (the one feature
 //! definition), [`drift`] (the inputs against the training data, for serving and
 //! verification), [`forecast_log`] (the forecasts issued, for verification),
-//! [`snapshot`], [`dataset`], [`bundle`] (the model file), [`scores`], [`layout`] (store
+//! [`snapshot`], [`dataset`], [`bundle`] (the model file), [`scores`], [`recalibration`]
+//! (the intervals re-calibrated on live errors, for verification and serving), [`layout`] (store
 //! keys), [`tags`] (registry and tracking names), [`stage`] (context and errors).
 //!
 //! The batch stages need polars and smartcore and sit behind the `batch` feature;
@@ -42,6 +43,7 @@ pub mod http;
 pub mod layout;
 pub mod logging;
 pub mod observations;
+pub mod recalibration;
 pub mod records;
 pub mod scores;
 pub mod snapshot;

@@ -196,6 +196,24 @@ impl IntervalScore {
     }
 }
 
+/// The split-conformal half-width at `level` from absolute errors sorted ascending:
+/// the ⌈(n+1)·level⌉-th smallest (the largest when there are too few for that).
+pub fn conformal_half_width(sorted_abs: &[f64], level: f64) -> f64 {
+    let n = sorted_abs.len();
+    let k = ((n as f64 + 1.0) * level).ceil() as usize;
+    match n {
+        0 => f64::INFINITY,
+        _ => sorted_abs[k.clamp(1, n) - 1],
+    }
+}
+
+/// The fewest errors whose ⌈(n+1)·level⌉-th smallest exists: below it, the interval
+/// would cover less than `level`.
+pub fn errors_needed(level: f64) -> usize {
+    // n ≥ level / (1 − level); the tolerance keeps 0.8's 4.000000000000001 at 4.
+    ((level / (1.0 - level)) - 1e-9).ceil().max(1.0) as usize
+}
+
 /// The interval (Winkler) score of `[lower, upper]` at `level` for the truth `y`.
 pub fn winkler(lower: f64, upper: f64, level: f64, y: f64) -> f64 {
     let alpha = 1.0 - level;
@@ -264,6 +282,19 @@ pub fn quantile(sorted: &[f64], q: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_half_width_is_the_conformal_order_statistic() {
+        let e: Vec<f64> = (1..=99).map(f64::from).collect();
+        // n = 99: ⌈100 · 0.8⌉ = 80th smallest, ⌈100 · 0.95⌉ = 95th.
+        assert_eq!(conformal_half_width(&e, 0.8), 80.0);
+        assert_eq!(conformal_half_width(&e, 0.95), 95.0);
+        // Too few errors for the level: the largest (callers ask for enough).
+        assert_eq!(conformal_half_width(&[1.0, 2.0], 0.95), 2.0);
+        assert_eq!(conformal_half_width(&[], 0.8), f64::INFINITY);
+        assert_eq!(errors_needed(0.8), 4);
+        assert_eq!(errors_needed(0.95), 19);
+    }
 
     #[test]
     fn metrics_match_hand_computed_values() {

@@ -352,6 +352,7 @@ fn a_winter_model_degrades_in_spring_and_a_triggered_retrain_recovers_live_skill
     let mut shadow = Api::new(&shadow_env);
     shadow.wait_for_version("1");
     let mut last = Value::Null;
+    let mut before_last = Value::Null;
     for _ in 0..8 {
         day = day.succ_opt().unwrap();
         arrive(&env, day);
@@ -359,7 +360,7 @@ fn a_winter_model_degrades_in_spring_and_a_triggered_retrain_recovers_live_skill
         shadow.ask_about(day);
         let out = env.run(&["verify", "--retrain", "--json"]);
         assert!(out.status.success(), "{}", stderr(&out));
-        last = last_json(&out)["verification"].clone();
+        before_last = std::mem::replace(&mut last, last_json(&out)["verification"].clone());
         assert_eq!(last["served_version"], "2");
         assert!(
             last["retrain"]["trigger"].is_null(),
@@ -487,6 +488,64 @@ fn a_winter_model_degrades_in_spring_and_a_triggered_retrain_recovers_live_skill
     );
     let model: Value = api.get("/model").json().unwrap();
     assert_eq!(model["version"], "2");
+    // Live re-calibration: a week of version 2's scheduled forecasts re-calibrates its
+    // intervals at every horizon and level; the API serves the latest factors, and the
+    // day's scheduled forecasts were issued with the factors of the verification before.
+    let recalibration = |v: &Value| -> Value {
+        v["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["version"] == "2")
+            .map_or(Value::Null, |s| s["recalibration"].clone())
+    };
+    let factors = recalibration(&summary);
+    assert_eq!(factors.as_array().map(Vec::len), Some(12), "{factors}");
+    for f in factors.as_array().unwrap() {
+        assert!(f["hours"].as_u64().unwrap() >= 150, "{f}");
+        let scale = f["scale"].as_f64().unwrap();
+        assert!((1.0 / 3.0..=3.0).contains(&scale), "{f}");
+    }
+    eprintln!(
+        "version 2's live re-calibration at 6 h: {}",
+        factors
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["horizon"] == 6)
+            .map(|f| format!(
+                "{}: ×{:.2} (as calibrated it covered {:.3})",
+                f["level"],
+                f["scale"].as_f64().unwrap(),
+                f["calibrated_coverage"].as_f64().unwrap()
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    assert_eq!(
+        model["intervals"]["recalibration"], factors,
+        "{}",
+        model["intervals"]
+    );
+    let applied = recalibration(&before_last);
+    assert_eq!(applied.as_array().map(Vec::len), Some(12), "{applied}");
+    let segment = std::fs::read_to_string(store.join(last["issued"]["segment"].as_str().unwrap())).unwrap();
+    for line in segment.lines() {
+        let record: Value = serde_json::from_str(line).unwrap();
+        for h in record["horizons"].as_array().unwrap() {
+            let scales = h["scales"].as_array().unwrap();
+            assert_eq!(scales.len(), 2, "{h}");
+            for s in scales {
+                let wanted = applied
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|f| f["horizon"] == h["hours"] && f["level"] == s["level"])
+                    .unwrap();
+                assert_eq!(s["scale"], wanted["scale"], "{h}");
+            }
+        }
+    }
     let week = model["live"]["windows"]
         .as_array()
         .unwrap()

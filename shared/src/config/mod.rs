@@ -386,6 +386,9 @@ pub struct VerifyConfig {
     /// The floor of the 80% interval's 24 h live coverage at 6 h, published for the
     /// `RpsIntervalCoverageLow` alert.
     pub min_interval_coverage: f64,
+    /// Verified scheduled forecasts per horizon (last 7 days) before the intervals are
+    /// re-calibrated live; 0: never ([`crate::recalibration`]).
+    pub recalibrate_min_hours: usize,
     pub retrain: RetrainRule,
 }
 

@@ -292,6 +292,7 @@ impl VerifyConfig {
             max_mismatch: env.parse(&vars::RPS_VERIFY_MAX_MISMATCH, number_in(0.0..=50.0))?,
             min_interval_coverage: env
                 .parse(&vars::RPS_VERIFY_MIN_INTERVAL_COVERAGE, number_in(0.0..=1.0))?,
+            recalibrate_min_hours: env.parse(&vars::RPS_RECALIBRATE_MIN_HOURS, number_in(0..=168))?,
             retrain: RetrainRule {
                 min_skill: env.parse(&vars::RPS_RETRAIN_MIN_SKILL, |s| {
                     s.parse().ok().filter(|v: &f64| (-1.0..1.0).contains(v))

@@ -463,6 +463,12 @@ pub const RPS_VERIFY_MIN_INTERVAL_COVERAGE: Var = Var::new(
     "a share between 0 and 1",
     "alert RpsIntervalCoverageLow: the 24 h live coverage of the 80% interval the served version's 6 h forecasts must keep",
 );
+pub const RPS_RECALIBRATE_MIN_HOURS: Var = Var::new(
+    "RPS_RECALIBRATE_MIN_HOURS",
+    "48",
+    "a whole number of hours from 0 to 168",
+    "live re-calibration of the intervals: verified scheduled forecasts per horizon, of the last 7 days, before verify re-fits the factor serving multiplies the served version's half-widths by (0 turns it off: served as calibrated)",
+);
 pub const RPS_RETRAIN_MIN_SKILL: Var = Var::new(
     "RPS_RETRAIN_MIN_SKILL",
     "0",
@@ -619,6 +625,7 @@ pub const ALL: &[&Var] = &[
     &RPS_GATE_REPORT_MAX_AGE_SECS,
     &RPS_VERIFY_MAX_MISMATCH,
     &RPS_VERIFY_MIN_INTERVAL_COVERAGE,
+    &RPS_RECALIBRATE_MIN_HOURS,
     &RPS_RETRAIN_MIN_SKILL,
     &RPS_RETRAIN_MIN_HOURS,
     &RPS_RETRAIN_COOLDOWN_HOURS,

@@ -93,6 +93,25 @@ impl WindowSkill {
 pub struct VersionSkill {
     pub version: String,
     pub windows: Vec<WindowSkill>,
+    /// Its intervals re-calibrated on the last 7 days of its scheduled forecasts
+    /// ([`crate::recalibration`]): what serving multiplies each half-width by; empty
+    /// until enough of them are verified, or when re-calibration is off.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recalibration: Vec<IntervalScale>,
+}
+
+/// The live re-calibration of one horizon's interval at one level.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct IntervalScale {
+    pub horizon: u8,
+    pub level: f64,
+    /// What the calibrated half-width is multiplied by (bounded to
+    /// [`crate::recalibration::MIN_SCALE`]..=[`crate::recalibration::MAX_SCALE`]).
+    pub scale: f64,
+    /// The verified scheduled forecasts it was found from.
+    pub hours: usize,
+    /// The share of those hours the calibrated (unscaled) interval covered.
+    pub calibrated_coverage: f64,
 }
 
 impl VersionSkill {
@@ -122,6 +141,10 @@ impl VersionSkill {
                     m.insert(format!("live_interval_winkler_{pct}_h{h}_{l}"), i.winkler);
                 }
             }
+        }
+        for r in &self.recalibration {
+            let pct = (r.level * 1000.0).round() / 10.0;
+            m.insert(format!("live_interval_scale_{pct}_h{}", r.horizon), r.scale);
         }
         m
     }

@@ -57,6 +57,11 @@ pub struct IntervalsInfo {
     pub levels: Vec<f64>,
     /// How they were calibrated, or why there are none.
     pub detail: String,
+    /// The live re-calibration every answer's intervals carry: the latest
+    /// verification's factor per horizon and level for this version (see
+    /// `docs/serving.md`); empty: served as calibrated.
+    #[serde(default)]
+    pub recalibration: Vec<crate::records::skill::IntervalScale>,
 }
 
 /// `POST /predict`.

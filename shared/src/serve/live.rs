@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwapOption;
 
 use crate::records::retrain::{self as trigger, RetrainRecord};
+use crate::records::skill::IntervalScale;
 use crate::records::verification::{self, Verification};
 pub use crate::records::wire::LiveSkill;
 use crate::store::ObjectStore;
@@ -20,6 +21,17 @@ use crate::store::ObjectStore;
 pub struct LiveState {
     pub verification: Option<Verification>,
     pub retrain: Option<RetrainRecord>,
+}
+
+impl LiveState {
+    /// The live re-calibration of `version`'s intervals ([`crate::recalibration`]);
+    /// empty: serve them as calibrated.
+    pub fn scales(&self, version: &str) -> &[IntervalScale] {
+        self.verification
+            .as_ref()
+            .and_then(|v| v.version(version))
+            .map_or(&[], |s| &s.recalibration)
+    }
 }
 
 pub struct Live {

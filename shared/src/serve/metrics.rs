@@ -37,6 +37,7 @@ pub const LIVE_RMSE: &str = "rps_live_rmse_celsius";
 pub const LIVE_MAE: &str = "rps_live_mae_celsius";
 pub const LIVE_SKILL: &str = "rps_live_skill";
 pub const LIVE_INTERVAL_COVERAGE: &str = "rps_live_interval_coverage";
+pub const INTERVAL_SCALE: &str = "rps_interval_scale";
 pub const LIVE_VERIFIED: &str = "rps_live_verified_forecasts";
 pub const LIVE_UNVERIFIED: &str = "rps_live_unverified_forecasts";
 pub const LIVE_OUT_OF_RANGE: &str = "rps_live_out_of_range_ratio";
@@ -71,6 +72,7 @@ pub const ALL: &[&str] = &[
     LIVE_MAE,
     LIVE_SKILL,
     LIVE_INTERVAL_COVERAGE,
+    INTERVAL_SCALE,
     LIVE_VERIFIED,
     LIVE_UNVERIFIED,
     LIVE_OUT_OF_RANGE,
@@ -185,6 +187,10 @@ fn describe() {
     describe_gauge!(
         LIVE_INTERVAL_COVERAGE,
         "Live coverage of the served version's prediction intervals: the share of verified hours inside, by level, horizon and window"
+    );
+    describe_gauge!(
+        INTERVAL_SCALE,
+        "The live re-calibration of the served version's intervals: the factor every half-width is multiplied by, by level and horizon (1: served as calibrated)"
     );
     describe_gauge!(
         LIVE_VERIFIED,
@@ -317,11 +323,17 @@ pub fn record_forecast_log_dropped(n: usize) {
 static INTERVAL_LABELS: std::sync::Mutex<std::collections::BTreeSet<(String, String, &'static str)>> =
     std::sync::Mutex::new(std::collections::BTreeSet::new());
 
+/// Every (level, horizon) of `rps_interval_scale` ever published.
+static SCALE_LABELS: std::sync::Mutex<std::collections::BTreeSet<(String, String)>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
 /// Publishes the live skill of `served` (at scrape time) from the latest verification,
 /// and the newest retrain's state. Figures the verification has not got are NaN.
+/// `levels`: the served model's interval levels.
 pub fn set_live(
     live: Option<&super::live::LiveState>,
     served: Option<&str>,
+    levels: &[f64],
     verify: &crate::config::VerifyConfig,
 ) {
     use crate::features::HORIZONS;
@@ -369,6 +381,27 @@ pub fn set_live(
                 .set(f64::NAN);
         }
         before.extend(published);
+    }
+    {
+        // Every level of the served model at every horizon: 1 where it is served as
+        // calibrated.
+        let scales = skill.map_or(&[][..], |s| s.recalibration.as_slice());
+        let mut now = std::collections::BTreeSet::new();
+        for h in HORIZONS {
+            for &level in levels {
+                let labels = (level.to_string(), h.to_string());
+                gauge!(INTERVAL_SCALE, "level" => labels.0.clone(), "horizon" => labels.1.clone())
+                    .set(crate::recalibration::lookup(scales, h, level).unwrap_or(1.0));
+                now.insert(labels);
+            }
+        }
+        let mut before = SCALE_LABELS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (level, horizon) in before.difference(&now) {
+            gauge!(INTERVAL_SCALE, "level" => level.clone(), "horizon" => horizon.clone()).set(f64::NAN);
+        }
+        before.extend(now);
     }
     let ts = |t: chrono::DateTime<chrono::Utc>| t.timestamp_millis() as f64 / 1000.0;
     gauge!(LIVE_VERIFIED_AT).set(v.map_or(f64::NAN, |v| ts(v.verified_at)));

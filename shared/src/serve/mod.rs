@@ -353,7 +353,7 @@ async fn predict(
     let m = require_model(&state)?;
     let row =
         serving_row(&series).map_err(|e| ApiError::unprocessable("invalid_observations", e.to_string()))?;
-    let forecasts = m.bundle.predict(&row).map_err(|e| {
+    let mut forecasts = m.bundle.predict(&row).map_err(|e| {
         tracing::error!("prediction failed: {e}");
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -361,9 +361,12 @@ async fn predict(
             e.to_string(),
         )
     })?;
+    let live = state.live.current();
+    let scales = live.as_deref().map_or(&[][..], |l| l.scales(&m.version));
+    crate::recalibration::apply(&mut forecasts, scales);
     let (out, weather_out) = state.drift.observe(&row.values);
     metrics::record_forecasts("predict", &forecasts);
-    state.forecast_log.offer(&m, &row, &forecasts);
+    state.forecast_log.offer(&m, &row, &forecasts, scales);
     Ok(Json(PredictResponse {
         model: summary(&m),
         issued_at: format_time(row.time),
@@ -379,7 +382,11 @@ async fn forecast_handler(
     State(state): State<Arc<AppState>>,
 ) -> Result<Json<forecast::ForecastResponse>, ApiError> {
     let m = require_model(&state)?;
-    let resp = state.forecasts.get_or_compute(&state, &m).await?;
+    let mut resp = state.forecasts.get_or_compute(&state, &m).await?;
+    // Cached as calibrated; re-calibrated by the latest verification on every answer.
+    if let Some(live) = state.live.current() {
+        crate::recalibration::apply(&mut resp.forecasts, live.scales(&m.version));
+    }
     metrics::set_observations_age(resp.observations_age_minutes * 60.0);
     Ok(Json(resp))
 }
@@ -407,7 +414,14 @@ async fn model_info(State(state): State<Arc<AppState>>) -> Result<Json<ModelInfo
         bundle_format_version: m.bundle.format_version,
         registry: state.model.status(),
         live: state.live.skill_of(&m.version),
-        intervals: intervals_info(&m.bundle),
+        intervals: IntervalsInfo {
+            recalibration: state
+                .live
+                .current()
+                .map(|l| l.scales(&m.version).to_vec())
+                .unwrap_or_default(),
+            ..intervals_info(&m.bundle)
+        },
     }))
 }
 
@@ -417,11 +431,16 @@ fn intervals_info(bundle: &crate::bundle::ModelBundle) -> IntervalsInfo {
     let none = |why: &str| IntervalsInfo {
         levels: Vec::new(),
         detail: format!("none: {why}; its forecasts are point forecasts"),
+        recalibration: Vec::new(),
     };
     match &bundle.calibration {
         Some(c) => IntervalsInfo {
             levels: c.levels.clone(),
-            detail: format!("{}, from at least {} errors per horizon", c.method, c.residuals),
+            detail: format!(
+                "{}, from at least {} errors per horizon; re-calibrated live by the factors in `recalibration` (none yet: as calibrated)",
+                c.method, c.residuals
+            ),
+            recalibration: Vec::new(),
         },
         None if bundle.format_version == 1 => {
             none("this model was trained before intervals (bundle format 1)")
@@ -454,10 +473,16 @@ async fn drift_handler(State(state): State<Arc<AppState>>) -> Json<drift::DriftS
 
 async fn metrics_handler(State(state): State<Arc<AppState>>) -> Response {
     metrics::set_drift(&state.drift.snapshot());
-    let served = state.model.current().map(|m| m.version.clone());
+    let served = state.model.current();
+    let levels = served
+        .as_ref()
+        .and_then(|m| m.bundle.calibration.as_ref())
+        .map(|c| c.levels.as_slice())
+        .unwrap_or_default();
     metrics::set_live(
         state.live.current().as_deref(),
-        served.as_deref(),
+        served.as_ref().map(|m| m.version.as_str()),
+        levels,
         &state.config.verify,
     );
     (

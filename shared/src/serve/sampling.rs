@@ -17,6 +17,7 @@ use super::served::Served;
 use crate::bundle::Forecast;
 use crate::features::FeatureRow;
 use crate::forecast_log::{self, ForecastSource, LoggedForecast, Sampler};
+use crate::records::skill::IntervalScale;
 use crate::store::ObjectStore;
 
 pub struct ForecastSampler {
@@ -42,7 +43,8 @@ impl ForecastSampler {
     }
 
     /// Offers one answer; cheap enough for every request.
-    pub fn offer(&self, m: &Served, row: &FeatureRow, forecasts: &[Forecast]) {
+    /// `scales`: the live re-calibration the answer's intervals were served with.
+    pub fn offer(&self, m: &Served, row: &FeatureRow, forecasts: &[Forecast], scales: &[IntervalScale]) {
         if !self.sampler.enabled() {
             return;
         }
@@ -54,6 +56,7 @@ impl ForecastSampler {
                 row,
                 forecasts,
                 Some(m.bundle.metadata.data_end()),
+                scales,
             )
         });
         metrics::record_forecast_log(outcome);

@@ -32,7 +32,7 @@ use super::fit::{Trained, fit_all, gather};
 use crate::bundle::{Calibration, Interval, Normalised, Regressor, Spread, Standardizer, Widths};
 use crate::dataset::TrainingSet;
 use crate::features::{HORIZONS, INPUT_HOURS};
-use crate::scores::{IntervalScore, interval_scores};
+use crate::scores::{IntervalScore, conformal_half_width, errors_needed, interval_scores};
 
 /// Consecutive blocks the out-of-fold errors come from.
 pub const FOLDS: usize = 3;
@@ -46,24 +46,6 @@ const SPREAD_FLOOR: f64 = 0.05;
 
 /// The spread model's ridge strength.
 const SPREAD_ALPHA: f64 = 10.0;
-
-/// The split-conformal half-width at `level` from absolute errors sorted ascending:
-/// the ⌈(n+1)·level⌉-th smallest (the largest when there are too few for that).
-pub fn conformal_half_width(sorted_abs: &[f64], level: f64) -> f64 {
-    let n = sorted_abs.len();
-    let k = ((n as f64 + 1.0) * level).ceil() as usize;
-    match n {
-        0 => f64::INFINITY,
-        _ => sorted_abs[k.clamp(1, n) - 1],
-    }
-}
-
-/// The fewest errors whose ⌈(n+1)·level⌉-th smallest exists: below it, the interval
-/// would cover less than `level`.
-pub fn errors_needed(level: f64) -> usize {
-    // n ≥ level / (1 − level); the tolerance keeps 0.8's 4.000000000000001 at 4.
-    ((level / (1.0 - level)) - 1e-9).ceil().max(1.0) as usize
-}
 
 /// The calibration of `trained`'s intervals at `levels`; `None` when the data is too
 /// short for out-of-fold errors (the model then serves point forecasts only).
@@ -218,22 +200,4 @@ pub fn holdout_scores(set: &TrainingSet, trained: &Trained, calibration: &Calibr
         out.extend(interval_scores(model.horizon, &calibration.levels, &hours));
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_half_width_is_the_conformal_order_statistic() {
-        let e: Vec<f64> = (1..=99).map(f64::from).collect();
-        // n = 99: ⌈100 · 0.8⌉ = 80th smallest, ⌈100 · 0.95⌉ = 95th.
-        assert_eq!(conformal_half_width(&e, 0.8), 80.0);
-        assert_eq!(conformal_half_width(&e, 0.95), 95.0);
-        // Too few errors for the level: the largest (calibrate asks for enough).
-        assert_eq!(conformal_half_width(&[1.0, 2.0], 0.95), 2.0);
-        assert_eq!(conformal_half_width(&[], 0.8), f64::INFINITY);
-        assert_eq!(errors_needed(0.8), 4);
-        assert_eq!(errors_needed(0.95), 19);
-    }
 }

@@ -44,6 +44,8 @@ use crate::features::{INPUT_HOURS, serving_row};
 use crate::forecast_log::{self, ForecastSource, LoggedForecast};
 use crate::layout;
 use crate::observations::HourlySeries;
+use crate::recalibration;
+use crate::records::skill::IntervalScale;
 use crate::registry::{self, LoadedModel};
 use crate::stage::{Context, StageError};
 use crate::store::{self, ObjectKey};
@@ -101,7 +103,20 @@ pub async fn verify(ctx: &Context, input: VerifyInput) -> Result<Verification, S
     };
     let issued = match (&served, &observed.newest, input.issue) {
         (Some(model), Some((key, series)), true) => {
-            match issue(ctx, &name, model, key, series, &observed.series, &read.scheduled).await? {
+            // Issued as the API answers: re-calibrated by the latest verification.
+            let scales = match ctx.config.verify.recalibrate_min_hours {
+                0 => Vec::new(),
+                _ => latest(ctx.store.as_ref(), &name)
+                    .await?
+                    .and_then(|v| v.version(&model.info.version).map(|s| s.recalibration.clone()))
+                    .unwrap_or_default(),
+            };
+            let from = IssueFrom {
+                snapshot: key,
+                newest: series,
+                all: &observed.series,
+            };
+            match issue(ctx, &name, model, &from, &scales, &read.scheduled).await? {
                 Ok((i, records)) => {
                     read.records += records.len();
                     read.scheduled.extend(records);
@@ -152,8 +167,17 @@ pub async fn verify(ctx: &Context, input: VerifyInput) -> Result<Verification, S
     if let Some(as_of) = observed.as_of {
         let temps = observed.temperatures();
         let max_mismatch = ctx.config.verify.max_mismatch;
-        let scored = score::score(read.scheduled, &temps, as_of, max_mismatch, RECENT_HOURS);
-        let clients = score::score(read.client, &temps, as_of, max_mismatch, 0);
+        // Only the scheduled forecasts re-calibrate the intervals: traffic cannot steer them.
+        let recalibrate = ctx.config.verify.recalibrate_min_hours;
+        let scored = score::score(
+            read.scheduled,
+            &temps,
+            as_of,
+            max_mismatch,
+            RECENT_HOURS,
+            recalibrate,
+        );
+        let clients = score::score(read.client, &temps, as_of, max_mismatch, 0, 0);
         out.versions = scored.versions;
         out.log = LogCounts {
             records: read.records,
@@ -323,15 +347,27 @@ pub const CATCH_UP_HOURS: i64 = 24;
 /// `all`, the validated observations: exactly what the schedule would have issued, as
 /// the model reads nothing after the hour), appended to the log. The outer error is
 /// the store's; the inner says why no forecast could be made.
+/// What a scheduled forecast is made from: the newest validated snapshot, its series,
+/// and every validated observation.
+struct IssueFrom<'a> {
+    snapshot: &'a ObjectKey,
+    newest: &'a HourlySeries,
+    all: &'a HourlySeries,
+}
+
 async fn issue(
     ctx: &Context,
     name: &str,
     model: &LoadedModel,
-    snapshot: &ObjectKey,
-    newest: &HourlySeries,
-    all: &HourlySeries,
+    from: &IssueFrom<'_>,
+    scales: &[IntervalScale],
     logged: &[LoggedForecast],
 ) -> Result<Result<(Issued, Vec<LoggedForecast>), String>, StageError> {
+    let IssueFrom {
+        snapshot,
+        newest,
+        all,
+    } = *from;
     let version = &model.info.version;
     let done: HashSet<NaiveDateTime> = logged
         .iter()
@@ -352,7 +388,13 @@ async fn issue(
             row.time
         )));
     }
-    let forecasts = match model.bundle.predict(&row) {
+    let predict = |row: &crate::features::FeatureRow| {
+        model.bundle.predict(row).map(|mut f| {
+            recalibration::apply(&mut f, scales);
+            f
+        })
+    };
+    let forecasts = match predict(&row) {
         Ok(f) => f,
         Err(e) => return Ok(Err(format!("version {version} could not forecast: {e}"))),
     };
@@ -364,6 +406,7 @@ async fn issue(
             row,
             f,
             Some(model.bundle.metadata.data_end()),
+            scales,
         )
     };
     let mut records = Vec::new();
@@ -375,7 +418,7 @@ async fn issue(
         let window = all.between(t - Duration::hours(INPUT_HOURS as i64 - 1), t);
         if let Ok(r) = serving_row(&window)
             && r.time == t
-            && let Ok(f) = model.bundle.predict(&r)
+            && let Ok(f) = predict(&r)
         {
             records.push(record(&r, &f));
         }

@@ -22,6 +22,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{Duration, NaiveDateTime};
 
 use crate::forecast_log::{ForecastSource, LoggedForecast, LoggedHorizon};
+use crate::recalibration;
 pub use crate::records::verification::{
     HorizonSkill, LiveWindow, LogCounts, RecentForecast, VersionSkill, WindowSkill,
 };
@@ -54,6 +55,8 @@ struct IntervalAcc {
     inside: usize,
     width: f64,
     winkler: f64,
+    /// Each error over its calibrated half-width, for the live re-calibration.
+    normalised: Vec<f64>,
 }
 
 impl Acc {
@@ -79,6 +82,12 @@ impl Acc {
             a.inside += usize::from(i.lower <= observed && observed <= i.upper);
             a.width += i.upper - i.lower;
             a.winkler += winkler(i.lower, i.upper, i.level, observed);
+            a.normalised.extend(recalibration::normalised_error(
+                h.temperature_2m,
+                i,
+                h.served_with(i.level),
+                observed,
+            ));
         }
     }
 
@@ -115,13 +124,16 @@ impl Acc {
     }
 }
 
-/// Joins `records` with `observed` (temperature by hour) up to `as_of`.
+/// Joins `records` with `observed` (temperature by hour) up to `as_of`; with
+/// `recalibrate_min_hours` above 0, re-calibrates each version's intervals on its
+/// verified forecasts of the last 7 days ([`crate::recalibration`]).
 pub fn score(
     records: Vec<LoggedForecast>,
     observed: &BTreeMap<NaiveDateTime, f64>,
     as_of: NaiveDateTime,
     max_mismatch: f64,
     recent_hours: i64,
+    recalibrate_min_hours: usize,
 ) -> Scored {
     let mut counts = LogCounts {
         records: records.len(),
@@ -219,6 +231,7 @@ pub fn score(
             .or_insert_with(|| VersionSkill {
                 version,
                 windows: Vec::new(),
+                recalibration: Vec::new(),
             })
             .windows
             .push(WindowSkill {
@@ -228,7 +241,24 @@ pub fn score(
                 horizons,
             });
     }
+    for ((version, window, horizon), a) in &mut acc {
+        if *window != LiveWindow::Week {
+            continue;
+        }
+        for (level, i) in &mut a.intervals {
+            if let (Some(v), Some(s)) = (
+                versions.get_mut(version),
+                recalibration::scale(*horizon, *level, &mut i.normalised, recalibrate_min_hours),
+            ) {
+                v.recalibration.push(s);
+            }
+        }
+    }
     let mut versions: Vec<VersionSkill> = versions.into_values().collect();
+    for v in &mut versions {
+        v.recalibration
+            .sort_by(|a, b| a.horizon.cmp(&b.horizon).then(a.level.total_cmp(&b.level)));
+    }
     // Newest version first (registry versions are numbers; others sort after).
     versions.sort_by_key(|v| std::cmp::Reverse(v.version.parse::<u64>().unwrap_or(0)));
     recent
@@ -274,6 +304,7 @@ mod tests {
                     target_time: issued_at + Duration::hours(i64::from(h)),
                     temperature_2m: forecast[usize::from(h) - 1],
                     intervals: vec![],
+                    scales: vec![],
                 })
                 .collect(),
         }
@@ -324,7 +355,7 @@ mod tests {
             with_interval(second, 0.8, 1.5),
             broken,
         ];
-        let s = score(records, &obs, t("2023-04-01T13:00"), 1.0, 72);
+        let s = score(records, &obs, t("2023-04-01T13:00"), 1.0, 72, 0);
         let day = s.versions[0].window(LiveWindow::Day).unwrap();
         // At 1 h: errors 2 (first) and 2 (second): outside ±1.5 both times, inside ±2.5.
         let h1 = day.horizon(1).unwrap();
@@ -345,6 +376,65 @@ mod tests {
         assert_eq!(m["live_interval_coverage_95_h1_7d"], 1.0);
     }
 
+    #[test]
+    fn the_week_of_scheduled_forecasts_re_calibrates_each_versions_intervals_from_their_calibrated_widths() {
+        let obs = rising("2023-04-01T00:00", 80);
+        // 60 hourly forecasts whose errors cycle through 0.5, 1, 1.5, 2, 2.5 °C at every
+        // horizon: a ±1 interval covers 40%. Sorted, the 49th of 60 normalised errors
+        // (⌈61 · 0.8⌉) is the first 2.5: the factor that would have covered 80%.
+        let make = |version: &str, half: f64, served_with: f64| -> Vec<LoggedForecast> {
+            (0..60)
+                .map(|i| {
+                    let issued = t("2023-04-01T00:00") + Duration::hours(i);
+                    let e = [0.5, 1.0, 1.5, 2.0, 2.5][i as usize % 5] * if i % 2 == 0 { 1.0 } else { -1.0 };
+                    let truth = |h: i64| 10.0 + (i + h) as f64;
+                    let mut r = record(
+                        version,
+                        ForecastSource::Scheduled,
+                        &crate::observations::format_time(issued),
+                        truth(0),
+                        std::array::from_fn(|k| truth(k as i64 + 1) + e),
+                    );
+                    r = with_interval(r, 0.8, half);
+                    for h in &mut r.horizons {
+                        h.scales.push(crate::forecast_log::AppliedScale {
+                            level: 0.8,
+                            scale: served_with,
+                        });
+                    }
+                    r
+                })
+                .collect()
+        };
+        // Version 2 was served at twice its calibrated ±1: the factor is found from ±1.
+        let records = [make("1", 1.0, 1.0), make("2", 2.0, 2.0)].concat();
+        let as_of = t("2023-04-03T18:00");
+        let s = score(records.clone(), &obs, as_of, 1.0, 72, 48);
+        for v in &s.versions {
+            assert_eq!(v.recalibration.len(), 6, "{v:?}");
+            for (k, r) in v.recalibration.iter().enumerate() {
+                assert_eq!((r.horizon, r.level, r.hours), (k as u8 + 1, 0.8, 60));
+                assert!((r.scale - 2.5).abs() < 1e-12, "version {}: {r:?}", v.version);
+                assert!((r.calibrated_coverage - 0.4).abs() < 1e-12, "{r:?}");
+            }
+        }
+        // What was served is scored as served: version 2's ±2 covered 80%.
+        let week = s.versions[0].window(LiveWindow::Week).unwrap();
+        assert_eq!(week.horizon(6).unwrap().interval(0.8).unwrap().coverage, 0.8);
+        assert_eq!(s.versions[0].metrics()["live_interval_scale_80_h6"], 2.5);
+        // Too few verified hours, or turned off: served as calibrated.
+        assert!(
+            score(records.clone(), &obs, as_of, 1.0, 72, 61).versions[0]
+                .recalibration
+                .is_empty()
+        );
+        assert!(
+            score(records, &obs, as_of, 1.0, 72, 0).versions[1]
+                .recalibration
+                .is_empty()
+        );
+    }
+
     /// Observed: 10 °C at the issue hour, then 11, 12, … one degree an hour.
     fn rising(from: &str, hours: i64) -> BTreeMap<NaiveDateTime, f64> {
         (0..hours)
@@ -363,7 +453,7 @@ mod tests {
             [11.0, 12.0, 13.0, 14.0, 15.0, 16.0],
         );
         let off_by_two = record("1", ForecastSource::Predict, "2023-04-01T00:00", 10.0, [13.0; 6]);
-        let s = score(vec![perfect, off_by_two], &obs, t("2023-04-01T07:00"), 1.0, 72);
+        let s = score(vec![perfect, off_by_two], &obs, t("2023-04-01T07:00"), 1.0, 72, 0);
         assert_eq!(
             s.versions.iter().map(|v| v.version.as_str()).collect::<Vec<_>>(),
             ["2", "1"]
@@ -396,7 +486,7 @@ mod tests {
             [11.0; 6],
         );
         let sampled = record("1", ForecastSource::Predict, "2023-04-01T00:00", 10.0, [50.0; 6]);
-        let s = score(vec![sampled, sched], &obs, t("2023-04-01T05:00"), 1.0, 72);
+        let s = score(vec![sampled, sched], &obs, t("2023-04-01T05:00"), 1.0, 72, 0);
         assert_eq!(s.counts.duplicates, 1);
         assert_eq!((s.counts.unverified, s.counts.pending), (1, 1), "{:?}", s.counts);
         let day = s.versions[0].window(LiveWindow::Day).unwrap();
@@ -431,6 +521,7 @@ mod tests {
             t("2023-04-09T23:00"),
             1.0,
             72,
+            0,
         );
         assert_eq!((s.counts.mismatched, s.counts.in_sample), (1, 1));
         assert_eq!(s.versions.len(), 1, "version 2's only forecast was in-sample");

@@ -244,6 +244,7 @@ async fn client_answers_are_scored_apart_and_never_decide() {
             &row,
             &f,
             Some(model.bundle.metadata.data_end()),
+            &[],
         ));
     }
     // As many instances would write it over the hours.

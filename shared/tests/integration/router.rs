@@ -7,6 +7,7 @@ use std::sync::{Arc, OnceLock};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use chrono::NaiveDate;
+use rps_core::bundle::Forecast;
 use rps_core::config::Config;
 use rps_core::pipeline::{RunInput, run};
 use rps_core::serve::api::{ErrorResponse, ModelInfo, PredictResponse};
@@ -28,6 +29,12 @@ fn app() -> axum::Router {
 }
 
 fn build() -> (tokio::runtime::Runtime, Arc<AppState>) {
+    let (rt, state, _) = build_on_store();
+    (rt, state)
+}
+
+/// The app of [`app`], with the store under it.
+fn build_on_store() -> (tokio::runtime::Runtime, Arc<AppState>, Arc<MemoryStore>) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let state = rt.block_on(async {
         let store = Arc::new(MemoryStore::new());
@@ -52,9 +59,12 @@ fn build() -> (tokio::runtime::Runtime, Arc<AppState>) {
             .set_alias(&out.model_name, aliases::PRODUCTION, &out.model_version)
             .await
             .unwrap();
-        AppState::new(config, store, ctx.registry.clone()).await
+        (
+            AppState::new(config, store.clone(), ctx.registry.clone()).await,
+            store,
+        )
     });
-    (rt, state)
+    (rt, state.0, state.1)
 }
 
 async fn call(method: &str, path: &str, body: Option<&str>) -> (StatusCode, Value) {
@@ -171,4 +181,100 @@ async fn unknown_methods_share_one_metric_label() {
     .unwrap();
     assert!(!text.contains("BREW"), "an unbounded label: {text}");
     assert!(text.contains("method=\"other\""), "{text}");
+}
+
+#[tokio::test]
+async fn the_latest_verification_re_calibrates_the_served_intervals_everywhere_they_are_shown() {
+    let _turn = testkit::turn(module_path!());
+    let (rt, state, store) = std::thread::spawn(build_on_store).join().unwrap();
+    let app = router(state.clone());
+    let send = |method: &str, path: &str, body: Option<String>| {
+        let mut req = Request::builder().method(method).uri(path);
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        let req = req.body(body.map_or_else(Body::empty, Body::from)).unwrap();
+        let app = app.clone();
+        async move {
+            let resp = app.oneshot(req).await.unwrap();
+            assert_eq!(resp.status(), StatusCode::OK);
+            axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap()
+        }
+    };
+    let predict = || async {
+        let bytes = send("POST", "/predict", Some(observations(2000, 25))).await;
+        serde_json::from_slice::<PredictResponse>(&bytes).unwrap()
+    };
+    let page = || async {
+        let v: Value = serde_json::from_slice(&send("GET", "/forecast", None).await).unwrap();
+        serde_json::from_value::<Vec<Forecast>>(v["forecasts"].clone()).unwrap()
+    };
+    let before = predict().await;
+    assert!(
+        before.forecasts.iter().all(|f| f.intervals.len() == 2),
+        "{before:?}"
+    );
+    let page_before = page().await;
+
+    // Verification found version 1's 6 h 80% intervals too narrow and its 1 h 95%
+    // intervals too wide.
+    let scales = json!([
+        {"horizon": 1, "level": 0.95, "scale": 0.5, "hours": 150, "calibrated_coverage": 1.0},
+        {"horizon": 6, "level": 0.8, "scale": 1.5, "hours": 150, "calibrated_coverage": 0.6},
+    ]);
+    let name = &state.config.registry.model_name;
+    let verification = json!({
+        "format": rps_core::verify::FORMAT,
+        "id": "20230701T000000Z",
+        "verified_at": "2023-07-01T00:00:00Z",
+        "model_name": name,
+        "alias": "production",
+        "served_version": "1",
+        "as_of": "2023-06-30T23:00:00",
+        "versions": [{"version": "1", "windows": [], "recalibration": scales}],
+        "log": {"records": 0, "skipped": 0, "duplicates": 0, "mismatched": 0, "pending": 0, "unverified": 0},
+        "drift": [],
+        "retrain": serde_json::to_value(rps_core::verify::trigger::RetrainDecision::default()).unwrap(),
+        "snapshots": 1,
+    });
+    let key = rps_core::layout::verification(name, rps_core::layout::LATEST_FILE).unwrap();
+    rps_core::store::put_json(store.as_ref(), &key, &verification, false)
+        .await
+        .unwrap();
+    state.live.refresh().await;
+
+    let after = predict().await;
+    let pairs = before.forecasts.iter().zip(&after.forecasts);
+    let page_after = page().await;
+    assert_eq!(page_after.len(), 6);
+    for (b, a) in pairs.chain(page_before.iter().zip(&page_after)) {
+        assert_eq!(a.temperature_2m, b.temperature_2m);
+        for (ib, ia) in b.intervals.iter().zip(&a.intervals) {
+            let factor = match (a.horizon_hours, ia.level) {
+                (1, 0.95) => 0.5,
+                (6, 0.8) => 1.5,
+                _ => 1.0,
+            };
+            let centre = a.temperature_2m;
+            assert!(
+                ((centre - ia.lower) - factor * (centre - ib.lower)).abs() < 1e-9,
+                "{ib:?} → {ia:?}"
+            );
+            assert!(
+                ((ia.upper - centre) - factor * (ib.upper - centre)).abs() < 1e-9,
+                "{ib:?} → {ia:?}"
+            );
+        }
+    }
+    let model: Value = serde_json::from_slice(&send("GET", "/model", None).await).unwrap();
+    assert_eq!(model["intervals"]["recalibration"], scales, "{model}");
+    let text = String::from_utf8(send("GET", "/metrics", None).await.to_vec()).unwrap();
+    assert!(
+        text.lines().any(|l| l.starts_with("rps_interval_scale{")
+            && l.contains("level=\"0.8\"")
+            && l.contains("horizon=\"6\"")
+            && l.ends_with(" 1.5")),
+        "{text}"
+    );
+    std::thread::spawn(move || drop(rt)).join().unwrap();
 }

@@ -32,6 +32,7 @@ fn skill(n: usize, rmse: f64, persistence_rmse: f64) -> VersionSkill {
                 intervals: vec![],
             }],
         }],
+        recalibration: vec![],
     }
 }
 
