@@ -115,47 +115,31 @@ pub(super) fn fit_all(
     seed: u64,
 ) -> Vec<Result<HorizonModel, TrainError>> {
     let nh = HORIZONS.len();
-    // What is fitted ("units"): every candidate but the blends, then each blend member
-    // that is not a candidate itself. A blend is then the mean of its members' fits, so
-    // a member that also competes alone is fitted once. Each candidate keeps the units
-    // it is made of; a blend of blends is refused.
+    // What is fitted ("units"): every distinct candidate and blend member. A blend is
+    // the mean of its members' fits, so a member that also competes alone is fitted
+    // once. Each candidate keeps the units it is made of; a blend of blends is refused.
+    // A candidate equal to nothing (a NaN setting) is a unit of its own.
     let mut units: Vec<&Candidate> = Vec::new();
-    let mut plan: Vec<Result<Vec<usize>, String>> = Vec::with_capacity(candidates.len());
-    for c in candidates
-        .iter()
-        .filter(|c| !matches!(c, Candidate::Blend { .. }))
-    {
-        if !units.contains(&c) {
+    fn unit_of<'a>(units: &mut Vec<&'a Candidate>, c: &'a Candidate) -> usize {
+        units.iter().position(|&u| u == c).unwrap_or_else(|| {
             units.push(c);
-        }
+            units.len() - 1
+        })
     }
-    for c in candidates {
-        let members = match c {
+    let plan: Vec<Result<Vec<usize>, String>> = candidates
+        .iter()
+        .map(|c| match c {
             Candidate::Blend { members } if members.is_empty() => Err("a blend without members".to_owned()),
             Candidate::Blend { members } => members
                 .iter()
-                .map(|m| {
-                    if matches!(m, Candidate::Blend { .. }) {
-                        return Err("a blend cannot be a blend's member".to_owned());
-                    }
-                    Ok(match units.iter().position(|&u| u == m) {
-                        Some(u) => u,
-                        None => {
-                            units.push(m);
-                            units.len() - 1
-                        }
-                    })
+                .map(|m| match m {
+                    Candidate::Blend { .. } => Err("a blend cannot be a blend's member".to_owned()),
+                    m => Ok(unit_of(&mut units, m)),
                 })
                 .collect(),
-            c => Ok(vec![
-                units
-                    .iter()
-                    .position(|&u| u == c)
-                    .expect("every candidate but a blend is a unit"),
-            ]),
-        };
-        plan.push(members);
-    }
+            c => Ok(vec![unit_of(&mut units, c)]),
+        })
+        .collect();
     let x: Vec<Vec<f64>> = fit_idx.iter().map(|&i| scaler.apply(&set.rows[i])).collect();
     let jobs: Vec<(usize, usize)> = (0..units.len())
         .flat_map(|u| (0..nh).map(move |h| (u, h)))
@@ -411,5 +395,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("a blend cannot be a blend's member"), "{err}");
+        // A setting that equals nothing (NaN) is fitted as its own unit, without a
+        // panic, alone and in a blend.
+        let odd = Candidate::Ridge { alpha: f64::NAN };
+        let odd_blend = Candidate::Blend {
+            members: vec![odd.clone(), forest_again()],
+        };
+        let fits = fit_all(&set, &scaler, &idx, &[odd, odd_blend], 7);
+        assert_eq!(fits.len(), 2 * nh);
+    }
+
+    fn forest_again() -> Candidate {
+        Candidate::RandomForest {
+            trees: 3,
+            max_depth: 4,
+            min_samples_leaf: 5,
+        }
     }
 }
