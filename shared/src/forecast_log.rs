@@ -585,6 +585,52 @@ mod tests {
         assert_eq!(r.problem(), None);
     }
 
+    #[test]
+    fn a_record_keeps_the_factors_its_intervals_were_served_with_and_an_old_line_reads_as_calibrated() {
+        let r = row("2023-04-01T23:00", 4.5);
+        let mut f = forecasts(&r);
+        for x in &mut f {
+            x.intervals = vec![
+                Interval {
+                    level: 0.8,
+                    lower: x.temperature_2m - 1.0,
+                    upper: x.temperature_2m + 1.0,
+                },
+                Interval {
+                    level: 0.95,
+                    lower: x.temperature_2m - 2.0,
+                    upper: x.temperature_2m + 2.0,
+                },
+            ];
+        }
+        let scale = IntervalScale {
+            horizon: 6,
+            level: 0.8,
+            scale: 1.25,
+            hours: 100,
+            calibrated_coverage: 0.7,
+        };
+        let logged = LoggedForecast::new("m", "3", ForecastSource::Scheduled, &r, &f, None, &[scale]);
+        assert_eq!(
+            logged.horizons[5].scales,
+            [AppliedScale {
+                level: 0.8,
+                scale: 1.25
+            }]
+        );
+        assert_eq!(logged.horizons[5].served_with(0.8), 1.25);
+        assert_eq!(logged.horizons[5].served_with(0.95), 1.0);
+        assert!(logged.horizons[0].scales.is_empty());
+        let line = serde_json::to_string(&logged).unwrap();
+        let back: LoggedForecast = serde_json::from_str(&line).unwrap();
+        assert_eq!(back, logged);
+        // A line written before re-calibration has no `scales`: served as calibrated.
+        let old = line.replace(r#","scales":[{"level":0.8,"scale":1.25}]"#, "");
+        assert_ne!(old, line);
+        let back: LoggedForecast = serde_json::from_str(&old).unwrap();
+        assert_eq!(back.horizons[5].served_with(0.8), 1.0);
+    }
+
     #[tokio::test]
     async fn the_log_is_written_per_issue_day_and_bad_lines_are_skipped_and_counted() {
         let mem = Arc::new(MemoryStore::new());

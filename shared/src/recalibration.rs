@@ -21,6 +21,10 @@
 //!   calibration.
 //! - A factor is bounded to [`MIN_SCALE`]..=[`MAX_SCALE`], so a broken week cannot
 //!   make the intervals vanish or fill the page.
+//! - A horizon gets a factor for every level or for none, each from the same hours, so
+//!   a narrower level stays inside a wider one.
+//! - Factors older than [`MAX_AGE_HOURS`] (verification stopped) are not served, nor
+//!   any with `RPS_RECALIBRATE_MIN_HOURS=0`.
 //!
 //! What it promises: a moving window follows the weather with a lag of days (the price
 //! of not chasing one stormy afternoon), and, as at training, errors that depend on each
@@ -30,6 +34,11 @@
 use crate::bundle::{Forecast, Interval};
 use crate::records::skill::IntervalScale;
 use crate::scores::{conformal_half_width, errors_needed};
+
+/// Hours after which a verification's factors are no longer served (the verification
+/// stopped running, or the store cannot be read): the intervals go back to as
+/// calibrated.
+pub const MAX_AGE_HOURS: i64 = 48;
 
 /// The narrowest re-calibration: a third of the calibrated half-width.
 pub const MIN_SCALE: f64 = 1.0 / 3.0;

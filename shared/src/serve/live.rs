@@ -24,11 +24,13 @@ pub struct LiveState {
 }
 
 impl LiveState {
-    /// The live re-calibration of `version`'s intervals ([`crate::recalibration`]);
-    /// empty: serve them as calibrated.
-    pub fn scales(&self, version: &str) -> &[IntervalScale] {
+    /// The live re-calibration of `version`'s intervals ([`crate::recalibration`]) at
+    /// `now`; empty (serve them as calibrated) when the latest verification found none,
+    /// or is older than [`crate::recalibration::MAX_AGE_HOURS`].
+    pub fn scales(&self, version: &str, now: chrono::DateTime<chrono::Utc>) -> &[IntervalScale] {
         self.verification
             .as_ref()
+            .filter(|v| now - v.verified_at <= chrono::Duration::hours(crate::recalibration::MAX_AGE_HOURS))
             .and_then(|v| v.version(version))
             .map_or(&[], |s| &s.recalibration)
     }

@@ -329,11 +329,13 @@ static SCALE_LABELS: std::sync::Mutex<std::collections::BTreeSet<(String, String
 
 /// Publishes the live skill of `served` (at scrape time) from the latest verification,
 /// and the newest retrain's state. Figures the verification has not got are NaN.
-/// `levels`: the served model's interval levels.
+/// `levels`: the served model's interval levels; `scales`: the live re-calibration its
+/// answers carry.
 pub fn set_live(
     live: Option<&super::live::LiveState>,
     served: Option<&str>,
     levels: &[f64],
+    scales: &[crate::records::skill::IntervalScale],
     verify: &crate::config::VerifyConfig,
 ) {
     use crate::features::HORIZONS;
@@ -385,7 +387,6 @@ pub fn set_live(
     {
         // Every level of the served model at every horizon: 1 where it is served as
         // calibrated.
-        let scales = skill.map_or(&[][..], |s| s.recalibration.as_slice());
         let mut now = std::collections::BTreeSet::new();
         for h in HORIZONS {
             for &level in levels {

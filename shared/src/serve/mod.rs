@@ -362,7 +362,7 @@ async fn predict(
         )
     })?;
     let live = state.live.current();
-    let scales = live.as_deref().map_or(&[][..], |l| l.scales(&m.version));
+    let scales = scales(&state, live.as_deref(), &m.version);
     crate::recalibration::apply(&mut forecasts, scales);
     let (out, weather_out) = state.drift.observe(&row.values);
     metrics::record_forecasts("predict", &forecasts);
@@ -384,9 +384,8 @@ async fn forecast_handler(
     let m = require_model(&state)?;
     let mut resp = state.forecasts.get_or_compute(&state, &m).await?;
     // Cached as calibrated; re-calibrated by the latest verification on every answer.
-    if let Some(live) = state.live.current() {
-        crate::recalibration::apply(&mut resp.forecasts, live.scales(&m.version));
-    }
+    let live = state.live.current();
+    crate::recalibration::apply(&mut resp.forecasts, scales(&state, live.as_deref(), &m.version));
     metrics::set_observations_age(resp.observations_age_minutes * 60.0);
     Ok(Json(resp))
 }
@@ -415,14 +414,23 @@ async fn model_info(State(state): State<Arc<AppState>>) -> Result<Json<ModelInfo
         registry: state.model.status(),
         live: state.live.skill_of(&m.version),
         intervals: IntervalsInfo {
-            recalibration: state
-                .live
-                .current()
-                .map(|l| l.scales(&m.version).to_vec())
-                .unwrap_or_default(),
+            recalibration: scales(&state, state.live.current().as_deref(), &m.version).to_vec(),
             ..intervals_info(&m.bundle)
         },
     }))
+}
+
+/// The live re-calibration `version`'s answers carry now: none when it is turned off
+/// (`RPS_RECALIBRATE_MIN_HOURS=0`), the latest verification found none, or it is stale.
+fn scales<'a>(
+    state: &AppState,
+    live: Option<&'a live::LiveState>,
+    version: &str,
+) -> &'a [crate::records::skill::IntervalScale] {
+    match (state.config.verify.recalibrate_min_hours, live) {
+        (0, _) | (_, None) => &[],
+        (_, Some(l)) => l.scales(version, chrono::Utc::now()),
+    }
 }
 
 /// What `/model` says about the intervals: their levels and calibration, or that there
@@ -437,7 +445,7 @@ fn intervals_info(bundle: &crate::bundle::ModelBundle) -> IntervalsInfo {
         Some(c) => IntervalsInfo {
             levels: c.levels.clone(),
             detail: format!(
-                "{}, from at least {} errors per horizon; re-calibrated live by the factors in `recalibration` (none yet: as calibrated)",
+                "{}, from at least {} errors per horizon; served multiplied by the live re-calibration's factors (`recalibration`; none: as calibrated)",
                 c.method, c.residuals
             ),
             recalibration: Vec::new(),
@@ -479,10 +487,15 @@ async fn metrics_handler(State(state): State<Arc<AppState>>) -> Response {
         .and_then(|m| m.bundle.calibration.as_ref())
         .map(|c| c.levels.as_slice())
         .unwrap_or_default();
+    let live = state.live.current();
+    let served_scales = served
+        .as_ref()
+        .map_or(&[][..], |m| scales(&state, live.as_deref(), &m.version));
     metrics::set_live(
-        state.live.current().as_deref(),
+        live.as_deref(),
         served.as_ref().map(|m| m.version.as_str()),
         levels,
+        served_scales,
         &state.config.verify,
     );
     (

@@ -403,6 +403,16 @@ mod tests {
         };
         let fits = fit_all(&set, &scaler, &idx, &[odd, odd_blend], 7);
         assert_eq!(fits.len(), 2 * nh);
+        for h in 0..nh {
+            // The blend is made of its two members whatever the NaN ridge came out as.
+            if let Ok(m) = &fits[nh + h] {
+                assert!(
+                    matches!(&m.regressor, Regressor::Blend { members } if members.len() == 2),
+                    "{:?}",
+                    m.regressor
+                );
+            }
+        }
     }
 
     fn forest_again() -> Candidate {

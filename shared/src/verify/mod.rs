@@ -103,20 +103,36 @@ pub async fn verify(ctx: &Context, input: VerifyInput) -> Result<Verification, S
     };
     let issued = match (&served, &observed.newest, input.issue) {
         (Some(model), Some((key, series)), true) => {
-            // Issued as the API answers: re-calibrated by the latest verification.
-            let scales = match ctx.config.verify.recalibrate_min_hours {
-                0 => Vec::new(),
-                _ => latest(ctx.store.as_ref(), &name)
-                    .await?
-                    .and_then(|v| v.version(&model.info.version).map(|s| s.recalibration.clone()))
-                    .unwrap_or_default(),
+            // Issued as the API answers: re-calibrated by the latest verification. One
+            // that cannot be read costs the factors and a warning, not the run (this run
+            // writes a new one).
+            let in_force = match ctx.config.verify.recalibrate_min_hours {
+                0 => None,
+                _ => match latest(ctx.store.as_ref(), &name).await {
+                    Ok(v) => v
+                        .filter(|v| {
+                            Utc::now() - v.verified_at <= Duration::hours(recalibration::MAX_AGE_HOURS)
+                        })
+                        .and_then(|v| {
+                            Some(InForce {
+                                scales: v.version(&model.info.version)?.recalibration.clone(),
+                                after: v.as_of?,
+                            })
+                        }),
+                    Err(e) => {
+                        warnings.push(format!(
+                            "the latest verification could not be read ({e}): the scheduled forecasts are issued as calibrated"
+                        ));
+                        None
+                    }
+                },
             };
             let from = IssueFrom {
                 snapshot: key,
                 newest: series,
                 all: &observed.series,
             };
-            match issue(ctx, &name, model, &from, &scales, &read.scheduled).await? {
+            match issue(ctx, &name, model, &from, in_force.as_ref(), &read.scheduled).await? {
                 Ok((i, records)) => {
                     read.records += records.len();
                     read.scheduled.extend(records);
@@ -342,11 +358,6 @@ pub fn emf_line(namespace: &str, v: &Verification) -> String {
 /// has not forecast them yet (a run the schedule missed, the day after a promotion).
 pub const CATCH_UP_HOURS: i64 = 24;
 
-/// The scheduled forecast from `newest` (the newest snapshot's last hour), and those of
-/// the [`CATCH_UP_HOURS`] before it that the served version has not forecast yet (from
-/// `all`, the validated observations: exactly what the schedule would have issued, as
-/// the model reads nothing after the hour), appended to the log. The outer error is
-/// the store's; the inner says why no forecast could be made.
 /// What a scheduled forecast is made from: the newest validated snapshot, its series,
 /// and every validated observation.
 struct IssueFrom<'a> {
@@ -355,12 +366,25 @@ struct IssueFrom<'a> {
     all: &'a HourlySeries,
 }
 
+/// The live re-calibration in force: the latest verification's factors for the served
+/// version, known from the hour after the one it had observed to.
+struct InForce {
+    scales: Vec<IntervalScale>,
+    after: NaiveDateTime,
+}
+
+/// The scheduled forecast from `newest` (the newest snapshot's last hour), and those of
+/// the [`CATCH_UP_HOURS`] before it that the served version has not forecast yet (from
+/// `all`, the validated observations: exactly what the schedule would have issued, as
+/// the model reads nothing after the hour, and re-calibrated only from the hours after
+/// the factors were found), appended to the log. The outer error is the store's; the
+/// inner says why no forecast could be made.
 async fn issue(
     ctx: &Context,
     name: &str,
     model: &LoadedModel,
     from: &IssueFrom<'_>,
-    scales: &[IntervalScale],
+    in_force: Option<&InForce>,
     logged: &[LoggedForecast],
 ) -> Result<Result<(Issued, Vec<LoggedForecast>), String>, StageError> {
     let IssueFrom {
@@ -388,9 +412,15 @@ async fn issue(
             row.time
         )));
     }
+    let scales_at = |t: NaiveDateTime| -> &[IntervalScale] {
+        match in_force {
+            Some(r) if t > r.after => &r.scales,
+            _ => &[],
+        }
+    };
     let predict = |row: &crate::features::FeatureRow| {
         model.bundle.predict(row).map(|mut f| {
-            recalibration::apply(&mut f, scales);
+            recalibration::apply(&mut f, scales_at(row.time));
             f
         })
     };
@@ -406,7 +436,7 @@ async fn issue(
             row,
             f,
             Some(model.bundle.metadata.data_end()),
-            scales,
+            scales_at(row.time),
         )
     };
     let mut records = Vec::new();

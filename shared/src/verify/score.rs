@@ -26,7 +26,7 @@ use crate::recalibration;
 pub use crate::records::verification::{
     HorizonSkill, LiveWindow, LogCounts, RecentForecast, VersionSkill, WindowSkill,
 };
-use crate::scores::{IntervalScore, winkler};
+use crate::scores::{IntervalScore, errors_needed, winkler};
 
 /// Everything the join found.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -245,13 +245,23 @@ pub fn score(
         if *window != LiveWindow::Week {
             continue;
         }
-        for (level, i) in &mut a.intervals {
-            if let (Some(v), Some(s)) = (
-                versions.get_mut(version),
-                recalibration::scale(*horizon, *level, &mut i.normalised, recalibrate_min_hours),
-            ) {
-                v.recalibration.push(s);
-            }
+        // Every level of the horizon or none: each level's factor is then the order
+        // statistic of the same hours, so a narrower level stays inside a wider one.
+        let min_hours = match recalibrate_min_hours {
+            0 => 0,
+            m => a
+                .intervals
+                .iter()
+                .map(|(level, _)| errors_needed(*level))
+                .fold(m, usize::max),
+        };
+        let scales: Option<Vec<_>> = a
+            .intervals
+            .iter_mut()
+            .map(|(level, i)| recalibration::scale(*horizon, *level, &mut i.normalised, min_hours))
+            .collect();
+        if let (Some(v), Some(scales)) = (versions.get_mut(version), scales) {
+            v.recalibration.extend(scales);
         }
     }
     let mut versions: Vec<VersionSkill> = versions.into_values().collect();
@@ -433,6 +443,22 @@ mod tests {
                 .recalibration
                 .is_empty()
         );
+        // A horizon gets every level's factor or none: 15 hours would do for 80% (at a
+        // minimum of 10) but not for 95% (19), so neither is re-calibrated.
+        let both = |n: usize| -> Vec<LoggedForecast> {
+            make("3", 1.0, 1.0)
+                .into_iter()
+                .take(n)
+                .map(|r| with_interval(r, 0.95, 2.0))
+                .collect()
+        };
+        assert!(
+            score(both(15), &obs, as_of, 1.0, 72, 10).versions[0]
+                .recalibration
+                .is_empty()
+        );
+        let s = score(both(60), &obs, as_of, 1.0, 72, 48);
+        assert_eq!(s.versions[0].recalibration.len(), 12);
     }
 
     /// Observed: 10 °C at the issue hour, then 11, 12, … one degree an hour.

@@ -223,10 +223,11 @@ async fn the_latest_verification_re_calibrates_the_served_intervals_everywhere_t
         {"horizon": 6, "level": 0.8, "scale": 1.5, "hours": 150, "calibrated_coverage": 0.6},
     ]);
     let name = &state.config.registry.model_name;
-    let verification = json!({
+    let verified = |at: chrono::DateTime<chrono::Utc>| {
+        json!({
         "format": rps_core::verify::FORMAT,
-        "id": "20230701T000000Z",
-        "verified_at": "2023-07-01T00:00:00Z",
+        "id": at.format("%Y%m%dT%H%M%SZ").to_string(),
+        "verified_at": at,
         "model_name": name,
         "alias": "production",
         "served_version": "1",
@@ -236,12 +237,25 @@ async fn the_latest_verification_re_calibrates_the_served_intervals_everywhere_t
         "drift": [],
         "retrain": serde_json::to_value(rps_core::verify::trigger::RetrainDecision::default()).unwrap(),
         "snapshots": 1,
-    });
+        })
+    };
     let key = rps_core::layout::verification(name, rps_core::layout::LATEST_FILE).unwrap();
-    rps_core::store::put_json(store.as_ref(), &key, &verification, false)
-        .await
-        .unwrap();
-    state.live.refresh().await;
+    let publish = |v: Value| {
+        let (store, key, state) = (store.clone(), key.clone(), state.clone());
+        async move {
+            rps_core::store::put_json(store.as_ref(), &key, &v, false)
+                .await
+                .unwrap();
+            state.live.refresh().await;
+        }
+    };
+    // Factors from a verification three days old (verification stopped) are not served.
+    publish(verified(chrono::Utc::now() - chrono::Duration::days(3))).await;
+    let stale = predict().await;
+    assert_eq!(stale.forecasts, before.forecasts);
+    let model: Value = serde_json::from_slice(&send("GET", "/model", None).await).unwrap();
+    assert_eq!(model["intervals"]["recalibration"], json!([]), "{model}");
+    publish(verified(chrono::Utc::now())).await;
 
     let after = predict().await;
     let pairs = before.forecasts.iter().zip(&after.forecasts);
