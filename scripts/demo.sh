@@ -65,6 +65,10 @@ stop_bg staging
 unset RPS_STAGING_URL
 
 echo
+echo "== Your own fleet: the three locations of data/locations.json, each its own model, two at a time"
+RPS_LOCATIONS="$ROOT/data/locations.json" "$RPS" pipeline promote "${range[@]}"
+
+echo
 "$RPS" models list
 echo
 "$RPS" trace @production

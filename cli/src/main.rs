@@ -25,6 +25,10 @@ struct Cli {
     /// Print the outcome as one JSON object on the last line of stdout
     #[arg(long, global = true)]
     json: bool,
+    /// With RPS_LOCATIONS: the location to act on (`rps pipeline` and `rps verify`
+    /// default to every location; other commands need one)
+    #[arg(long, global = true, value_name = "ID")]
+    location: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -100,9 +104,14 @@ fn main() -> ExitCode {
         }
     };
     let out = Out { json: cli.json };
+    commands::fleet::select(cli.location.clone());
     match rt.block_on(run(cli.command, &out)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            if let Some(n) = e.downcast_ref::<commands::fleet::NotAllDone>() {
+                eprintln!("error: {n}");
+                return ExitCode::from(n.exit_code);
+            }
             let stage = e.downcast_ref::<StageError>();
             eprintln!("error: {e:#}");
             match stage.map(StageError::kind) {

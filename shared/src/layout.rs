@@ -1,6 +1,8 @@
 //! Where everything lives in the store: the one place that names object keys.
 //!
 //! ```text
+//! raw/location.json                                             the place the data is from
+//!                                                               (claimed by the first ingest)
 //! raw/open-meteo/<endpoint>/<YYYY>/<MM>/<DD>/<stamp>.json       response body, immutable
 //! raw/open-meteo/<endpoint>/<YYYY>/<MM>/<DD>/<stamp>.meta.json  how and when it was fetched
 //! quality/open-meteo/<endpoint>/<YYYY>/<MM>/<DD>/<stamp>.json   the gate's report on it
@@ -18,6 +20,8 @@
 //! monitoring/<name>/retrains/<trigger id>.json, latest.json      triggered retrains and outcomes
 //! monitoring/<name>/retrains/after-<trigger id|none>.json        the request after the one named
 //! monitoring/<name>/retrains/<trigger id>.run-<N>.json           a run that took up the request
+//! locations/<id>/…                                              with RPS_LOCATIONS: each location's
+//!                                                               own store, laid out as above
 //! ```
 //!
 //! A bundle id is the training's UTC stamp; a version is the registry's number. The
@@ -29,6 +33,13 @@ pub use crate::store::Grant;
 use crate::store::{ObjectKey, StoreError};
 
 pub const RAW_PREFIX: &str = "raw/open-meteo/";
+/// With `RPS_LOCATIONS`, each location's store is a folder of the deployment's.
+pub const SITES_PREFIX: &str = "locations/";
+
+/// The place a store's data is from ([`crate::fleet::Claim`]).
+pub fn location_claim() -> Result<ObjectKey, StoreError> {
+    ObjectKey::new("raw/location.json")
+}
 /// The latest of a series of monitoring records: a mutable copy of the newest one.
 pub const LATEST_FILE: &str = "latest.json";
 pub const DATASETS_PREFIX: &str = "datasets/";

@@ -23,7 +23,8 @@
 //! reader of the environment), [`observations`], [`features`] (the one feature
 //! definition), [`drift`] (the inputs against the training data, for serving and
 //! verification), [`forecast_log`] (the forecasts issued, for verification),
-//! [`snapshot`], [`dataset`], [`bundle`] (the model file), [`scores`], [`recalibration`]
+//! [`fleet`] (many locations: each one's configuration, and the place a store belongs
+//! to), [`snapshot`], [`dataset`], [`bundle`] (the model file), [`scores`], [`recalibration`]
 //! (the intervals re-calibrated on live errors, for verification and serving), [`layout`] (store
 //! keys), [`tags`] (registry and tracking names), [`stage`] (context and errors).
 //!
@@ -37,6 +38,7 @@ pub mod config;
 pub mod dataset;
 pub mod drift;
 pub mod features;
+pub mod fleet;
 pub mod forecast_log;
 pub mod git;
 pub mod http;

@@ -73,6 +73,11 @@ pub mod version {
     pub const RUN_ID: &str = "rps.run_id";
     pub const ALGORITHM: &str = "rps.algorithm";
     pub const TRAINED_AT: &str = "rps.trained_at";
+    /// The place the version forecasts: its site id and coordinates
+    /// ([`crate::fleet::version_tags`]).
+    pub const SITE: &str = "rps.location";
+    pub const LATITUDE: &str = "rps.latitude";
+    pub const LONGITUDE: &str = "rps.longitude";
     /// Set when training registered the version but could not finish (no
     /// `@candidate`): `incomplete: <why>`.
     pub const REGISTRATION: &str = "rps.registration";

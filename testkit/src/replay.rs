@@ -22,6 +22,11 @@ impl Replay {
         Self::recording(Self::read(path))
     }
 
+    /// Serves several recordings, each request from the one nearest its coordinates.
+    pub fn files(paths: &[&Path]) -> Self {
+        Self::recordings(paths.iter().map(|p| Self::read(p)).collect())
+    }
+
     /// Serves a recording whose forecast endpoint replays, now, the recorded hour
     /// `as_of` (`Recording::as_of`): a test that scores live forecasts sees the same
     /// weather whatever day it runs on.
@@ -39,6 +44,10 @@ impl Replay {
     }
 
     fn recording(recording: Recording) -> Self {
+        Self::recordings(vec![recording])
+    }
+
+    fn recordings(recordings: Vec<Recording>) -> Self {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -46,7 +55,7 @@ impl Replay {
                 .build()
                 .expect("a runtime");
             rt.block_on(async move {
-                let (addr, handle) = replay::serve(recording, "127.0.0.1:0".parse().expect("an address"))
+                let (addr, handle) = replay::serve(recordings, "127.0.0.1:0".parse().expect("an address"))
                     .await
                     .expect("the replay listens");
                 tx.send(addr).expect("the test waits");

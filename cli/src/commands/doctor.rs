@@ -4,11 +4,10 @@
 use comfy_table::{Table, presets};
 use rps_core::doctor::{self, Status};
 
-use super::{Out, config};
+use super::{Out, fleet, resolved_config};
 
 pub async fn run(out: &Out) -> anyhow::Result<()> {
-    let mut cfg = config()?;
-    rps_core::secrets::resolve(&mut cfg).await?;
+    let cfg = fleet::one(resolved_config().await?).await?;
     let checks = doctor::run(&cfg).await;
     let blocked = doctor::blocked(&checks);
     out.emit(&serde_json::json!({"checks": checks, "blocked": blocked}), |_| {

@@ -6,6 +6,7 @@ pub mod config;
 pub mod data;
 pub mod doctor;
 pub mod evaluate;
+pub mod fleet;
 pub mod ingest;
 pub mod models;
 pub mod pipeline;
@@ -59,10 +60,17 @@ pub fn config() -> anyhow::Result<Config> {
 }
 
 /// The configuration with its secrets (the MLflow credentials from Secrets Manager
-/// when `RPS_MLFLOW_SECRET_ID` names them), and the ports it names.
-pub async fn context() -> anyhow::Result<Context> {
+/// when `RPS_MLFLOW_SECRET_ID` names them).
+pub async fn resolved_config() -> anyhow::Result<Config> {
     let mut config = config()?;
     rps_core::secrets::resolve(&mut config).await?;
+    Ok(config)
+}
+
+/// The context a one-location command runs in: the resolved configuration of
+/// `--location`'s location (with `RPS_LOCATIONS`), and the ports it names.
+pub async fn context() -> anyhow::Result<Context> {
+    let config = fleet::one(resolved_config().await?).await?;
     Ok(Context::new(config).await?)
 }
 

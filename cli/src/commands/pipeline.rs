@@ -1,8 +1,10 @@
 use std::path::PathBuf;
 
 use rps_core::pipeline::{ReleaseInput, RunInput, promote as release, run as run_all};
+use rps_core::stage::Quiet;
 
-use super::{Out, RangeArgs, context, write_file};
+use super::fleet::{self, Finished};
+use super::{Out, RangeArgs, resolved_config, write_file};
 use crate::output::{self, Progress};
 
 #[derive(clap::Subcommand)]
@@ -30,13 +32,18 @@ pub enum Command {
 }
 
 pub async fn run(command: Command, out: &Out) -> anyhow::Result<()> {
-    let ctx = context().await?;
+    let config = resolved_config().await?;
+    if let Some(sites) = fleet::sites(&config).await? {
+        return run_fleet(command, sites, config.site.concurrency, out).await;
+    }
+    let ctx = rps_core::stage::Context::new(config).await?;
     let progress = Progress::new();
     match command {
         Command::Run {
             range,
             dvc_file,
             version_file,
+            ..
         } => {
             let done = run_all(
                 &ctx,
@@ -59,7 +66,7 @@ pub async fn run(command: Command, out: &Out) -> anyhow::Result<()> {
             output::print_run_summary(&ctx, &done, out.json);
             out.emit(&done, |_| {})
         }
-        Command::Promote { range, actor } => {
+        Command::Promote { range, actor, .. } => {
             let input = ReleaseInput {
                 run: RunInput {
                     ingest: range.request()?,
@@ -75,6 +82,84 @@ pub async fn run(command: Command, out: &Out) -> anyhow::Result<()> {
             }
             output::print_promoted(&ctx, &done.promote, out.json);
             out.emit(&done, |_| {})
+        }
+    }
+}
+
+/// Every selected location, several at a time: a table instead of one run's summary.
+async fn run_fleet(
+    command: Command,
+    sites: Vec<std::sync::Arc<rps_core::fleet::Site>>,
+    concurrency: usize,
+    out: &Out,
+) -> anyhow::Result<()> {
+    match command {
+        Command::Run {
+            range,
+            dvc_file,
+            version_file,
+            ..
+        } => {
+            anyhow::ensure!(
+                dvc_file.is_none() && version_file.is_none(),
+                "--dvc-file and --version-file write one location's run: add --location ID"
+            );
+            let request = range.request()?;
+            fleet::run_each("pipeline run", sites, concurrency, out, move |_, ctx| {
+                let input = RunInput {
+                    ingest: request,
+                    trigger: None,
+                };
+                async move {
+                    let done = run_all(&ctx, input, &Quiet).await?;
+                    Ok(Finished {
+                        model_version: Some(done.model_version.clone()),
+                        summary: format!(
+                            "{} @candidate on {} rows (6 h RMSE {})",
+                            done.algorithm.split('(').next().unwrap_or(&done.algorithm),
+                            done.rows,
+                            done.metrics
+                                .get("rmse_h6")
+                                .map_or("–".into(), |v| format!("{v:.3} °C"))
+                        ),
+                        output: serde_json::to_value(&done).map_err(|e| {
+                            rps_core::stage::StageError::Internal(format!("serialising the run: {e}"))
+                        })?,
+                    })
+                }
+            })
+            .await
+        }
+        Command::Promote { range, actor, .. } => {
+            let request = range.request()?;
+            fleet::run_each("pipeline promote", sites, concurrency, out, move |_, ctx| {
+                let input = ReleaseInput {
+                    run: RunInput {
+                        ingest: request,
+                        trigger: None,
+                    },
+                    actor: Some(
+                        actor
+                            .clone()
+                            .unwrap_or_else(|| ctx.config.provenance.actor.clone()),
+                    ),
+                };
+                async move {
+                    let done = release(&ctx, input, &Quiet).await?;
+                    Ok(Finished {
+                        model_version: Some(done.promote.version.clone()),
+                        summary: format!(
+                            "promoted: version {} is production (previous: {})",
+                            done.promote.version,
+                            done.promote.previous.as_deref().unwrap_or("none")
+                        ),
+                        output: serde_json::to_value(&done).map_err(|e| {
+                            rps_core::stage::StageError::Internal(format!("serialising the release: {e}"))
+                        })?,
+                    })
+                }
+            })
+            .await
         }
     }
 }

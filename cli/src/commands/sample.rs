@@ -15,6 +15,9 @@ use rps_core::source::{Recording, replay};
 
 /// The recorded station year shipped with rps, served by `rps sample serve`.
 pub const SAMPLE: &[u8] = include_bytes!("../../../data/sample/open-meteo-archive-sandpoint-ak-2023.json");
+/// The second shipped station (a continental TMY3 year), served beside it: a fleet's
+/// locations are answered from the nearer of the two.
+pub const SECOND: &[u8] = include_bytes!("../../../data/sample/open-meteo-tmy3-greensboro-nc.json");
 
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -28,9 +31,10 @@ pub enum Command {
         /// Write the bound port to this file once listening
         #[arg(long)]
         port_file: Option<PathBuf>,
-        /// Serve this Open-Meteo JSON file instead of the shipped sample
+        /// Serve this Open-Meteo JSON file instead of the shipped stations (repeat for
+        /// several: each request is answered from the one nearest its coordinates)
         #[arg(long)]
-        file: Option<PathBuf>,
+        file: Vec<PathBuf>,
         /// Replay /v1/forecast as if it were this recorded hour (YYYY-MM-DDTHH:MM, UTC):
         /// the times stay today's, the weather is the pinned day's, so a run sees the
         /// same weather whatever the date. The pin is set when the server starts (an
@@ -67,20 +71,37 @@ async fn serve(
     host: IpAddr,
     port: u16,
     port_file: Option<PathBuf>,
-    file: Option<PathBuf>,
+    files: Vec<PathBuf>,
     as_of: Option<NaiveDateTime>,
 ) -> anyhow::Result<()> {
-    let body = match &file {
-        Some(f) => std::fs::read(f).with_context(|| format!("reading {}", f.display()))?,
-        None => SAMPLE.to_vec(),
+    let bodies = if files.is_empty() {
+        vec![
+            ("the shipped sample".to_owned(), SAMPLE.to_vec()),
+            ("the shipped second station".to_owned(), SECOND.to_vec()),
+        ]
+    } else {
+        files
+            .iter()
+            .map(|f| {
+                Ok((
+                    f.display().to_string(),
+                    std::fs::read(f).with_context(|| format!("reading {}", f.display()))?,
+                ))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?
     };
-    let mut recording = Recording::parse(&body).context("the recording is not usable")?;
-    if let Some(as_of) = as_of {
-        recording = recording
-            .as_of(as_of, utc_now())
-            .map_err(|e| anyhow::anyhow!("--as-of {e}"))?;
+    let mut recordings = Vec::with_capacity(bodies.len());
+    for (name, body) in bodies {
+        let mut recording =
+            Recording::parse(&body).with_context(|| format!("{name} is not a usable recording"))?;
+        if let Some(as_of) = as_of {
+            recording = recording
+                .as_of(as_of, utc_now())
+                .map_err(|e| anyhow::anyhow!("--as-of {e} ({name})"))?;
+        }
+        recordings.push(recording);
     }
-    let (addr, handle) = replay::serve(recording, SocketAddr::new(host, port))
+    let (addr, handle) = replay::serve(recordings, SocketAddr::new(host, port))
         .await
         .with_context(|| format!("cannot listen on {host}:{port}"))?;
     if let Some(pf) = port_file {

@@ -1,6 +1,6 @@
 use std::net::{IpAddr, SocketAddr};
 
-use super::config;
+use super::{fleet, resolved_config};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -12,8 +12,8 @@ pub struct Args {
 }
 
 pub async fn run(a: Args) -> anyhow::Result<()> {
-    let mut config = config()?;
-    rps_core::secrets::resolve(&mut config).await?;
+    // With RPS_LOCATIONS: one location's model (--location).
+    let config = fleet::one(resolved_config().await?).await?;
     let (state, app) = rps_core::serve::app(config).await?;
     let limits = rps_core::serve::ServerLimits::of(&state.config);
     rps_core::serve::serve_http(app, SocketAddr::new(a.host, a.port), limits).await?;

@@ -4,7 +4,8 @@ use rps_core::verify::score::LiveWindow;
 use rps_core::verify::{Verification, VerifyInput, verify};
 use serde::Serialize;
 
-use super::{Out, context, key};
+use super::fleet::{self, Finished};
+use super::{Out, key, resolved_config};
 use crate::output::{self, Progress};
 
 #[derive(clap::Args)]
@@ -29,12 +30,25 @@ struct WithRetrain<'a> {
 }
 
 pub async fn run(a: Args, out: &Out) -> anyhow::Result<()> {
-    let ctx = context().await?;
+    let config = resolved_config().await?;
     let input = VerifyInput {
         issue: !a.no_issue,
         snapshot: a.snapshot.as_deref().map(key).transpose()?,
         request_drift: None,
     };
+    if let Some(sites) = fleet::sites(&config).await? {
+        anyhow::ensure!(
+            input.snapshot.is_none() || sites.len() == 1,
+            "--snapshot names one location's snapshot: add --location ID"
+        );
+        let retrain = a.retrain;
+        return fleet::run_each("verify", sites, config.site.concurrency, out, move |_, ctx| {
+            let input = input.clone();
+            async move { verify_location(&ctx, input, retrain).await }
+        })
+        .await;
+    }
+    let ctx = rps_core::stage::Context::new(config).await?;
     let v = verify(&ctx, input).await?;
     out.text(&summary(&ctx, &v));
     let trigger = match (&v.retrain.trigger, a.retrain) {
@@ -76,6 +90,60 @@ pub async fn run(a: Args, out: &Out) -> anyhow::Result<()> {
         },
         |_| {},
     )
+}
+
+/// One location of a fleet: verify, and retrain when asked and needed.
+async fn verify_location(
+    ctx: &rps_core::stage::Context,
+    input: VerifyInput,
+    retrain: bool,
+) -> Result<Finished, rps_core::stage::StageError> {
+    let v = verify(ctx, input).await?;
+    let skill = v
+        .served_version
+        .as_deref()
+        .and_then(|s| v.versions.iter().find(|x| x.version == s))
+        .and_then(|x| x.window(LiveWindow::Day))
+        .and_then(|w| w.horizon(6))
+        .and_then(|h| h.skill);
+    let mut summary = format!("6 h skill over 24 h {}; ", pct(skill));
+    let mut release_out = None;
+    match (&v.retrain.trigger, retrain) {
+        (Some(t), true) => {
+            let done = release(
+                ctx,
+                ReleaseInput {
+                    run: RunInput {
+                        ingest: t.ingest,
+                        trigger: Some(t.clone()),
+                    },
+                    actor: Some(format!("rps verify ({})", t.kinds())),
+                },
+                &rps_core::stage::Quiet,
+            )
+            .await?;
+            summary.push_str(&format!(
+                "retrained: version {} is production",
+                done.promote.version
+            ));
+            release_out = Some(done);
+        }
+        (Some(t), false) => summary.push_str(&format!("retrain needed: {}", t.describe())),
+        (None, _) => summary.push_str(match &v.retrain.held {
+            Some(_) => "retrain held",
+            None => "no retrain needed",
+        }),
+    }
+    let output = serde_json::to_value(WithRetrain {
+        verification: &v,
+        release: release_out.as_ref(),
+    })
+    .map_err(|e| rps_core::stage::StageError::Internal(format!("serialising the verification: {e}")))?;
+    Ok(Finished {
+        model_version: v.served_version.clone(),
+        summary,
+        output,
+    })
 }
 
 fn pct(x: Option<f64>) -> String {

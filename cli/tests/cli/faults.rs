@@ -186,9 +186,14 @@ fn the_s3_server_failing_mid_transform_leaves_no_dataset() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(
-        keys("store/raw/").len(),
+        keys("store/raw/open-meteo/").len(),
         2,
         "the snapshot and its metadata were written first"
+    );
+    assert_eq!(
+        keys("store/raw/location.json").len(),
+        1,
+        "after the store's claim"
     );
     assert_eq!(keys("store/quality/").len(), 1);
     assert!(

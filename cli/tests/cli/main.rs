@@ -6,6 +6,7 @@
 mod dvc;
 mod faults;
 mod hosted_mlflow;
+mod locations;
 mod pipeline;
 mod promote;
 mod secrets;

@@ -14,6 +14,7 @@ const IN_URI: &str = "uri-secret-7f3a9c";
 const TOKEN: &str = "token-secret-b41e22";
 const PASSWORD: &str = "password-secret-5d0c81";
 const AWS: &str = "aws-secret-93ab10";
+const OPEN_METEO: &str = "apikey-secret-c2f7d4";
 
 fn find_in_files(dir: &Path, needles: &[&str], found: &mut Vec<String>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -52,10 +53,11 @@ fn no_secret_reaches_any_output() {
         .set("MLFLOW_TRACKING_TOKEN", TOKEN)
         .set("AWS_SECRET_ACCESS_KEY", AWS)
         .set("AWS_ACCESS_KEY_ID", "test")
+        .set("OPEN_METEO_API_KEY", OPEN_METEO)
         .set("MLFLOW_EXPERIMENT_NAME", format!("secrets-{tag}"))
         .set("RPS_MODEL_NAME", format!("secrets-{tag}"))
         .set("RUST_LOG", "debug");
-    let needles = [IN_URI, TOKEN, PASSWORD, AWS];
+    let needles = [IN_URI, TOKEN, PASSWORD, AWS, OPEN_METEO];
     let mut found = Vec::new();
     let mut check = |what: &str, text: &str| {
         for n in needles {

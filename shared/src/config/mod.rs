@@ -157,11 +157,90 @@ pub struct Location {
     pub longitude: Longitude,
 }
 
+impl Location {
+    /// The same place, to about a metre (5 decimals): what a store's claim compares.
+    pub fn same_place(&self, other: &Location) -> bool {
+        (self.latitude.get() - other.latitude.get()).abs() < 1e-5
+            && (self.longitude.get() - other.longitude.get()).abs() < 1e-5
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}, {}", self.latitude.get(), self.longitude.get())
+    }
+}
+
+/// The id of a site (one location of `RPS_LOCATIONS`): a short slug of lowercase
+/// letters, digits and inner '-', at most [`SiteId::MAX_LEN`] characters, so that it
+/// fits a key prefix, a model name, a metric label and a Step Functions item as is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SiteId(String);
+
+impl SiteId {
+    pub const MAX_LEN: usize = 32;
+    /// The one site of a deployment without `RPS_LOCATIONS`.
+    pub const DEFAULT: &'static str = "default";
+    pub const EXPECTED: &'static str =
+        "a slug of 1 to 32 lowercase letters, digits and '-' (not first or last)";
+
+    pub fn new(s: &str) -> Option<Self> {
+        let ok = (1..=Self::MAX_LEN).contains(&s.len())
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !s.starts_with('-')
+            && !s.ends_with('-');
+        ok.then(|| Self(s.to_owned()))
+    }
+
+    pub fn default_site() -> Self {
+        Self(Self::DEFAULT.to_owned())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for SiteId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::new(&s).ok_or_else(|| format!("{s:?} is not a site id: expected {}", Self::EXPECTED))
+    }
+}
+
+impl From<SiteId> for String {
+    fn from(id: SiteId) -> Self {
+        id.0
+    }
+}
+
+impl fmt::Display for SiteId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Which place this configuration is for, and where the list of places is.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SiteConfig {
+    /// `default` without `RPS_LOCATIONS`; else the entry's id.
+    pub id: SiteId,
+    pub name: String,
+    /// `RPS_LOCATIONS`: the fleet's list ([`crate::fleet`]).
+    pub fleet: Option<StoreLocation>,
+    /// How many sites run at a time on one machine (`RPS_LOCATION_CONCURRENCY`).
+    pub concurrency: usize,
+}
+
 /// How to reach Open-Meteo and how hard to try.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SourceConfig {
     pub archive_url: Url,
     pub forecast_url: Url,
+    /// Sent as `apikey`, never stored or logged (`OPEN_METEO_API_KEY`).
+    pub api_key: Option<Secret>,
     /// Per attempt.
     pub timeout: Duration,
     /// Attempts in all, including the first.
@@ -465,6 +544,7 @@ pub struct Config {
     pub dvc_remote: StoreLocation,
     pub s3: S3Config,
     pub location: Location,
+    pub site: SiteConfig,
     pub source: SourceConfig,
     pub quality: QualityConfig,
     pub transform: TransformConfig,
@@ -501,9 +581,11 @@ impl Config {
         let dvc_remote = env
             .optional(&vars::RPS_DVC_REMOTE, |s| StoreLocation::parse(s).ok())?
             .unwrap_or_else(|| store.join("dvc"));
+        let location = Location::read(&env)?;
         Ok(Config {
             s3: S3Config::read(&env)?,
-            location: Location::read(&env)?,
+            site: SiteConfig::read(&env, &location)?,
+            location,
             source: SourceConfig::read(&env)?,
             quality: QualityConfig::read(&env)?,
             transform: TransformConfig::read(&env)?,

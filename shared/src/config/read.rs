@@ -58,11 +58,31 @@ impl Location {
     }
 }
 
+impl SiteConfig {
+    pub(super) fn read(env: &Env, location: &Location) -> Result<Self, ConfigError> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Ok(Self {
+            id: SiteId::default_site(),
+            name: location.to_string(),
+            fleet: env.optional(&vars::RPS_LOCATIONS, |s| {
+                StoreLocation::parse(s).ok().filter(|l| match l {
+                    StoreLocation::S3 { prefix, .. } => !prefix.is_empty(),
+                    StoreLocation::Local { .. } => true,
+                })
+            })?,
+            concurrency: env
+                .optional(&vars::RPS_LOCATION_CONCURRENCY, number_in(1..=256))?
+                .unwrap_or(cores.min(256)),
+        })
+    }
+}
+
 impl SourceConfig {
     pub(super) fn read(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
             archive_url: env.parse(&vars::OPEN_METEO_ARCHIVE_URL, http_url)?,
             forecast_url: env.parse(&vars::OPEN_METEO_FORECAST_URL, http_url)?,
+            api_key: env.optional(&vars::OPEN_METEO_API_KEY, |s| Some(Secret::new(s)))?,
             timeout: seconds(env.parse(&vars::RPS_HTTP_TIMEOUT_SECS, number_in(0.1..=600.0))?),
             max_attempts: env.parse(&vars::RPS_HTTP_MAX_ATTEMPTS, number_in(1..=10))?,
             max_retry_time: seconds(env.parse(&vars::RPS_HTTP_MAX_RETRY_SECS, number_in(0.0..=3600.0))?),

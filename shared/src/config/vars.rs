@@ -14,6 +14,8 @@ pub struct Var {
     /// The values accepted, in the words an error message uses.
     pub expected: &'static str,
     pub meaning: &'static str,
+    /// A location of `RPS_LOCATIONS` may set its own value (its `overrides`).
+    pub per_location: bool,
 }
 
 impl Var {
@@ -29,6 +31,7 @@ impl Var {
             shown_default: None,
             expected,
             meaning,
+            per_location: false,
         }
     }
 
@@ -45,6 +48,15 @@ impl Var {
             shown_default: Some(shown),
             expected,
             meaning,
+            per_location: false,
+        }
+    }
+
+    /// A threshold a location of `RPS_LOCATIONS` may set for itself.
+    const fn local(self) -> Self {
+        Self {
+            per_location: true,
+            ..self
         }
     }
 
@@ -114,6 +126,18 @@ pub const RPS_LONGITUDE: Var = Var::new(
     "a longitude in degrees between -180 and 180",
     "the location's longitude",
 );
+pub const RPS_LOCATIONS: Var = Var::unset(
+    "RPS_LOCATIONS",
+    "unset (one location: `RPS_LATITUDE`, `RPS_LONGITUDE`)",
+    "a local path or s3://bucket/key of a JSON list of locations",
+    "many locations in one deployment: each gets its own store prefix (`locations/<id>/`), model (`<RPS_MODEL_NAME>-<id>`) and thresholds ([docs/locations.md](locations.md))",
+);
+pub const RPS_LOCATION_CONCURRENCY: Var = Var::unset(
+    "RPS_LOCATION_CONCURRENCY",
+    "the number of cores",
+    "a whole number between 1 and 256",
+    "how many locations `rps pipeline` and `rps verify` run at a time",
+);
 pub const OPEN_METEO_ARCHIVE_URL: Var = Var::new(
     "OPEN_METEO_ARCHIVE_URL",
     "https://archive-api.open-meteo.com/v1/archive",
@@ -125,6 +149,12 @@ pub const OPEN_METEO_FORECAST_URL: Var = Var::new(
     "https://api.open-meteo.com/v1/forecast",
     "a full http(s) URL",
     "the forecast endpoint (live ingests)",
+);
+pub const OPEN_METEO_API_KEY: Var = Var::unset(
+    "OPEN_METEO_API_KEY",
+    "unset (the free tier)",
+    "an Open-Meteo API key (a secret)",
+    "sent as `apikey` with every request, for the customer endpoints (`https://customer-archive-api.open-meteo.com/v1/archive`, `https://customer-api.open-meteo.com/v1/forecast`) beyond the free tier's limits; never logged or stored with a snapshot",
 );
 pub const RPS_PAST_DAYS: Var = Var::new(
     "RPS_PAST_DAYS",
@@ -157,31 +187,36 @@ pub const RPS_MAX_NULL_SHARE: Var = Var::new(
     "0.01",
     "a share between 0 and 1 (0.01 = 1%)",
     "quality gate: largest share of nulls in a key variable",
-);
+)
+.local();
 pub const RPS_MAX_GAP_HOURS: Var = Var::new(
     "RPS_MAX_GAP_HOURS",
     "6",
     "a whole number of hours between 1 and 8760",
     "quality gate: longest run of missing hours",
-);
+)
+.local();
 pub const RPS_MAX_STALENESS_HOURS: Var = Var::new(
     "RPS_MAX_STALENESS_HOURS",
     "3",
     "a whole number of hours between 1 and 8760",
     "quality gate: how old the newest hour of a live snapshot may be",
-);
+)
+.local();
 pub const RPS_MIN_ROWS: Var = Var::new(
     "RPS_MIN_ROWS",
     "48",
     "a whole number of hours of at least 48",
     "quality gate: fewest hours in a snapshot",
-);
+)
+.local();
 pub const RPS_MAX_FILL_HOURS: Var = Var::new(
     "RPS_MAX_FILL_HOURS",
     "3",
     "a whole number of hours between 0 and 24",
     "longest gap the transform interpolates",
-);
+)
+.local();
 
 // ---- training and the registry
 pub const RPS_VALIDATION_FRACTION: Var = Var::new(
@@ -189,20 +224,23 @@ pub const RPS_VALIDATION_FRACTION: Var = Var::new(
     "0.15",
     "a share between 0.05 and 0.5",
     "share of the rows before the hold-out used to choose the model",
-);
+)
+.local();
 pub const RPS_HOLDOUT_FRACTION: Var = Var::new(
     "RPS_HOLDOUT_FRACTION",
     "0.15",
     "a share between 0.05 and 0.5",
     "share of the newest rows held out for the final evaluation",
-);
+)
+.local();
 pub const RPS_SEED: Var = Var::new("RPS_SEED", "42", "a whole number", "the training seed");
 pub const RPS_INTERVAL_LEVELS: Var = Var::new(
     "RPS_INTERVAL_LEVELS",
     "0.8,0.95",
     "comma-separated levels strictly between 0 and 1, each once",
     "the central coverages of the prediction intervals a trained model carries (conformal, per horizon)",
-);
+)
+.local();
 pub const RPS_MODEL_NAME: Var = Var::new(
     "RPS_MODEL_NAME",
     "rps-temperature",
@@ -296,19 +334,22 @@ pub const RPS_DRIFT_MIN_REQUESTS: Var = Var::new(
     "300",
     "a number of requests between 20 and 100000",
     "requests the drift window needs before it can call drift",
-);
+)
+.local();
 pub const RPS_DRIFT_MAX_OUT_OF_RANGE: Var = Var::new(
     "RPS_DRIFT_MAX_OUT_OF_RANGE",
     "0.2",
     "a share between 0 and 1",
     "drift: largest share of requests with a feature outside its training range",
-);
+)
+.local();
 pub const RPS_DRIFT_MAX_PSI: Var = Var::new(
     "RPS_DRIFT_MAX_PSI",
     "0.2",
     "a positive number",
     "drift: largest PSI of any weather feature against training",
-);
+)
+.local();
 pub const RPS_MAX_BODY_BYTES: Var = Var::new(
     "RPS_MAX_BODY_BYTES",
     "262144",
@@ -382,43 +423,49 @@ pub const RPS_GATE_MAX_RMSE_H6: Var = Var::unset(
     "unset (no absolute ceiling: the accuracy gate is relative to the location's baselines)",
     "a positive number of degrees Celsius",
     "accuracy gate, opt-in: a 6 h RMSE ceiling (°C) on top of the relative rule",
-);
+)
+.local();
 pub const RPS_GATE_MIN_SKILL_SEASONAL: Var = Var::new(
     "RPS_GATE_MIN_SKILL_SEASONAL",
     "0",
     "a share between -1 and 1 (0 = must beat the same hour yesterday)",
     "accuracy gate: required improvement over the seasonal-naive forecast at every horizon",
-);
+)
+.local();
 pub const RPS_GATE_MAX_REGRESSION: Var = Var::new(
     "RPS_GATE_MAX_REGRESSION",
     "0.02",
     "a share between 0 and 10 (0.02 = 2% worse than production at 6 h)",
     "no-regression gate: allowed RMSE increase over production at 6 h",
-);
+)
+.local();
 pub const RPS_GATE_MAX_REGRESSION_ANY: Var = Var::new(
     "RPS_GATE_MAX_REGRESSION_ANY",
     "0.10",
     "a share between 0 and 10 (0.10 = 10% worse than production at any horizon)",
     "no-regression gate: allowed RMSE increase over production at any horizon",
-);
+)
+.local();
 pub const RPS_GATE_MAX_COVERAGE_GAP: Var = Var::new(
     "RPS_GATE_MAX_COVERAGE_GAP",
     "0.05",
     "a share above 0 and below 0.5 (0.05 = 5 percentage points)",
     "intervals gate: how far each level's hold-out coverage may be from the level, at every horizon",
-);
+)
+.local();
 pub const RPS_GATE_MIN_INTERVAL_HOURS: Var = Var::new(
     "RPS_GATE_MIN_INTERVAL_HOURS",
     "1008",
     "a whole number of hours, at least 24 (1008 = six weeks)",
     "intervals gate: the hold-out hours below which the coverage margin is three times wider (a few weeks' coverage swings with their weather)",
-);
+).local();
 pub const RPS_GATE_MIN_SKILL: Var = Var::new(
     "RPS_GATE_MIN_SKILL",
     "0",
     "a share between -1 and 1 (0 = must beat persistence)",
     "skill gate: required improvement over persistence at every horizon",
-);
+)
+.local();
 pub const RPS_GATE_MAX_P99_MS: Var = Var::new(
     "RPS_GATE_MAX_P99_MS",
     "2",
@@ -430,7 +477,8 @@ pub const RPS_GATE_MIN_HOLDOUT_ROWS: Var = Var::new(
     "48",
     "a number of rows of at least 10",
     "fewest unseen hold-out rows an evaluation accepts",
-);
+)
+.local();
 pub const RPS_STAGING_URL: Var = Var::unset(
     "RPS_STAGING_URL",
     "unset",
@@ -456,49 +504,53 @@ pub const RPS_VERIFY_MAX_MISMATCH: Var = Var::new(
     "1",
     "a temperature difference in °C between 0 and 50",
     "verify: a logged forecast whose temperature at its issue hour differs from the store's by more was made from other observations and is not scored",
-);
+).local();
 pub const RPS_VERIFY_MIN_INTERVAL_COVERAGE: Var = Var::new(
     "RPS_VERIFY_MIN_INTERVAL_COVERAGE",
     "0.7",
     "a share between 0 and 1",
     "alert RpsIntervalCoverageLow: the 24 h live coverage of the 80% interval the served version's 6 h forecasts must keep",
-);
+).local();
 pub const RPS_RECALIBRATE_MIN_HOURS: Var = Var::new(
     "RPS_RECALIBRATE_MIN_HOURS",
     "48",
     "a whole number of hours from 0 to 168",
     "live re-calibration of the intervals: verified scheduled forecasts per horizon, of the last 7 days, before verify re-fits the factor serving multiplies the served version's half-widths by (0 turns it off: served as calibrated)",
-);
+).local();
 pub const RPS_RETRAIN_MIN_SKILL: Var = Var::new(
     "RPS_RETRAIN_MIN_SKILL",
     "0",
     "a share from -1 to below 1",
     "retrain when the served model's live 6 h skill against persistence over the last 24 hours is below this",
-);
+)
+.local();
 pub const RPS_RETRAIN_MIN_HOURS: Var = Var::new(
     "RPS_RETRAIN_MIN_HOURS",
     "12",
     "a whole number of hours between 1 and 24",
     "verified 6 h forecasts (for live skill) or observed hours (for drift) in the last 24 hours before either can ask for a retrain",
-);
+).local();
 pub const RPS_RETRAIN_COOLDOWN_HOURS: Var = Var::new(
     "RPS_RETRAIN_COOLDOWN_HOURS",
     "24",
     "a whole number of hours between 0 and 8760",
     "no retrain is asked for again within this many hours (on the data's clock) of the last",
-);
+)
+.local();
 pub const RPS_RETRAIN_DAYS: Var = Var::new(
     "RPS_RETRAIN_DAYS",
     "365",
     "a whole number of days between 7 and 3660",
     "a triggered retrain fetches this many days of the archive",
-);
+)
+.local();
 pub const RPS_RETRAIN_LAG_DAYS: Var = Var::new(
     "RPS_RETRAIN_LAG_DAYS",
     "5",
     "a whole number of days between 0 and 60",
     "…ending this many days before the newest observation (the archive's delay)",
-);
+)
+.local();
 
 // ---- provenance and logs
 pub const RPS_GIT_COMMIT: Var = Var::unset(
@@ -568,8 +620,11 @@ pub const ALL: &[&Var] = &[
     &AWS_ENDPOINT_URL,
     &RPS_LATITUDE,
     &RPS_LONGITUDE,
+    &RPS_LOCATIONS,
+    &RPS_LOCATION_CONCURRENCY,
     &OPEN_METEO_ARCHIVE_URL,
     &OPEN_METEO_FORECAST_URL,
+    &OPEN_METEO_API_KEY,
     &RPS_PAST_DAYS,
     &RPS_HTTP_TIMEOUT_SECS,
     &RPS_HTTP_MAX_ATTEMPTS,
@@ -644,7 +699,8 @@ pub const ALL: &[&Var] = &[
 
 /// The configuration table of `docs/configuration.md`.
 pub fn markdown_table() -> String {
-    let mut out = String::from("| variable | default | accepts | meaning |\n|---|---|---|---|\n");
+    let mut out =
+        String::from("| variable | default | accepts | meaning | per location |\n|---|---|---|---|---|\n");
     for v in ALL {
         let default = match (v.shown_default, v.default) {
             (Some(shown), _) => shown.to_owned(),
@@ -652,10 +708,11 @@ pub fn markdown_table() -> String {
             (None, None) => "unset".to_owned(),
         };
         out.push_str(&format!(
-            "| `{}` | {default} | {} | {} |\n",
+            "| `{}` | {default} | {} | {} | {} |\n",
             v.name,
             v.expected.replace('|', "\\|"),
-            v.meaning.replace('|', "\\|")
+            v.meaning.replace('|', "\\|"),
+            if v.per_location { "yes" } else { "" }
         ));
     }
     out

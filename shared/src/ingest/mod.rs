@@ -1,6 +1,8 @@
 //! Stage 1, ingest: fetch from the weather source and store the raw body before
 //! anything else can fail, stamped with its collection time, with its metadata
-//! ([`SnapshotMeta`]) beside it.
+//! ([`SnapshotMeta`]) beside it. A store holds one place's data: the first ingest
+//! claims it for the configured coordinates, and an ingest for another place is
+//! refused before it fetches anything ([`crate::fleet::claim`]).
 
 use crate::bundle::sha256_hex;
 use crate::layout;
@@ -14,6 +16,7 @@ use crate::store;
 pub async fn ingest(ctx: &Context, request: IngestInput) -> Result<IngestOutput, StageError> {
     // A `recent` request is recorded as the dates it meant today.
     let request = request.resolved(chrono::Utc::now().date_naive());
+    crate::fleet::claim(ctx.store.as_ref(), &ctx.config).await?;
     let fetched = ctx.source.fetch(&request).await?;
     let snapshot = layout::raw_snapshot(request.endpoint(), fetched.collected_at)?;
     ctx.store.put_new(&snapshot, fetched.body.clone()).await?;
@@ -72,6 +75,20 @@ mod tests {
     #[tokio::test]
     async fn a_refused_snapshot_write_stops_ingest_before_anything_else_is_written() {
         let mut store = MockObjectStore::new();
+        // The store is claimed for this place first (it holds nothing yet).
+        let claim = layout::location_claim().unwrap();
+        let claim_key = claim.clone();
+        store
+            .expect_get()
+            .withf(move |key| *key == claim_key)
+            .returning(|key| Err(StoreError::NotFound { url: key.to_string() }));
+        store.expect_list().returning(|_| Ok(Vec::new()));
+        store.expect_url().returning(|key| key.to_string());
+        store
+            .expect_put_new()
+            .withf(move |key, _| *key == claim)
+            .times(1)
+            .returning(|_, _| Ok(()));
         store
             .expect_put_new()
             .withf(|key, _| layout::is_snapshot(key))

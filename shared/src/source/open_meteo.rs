@@ -64,7 +64,16 @@ impl WeatherSource for OpenMeteo {
 
     async fn fetch(&self, request: &IngestRequest) -> Result<Fetched, SourceError> {
         let url = request_url(request, &self.cfg, &self.location);
-        fetch(&self.http, &url, &self.policy()).await
+        match &self.cfg.api_key {
+            // The key goes on the wire only: the URL stored with the snapshot and every
+            // message name the request without it.
+            Some(key) => {
+                let mut sent = url.clone();
+                sent.query_pairs_mut().append_pair("apikey", key.expose());
+                fetch_as(&self.http, &url, &sent, &self.policy()).await
+            }
+            None => fetch(&self.http, &url, &self.policy()).await,
+        }
     }
 }
 
@@ -116,8 +125,8 @@ enum Attempt {
     Fail(SourceError),
 }
 
-async fn attempt(client: &reqwest::Client, url: &Url, timeout: Duration) -> Attempt {
-    let resp = match client.get(url.clone()).timeout(timeout).send().await {
+async fn attempt(client: &reqwest::Client, url: &Url, sent: &Url, timeout: Duration) -> Attempt {
+    let resp = match client.get(sent.clone()).timeout(timeout).send().await {
         Ok(r) => r,
         Err(e) if e.is_timeout() => {
             return Attempt::Retry {
@@ -127,7 +136,8 @@ async fn attempt(client: &reqwest::Client, url: &Url, timeout: Duration) -> Atte
         }
         Err(e) => {
             return Attempt::Retry {
-                why: format!("request failed: {}", error_chain(&e)),
+                // reqwest's message names the URL it sent, which may carry the key.
+                why: format!("request failed: {}", error_chain(&e.without_url())),
                 after: None,
             };
         }
@@ -144,7 +154,7 @@ async fn attempt(client: &reqwest::Client, url: &Url, timeout: Duration) -> Atte
         Ok(Ok(b)) => b,
         Ok(Err(e)) => {
             return Attempt::Retry {
-                why: format!("reading the body failed: {}", error_chain(&e)),
+                why: format!("reading the body failed: {}", error_chain(&e.without_url())),
                 after: None,
             };
         }
@@ -197,11 +207,21 @@ pub async fn fetch(
     url: &Url,
     policy: &RetryPolicy,
 ) -> Result<Fetched, SourceError> {
+    fetch_as(client, url, url, policy).await
+}
+
+/// GETs `sent` (`url` with a secret added), naming it `url` everywhere it is shown.
+async fn fetch_as(
+    client: &reqwest::Client,
+    url: &Url,
+    sent: &Url,
+    policy: &RetryPolicy,
+) -> Result<Fetched, SourceError> {
     let started = Instant::now();
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let why = match attempt(client, url, policy.timeout).await {
+        let why = match attempt(client, url, sent, policy.timeout).await {
             Attempt::Done(body) => {
                 return Ok(Fetched {
                     body,

@@ -61,6 +61,12 @@ impl Recording {
         })
     }
 
+    /// The station's coordinates, as the recording states them.
+    pub fn coordinates(&self) -> Option<(f64, f64)> {
+        let number = |k: &str| self.top.get(k).and_then(Value::as_f64);
+        Some((number("latitude")?, number("longitude")?))
+    }
+
     /// Replays the forecast endpoint as if `now` were `as_of`: the hour `now` falls in
     /// answers with the recorded hour `as_of` falls in, and every other hour moves with
     /// it. The times served stay on today's calendar; only the weather is pinned, so a

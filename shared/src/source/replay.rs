@@ -6,6 +6,10 @@
 //!   recorded hours in the date range (400 if the range misses the recording).
 //! - `GET /v1/forecast?latitude&longitude&hourly&past_days&forecast_days` replays the
 //!   recording onto today's calendar.
+//!
+//! Given several recordings (station years), each request is answered from the one
+//! nearest its coordinates, as the real API answers from its nearest grid cell: a
+//! fleet of locations runs offline on a few stations.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -39,15 +43,50 @@ fn bad_request(reason: impl Into<String>) -> BadRequest {
     BadRequest(reason.into())
 }
 
-/// Checks the parameters every endpoint needs; returns the requested variables.
-fn common(rec: &Recording, q: &HashMap<String, String>) -> Result<Vec<String>, BadRequest> {
-    for p in ["latitude", "longitude"] {
+/// The recordings served, each with its coordinates.
+struct Stations(Vec<(Recording, Option<(f64, f64)>)>);
+
+impl Stations {
+    /// The recording nearest (great-circle) to `latitude`, `longitude`; one without
+    /// coordinates is the farthest.
+    fn nearest(&self, latitude: f64, longitude: f64) -> &Recording {
+        let distance = |c: &Option<(f64, f64)>| match c {
+            Some((lat, lon)) => great_circle(latitude, longitude, *lat, *lon),
+            None => f64::INFINITY,
+        };
+        self.0
+            .iter()
+            .min_by(|a, b| distance(&a.1).total_cmp(&distance(&b.1)))
+            .map(|(r, _)| r)
+            .expect("at least one recording")
+    }
+}
+
+/// The angle between two points on a sphere, in radians (haversine).
+fn great_circle(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
+    let (p1, p2) = (lat1.to_radians(), lat2.to_radians());
+    let dp = p2 - p1;
+    let dl = (lon2 - lon1).to_radians();
+    let h = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
+    2.0 * h.sqrt().min(1.0).asin()
+}
+
+/// Checks the parameters every endpoint needs; returns the recording nearest the
+/// requested place and the requested variables.
+fn common<'a>(
+    stations: &'a Stations,
+    q: &HashMap<String, String>,
+) -> Result<(&'a Recording, Vec<String>), BadRequest> {
+    let mut at = [0.0; 2];
+    for (i, p) in ["latitude", "longitude"].into_iter().enumerate() {
         let v = q
             .get(p)
             .ok_or_else(|| bad_request(format!("Parameter '{p}' is required")))?;
-        v.parse::<f64>()
+        at[i] = v
+            .parse::<f64>()
             .map_err(|_| bad_request(format!("Parameter '{p}' must be a number")))?;
     }
+    let rec = stations.nearest(at[0], at[1]);
     let hourly = q
         .get("hourly")
         .ok_or_else(|| bad_request("Parameter 'hourly' is required"))?;
@@ -57,7 +96,7 @@ fn common(rec: &Recording, q: &HashMap<String, String>) -> Result<Vec<String>, B
             "Cannot initialize WeatherVariable from invalid String value {bad}"
         )));
     }
-    Ok(vars)
+    Ok((rec, vars))
 }
 
 fn date(q: &HashMap<String, String>, p: &str) -> Result<NaiveDate, BadRequest> {
@@ -72,20 +111,20 @@ fn date(q: &HashMap<String, String>, p: &str) -> Result<NaiveDate, BadRequest> {
 }
 
 async fn archive(
-    State(rec): State<Arc<Recording>>,
+    State(stations): State<Arc<Stations>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, BadRequest> {
-    let vars = common(&rec, &q)?;
+    let (rec, vars) = common(&stations, &q)?;
     let (start, end) = (date(&q, "start_date")?, date(&q, "end_date")?);
     let body = rec.archive(&vars, start, end).map_err(bad_request)?;
     Ok(Json(body).into_response())
 }
 
 async fn forecast(
-    State(rec): State<Arc<Recording>>,
+    State(stations): State<Arc<Stations>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, BadRequest> {
-    let vars = common(&rec, &q)?;
+    let (rec, vars) = common(&stations, &q)?;
     let days = |p: &str, default: i64, max: i64| -> Result<i64, BadRequest> {
         match q.get(p) {
             None => Ok(default),
@@ -101,21 +140,31 @@ async fn forecast(
     Ok(Json(rec.forecast(&vars, past, ahead, Utc::now().date_naive())).into_response())
 }
 
-pub fn router(recording: Recording) -> Router {
+/// The replay of `recordings` (at least one): each request is answered from the one
+/// nearest its coordinates.
+pub fn router(recordings: Vec<Recording>) -> Router {
+    assert!(!recordings.is_empty(), "the replay needs a recording");
+    let stations = recordings
+        .into_iter()
+        .map(|r| {
+            let at = r.coordinates();
+            (r, at)
+        })
+        .collect();
     Router::new()
         .route("/v1/archive", get(archive))
         .route("/v1/forecast", get(forecast))
-        .with_state(Arc::new(recording))
+        .with_state(Arc::new(Stations(stations)))
 }
 
-/// Serves the recording on `addr` until the process ends; returns the bound address.
+/// Serves the recordings on `addr` until the process ends; returns the bound address.
 pub async fn serve(
-    recording: Recording,
+    recordings: Vec<Recording>,
     addr: SocketAddr,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
-    let app = router(recording);
+    let app = router(recordings);
     let handle = tokio::spawn(async move { axum::serve(listener, app).await });
     Ok((bound, handle))
 }

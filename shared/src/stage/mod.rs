@@ -217,6 +217,18 @@ pub enum StageError {
     GatesFailed { version: String, failed: Vec<String> },
     #[error("{0}")]
     Conflict(String),
+    /// The store or the registered model belongs to another place.
+    #[error(transparent)]
+    WrongPlace(#[from] crate::fleet::WrongPlace),
+}
+
+impl From<crate::fleet::ClaimError> for StageError {
+    fn from(e: crate::fleet::ClaimError) -> Self {
+        match e {
+            crate::fleet::ClaimError::WrongPlace(w) => StageError::WrongPlace(w),
+            crate::fleet::ClaimError::Store(e) => StageError::Store(e),
+        }
+    }
 }
 
 impl StageError {
@@ -224,7 +236,9 @@ impl StageError {
     pub fn kind(&self) -> ErrorKind {
         use StageError as E;
         match self {
-            E::Config(_) | E::Store(StoreError::AccessDenied { .. }) => ErrorKind::Configuration,
+            E::Config(_) | E::WrongPlace(_) | E::Store(StoreError::AccessDenied { .. }) => {
+                ErrorKind::Configuration
+            }
             E::Registry(RegistryError::Mlflow(e))
             | E::Tracking(crate::tracking::TrackingError::Mlflow(e))
                 if e.is_configuration() =>

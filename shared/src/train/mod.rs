@@ -482,6 +482,11 @@ async fn register(
     model: &Assembled,
     tracked: Option<&Tracked<'_>>,
 ) -> Result<String, StageError> {
+    // A registered model forecasts one place: its production version says which.
+    let served = ctx.config.aliases().served;
+    if let Some(v) = crate::registry::find_alias(ctx.registry.as_ref(), &model.name, &served).await? {
+        crate::fleet::check_model(&ctx.config, &v.version, &v.tags)?;
+    }
     let source = match tracked {
         Some((_, run)) => run.model_source(),
         None => layout::bundle_folder(&model.name, &model.bundle_id),
@@ -498,6 +503,7 @@ async fn register(
             model.created_at.to_rfc3339(),
         ),
     ]);
+    version_tags.extend(crate::fleet::version_tags(&ctx.config));
     if let Some(c) = &model.git_commit {
         version_tags.insert(tags::version::GIT_COMMIT.to_owned(), c.clone());
     }
@@ -665,6 +671,9 @@ mod tests {
         let (ctx, store, data_version) = with_dataset().await;
         let mut reg = MockRegistry::new();
         reg.expect_describe().returning(|| "a mock registry".into());
+        // No production yet: nothing says which place the model forecasts.
+        reg.expect_get_alias()
+            .returning(|_, a| Err(RegistryError::NotFound(format!("@{a}"))));
         reg.expect_create_version().times(1).returning(|new| {
             Ok(VersionInfo {
                 name: new.name,

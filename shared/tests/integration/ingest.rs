@@ -155,7 +155,7 @@ async fn truncated_json_is_a_clear_error_after_the_raw_body_is_stored() {
     assert!(matches!(err, StageError::Shape { .. }), "{err}");
     assert!(err.to_string().contains("is not valid JSON"), "{err}");
     // The raw body was written first, byte for byte, with its metadata.
-    let keys = store.list("raw/").await.unwrap();
+    let keys = store.list("raw/open-meteo/").await.unwrap();
     assert_eq!(keys.len(), 2, "{keys:?}");
     let body = store.get(&keys[0]).await.unwrap();
     assert_eq!(&body[..], truncated.as_bytes());
@@ -264,7 +264,53 @@ async fn garbage_bytes_are_stored_then_refused_clearly() {
     let err = ingest(&ctx, range()).await.unwrap_err();
     assert!(matches!(err, StageError::Shape { .. }), "{err}");
     // The body, byte for byte, with its metadata: nothing about the failure is lost.
-    let keys = store.list("raw/").await.unwrap();
+    let keys = store.list("raw/open-meteo/").await.unwrap();
     assert_eq!(keys.len(), 2, "{keys:?}");
     assert_eq!(&store.get(&keys[0]).await.unwrap()[..], garbage.as_bytes());
+}
+
+/// Beyond the free tier: the key reaches Open-Meteo as `apikey`, and nothing stored or
+/// said names it (the snapshot's metadata, a failure's message).
+#[tokio::test]
+async fn an_api_key_is_sent_and_never_stored_or_shown() {
+    let _turn = testkit::turn(module_path!());
+    const KEY: &str = "k3y-not-for-logs";
+    let body = std::fs::read(testkit::sample_path()).unwrap();
+    let s = Stub::start(vec![Reply::new(200, String::from_utf8(body).unwrap())]).await;
+    let store = Arc::new(MemoryStore::new());
+    let archive = format!("{}/v1/archive", s.url());
+    let with_key = |archive: String| {
+        Config::from_lookup(move |k| match k {
+            "OPEN_METEO_ARCHIVE_URL" | "OPEN_METEO_FORECAST_URL" => Some(archive.clone()),
+            "OPEN_METEO_API_KEY" => Some(KEY.into()),
+            "RPS_HTTP_MAX_ATTEMPTS" => Some("1".into()),
+            _ => None,
+        })
+        .unwrap()
+    };
+    let ctx = Context::with_store(with_key(archive), store.clone()).unwrap();
+    let out = ingest(&ctx, range()).await.unwrap();
+    let sent = &s.requests()[0].uri;
+    assert!(sent.contains(&format!("apikey={KEY}")), "{sent}");
+    assert!(!out.url.contains(KEY), "{}", out.url);
+    for key in store.list("raw/").await.unwrap() {
+        let stored = store.get(&key).await.unwrap();
+        assert!(
+            !String::from_utf8_lossy(&stored).contains(KEY),
+            "{key} holds the key"
+        );
+    }
+    assert!(
+        !format!("{:?}", ctx.config).contains(KEY),
+        "the configuration hides it"
+    );
+    // A server that is not there: the error names the endpoint, not the key.
+    let gone = Context::with_store(
+        with_key("http://127.0.0.1:9/v1/archive".into()),
+        Arc::new(MemoryStore::new()),
+    )
+    .unwrap();
+    let err = ingest(&gone, range()).await.unwrap_err().to_string();
+    assert!(err.contains("127.0.0.1:9"), "{err}");
+    assert!(!err.contains(KEY), "{err}");
 }

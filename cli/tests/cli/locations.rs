@@ -1,0 +1,326 @@
+//! Many locations in one deployment (`RPS_LOCATIONS`). The bug that asked for them: one
+//! store run for one place and then another mixed the second place's data and model into
+//! the first's, and the gates judged a model on another place's weather. Now the store
+//! refuses the second place, and a fleet gives each place its own folder and model: the
+//! two shipped station years and a corrupt third, promoted together, two at a time.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+use testkit::replay::Replay;
+use testkit::rps::{Env, last_json, stderr};
+
+const SAND_POINT: &str = "open-meteo-archive-sandpoint-ak-2023.json";
+const GREENSBORO: &str = "open-meteo-tmy3-greensboro-nc.json";
+
+fn station(file: &str) -> PathBuf {
+    testkit::workspace_root().join("data/sample").join(file)
+}
+
+/// The Greensboro year moved to Kansas with every twentieth temperature missing (5%,
+/// over the 1% limit): the replay answers Kansas with it.
+fn corrupt_station(dir: &Path) -> PathBuf {
+    let mut doc: Value = serde_json::from_slice(&std::fs::read(station(GREENSBORO)).unwrap()).unwrap();
+    doc["latitude"] = json!(38.5);
+    doc["longitude"] = json!(-98.0);
+    testkit::cloud::null_every_twentieth(&mut doc, "temperature_2m");
+    let file = dir.join("kansas-corrupt.json");
+    std::fs::write(&file, doc.to_string()).unwrap();
+    file
+}
+
+fn snapshots(store: &Path) -> usize {
+    walk(&store.join("raw/open-meteo"))
+        .iter()
+        .filter(|p| !p.to_string_lossy().ends_with(".meta.json"))
+        .count()
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .flat_map(|e| {
+            let p = e.path();
+            if p.is_dir() { walk(&p) } else { vec![p] }
+        })
+        .collect()
+}
+
+fn versions(env: &Env, location: &str) -> Value {
+    last_json(&env.ok(&["models", "list", "--location", location, "--json"]))
+}
+
+#[test]
+fn one_store_refuses_a_second_place_and_a_fleet_gives_each_place_its_own() {
+    let _turn = testkit::turn(module_path!());
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let corrupt = corrupt_station(dir.path());
+    let replay = Replay::files(&[&station(SAND_POINT), &station(GREENSBORO), &corrupt]);
+    let env = Env::new(&store, &replay);
+
+    // The quick start: Sand Point, the default place.
+    let first = last_json(&env.pipeline_ok("promote", "2023-01-01", "2023-12-31"));
+    assert_eq!(first["promote"]["version"], "1");
+    let claim: Value =
+        serde_json::from_slice(&std::fs::read(store.join("raw/location.json")).unwrap()).unwrap();
+    assert_eq!(claim["site"], "default");
+    assert_eq!(claim["location"]["latitude"], 55.317);
+
+    // "Your own city" in the same checkout: refused before anything is fetched.
+    let mut greensboro = env.clone();
+    greensboro
+        .set("RPS_LATITUDE", "36.1")
+        .set("RPS_LONGITUDE", "-79.95");
+    let before = snapshots(&store);
+    let out = greensboro.pipeline("promote", "2023-01-01", "2023-12-31");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "a configuration error: {err}");
+    assert!(
+        err.contains("belongs to 55.317, -160.517 (\"default\", claimed ")
+            && err.contains("not to 36.1, -79.95")
+            && err.contains("list every place in RPS_LOCATIONS"),
+        "{err}"
+    );
+    assert!(
+        err.contains("the configuration or a permission is wrong"),
+        "{err}"
+    );
+    assert_eq!(snapshots(&store), before, "nothing was ingested");
+    let listed = last_json(&env.ok(&["models", "list", "--json"]));
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+
+    // A fleet: the same two places and a third whose data is corrupt, in the same store.
+    let fleet = dir.path().join("locations.json");
+    std::fs::write(
+        &fleet,
+        json!([
+            {"id": "sand-point", "name": "Sand Point, AK", "latitude": 55.317, "longitude": -160.517},
+            {"id": "greensboro", "name": "Greensboro, NC", "latitude": 36.1, "longitude": -79.95},
+            {"id": "kansas", "latitude": 38.5, "longitude": -98.0}
+        ])
+        .to_string(),
+    )
+    .unwrap();
+    let mut fleet_env = env.clone();
+    fleet_env
+        .set("RPS_LOCATIONS", fleet.display().to_string())
+        .set("RPS_LOCATION_CONCURRENCY", "2");
+    let out = fleet_env.pipeline("promote", "2023-01-01", "2023-12-31");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "one location refused: {err}");
+    let done = last_json(&out);
+    assert_eq!(
+        (
+            done["done"].as_u64(),
+            done["refused"].as_u64(),
+            done["failed"].as_u64()
+        ),
+        (Some(2), Some(1), Some(0)),
+        "{done}"
+    );
+    let by_id = |id: &str| -> &Value {
+        done["locations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["location"] == id)
+            .unwrap_or_else(|| panic!("{id} in {done}"))
+    };
+    let kansas = by_id("kansas");
+    assert_eq!(kansas["outcome"], "refused", "{kansas}");
+    assert_eq!(kansas["exit_code"], 3, "the data gate: {kansas}");
+    assert!(
+        kansas["error"]
+            .as_str()
+            .unwrap()
+            .contains("null_share.temperature_2m"),
+        "{kansas}"
+    );
+    assert!(
+        err.contains("kansas: refused: the data quality gate failed"),
+        "{err}"
+    );
+    for (id, lat) in [("sand-point", 55.317), ("greensboro", 36.1)] {
+        let l = by_id(id);
+        assert_eq!(l["outcome"], "done", "{l}");
+        assert_eq!(l["model_name"], format!("rps-temperature-{id}"));
+        let release = &l["output"];
+        assert_eq!(
+            release["promote"]["version"], "1",
+            "{id}: its own model's first version"
+        );
+        assert_eq!(release["promote"]["previous"], Value::Null, "{id}");
+        // Judged on its own hold-out: the report's dataset is the one its run made.
+        let site_store = store.join("locations").join(id);
+        let report_key = release["promote"]["report"].as_str().unwrap();
+        let report: Value =
+            serde_json::from_slice(&std::fs::read(site_store.join(report_key)).unwrap()).unwrap();
+        assert_eq!(
+            report["holdout"]["data_version"], release["run"]["data_version"],
+            "{id}"
+        );
+        assert_eq!(report["model_name"], format!("rps-temperature-{id}"));
+        let claim: Value =
+            serde_json::from_slice(&std::fs::read(site_store.join("raw/location.json")).unwrap()).unwrap();
+        assert_eq!(
+            (&claim["site"], &claim["location"]["latitude"]),
+            (&json!(id), &json!(lat))
+        );
+        let listed = versions(&fleet_env, id);
+        let listed = listed.as_array().unwrap();
+        assert_eq!(listed.len(), 1, "{id}: {listed:?}");
+        assert_eq!(listed[0]["tags"]["rps.location"], id);
+        assert!(
+            listed[0]["aliases"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a == "production"),
+            "{id}: {listed:?}"
+        );
+    }
+    assert_ne!(
+        by_id("sand-point")["output"]["run"]["data_version"],
+        by_id("greensboro")["output"]["run"]["data_version"]
+    );
+    // The deployment's own store and model are as the quick start left them.
+    assert_eq!(snapshots(&store), before);
+    let listed = last_json(&env.ok(&["models", "list", "--json"]));
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+
+    // One location at a time; an unknown one is named.
+    let out = fleet_env.run(&[
+        "pipeline",
+        "run",
+        "--location",
+        "atlantis",
+        "--start",
+        "2023-01-01",
+        "--end",
+        "2023-12-31",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(
+            "there is no location \"atlantis\": RPS_LOCATIONS lists sand-point, greensboro, kansas"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    let out = fleet_env.run(&["models", "list"]);
+    assert!(
+        stderr(&out).contains(
+            "RPS_LOCATIONS lists 3 locations (sand-point, greensboro, kansas): name one with --location ID"
+        ),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// Two locations, one store: June leaves the winter model of Greensboro behind (its
+/// observed weather is outside the training range) but not Sand Point's model of the
+/// whole year. `rps verify --retrain` on the fleet retrains Greensboro alone, on its own
+/// data, and Sand Point's production and monitoring are untouched.
+#[test]
+fn one_locations_drift_retrains_only_that_location() {
+    let _turn = testkit::turn(module_path!());
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let replay = Replay::files(&[&station(SAND_POINT), &station(GREENSBORO)]);
+    let fleet = dir.path().join("locations.json");
+    // Any observed hour outside the training range asks for a retrain, at both.
+    std::fs::write(
+        &fleet,
+        json!([
+            {"id": "sand-point", "latitude": 55.317, "longitude": -160.517,
+             "overrides": {"RPS_DRIFT_MAX_OUT_OF_RANGE": 0}},
+            {"id": "greensboro", "latitude": 36.1, "longitude": -79.95,
+             "overrides": {"RPS_DRIFT_MAX_OUT_OF_RANGE": 0}}
+        ])
+        .to_string(),
+    )
+    .unwrap();
+    let mut env = Env::new(&store, &replay);
+    env.set("RPS_LOCATIONS", fleet.display().to_string())
+        .set("RPS_RETRAIN_LAG_DAYS", "0");
+    for (id, start, end) in [
+        ("sand-point", "2023-01-01", "2023-12-31"),
+        ("greensboro", "2023-01-01", "2023-03-31"),
+    ] {
+        env.ok(&[
+            "pipeline",
+            "promote",
+            "--location",
+            id,
+            "--start",
+            start,
+            "--end",
+            end,
+        ]);
+    }
+    for id in ["sand-point", "greensboro"] {
+        env.ok(&[
+            "ingest",
+            "--location",
+            id,
+            "--start",
+            "2023-06-13",
+            "--end",
+            "2023-06-20",
+        ]);
+        env.ok(&["validate", "--location", id]);
+    }
+    let out = env.run(&["verify", "--retrain", "--no-issue", "--json"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let done = last_json(&out);
+    let by_id = |id: &str| -> Value {
+        done["locations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["location"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("{id} in {done}"))
+    };
+    let greensboro = by_id("greensboro");
+    let sand_point = by_id("sand-point");
+    assert!(
+        greensboro["summary"]
+            .as_str()
+            .unwrap()
+            .contains("retrained: version 2 is production"),
+        "{greensboro}"
+    );
+    assert_eq!(
+        greensboro["output"]["release"]["promote"]["model_name"],
+        "rps-temperature-greensboro"
+    );
+    assert!(
+        sand_point["summary"]
+            .as_str()
+            .unwrap()
+            .contains("no retrain needed"),
+        "{sand_point}"
+    );
+    assert_eq!(sand_point["output"]["release"], Value::Null);
+    let versions = |id: &str| versions(&env, id).as_array().unwrap().len();
+    assert_eq!((versions("sand-point"), versions("greensboro")), (1, 2));
+    let site = |id: &str| store.join("locations").join(id);
+    let record: Value = serde_json::from_slice(
+        &std::fs::read(site("greensboro").join("monitoring/rps-temperature-greensboro/retrains/latest.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(record["status"], "promoted", "{record}");
+    assert!(
+        !site("sand-point")
+            .join("monitoring/rps-temperature-sand-point/retrains")
+            .exists(),
+        "Sand Point was never asked to retrain"
+    );
+}
