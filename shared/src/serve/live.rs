@@ -30,9 +30,8 @@ impl LiveState {
     pub fn scales(&self, version: &str, now: chrono::DateTime<chrono::Utc>) -> &[IntervalScale] {
         self.verification
             .as_ref()
-            .filter(|v| now - v.verified_at <= chrono::Duration::hours(crate::recalibration::MAX_AGE_HOURS))
-            .and_then(|v| v.version(version))
-            .map_or(&[], |s| &s.recalibration)
+            .and_then(|v| v.scales_at(version, now))
+            .unwrap_or_default()
     }
 }
 

@@ -109,16 +109,12 @@ pub async fn verify(ctx: &Context, input: VerifyInput) -> Result<Verification, S
             let in_force = match ctx.config.verify.recalibrate_min_hours {
                 0 => None,
                 _ => match latest(ctx.store.as_ref(), &name).await {
-                    Ok(v) => v
-                        .filter(|v| {
-                            Utc::now() - v.verified_at <= Duration::hours(recalibration::MAX_AGE_HOURS)
+                    Ok(v) => v.and_then(|v| {
+                        Some(InForce {
+                            scales: v.scales_at(&model.info.version, Utc::now())?.to_vec(),
+                            after: v.as_of?,
                         })
-                        .and_then(|v| {
-                            Some(InForce {
-                                scales: v.version(&model.info.version)?.recalibration.clone(),
-                                after: v.as_of?,
-                            })
-                        }),
+                    }),
                     Err(e) => {
                         warnings.push(format!(
                             "the latest verification could not be read ({e}): the scheduled forecasts are issued as calibrated"
