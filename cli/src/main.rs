@@ -114,7 +114,11 @@ fn main() -> ExitCode {
             }
             let stage = e.downcast_ref::<StageError>();
             eprintln!("error: {e:#}");
-            match stage.map(StageError::kind) {
+            // A bad locations file is the configuration's fault, as a bad variable is.
+            let fleet = e
+                .downcast_ref::<rps_core::fleet::FleetError>()
+                .map(|_| ErrorKind::Configuration);
+            match stage.map(StageError::kind).or(fleet) {
                 Some(ErrorKind::External) => eprintln!("(an outside system failed: retrying may help)"),
                 Some(ErrorKind::Configuration) => {
                     eprintln!(

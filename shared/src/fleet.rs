@@ -320,56 +320,78 @@ pub struct WrongPlace {
     pub site: String,
 }
 
-/// Claims `store` for the configuration's place, or refuses when it holds another's:
-/// its claim, else (a store made before claims) its newest snapshot, says which.
+/// Claims `store` for the configuration's place, or refuses when it holds another's
+/// ([`check`], then [`record`]).
 pub async fn claim(store: &dyn ObjectStore, config: &Config) -> Result<(), ClaimError> {
-    let key = layout::location_claim()?;
-    let wanted = config.location;
-    let refuse = |held: String| {
-        ClaimError::WrongPlace(WrongPlace {
-            what: format!("the store {}", config.store),
-            held,
-            wanted: wanted.to_string(),
-            site: config.site.id.to_string(),
-        })
-    };
-    let check = |c: &Claim| {
-        if c.location.same_place(&wanted) {
-            Ok(())
-        } else {
-            Err(refuse(format!(
-                "{} ({:?}, claimed {})",
-                c.location,
-                c.site,
-                c.claimed_at.format("%Y-%m-%d %H:%M UTC")
-            )))
-        }
-    };
-    match store::get_json::<Claim>(store, &key).await {
-        Ok(c) => return check(&c),
+    if !check(store, config).await? {
+        record(store, config).await?;
+    }
+    Ok(())
+}
+
+fn refusal(config: &Config, held: String) -> ClaimError {
+    ClaimError::WrongPlace(WrongPlace {
+        what: format!("the store {}", config.store),
+        held,
+        wanted: config.location.to_string(),
+        site: config.site.id.to_string(),
+    })
+}
+
+fn judge(claim: &Claim, config: &Config) -> Result<(), ClaimError> {
+    if claim.location.same_place(&config.location) {
+        return Ok(());
+    }
+    Err(refusal(
+        config,
+        format!(
+            "{} ({:?}, claimed {})",
+            claim.location,
+            claim.site,
+            claim.claimed_at.format("%Y-%m-%d %H:%M UTC")
+        ),
+    ))
+}
+
+/// Refuses when `store` belongs to another place than the configuration's: its claim,
+/// else (a store made before claims) its newest snapshot, says which. `true` when it is
+/// claimed for this place already; `false` when nothing claims it yet (the ingest then
+/// [`record`]s the claim once its snapshot is stored: a fetch that fails claims nothing).
+pub async fn check(store: &dyn ObjectStore, config: &Config) -> Result<bool, ClaimError> {
+    match store::get_json::<Claim>(store, &layout::location_claim()?).await {
+        Ok(c) => return judge(&c, config).map(|()| true),
         Err(StoreError::NotFound { .. }) => {}
         Err(e) => return Err(e.into()),
     }
     if let Some(newest) = snapshot::newest(store).await? {
         let meta: SnapshotMeta = store::get_json(store, &layout::snapshot_meta(&newest)?).await?;
-        if !meta.location.same_place(&wanted) {
-            return Err(refuse(format!(
-                "{} (its newest snapshot, {})",
-                meta.location,
-                meta.collected_at.format("%Y-%m-%d %H:%M UTC")
-            )));
+        if !meta.location.same_place(&config.location) {
+            return Err(refusal(
+                config,
+                format!(
+                    "{} (its newest snapshot, {})",
+                    meta.location,
+                    meta.collected_at.format("%Y-%m-%d %H:%M UTC")
+                ),
+            ));
         }
     }
+    Ok(false)
+}
+
+/// Writes the claim (create-only); when another ingest claimed the store first, its
+/// claim decides.
+pub async fn record(store: &dyn ObjectStore, config: &Config) -> Result<(), ClaimError> {
+    let key = layout::location_claim()?;
     let claim = Claim {
         site: config.site.id.to_string(),
         name: config.site.name.clone(),
-        location: wanted,
+        location: config.location,
         claimed_at: Utc::now(),
     };
     match store::put_json(store, &key, &claim, true).await {
         Ok(()) => Ok(()),
-        // Another ingest claimed it first: its claim decides.
-        Err(StoreError::AlreadyExists { .. }) => check(&store::get_json::<Claim>(store, &key).await?),
+        Err(StoreError::AlreadyExists { .. }) => judge(&store::get_json::<Claim>(store, &key).await?, config),
         Err(e) => Err(e.into()),
     }
 }

@@ -36,7 +36,7 @@ pub const RAW_PREFIX: &str = "raw/open-meteo/";
 /// With `RPS_LOCATIONS`, each location's store is a folder of the deployment's.
 pub const SITES_PREFIX: &str = "locations/";
 
-/// The place a store's data is from ([`crate::fleet::Claim`]).
+/// The place a store's data is from (a `fleet::Claim`).
 pub fn location_claim() -> Result<ObjectKey, StoreError> {
     ObjectKey::new("raw/location.json")
 }

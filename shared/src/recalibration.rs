@@ -40,6 +40,21 @@ use crate::scores::{conformal_half_width, errors_needed};
 /// calibrated.
 pub const MAX_AGE_HOURS: i64 = 48;
 
+/// The factors `verification` found for `version`, in force at `now`: none once the
+/// verification is older than [`MAX_AGE_HOURS`] (then the intervals are served as
+/// calibrated). The one staleness rule the API and the scheduled forecasts share.
+pub fn in_force<'a>(
+    verification: &'a crate::records::verification::Verification,
+    version: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<&'a [IntervalScale]> {
+    let fresh = now - verification.verified_at <= chrono::Duration::hours(MAX_AGE_HOURS);
+    fresh
+        .then(|| verification.version(version))
+        .flatten()
+        .map(|s| s.recalibration.as_slice())
+}
+
 /// The narrowest re-calibration: a third of the calibrated half-width.
 pub const MIN_SCALE: f64 = 1.0 / 3.0;
 /// The widest: three times the calibrated half-width.

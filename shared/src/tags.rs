@@ -74,7 +74,7 @@ pub mod version {
     pub const ALGORITHM: &str = "rps.algorithm";
     pub const TRAINED_AT: &str = "rps.trained_at";
     /// The place the version forecasts: its site id and coordinates
-    /// ([`crate::fleet::version_tags`]).
+    /// (written by training, read when a version is added: `fleet::version_tags`).
     pub const SITE: &str = "rps.location";
     pub const LATITUDE: &str = "rps.latitude";
     pub const LONGITUDE: &str = "rps.longitude";

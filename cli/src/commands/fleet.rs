@@ -151,6 +151,9 @@ where
     let bar = progress_bar(total, command);
     let mut queue = sites.into_iter().enumerate();
     let mut running = JoinSet::new();
+    // Which location each task runs, to report one that panicked.
+    let mut tasks: std::collections::HashMap<tokio::task::Id, (usize, Arc<Site>)> =
+        std::collections::HashMap::new();
     let mut results: Vec<Option<LocationResult>> = (0..total).map(|_| None).collect();
     let mut ended = 0;
     loop {
@@ -159,21 +162,33 @@ where
             let Some((index, site)) = queue.next() else { break };
             let job = job.clone();
             let span = tracing::info_span!("location", id = %site.id);
-            running.spawn(
+            let task = site.clone();
+            let handle = running.spawn(
                 async move {
-                    let result = match Context::new(site.config.clone()).await {
-                        Ok(ctx) => job(site.clone(), ctx).await,
+                    match Context::new(task.config.clone()).await {
+                        Ok(ctx) => job(task, ctx).await,
                         Err(e) => Err(e),
-                    };
-                    (index, site, result)
+                    }
                 }
                 .instrument(span),
             );
+            tasks.insert(handle.id(), (index, site));
         }
-        let Some(joined) = running.join_next().await else {
+        let Some(joined) = running.join_next_with_id().await else {
             break;
         };
-        let (index, site, result) = joined?;
+        let (id, result) = match joined {
+            Ok((id, result)) => (id, result),
+            // A panic is a bug at that location; the others go on.
+            Err(e) => (
+                e.id(),
+                Err(StageError::Internal(format!(
+                    "the location's run {}",
+                    if e.is_panic() { "panicked" } else { "was cancelled" }
+                ))),
+            ),
+        };
+        let (index, site) = tasks.remove(&id).expect("every task is a location's");
         let r = location_result(&site, result);
         ended += 1;
         let line = format!(
@@ -213,11 +228,18 @@ where
     if output.failed + output.refused == 0 {
         return Ok(());
     }
-    let exit_code = output
-        .locations
-        .iter()
-        .find(|r| r.outcome == Outcome::Failed)
-        .map_or(4, |r| r.exit_code) as u8;
+    // The first failure's status; else 3 when only the data gate refused, else 4.
+    let exit_code = match output.locations.iter().find(|r| r.outcome == Outcome::Failed) {
+        Some(r) => r.exit_code,
+        None if output
+            .locations
+            .iter()
+            .all(|r| r.outcome != Outcome::Refused || r.exit_code == 3) =>
+        {
+            3
+        }
+        None => 4,
+    } as u8;
     Err(NotAllDone {
         failed: output.failed,
         refused: output.refused,

@@ -33,9 +33,13 @@ pub enum Command {
 
 pub async fn run(command: Command, out: &Out) -> anyhow::Result<()> {
     let config = resolved_config().await?;
-    if let Some(sites) = fleet::sites(&config).await? {
-        return run_fleet(command, sites, config.site.concurrency, out).await;
-    }
+    let config = match fleet::sites(&config).await? {
+        // One location (`--location ID`): the single-location run on its configuration,
+        // with its summary, report and exit status.
+        Some(mut sites) if sites.len() == 1 => sites.remove(0).config.clone(),
+        Some(sites) => return run_fleet(command, sites, config.site.concurrency, out).await,
+        None => config,
+    };
     let ctx = rps_core::stage::Context::new(config).await?;
     let progress = Progress::new();
     match command {
@@ -131,6 +135,18 @@ async fn run_fleet(
             .await
         }
         Command::Promote { range, actor, .. } => {
+            // A staging API serves one model: several locations cannot share one.
+            let mut staging: Vec<&str> = sites
+                .iter()
+                .filter_map(|s| s.config.gates.staging_url.as_ref().map(|u| u.as_str()))
+                .collect();
+            let with_staging = staging.len();
+            staging.sort_unstable();
+            staging.dedup();
+            anyhow::ensure!(
+                staging.len() == with_staging,
+                "RPS_STAGING_URL names one staging API, which serves one location's model: give each location its own in its overrides, or unset it"
+            );
             let request = range.request()?;
             fleet::run_each("pipeline promote", sites, concurrency, out, move |_, ctx| {
                 let input = ReleaseInput {

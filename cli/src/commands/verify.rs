@@ -36,18 +36,22 @@ pub async fn run(a: Args, out: &Out) -> anyhow::Result<()> {
         snapshot: a.snapshot.as_deref().map(key).transpose()?,
         request_drift: None,
     };
-    if let Some(sites) = fleet::sites(&config).await? {
-        anyhow::ensure!(
-            input.snapshot.is_none() || sites.len() == 1,
-            "--snapshot names one location's snapshot: add --location ID"
-        );
-        let retrain = a.retrain;
-        return fleet::run_each("verify", sites, config.site.concurrency, out, move |_, ctx| {
-            let input = input.clone();
-            async move { verify_location(&ctx, input, retrain).await }
-        })
-        .await;
-    }
+    let config = match fleet::sites(&config).await? {
+        Some(mut sites) if sites.len() == 1 => sites.remove(0).config.clone(),
+        Some(sites) => {
+            anyhow::ensure!(
+                input.snapshot.is_none(),
+                "--snapshot names one location's snapshot: add --location ID"
+            );
+            let retrain = a.retrain;
+            return fleet::run_each("verify", sites, config.site.concurrency, out, move |_, ctx| {
+                let input = input.clone();
+                async move { verify_location(&ctx, input, retrain).await }
+            })
+            .await;
+        }
+        None => config,
+    };
     let ctx = rps_core::stage::Context::new(config).await?;
     let v = verify(&ctx, input).await?;
     out.text(&summary(&ctx, &v));
@@ -134,10 +138,15 @@ async fn verify_location(
             None => "no retrain needed",
         }),
     }
-    let output = serde_json::to_value(WithRetrain {
-        verification: &v,
-        release: release_out.as_ref(),
-    })
+    // What the one-location command prints: the verification, with its retrain when asked.
+    let output = if retrain {
+        serde_json::to_value(WithRetrain {
+            verification: &v,
+            release: release_out.as_ref(),
+        })
+    } else {
+        serde_json::to_value(&v)
+    }
     .map_err(|e| rps_core::stage::StageError::Internal(format!("serialising the verification: {e}")))?;
     Ok(Finished {
         model_version: v.served_version.clone(),

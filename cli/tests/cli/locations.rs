@@ -111,7 +111,11 @@ fn one_store_refuses_a_second_place_and_a_fleet_gives_each_place_its_own() {
         .set("RPS_LOCATION_CONCURRENCY", "2");
     let out = fleet_env.pipeline("promote", "2023-01-01", "2023-12-31");
     let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(4), "one location refused: {err}");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "one location refused, by the data gate: {err}"
+    );
     let done = last_json(&out);
     assert_eq!(
         (

@@ -228,7 +228,7 @@ pub struct SiteConfig {
     /// `default` without `RPS_LOCATIONS`; else the entry's id.
     pub id: SiteId,
     pub name: String,
-    /// `RPS_LOCATIONS`: the fleet's list ([`crate::fleet`]).
+    /// `RPS_LOCATIONS`: where the list of locations is (read by `fleet::Fleet::load`).
     pub fleet: Option<StoreLocation>,
     /// How many sites run at a time on one machine (`RPS_LOCATION_CONCURRENCY`).
     pub concurrency: usize,

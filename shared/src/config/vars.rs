@@ -484,7 +484,8 @@ pub const RPS_STAGING_URL: Var = Var::unset(
     "unset",
     "an http(s) URL of the staging API, e.g. http://127.0.0.1:8081",
     "the staging API the smoke gate tests",
-);
+)
+.local();
 pub const RPS_STAGING_WAIT_SECS: Var = Var::new(
     "RPS_STAGING_WAIT_SECS",
     "120",

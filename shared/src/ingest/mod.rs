@@ -1,8 +1,8 @@
 //! Stage 1, ingest: fetch from the weather source and store the raw body before
 //! anything else can fail, stamped with its collection time, with its metadata
-//! ([`SnapshotMeta`]) beside it. A store holds one place's data: the first ingest
-//! claims it for the configured coordinates, and an ingest for another place is
-//! refused before it fetches anything ([`crate::fleet::claim`]).
+//! ([`SnapshotMeta`]) beside it. A store holds one place's data: an ingest for another
+//! place than the store's is refused before it fetches anything, and the first stored
+//! snapshot claims the store for its place ([`crate::fleet::check`]).
 
 use crate::bundle::sha256_hex;
 use crate::layout;
@@ -16,7 +16,7 @@ use crate::store;
 pub async fn ingest(ctx: &Context, request: IngestInput) -> Result<IngestOutput, StageError> {
     // A `recent` request is recorded as the dates it meant today.
     let request = request.resolved(chrono::Utc::now().date_naive());
-    crate::fleet::claim(ctx.store.as_ref(), &ctx.config).await?;
+    let claimed = crate::fleet::check(ctx.store.as_ref(), &ctx.config).await?;
     let fetched = ctx.source.fetch(&request).await?;
     let snapshot = layout::raw_snapshot(request.endpoint(), fetched.collected_at)?;
     ctx.store.put_new(&snapshot, fetched.body.clone()).await?;
@@ -34,6 +34,9 @@ pub async fn ingest(ctx: &Context, request: IngestInput) -> Result<IngestOutput,
     };
     let meta_key = layout::snapshot_meta(&snapshot)?;
     store::put_json(ctx.store.as_ref(), &meta_key, &meta, true).await?;
+    if !claimed {
+        crate::fleet::record(ctx.store.as_ref(), &ctx.config).await?;
+    }
     let raw = RawSeries::parse(&fetched.body).map_err(|source| StageError::Shape {
         snapshot: ctx.url(&snapshot),
         source,
@@ -75,20 +78,15 @@ mod tests {
     #[tokio::test]
     async fn a_refused_snapshot_write_stops_ingest_before_anything_else_is_written() {
         let mut store = MockObjectStore::new();
-        // The store is claimed for this place first (it holds nothing yet).
+        // The store is checked for this place first (it holds nothing yet); it is
+        // claimed only once a snapshot is stored, so never here.
         let claim = layout::location_claim().unwrap();
-        let claim_key = claim.clone();
         store
             .expect_get()
-            .withf(move |key| *key == claim_key)
+            .withf(move |key| *key == claim)
             .returning(|key| Err(StoreError::NotFound { url: key.to_string() }));
         store.expect_list().returning(|_| Ok(Vec::new()));
         store.expect_url().returning(|key| key.to_string());
-        store
-            .expect_put_new()
-            .withf(move |key, _| *key == claim)
-            .times(1)
-            .returning(|_, _| Ok(()));
         store
             .expect_put_new()
             .withf(|key, _| layout::is_snapshot(key))

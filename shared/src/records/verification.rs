@@ -12,7 +12,7 @@ use crate::bundle::Forecast;
 use crate::layout;
 use crate::records::retrain::{ObservedDrift, RetrainDecision};
 pub use crate::records::skill::{
-    HorizonSkill, IntervalScale, LiveWindow, LogCounts, RecentForecast, VersionSkill, WindowSkill,
+    HorizonSkill, LiveWindow, LogCounts, RecentForecast, VersionSkill, WindowSkill,
 };
 use crate::store::{self, ObjectKey};
 
@@ -100,18 +100,6 @@ impl Verification {
     /// The live scores of a version.
     pub fn version(&self, version: &str) -> Option<&VersionSkill> {
         self.versions.iter().find(|v| v.version == version)
-    }
-
-    /// The live re-calibration of `version`'s intervals in force at `now`: what this
-    /// verification found for it, unless the verification is older than
-    /// [`crate::recalibration::MAX_AGE_HOURS`] (then none: served as calibrated). The one
-    /// staleness rule the API and the scheduled forecasts share.
-    pub fn scales_at(&self, version: &str, now: DateTime<Utc>) -> Option<&[IntervalScale]> {
-        let fresh = now - self.verified_at <= chrono::Duration::hours(crate::recalibration::MAX_AGE_HOURS);
-        fresh
-            .then(|| self.version(version))
-            .flatten()
-            .map(|s| s.recalibration.as_slice())
     }
 
     /// The summary without the page's series: the stage's answer, a few kilobytes.

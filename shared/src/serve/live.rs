@@ -30,7 +30,7 @@ impl LiveState {
     pub fn scales(&self, version: &str, now: chrono::DateTime<chrono::Utc>) -> &[IntervalScale] {
         self.verification
             .as_ref()
-            .and_then(|v| v.scales_at(version, now))
+            .and_then(|v| crate::recalibration::in_force(v, version, now))
             .unwrap_or_default()
     }
 }

@@ -181,8 +181,25 @@ async fn attempt(client: &reqwest::Client, url: &Url, sent: &Url, timeout: Durat
     }
 }
 
-/// Open-Meteo's error bodies are `{"error": true, "reason": "..."}`.
+/// Open-Meteo's error bodies are `{"error": true, "reason": "..."}`; any `apikey=…` a
+/// body echoes (a proxy quoting the request) is hidden.
 fn error_message(status: StatusCode, body: &[u8]) -> String {
+    let message = raw_error_message(status, body);
+    let (mut out, mut rest) = (String::new(), message.as_str());
+    while let Some(at) = rest.find("apikey=") {
+        let (head, tail) = rest.split_at(at + "apikey=".len());
+        out.push_str(head);
+        out.push_str("***");
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+            .unwrap_or(tail.len());
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn raw_error_message(status: StatusCode, body: &[u8]) -> String {
     #[derive(Deserialize)]
     struct ApiError {
         reason: String,
@@ -282,6 +299,20 @@ mod tests {
             &cfg.location,
         );
         assert!(live.as_str().contains("past_days=7&forecast_days=1"), "{live}");
+    }
+
+    #[test]
+    fn an_error_body_that_echoes_the_key_is_quoted_without_it() {
+        let body = b"bad request for /v1/archive?latitude=1&apikey=s3cret&x=1 (apikey=s3cret)";
+        let m = error_message(StatusCode::BAD_REQUEST, body);
+        assert_eq!(
+            m,
+            "bad request for /v1/archive?latitude=1&apikey=***&x=1 (apikey=***)"
+        );
+        assert_eq!(
+            error_message(StatusCode::BAD_REQUEST, br#"{"error":true,"reason":"no"}"#),
+            "no"
+        );
     }
 
     #[test]

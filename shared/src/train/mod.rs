@@ -116,6 +116,7 @@ pub async fn train(ctx: &Context, input: TrainInput) -> Result<TrainOutput, Stag
             })?;
     }
     let manifest = dataset::manifest(ctx.store.as_ref(), &input.data_version).await?;
+    check_place(ctx).await?;
     // Pulled from the DVC remote and checked against its md5.
     let parquet = ctx.dvc.pull(&input.data_version).await?;
     let tracked = match &ctx.tracker {
@@ -140,6 +141,25 @@ pub async fn train(ctx: &Context, input: TrainInput) -> Result<TrainOutput, Stag
         }
     }
     result
+}
+
+/// A registered model forecasts one place, which its newest version that says so names:
+/// a version for another place is refused before any work is done.
+async fn check_place(ctx: &Context) -> Result<(), StageError> {
+    let name = &ctx.config.registry.model_name;
+    let versions = match ctx.registry.list_versions(name).await {
+        Ok(v) => v,
+        Err(e) if e.is_not_found() => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    let newest = versions
+        .iter()
+        .filter(|v| crate::fleet::version_place(&v.tags).is_some())
+        .max_by_key(|v| v.version.parse::<u64>().unwrap_or(0));
+    if let Some(v) = newest {
+        crate::fleet::check_model(&ctx.config, &v.version, &v.tags)?;
+    }
+    Ok(())
 }
 
 async fn start_run(
@@ -482,11 +502,6 @@ async fn register(
     model: &Assembled,
     tracked: Option<&Tracked<'_>>,
 ) -> Result<String, StageError> {
-    // A registered model forecasts one place: its production version says which.
-    let served = ctx.config.aliases().served;
-    if let Some(v) = crate::registry::find_alias(ctx.registry.as_ref(), &model.name, &served).await? {
-        crate::fleet::check_model(&ctx.config, &v.version, &v.tags)?;
-    }
     let source = match tracked {
         Some((_, run)) => run.model_source(),
         None => layout::bundle_folder(&model.name, &model.bundle_id),
@@ -671,9 +686,8 @@ mod tests {
         let (ctx, store, data_version) = with_dataset().await;
         let mut reg = MockRegistry::new();
         reg.expect_describe().returning(|| "a mock registry".into());
-        // No production yet: nothing says which place the model forecasts.
-        reg.expect_get_alias()
-            .returning(|_, a| Err(RegistryError::NotFound(format!("@{a}"))));
+        // No version yet: nothing says which place the model forecasts.
+        reg.expect_list_versions().returning(|_| Ok(Vec::new()));
         reg.expect_create_version().times(1).returning(|new| {
             Ok(VersionInfo {
                 name: new.name,
@@ -709,5 +723,57 @@ mod tests {
         assert!(err.to_string().contains("the registry went away"), "{err}");
         // The bundle the version points at is stored (the version stays usable).
         assert_eq!(store.list("models/").await.unwrap().len(), 3);
+    }
+
+    /// A shared registry (MLflow) whose model forecasts Sand Point: a training for
+    /// another place is refused before it fits anything or registers a version.
+    #[tokio::test]
+    async fn a_version_for_another_place_is_refused_before_any_work() {
+        use crate::registry::{MockRegistry, VersionInfo};
+        let (ctx, store, data_version) = with_dataset().await;
+        let mut config = ctx.config.clone();
+        config.location = crate::config::Location {
+            latitude: crate::config::Latitude::new(36.1).unwrap(),
+            longitude: crate::config::Longitude::new(-79.95).unwrap(),
+        };
+        let mut reg = MockRegistry::new();
+        let sand_point = ctx.config.clone();
+        reg.expect_list_versions().returning(move |name| {
+            Ok(vec![VersionInfo {
+                name: name.to_owned(),
+                version: "4".into(),
+                aliases: vec!["production".into()],
+                run_id: None,
+                source: "models/x".into(),
+                stage: None,
+                created_at: None,
+                tags: crate::fleet::version_tags(&sand_point).into_iter().collect(),
+            }])
+        });
+        // No create_version expectation: registering anything would fail the test.
+        let ctx = Context::with_store(config, store.clone())
+            .unwrap()
+            .with_registry(Arc::new(reg));
+        let err = train(
+            &ctx,
+            TrainInput {
+                data_version,
+                trigger: None,
+                run: None,
+            },
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, StageError::WrongPlace(_)), "{err}");
+        assert!(
+            err.to_string().starts_with(
+                "the registered model rps-temperature (version 4) belongs to 55.317, -160.517 (\"default\"), not to 36.1, -79.95"
+            ),
+            "{err}"
+        );
+        assert!(
+            store.list("models/").await.unwrap().is_empty(),
+            "nothing was trained"
+        );
     }
 }

@@ -111,7 +111,7 @@ pub async fn verify(ctx: &Context, input: VerifyInput) -> Result<Verification, S
                 _ => match latest(ctx.store.as_ref(), &name).await {
                     Ok(v) => v.and_then(|v| {
                         Some(InForce {
-                            scales: v.scales_at(&model.info.version, Utc::now())?.to_vec(),
+                            scales: recalibration::in_force(&v, &model.info.version, Utc::now())?.to_vec(),
                             after: v.as_of?,
                         })
                     }),
