@@ -33,18 +33,30 @@ async fn load(config: &Config) -> anyhow::Result<Fleet> {
     Ok(Fleet::load(config, &|k: &str| std::env::var(k).ok()).await?)
 }
 
-/// The locations a fleet command (`rps pipeline`, `rps verify`) runs on: `--location`'s,
-/// else every one; `None` without `RPS_LOCATIONS`, where the command runs as it always
-/// has (`--location default` names that one location).
-pub async fn sites(config: &Config) -> anyhow::Result<Option<Vec<Arc<Site>>>> {
-    let fleet = load(config).await?;
+/// What a fleet command (`rps pipeline`, `rps verify`) runs on.
+pub enum Selected {
+    /// One location: the single-location command on its configuration (its summary,
+    /// report and exit status). Without `RPS_LOCATIONS`, the deployment's, as always.
+    One(Box<Config>),
+    /// Several: each on its own context ([`run_each`]).
+    Many(Vec<Arc<Site>>),
+}
+
+/// `--location`'s location, else every one (`--location default` names the one location
+/// of a deployment without `RPS_LOCATIONS`).
+pub async fn sites(config: Config) -> anyhow::Result<Selected> {
+    let fleet = load(&config).await?;
     if !fleet.configured {
         if let Some(id) = selected() {
             fleet.get(id)?;
         }
-        return Ok(None);
+        return Ok(Selected::One(Box::new(config)));
     }
-    Ok(Some(fleet.select(selected())?))
+    let mut sites = fleet.select(selected())?;
+    Ok(match sites.len() {
+        1 => Selected::One(Box::new(sites.remove(0).config.clone())),
+        _ => Selected::Many(sites),
+    })
 }
 
 /// The configuration a one-location command runs on: `--location`'s (required when

@@ -33,12 +33,10 @@ pub enum Command {
 
 pub async fn run(command: Command, out: &Out) -> anyhow::Result<()> {
     let config = resolved_config().await?;
-    let config = match fleet::sites(&config).await? {
-        // One location (`--location ID`): the single-location run on its configuration,
-        // with its summary, report and exit status.
-        Some(mut sites) if sites.len() == 1 => sites.remove(0).config.clone(),
-        Some(sites) => return run_fleet(command, sites, config.site.concurrency, out).await,
-        None => config,
+    let concurrency = config.site.concurrency;
+    let config = match fleet::sites(config).await? {
+        fleet::Selected::One(config) => *config,
+        fleet::Selected::Many(sites) => return run_fleet(command, sites, concurrency, out).await,
     };
     let ctx = rps_core::stage::Context::new(config).await?;
     let progress = Progress::new();

@@ -36,21 +36,21 @@ pub async fn run(a: Args, out: &Out) -> anyhow::Result<()> {
         snapshot: a.snapshot.as_deref().map(key).transpose()?,
         request_drift: None,
     };
-    let config = match fleet::sites(&config).await? {
-        Some(mut sites) if sites.len() == 1 => sites.remove(0).config.clone(),
-        Some(sites) => {
+    let concurrency = config.site.concurrency;
+    let config = match fleet::sites(config).await? {
+        fleet::Selected::One(config) => *config,
+        fleet::Selected::Many(sites) => {
             anyhow::ensure!(
                 input.snapshot.is_none(),
                 "--snapshot names one location's snapshot: add --location ID"
             );
             let retrain = a.retrain;
-            return fleet::run_each("verify", sites, config.site.concurrency, out, move |_, ctx| {
+            return fleet::run_each("verify", sites, concurrency, out, move |_, ctx| {
                 let input = input.clone();
                 async move { verify_location(&ctx, input, retrain).await }
             })
             .await;
         }
-        None => config,
     };
     let ctx = rps_core::stage::Context::new(config).await?;
     let v = verify(&ctx, input).await?;
