@@ -37,6 +37,10 @@ struct Target {
     /// The JSON body to POST
     #[arg(long)]
     body: PathBuf,
+    /// A file of location ids, one a line: the requests go round them, each body with
+    /// its `"location"` (an API serving `RPS_LOCATIONS`)
+    #[arg(long)]
+    locations: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -158,16 +162,46 @@ impl Conn {
 }
 
 fn request_bytes(t: &Target) -> anyhow::Result<Vec<u8>> {
+    Ok(requests(t)?.swap_remove(0))
+}
+
+/// The requests to send, in turn: one, or one per location of `--locations`.
+fn requests(t: &Target) -> anyhow::Result<Vec<Vec<u8>>> {
     let body = std::fs::read(&t.body).with_context(|| format!("reading {}", t.body.display()))?;
-    let mut req = format!(
-        "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        t.path,
-        t.addr,
-        body.len()
-    )
-    .into_bytes();
-    req.extend_from_slice(&body);
-    Ok(req)
+    let bodies = match &t.locations {
+        None => vec![body],
+        Some(file) => {
+            let ids = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+            let doc: serde_json::Value = serde_json::from_slice(&body).context("the body is not JSON")?;
+            let bodies: Vec<Vec<u8>> = ids
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|id| {
+                    let mut d = doc.clone();
+                    d["location"] = json!(id.trim());
+                    serde_json::to_vec(&d).expect("JSON serializes")
+                })
+                .collect();
+            if bodies.is_empty() {
+                bail!("{} lists no location", file.display());
+            }
+            bodies
+        }
+    };
+    Ok(bodies
+        .into_iter()
+        .map(|body| {
+            let mut req = format!(
+                "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                t.path,
+                t.addr,
+                body.len()
+            )
+            .into_bytes();
+            req.extend_from_slice(&body);
+            req
+        })
+        .collect())
 }
 
 fn percentile(sorted: &[u64], q: f64) -> f64 {
@@ -200,12 +234,14 @@ fn rate(
     connections: usize,
     warmup: f64,
 ) -> anyhow::Result<serde_json::Value> {
-    let req = Arc::new(request_bytes(t)?);
+    let reqs = Arc::new(requests(t)?);
     // Warm up (connections, caches), unmeasured.
     let mut c = Conn::new(&t.addr);
     let until = Instant::now() + Duration::from_secs_f64(warmup);
+    let mut w = 0;
     while Instant::now() < until {
-        c.post(&req)?;
+        c.post(&reqs[w % reqs.len()])?;
+        w += 1;
     }
     let total = (rate * seconds) as usize;
     let start = Instant::now() + Duration::from_millis(50);
@@ -214,8 +250,8 @@ fn rate(
     let lat = Arc::new(Mutex::new(Vec::with_capacity(total)));
     let handles: Vec<_> = (0..connections)
         .map(|_| {
-            let (req, next, errors, lat, addr) = (
-                req.clone(),
+            let (reqs, next, errors, lat, addr) = (
+                reqs.clone(),
                 next.clone(),
                 errors.clone(),
                 lat.clone(),
@@ -234,7 +270,7 @@ fn rate(
                     if due > now {
                         std::thread::sleep(due - now);
                     }
-                    match conn.post(&req) {
+                    match conn.post(&reqs[i % reqs.len()]) {
                         Ok(200) => mine.push(Instant::now().duration_since(due).as_micros() as u64),
                         _ => {
                             errors.fetch_add(1, Ordering::Relaxed);
@@ -253,23 +289,26 @@ fn rate(
     let mut r = latency_report(lat, errors.load(Ordering::Relaxed), elapsed);
     r["target_rps"] = json!(rate);
     r["connections"] = json!(connections);
+    r["locations"] = json!(reqs.len());
     Ok(r)
 }
 
 fn throughput(t: &Target, concurrency: usize, seconds: f64) -> anyhow::Result<serde_json::Value> {
-    let req = Arc::new(request_bytes(t)?);
+    let reqs = Arc::new(requests(t)?);
     let until = Instant::now() + Duration::from_secs_f64(seconds);
     let errors = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let handles: Vec<_> = (0..concurrency)
         .map(|_| {
-            let (req, errors, addr) = (req.clone(), errors.clone(), t.addr.clone());
+            let (reqs, errors, addr) = (reqs.clone(), errors.clone(), t.addr.clone());
             std::thread::spawn(move || {
                 let mut conn = Conn::new(&addr);
                 let mut mine = Vec::new();
+                let mut i = 0;
                 while Instant::now() < until {
                     let s = Instant::now();
-                    match conn.post(&req) {
+                    i += 1;
+                    match conn.post(&reqs[i % reqs.len()]) {
                         Ok(200) => mine.push(s.elapsed().as_micros() as u64),
                         _ => {
                             errors.fetch_add(1, Ordering::Relaxed);

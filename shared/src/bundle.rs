@@ -742,6 +742,25 @@ impl ModelMetadata {
 }
 
 impl ModelBundle {
+    /// An estimate of the memory the decoded bundle takes: its tree nodes, which
+    /// dominate, its feature histograms, and a allowance for the small parts. What the
+    /// API charges a location's model against `RPS_MODEL_CACHE_MB`.
+    pub fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let nodes: usize = self.models.iter().map(|m| m.regressor.node_count()).sum();
+        let stats: usize = self
+            .feature_stats
+            .iter()
+            .map(|s| {
+                size_of::<FeatureStats>()
+                    + s.name.len()
+                    + (s.histogram.edges.len() + s.histogram.counts.len()) * size_of::<f64>()
+            })
+            .sum();
+        let small = 16 << 10;
+        nodes * size_of::<Node>() + stats + self.models.len() * size_of::<HorizonModel>() + small
+    }
+
     pub fn encode(&self) -> Result<Vec<u8>, ModelError> {
         let mut out = Vec::with_capacity(1 << 16);
         out.extend_from_slice(MAGIC);

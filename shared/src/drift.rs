@@ -129,6 +129,16 @@ impl DriftTracker {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The most memory the window takes once full: per request, a bin and a flag per
+    /// feature (what the API charges a location against `RPS_MODEL_CACHE_MB`).
+    pub fn max_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let g = self.lock();
+        let features = g.stats.len().max(FEATURES.len());
+        let per_request = size_of::<Record>() + features * (size_of::<u16>() + size_of::<bool>());
+        g.window * per_request + g.counts.iter().map(|c| c.len() * size_of::<u64>()).sum::<usize>()
+    }
+
     /// Starts over against a new model's training statistics.
     pub fn reset(&self, stats: Arc<Vec<FeatureStats>>) {
         let mut g = self.lock();

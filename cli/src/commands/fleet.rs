@@ -59,6 +59,20 @@ pub async fn sites(config: Config) -> anyhow::Result<Selected> {
     })
 }
 
+/// What `rps serve` serves: every location, or `--location`'s alone (as a deployment
+/// of one location: its paths, model name and answers).
+pub async fn serving(config: Config) -> anyhow::Result<(Config, Fleet)> {
+    let fleet = load(&config).await?;
+    match selected() {
+        None => Ok((config, fleet)),
+        Some(id) => {
+            let site = fleet.get(id)?.config.clone();
+            let one = Fleet::single(&site);
+            Ok((site, one))
+        }
+    }
+}
+
 /// The configuration a one-location command runs on: `--location`'s (required when
 /// `RPS_LOCATIONS` lists more than one), else the deployment's.
 pub async fn one(config: Config) -> anyhow::Result<Config> {

@@ -12,9 +12,9 @@ pub struct Args {
 }
 
 pub async fn run(a: Args) -> anyhow::Result<()> {
-    // With RPS_LOCATIONS: one location's model (--location).
-    let config = fleet::one(resolved_config().await?).await?;
-    let (state, app) = rps_core::serve::app(config).await?;
+    // With RPS_LOCATIONS: every location, or --location's alone.
+    let (config, fleet) = fleet::serving(resolved_config().await?).await?;
+    let (state, app) = rps_core::serve::app_with(config, fleet).await?;
     let limits = rps_core::serve::ServerLimits::of(&state.config);
     rps_core::serve::serve_http(app, SocketAddr::new(a.host, a.port), limits).await?;
     state.finish().await;

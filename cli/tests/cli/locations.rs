@@ -191,6 +191,50 @@ fn one_store_refuses_a_second_place_and_a_fleet_gives_each_place_its_own() {
         by_id("sand-point")["output"]["run"]["data_version"],
         by_id("greensboro")["output"]["run"]["data_version"]
     );
+    // One API for the three: each promoted location answers from its own model, the
+    // refused one has none to answer with, an unknown one is the client's error.
+    let server = fleet_env.serve();
+    let http = reqwest::blocking::Client::new();
+    let predict = |location: &str| {
+        let mut body = testkit::rps::sample_observations(2000, 25);
+        body["location"] = json!(location);
+        let r = http
+            .post(format!("{}/predict", server.url))
+            .json(&body)
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.json::<Value>().unwrap())
+    };
+    for id in ["sand-point", "greensboro"] {
+        let (status, v) = predict(id);
+        assert_eq!(status, 200, "{id}: {v}");
+        assert_eq!(
+            (&v["model"]["name"], &v["model"]["location"]),
+            (&json!(format!("rps-temperature-{id}")), &json!(id))
+        );
+    }
+    let (status, v) = predict("kansas");
+    assert_eq!((status, &v["error"]["code"]), (503, &json!("no_model")), "{v}");
+    let (status, v) = predict("atlantis");
+    assert_eq!(
+        (status, &v["error"]["code"]),
+        (422, &json!("unknown_location")),
+        "{v}"
+    );
+    let listed: Value = http
+        .get(format!("{}/locations", server.url))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let ids: Vec<&str> = listed["locations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["sand-point", "greensboro", "kansas"], "{listed}");
+    drop(server);
     // The deployment's own store and model are as the quick start left them.
     assert_eq!(snapshots(&store), before);
     let listed = last_json(&env.ok(&["models", "list", "--json"]));

@@ -76,7 +76,7 @@ fn every_endpoint_answers_from_the_production_model() {
     assert_eq!(st, 200, "{ready}");
     assert_eq!(
         ready["model"],
-        json!({"name": s.model, "version": "1", "alias": "production"})
+        json!({"name": s.model, "version": "1", "alias": "production", "location": "default"})
     );
     assert_eq!(ready["registry"]["reachable"], true);
 

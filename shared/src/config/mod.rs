@@ -393,6 +393,8 @@ pub struct ServeConfig {
     pub forecast_log_flush: Duration,
     /// How long start-up waits for the first model load.
     pub model_load_timeout: Duration,
+    /// With several locations: the memory their loaded models may take, in bytes.
+    pub model_cache_bytes: u64,
     /// How long a request waits for the store.
     pub store_timeout: Duration,
     /// Server: how long a client may take to send its request head.

@@ -266,6 +266,7 @@ impl ServeConfig {
             model_load_timeout: seconds(
                 env.parse(&vars::RPS_MODEL_LOAD_TIMEOUT_SECS, number_in(1.0..=600.0))?,
             ),
+            model_cache_bytes: env.parse(&vars::RPS_MODEL_CACHE_MB, number_in(1u64..=65_536))? << 20,
             store_timeout: seconds(env.parse(&vars::RPS_STORE_TIMEOUT_SECS, number_in(1.0..=600.0))?),
             header_read_timeout: seconds(
                 env.parse(&vars::RPS_HEADER_READ_TIMEOUT_SECS, number_in(1.0..=600.0))?,

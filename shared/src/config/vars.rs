@@ -392,6 +392,12 @@ pub const RPS_MODEL_LOAD_TIMEOUT_SECS: Var = Var::new(
     "a number of seconds between 1 and 600",
     "how long start-up waits for the first model load (Lambda's init phase has 10 s); loading goes on in the background",
 );
+pub const RPS_MODEL_CACHE_MB: Var = Var::new(
+    "RPS_MODEL_CACHE_MB",
+    "96",
+    "a number of MiB between 1 and 65536",
+    "with RPS_LOCATIONS: how much memory the API gives the models of the locations it answers for; the least recently used are unloaded beyond it (the first location stays)",
+);
 pub const RPS_STORE_TIMEOUT_SECS: Var = Var::new(
     "RPS_STORE_TIMEOUT_SECS",
     "10",
@@ -653,6 +659,7 @@ pub const ALL: &[&Var] = &[
     &RPS_MODEL_SHA256,
     &RPS_MODEL_REFRESH_SECS,
     &RPS_DRIFT_WINDOW,
+    &RPS_MODEL_CACHE_MB,
     &RPS_DRIFT_MIN_REQUESTS,
     &RPS_DRIFT_MAX_OUT_OF_RANGE,
     &RPS_DRIFT_MAX_PSI,

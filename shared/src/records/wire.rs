@@ -18,6 +18,9 @@ pub struct ModelSummary {
     pub name: String,
     pub version: String,
     pub alias: Option<String>,
+    /// The location it forecasts (its id; `default` without `RPS_LOCATIONS`).
+    #[serde(default)]
+    pub location: String,
 }
 
 /// `GET /model`.
@@ -26,6 +29,9 @@ pub struct ModelInfo {
     pub name: String,
     pub version: String,
     pub alias: Option<String>,
+    /// The location it forecasts (its id).
+    #[serde(default)]
+    pub location: String,
     pub sha256: String,
     pub loaded_at: DateTime<Utc>,
     pub algorithm: String,
@@ -126,6 +132,33 @@ pub struct LiveSkill {
 pub struct Health {
     /// `ok`.
     pub status: String,
+}
+
+/// `GET /locations`: every location the API answers for, in the locations file's order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct LocationList {
+    pub locations: Vec<LocationEntry>,
+    /// Locations whose model is in memory now.
+    pub resident: usize,
+    /// What their models are estimated to take, and the limit (`RPS_MODEL_CACHE_MB`).
+    pub cache_bytes: u64,
+    pub cache_limit_bytes: u64,
+}
+
+/// One location of `GET /locations`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct LocationEntry {
+    /// What `POST /predict`'s `location` and the other routes' `?location=` take.
+    pub id: String,
+    pub name: String,
+    pub latitude: f64,
+    pub longitude: f64,
+    /// The registered model that serves it.
+    pub model: String,
+    /// Its model is in memory (else the first request loads it).
+    pub loaded: bool,
+    /// The version in memory, when loaded.
+    pub version: Option<String>,
 }
 
 /// `GET /ready` with a model loaded.

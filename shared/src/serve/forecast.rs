@@ -5,7 +5,6 @@
 //! minute per snapshot and model version, so a busy page does not list the store on
 //! every request.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -13,8 +12,8 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use tokio::sync::Mutex;
 
-use super::AppState;
 use super::error::ApiError;
+use super::locations::LocationService;
 use super::served::Served;
 use crate::bundle::Forecast;
 use crate::features::{INPUT_HOURS, serving_row};
@@ -52,6 +51,8 @@ pub struct ForecastModel {
     pub name: String,
     pub version: String,
     pub alias: Option<String>,
+    /// The location it forecasts (its id).
+    pub location: String,
 }
 
 #[derive(Default)]
@@ -91,7 +92,7 @@ async fn latest(
 impl Cache {
     pub async fn get_or_compute(
         &self,
-        state: &Arc<AppState>,
+        svc: &LocationService,
         m: &Served,
     ) -> Result<ForecastResponse, ApiError> {
         // The lock guards only the cached answer, never store I/O: one slow call cannot
@@ -102,12 +103,12 @@ impl Cache {
         {
             return Ok(refresh_age(resp.clone()));
         }
-        let found = tokio::time::timeout(state.config.serve.store_timeout, latest(state.store.as_ref()))
+        let found = tokio::time::timeout(svc.config().serve.store_timeout, latest(svc.store.as_ref()))
             .await
             .map_err(|_| {
                 tracing::error!(
                     "the store did not answer within {:?}",
-                    state.config.serve.store_timeout
+                    svc.config().serve.store_timeout
                 );
                 ApiError::unavailable(
                     "store_unavailable",
@@ -122,7 +123,7 @@ impl Cache {
         })?;
         let tail = series.tail(INPUT_HOURS.max(CONTEXT_HOURS));
         let row = serving_row(&tail).map_err(|e| {
-            tracing::warn!(snapshot = %state.store.url(&key), "the newest observations cannot make a forecast: {e}");
+            tracing::warn!(snapshot = %svc.store.url(&key), "the newest observations cannot make a forecast: {e}");
             ApiError::unavailable(
                 "observations_incomplete",
                 format!("the newest validated observations cannot make a forecast: {e}"),
@@ -132,7 +133,7 @@ impl Cache {
             .bundle
             .predict(&row)
             .map_err(|e| ApiError::unavailable("prediction_failed", e.to_string()))?;
-        super::metrics::record_forecasts("forecast", &forecasts);
+        super::metrics::record_forecasts("forecast", svc.label.as_deref(), &forecasts);
         let context = series.tail(CONTEXT_HOURS);
         let temps = context.column(TARGET);
         let resp = ForecastResponse {
@@ -140,6 +141,7 @@ impl Cache {
                 name: m.name.clone(),
                 version: m.version.clone(),
                 alias: m.alias.clone(),
+                location: svc.id().to_owned(),
             },
             issued_at: format_time(row.time),
             observations_age_minutes: 0.0,

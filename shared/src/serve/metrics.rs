@@ -7,7 +7,7 @@
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use metrics::{counter, gauge, histogram};
+use metrics::{Label, counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
 
@@ -46,6 +46,11 @@ pub const LIVE_OBSERVED_AT: &str = "rps_live_observed_timestamp_seconds";
 pub const LIVE_THRESHOLD: &str = "rps_live_threshold";
 pub const RETRAIN_REQUESTED_AT: &str = "rps_retrain_requested_timestamp_seconds";
 pub const RETRAIN_REFUSED: &str = "rps_retrain_refused";
+pub const MODELS_RESIDENT: &str = "rps_models_resident";
+pub const MODEL_CACHE_BYTES: &str = "rps_model_cache_bytes";
+pub const MODEL_CACHE_LIMIT: &str = "rps_model_cache_limit_bytes";
+pub const MODEL_EVICTIONS: &str = "rps_model_evictions_total";
+pub const MODEL_LOAD_DURATION: &str = "rps_model_load_duration_seconds";
 
 /// Every metric the service exports.
 pub const ALL: &[&str] = &[
@@ -81,7 +86,23 @@ pub const ALL: &[&str] = &[
     LIVE_THRESHOLD,
     RETRAIN_REQUESTED_AT,
     RETRAIN_REFUSED,
+    MODELS_RESIDENT,
+    MODEL_CACHE_BYTES,
+    MODEL_CACHE_LIMIT,
+    MODEL_EVICTIONS,
+    MODEL_LOAD_DURATION,
 ];
+
+/// `labels`, and `location` when the service answers for several locations
+/// (`RPS_LOCATIONS`). The value is always a configured id, never a client's string, so
+/// the series are bounded by the locations file.
+fn at<const N: usize>(location: Option<&str>, labels: [(&'static str, String); N]) -> Vec<Label> {
+    let mut out: Vec<Label> = labels.into_iter().map(|(k, v)| Label::new(k, v)).collect();
+    if let Some(l) = location {
+        out.push(Label::new("location", l.to_owned()));
+    }
+    out
+}
 
 /// The process-wide Prometheus recorder (installed on first use).
 pub fn handle() -> &'static PrometheusHandle {
@@ -94,6 +115,7 @@ pub fn handle() -> &'static PrometheusHandle {
         let recorder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Full(DURATION.into()), &latency)
             .and_then(|b| b.set_buckets_for_metric(Matcher::Full(PREDICTION_VALUE.into()), &temperature))
+            .and_then(|b| b.set_buckets_for_metric(Matcher::Full(MODEL_LOAD_DURATION.into()), &latency))
             .expect("bucket lists are not empty")
             .build_recorder();
         let handle = recorder.handle();
@@ -227,6 +249,29 @@ fn describe() {
         RETRAIN_REFUSED,
         "1 when the promotion gates refused the model of the newest triggered retrain"
     );
+    describe_gauge!(
+        MODELS_RESIDENT,
+        "Locations whose model is in memory (RPS_LOCATIONS)"
+    );
+    describe_gauge!(
+        MODEL_CACHE_BYTES,
+        Unit::Bytes,
+        "Estimated memory of the models in memory"
+    );
+    describe_gauge!(
+        MODEL_CACHE_LIMIT,
+        Unit::Bytes,
+        "The memory the models may take (RPS_MODEL_CACHE_MB)"
+    );
+    describe_counter!(
+        MODEL_EVICTIONS,
+        "Location models unloaded to stay within RPS_MODEL_CACHE_MB"
+    );
+    describe_histogram!(
+        MODEL_LOAD_DURATION,
+        Unit::Seconds,
+        "Time a request waited for its location's model to load, by result (loaded, no_model, timeout)"
+    );
 }
 
 fn unix_now() -> f64 {
@@ -237,11 +282,31 @@ fn unix_now() -> f64 {
 
 /// The settings alert rules compare with, published once at start so that a threshold
 /// lives in one place: the service's configuration.
-pub fn set_settings(refresh: std::time::Duration, t: &crate::drift::DriftThresholds) {
+pub fn set_refresh_interval(refresh: std::time::Duration) {
     gauge!(REFRESH_INTERVAL).set(refresh.as_secs_f64());
-    gauge!(DRIFT_THRESHOLD, "threshold" => "min_requests").set(t.min_requests as f64);
-    gauge!(DRIFT_THRESHOLD, "threshold" => "max_out_of_range").set(t.max_out_of_range_share);
-    gauge!(DRIFT_THRESHOLD, "threshold" => "max_psi").set(t.max_psi);
+}
+
+/// The drift rule's thresholds of a location (they may be its own).
+pub fn set_drift_thresholds(location: Option<&str>, t: &crate::drift::DriftThresholds) {
+    let g = |name: &'static str| gauge!(DRIFT_THRESHOLD, at(location, [("threshold", name.to_owned())]));
+    g("min_requests").set(t.min_requests as f64);
+    g("max_out_of_range").set(t.max_out_of_range_share);
+    g("max_psi").set(t.max_psi);
+}
+
+/// The model cache of a service answering for several locations.
+pub fn set_model_cache(resident: usize, bytes: u64, limit: u64) {
+    gauge!(MODELS_RESIDENT).set(resident as f64);
+    gauge!(MODEL_CACHE_BYTES).set(bytes as f64);
+    gauge!(MODEL_CACHE_LIMIT).set(limit as f64);
+}
+
+pub fn record_eviction() {
+    counter!(MODEL_EVICTIONS).increment(1);
+}
+
+pub fn record_model_load(result: &'static str, seconds: f64) {
+    histogram!(MODEL_LOAD_DURATION, "result" => result).record(seconds);
 }
 
 /// The methods that get their own label; any other is `other`, so a client inventing
@@ -255,24 +320,47 @@ pub fn record_request(route: &str, method: &str, status: u16, seconds: f64) {
     histogram!(DURATION, "route" => route.to_owned()).record(seconds);
 }
 
-pub fn record_forecasts(endpoint: &'static str, forecasts: &[Forecast]) {
-    counter!(PREDICTIONS, "endpoint" => endpoint).increment(1);
+pub fn record_forecasts(endpoint: &'static str, location: Option<&str>, forecasts: &[Forecast]) {
+    counter!(PREDICTIONS, at(location, [("endpoint", endpoint.to_owned())])).increment(1);
     for f in forecasts {
         histogram!(PREDICTION_VALUE, "horizon" => f.horizon_hours.to_string()).record(f.temperature_2m);
     }
 }
 
+fn model_info(location: Option<&str>, l: &[String; 4]) -> metrics::Gauge {
+    gauge!(
+        MODEL_INFO,
+        at(
+            location,
+            [
+                ("name", l[0].clone()),
+                ("version", l[1].clone()),
+                ("alias", l[2].clone()),
+                ("sha256", l[3].clone())
+            ]
+        )
+    )
+}
+
 /// Marks `labels` as the served model (and the one before it as no longer served).
-pub fn set_model(previous: Option<[String; 4]>, current: Option<[String; 4]>) {
-    let g = |l: &[String; 4]| gauge!(MODEL_INFO, "name" => l[0].clone(), "version" => l[1].clone(), "alias" => l[2].clone(), "sha256" => l[3].clone());
+pub fn set_model(location: Option<&str>, previous: Option<[String; 4]>, current: Option<[String; 4]>) {
     if let Some(p) = &previous {
-        g(p).set(0.0);
+        model_info(location, p).set(0.0);
     }
     if let Some(c) = &current {
-        g(c).set(1.0);
-        gauge!(MODEL_LOADED_AT).set(unix_now());
+        model_info(location, c).set(1.0);
+        gauge!(MODEL_LOADED_AT, at(location, [])).set(unix_now());
     }
-    gauge!(MODEL_LOADED).set(if current.is_some() { 1.0 } else { 0.0 });
+    gauge!(MODEL_LOADED, at(location, [])).set(if current.is_some() { 1.0 } else { 0.0 });
+}
+
+/// A location's model was unloaded to make room: not served from memory, but not
+/// missing either (NaN, so a rule on `== 0` does not page).
+pub fn set_model_unloaded(location: &str, previous: Option<[String; 4]>) {
+    if let Some(p) = &previous {
+        model_info(Some(location), p).set(0.0);
+    }
+    gauge!(MODEL_LOADED, at(Some(location), [])).set(f64::NAN);
 }
 
 pub fn record_refresh(result: &'static str, registry_reachable: bool) {
@@ -284,16 +372,20 @@ pub fn record_refresh(result: &'static str, registry_reachable: bool) {
 }
 
 /// Publishes the drift window's figures as gauges (at scrape time).
-pub fn set_drift(d: &DriftSnapshot) {
-    gauge!(DRIFT_REQUESTS).set(d.requests as f64);
-    gauge!(DRIFT_SHARE).set(d.out_of_range_share);
-    gauge!(DRIFT_DETECTED).set(if d.drifting { 1.0 } else { 0.0 });
+pub fn set_drift(location: Option<&str>, d: &DriftSnapshot) {
+    gauge!(DRIFT_REQUESTS, at(location, [])).set(d.requests as f64);
+    gauge!(DRIFT_SHARE, at(location, [])).set(d.out_of_range_share);
+    gauge!(DRIFT_DETECTED, at(location, [])).set(if d.drifting { 1.0 } else { 0.0 });
     for f in &d.features {
         // `kind` tells alert rules and dashboards which features the drift rule judges
         // (weather, not calendar).
         let kind = if f.calendar { "calendar" } else { "weather" };
-        gauge!(DRIFT_FEATURE_SHARE, "feature" => f.feature.clone(), "kind" => kind).set(f.out_of_range_share);
-        gauge!(DRIFT_PSI, "feature" => f.feature.clone(), "kind" => kind).set(f.psi.unwrap_or(f64::NAN));
+        let labels = at(
+            location,
+            [("feature", f.feature.clone()), ("kind", kind.to_owned())],
+        );
+        gauge!(DRIFT_FEATURE_SHARE, labels.clone()).set(f.out_of_range_share);
+        gauge!(DRIFT_PSI, labels).set(f.psi.unwrap_or(f64::NAN));
     }
 }
 
@@ -319,19 +411,52 @@ pub fn record_forecast_log_dropped(n: usize) {
     counter!(FORECAST_LOG, "outcome" => "day_full").increment(n as u64);
 }
 
-/// Every (level, horizon, window) of `rps_live_interval_coverage` ever published.
-static INTERVAL_LABELS: std::sync::Mutex<std::collections::BTreeSet<(String, String, &'static str)>> =
-    std::sync::Mutex::new(std::collections::BTreeSet::new());
+/// Labels of a gauge ever published, so that one no longer published can be set NaN.
+type Published = std::sync::Mutex<std::collections::BTreeSet<(Option<String>, Vec<(&'static str, String)>)>>;
 
-/// Every (level, horizon) of `rps_interval_scale` ever published.
-static SCALE_LABELS: std::sync::Mutex<std::collections::BTreeSet<(String, String)>> =
-    std::sync::Mutex::new(std::collections::BTreeSet::new());
+/// Every (location, level, horizon, window) of `rps_live_interval_coverage` published.
+static INTERVAL_LABELS: Published = std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// Every (location, level, horizon) of `rps_interval_scale` published.
+static SCALE_LABELS: Published = std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// Sets `now`'s gauges of `name` and NaN on those `location` published before and not now.
+fn publish_set(
+    name: &'static str,
+    published: &Published,
+    location: Option<&str>,
+    now: Vec<(Vec<(&'static str, String)>, f64)>,
+) {
+    let loc = location.map(str::to_owned);
+    let labels = |l: &[(&'static str, String)]| {
+        let mut v: Vec<Label> = l.iter().map(|(k, x)| Label::new(*k, x.clone())).collect();
+        if let Some(l) = location {
+            v.push(Label::new("location", l.to_owned()));
+        }
+        v
+    };
+    let mut before = published
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut current = std::collections::BTreeSet::new();
+    for (l, value) in now {
+        gauge!(name, labels(&l)).set(value);
+        current.insert((loc.clone(), l));
+    }
+    for (_, l) in before.iter().filter(|(bl, _)| *bl == loc) {
+        if !current.iter().any(|(_, c)| c == l) {
+            gauge!(name, labels(l)).set(f64::NAN);
+        }
+    }
+    before.extend(current);
+}
 
 /// Publishes the live skill of `served` (at scrape time) from the latest verification,
 /// and the newest retrain's state. Figures the verification has not got are NaN.
 /// `levels`: the served model's interval levels; `scales`: the live re-calibration its
 /// answers carry.
 pub fn set_live(
+    location: Option<&str>,
     live: Option<&super::live::LiveState>,
     served: Option<&str>,
     levels: &[f64],
@@ -341,80 +466,71 @@ pub fn set_live(
     use crate::features::HORIZONS;
     use crate::records::verification::LiveWindow;
     let rule = &verify.retrain;
-    gauge!(LIVE_THRESHOLD, "threshold" => "min_skill").set(rule.min_skill);
-    gauge!(LIVE_THRESHOLD, "threshold" => "min_hours").set(rule.min_hours as f64);
-    gauge!(LIVE_THRESHOLD, "threshold" => "min_interval_coverage").set(verify.min_interval_coverage);
+    let threshold = |name: &str| gauge!(LIVE_THRESHOLD, at(location, [("threshold", name.to_owned())]));
+    threshold("min_skill").set(rule.min_skill);
+    threshold("min_hours").set(rule.min_hours as f64);
+    threshold("min_interval_coverage").set(verify.min_interval_coverage);
     let v = live.and_then(|l| l.verification.as_ref());
     let skill = v.zip(served).and_then(|(v, s)| v.version(s));
     // The interval levels are the served model's: a level published before and not now
     // (a new version with no verified hours yet, a model without intervals) goes NaN.
-    let mut published = std::collections::BTreeSet::new();
+    let mut coverage = Vec::new();
     for w in LiveWindow::ALL {
         let window = w.label();
         let ws = skill.and_then(|s| s.window(w));
-        gauge!(LIVE_UNVERIFIED, "window" => window).set(ws.map_or(f64::NAN, |x| x.unverified as f64));
+        let win = || ("window", window.to_owned());
+        gauge!(LIVE_UNVERIFIED, at(location, [win()])).set(ws.map_or(f64::NAN, |x| x.unverified as f64));
         let drift = v.and_then(|v| v.drift.iter().find(|d| d.window == w));
-        gauge!(LIVE_OUT_OF_RANGE, "window" => window).set(drift.map_or(f64::NAN, |d| d.out_of_range_share));
+        gauge!(LIVE_OUT_OF_RANGE, at(location, [win()]))
+            .set(drift.map_or(f64::NAN, |d| d.out_of_range_share));
         for h in HORIZONS {
             let hs = ws.and_then(|x| x.horizon(h));
-            let horizon = h.to_string();
-            gauge!(LIVE_RMSE, "horizon" => horizon.clone(), "window" => window)
-                .set(hs.map_or(f64::NAN, |x| x.rmse));
-            gauge!(LIVE_MAE, "horizon" => horizon.clone(), "window" => window)
-                .set(hs.map_or(f64::NAN, |x| x.mae));
-            gauge!(LIVE_SKILL, "horizon" => horizon.clone(), "window" => window)
-                .set(hs.and_then(|x| x.skill).unwrap_or(f64::NAN));
+            let hw = || [("horizon", h.to_string()), win()];
+            gauge!(LIVE_RMSE, at(location, hw())).set(hs.map_or(f64::NAN, |x| x.rmse));
+            gauge!(LIVE_MAE, at(location, hw())).set(hs.map_or(f64::NAN, |x| x.mae));
+            gauge!(LIVE_SKILL, at(location, hw())).set(hs.and_then(|x| x.skill).unwrap_or(f64::NAN));
             for i in hs.map_or(&[][..], |x| x.intervals.as_slice()) {
-                let labels = (i.level.to_string(), horizon.clone(), window);
-                gauge!(LIVE_INTERVAL_COVERAGE, "level" => labels.0.clone(), "horizon" => horizon.clone(), "window" => window)
-                    .set(i.coverage);
-                published.insert(labels);
+                coverage.push((
+                    vec![("level", i.level.to_string()), ("horizon", h.to_string()), win()],
+                    i.coverage,
+                ));
             }
-            gauge!(LIVE_VERIFIED, "horizon" => horizon, "window" => window)
-                .set(hs.map_or(0.0, |x| x.n as f64));
+            gauge!(LIVE_VERIFIED, at(location, hw())).set(hs.map_or(0.0, |x| x.n as f64));
         }
     }
-    {
-        let mut before = INTERVAL_LABELS
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for (level, horizon, window) in before.difference(&published) {
-            gauge!(LIVE_INTERVAL_COVERAGE, "level" => level.clone(), "horizon" => horizon.clone(), "window" => *window)
-                .set(f64::NAN);
+    publish_set(LIVE_INTERVAL_COVERAGE, &INTERVAL_LABELS, location, coverage);
+    // Every level of the served model at every horizon: 1 where it is served as
+    // calibrated.
+    let mut scale = Vec::new();
+    for h in HORIZONS {
+        for &level in levels {
+            scale.push((
+                vec![("level", level.to_string()), ("horizon", h.to_string())],
+                crate::recalibration::lookup(scales, h, level).unwrap_or(1.0),
+            ));
         }
-        before.extend(published);
     }
-    {
-        // Every level of the served model at every horizon: 1 where it is served as
-        // calibrated.
-        let mut now = std::collections::BTreeSet::new();
-        for h in HORIZONS {
-            for &level in levels {
-                let labels = (level.to_string(), h.to_string());
-                gauge!(INTERVAL_SCALE, "level" => labels.0.clone(), "horizon" => labels.1.clone())
-                    .set(crate::recalibration::lookup(scales, h, level).unwrap_or(1.0));
-                now.insert(labels);
-            }
-        }
-        let mut before = SCALE_LABELS
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for (level, horizon) in before.difference(&now) {
-            gauge!(INTERVAL_SCALE, "level" => level.clone(), "horizon" => horizon.clone()).set(f64::NAN);
-        }
-        before.extend(now);
-    }
+    publish_set(INTERVAL_SCALE, &SCALE_LABELS, location, scale);
     let ts = |t: chrono::DateTime<chrono::Utc>| t.timestamp_millis() as f64 / 1000.0;
-    gauge!(LIVE_VERIFIED_AT).set(v.map_or(f64::NAN, |v| ts(v.verified_at)));
-    gauge!(LIVE_OBSERVED_AT).set(v.and_then(|v| v.as_of).map_or(f64::NAN, |t| ts(t.and_utc())));
+    gauge!(LIVE_VERIFIED_AT, at(location, [])).set(v.map_or(f64::NAN, |v| ts(v.verified_at)));
+    gauge!(LIVE_OBSERVED_AT, at(location, []))
+        .set(v.and_then(|v| v.as_of).map_or(f64::NAN, |t| ts(t.and_utc())));
     let r = live.and_then(|l| l.retrain.as_ref());
-    gauge!(RETRAIN_REQUESTED_AT).set(r.map_or(f64::NAN, |r| ts(r.trigger.requested_at)));
+    gauge!(RETRAIN_REQUESTED_AT, at(location, [])).set(r.map_or(f64::NAN, |r| ts(r.trigger.requested_at)));
     let refused = r.is_some_and(|r| r.status == crate::records::retrain::RetrainStatus::Refused);
-    gauge!(RETRAIN_REFUSED).set(if refused { 1.0 } else { 0.0 });
+    gauge!(RETRAIN_REFUSED, at(location, [])).set(if refused { 1.0 } else { 0.0 });
 }
 
-pub fn set_observations_age(seconds: f64) {
-    gauge!(OBSERVATIONS_AGE).set(seconds);
+pub fn set_observations_age(location: Option<&str>, seconds: f64) {
+    gauge!(OBSERVATIONS_AGE, at(location, [])).set(seconds);
+}
+
+/// What answered a request, for its EMF line: the model version, and the location
+/// when the service answers for several.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct AnsweredBy<'a> {
+    pub version: Option<&'a str>,
+    pub location: Option<&'a str>,
 }
 
 /// One EMF line for a request: CloudWatch turns it into metrics with the dimensions
@@ -427,7 +543,7 @@ pub fn emf_line(
     latency_ms: f64,
     predictions: u64,
     drift: Option<(f64, bool)>,
-    model_version: Option<&str>,
+    by: AnsweredBy<'_>,
 ) -> String {
     let ts = (unix_now() * 1000.0) as u64;
     let mut metrics = vec![
@@ -456,8 +572,12 @@ pub fn emf_line(
         line["drift_out_of_range_ratio"] = json!(share);
         line["drift_detected"] = json!(u8::from(detected));
     }
-    if let Some(v) = model_version {
+    if let Some(v) = by.version {
         line["model_version"] = json!(v);
+    }
+    // A property, not a dimension: a thousand locations would be a thousand metrics.
+    if let Some(l) = by.location {
+        line["location"] = json!(l);
     }
     line["_aws"]["CloudWatchMetrics"][0]["Metrics"] = json!(metrics);
     line.to_string()
@@ -476,7 +596,10 @@ mod tests {
             0.42,
             1,
             Some((0.1, true)),
-            Some("3"),
+            AnsweredBy {
+                version: Some("3"),
+                location: Some("kodiak"),
+            },
         ))
         .unwrap();
         let cw = &v["_aws"]["CloudWatchMetrics"][0];
@@ -494,5 +617,6 @@ mod tests {
         assert!(v["_aws"]["Timestamp"].as_u64().unwrap() > 1_600_000_000_000);
         assert_eq!(v["model_version"], "3");
         assert_eq!(v["drift_detected"], 1);
+        assert_eq!(v["location"], "kodiak");
     }
 }

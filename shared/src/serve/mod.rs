@@ -10,14 +10,19 @@
 //! | `GET /model` | the served model: version, alias, windows, data version, commit, metrics |
 //! | `GET /drift` | the drift window: out-of-range share and PSI per feature |
 //! | `GET /verification` | the latest verification: live skill per version, forecast against observed |
+//! | `GET /locations` | the locations it answers for (`RPS_LOCATIONS`) and which are loaded |
 //! | `GET /metrics` | Prometheus text ([`metrics`] lists the names) |
 //! | `GET /openapi.json` | the OpenAPI document of all of the above |
 //! | `GET /` | the web page (assets under `/assets/`, served from the binary) |
+//!
+//! With several locations, `/predict` takes `"location"` and the GET routes
+//! `?location=` ([`locations`]).
 
 pub use crate::records::wire as api;
 pub mod error;
 pub mod forecast;
 pub mod live;
+pub mod locations;
 pub mod metrics;
 pub mod openapi;
 pub mod request;
@@ -32,22 +37,24 @@ use std::time::Instant;
 use axum::Json;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{MatchedPath, Query, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use self::api::{
-    ErrorBody, Health, IntervalsInfo, ModelInfo, ModelSummary, NotReady, PredictResponse, Ready, RequestDrift,
+    ErrorBody, Health, IntervalsInfo, LocationEntry, LocationList, ModelInfo, ModelSummary, NotReady,
+    PredictResponse, Ready, RequestDrift,
 };
 use self::error::ApiError;
-use self::live::Live;
-use self::sampling::ForecastSampler;
-use self::served::{ModelHandle, Served};
+use self::locations::{LocationService, Locations, Named};
+use self::served::Served;
 use crate::config::{Config, ConfigError};
-use crate::drift::{self, DriftTracker};
+use crate::drift;
 use crate::features::{INPUT_HOURS, serving_row};
+use crate::fleet::{Fleet, FleetError};
 use crate::observations::format_time;
 use crate::registry::RegistryError;
 use crate::store::{ObjectStore, StoreError};
@@ -61,6 +68,8 @@ pub enum ServeError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Fleet(#[from] FleetError),
     #[error("cannot serve on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -71,87 +80,69 @@ pub enum ServeError {
 
 /// Everything a request handler can reach.
 pub struct AppState {
+    /// The deployment's configuration (with one location, that location's).
     pub config: Config,
-    pub model: Arc<ModelHandle>,
-    pub drift: Arc<DriftTracker>,
-    pub store: Arc<dyn ObjectStore>,
-    pub forecasts: forecast::Cache,
-    /// `/predict` answers sampled into the forecast log.
-    pub forecast_log: Arc<ForecastSampler>,
-    /// The latest verification and retrain record.
-    pub live: Arc<Live>,
+    /// The locations it answers for, and the services of those loaded.
+    pub locations: Locations,
     pub started_at: chrono::DateTime<chrono::Utc>,
     /// `/openapi.json`, written once: it depends on the configuration only.
     pub openapi: bytes::Bytes,
 }
 
 impl AppState {
-    /// Builds the state and tries a first load (a failure leaves the service up, with
-    /// `/ready` answering 503 until a model loads).
+    /// One location: builds its state and tries a first load (a failure leaves the
+    /// service up, with `/ready` answering 503 until a model loads).
     pub async fn new(
         config: Config,
         store: Arc<dyn ObjectStore>,
         registry: Arc<dyn crate::registry::Registry>,
     ) -> Arc<Self> {
-        let drift = Arc::new(DriftTracker::new(config.serve.drift_window, config.serve.drift));
-        let model = Arc::new(match &config.serve.model_path {
-            Some(p) => ModelHandle::from_file(p.clone(), config.serve.model_sha256.clone(), drift.clone()),
-            None => ModelHandle::from_registry(
-                registry,
-                &config.registry.model_name,
-                &config.serve.model_alias,
-                config.registry.cache_dir.clone(),
-                config.serve.refresh,
-                drift.clone(),
-            ),
-        });
+        let fleet = Fleet::single(&config);
+        Self::with_locations(config, &fleet, store, Some(registry)).await
+    }
+
+    /// The locations of `fleet` ([`Locations::new`] says what `store` and `registry`
+    /// are). The first location loads now: start-up waits for it, bounded (Lambda's
+    /// init phase has 10 s); the others load on their first request.
+    pub async fn with_locations(
+        config: Config,
+        fleet: &Fleet,
+        store: Arc<dyn ObjectStore>,
+        registry: Option<Arc<dyn crate::registry::Registry>>,
+    ) -> Arc<Self> {
         metrics::handle();
-        metrics::set_model(None, None);
-        metrics::set_settings(config.serve.refresh, &config.serve.drift);
-        // The first load, bounded: a registry that does not answer must not hold the
-        // start (Lambda's init phase has 10 s); the load goes on in the background.
-        let first = model.refresh_in_background();
-        match tokio::time::timeout(config.serve.model_load_timeout, first).await {
-            Ok(_) if model.current().is_some() => {}
-            Ok(_) => tracing::error!("no model loaded at start; retrying on requests"),
-            Err(_) => {
-                tracing::error!(
-                    "the first model load did not finish within {:?}; serving 503 until it does",
-                    config.serve.model_load_timeout
-                );
-                model.note_slow_start();
-            }
-        }
-        let forecast_log = Arc::new(ForecastSampler::new(
-            store.clone(),
-            config.registry.model_name.clone(),
-            config.serve.forecast_log_sample,
-            config.serve.forecast_log_flush,
-        ));
-        let live = Arc::new(Live::new(
-            store.clone(),
-            config.registry.model_name.clone(),
-            config.serve.refresh,
-            config.serve.store_timeout,
-        ));
-        // Read in the background: start-up (Lambda's init) waits on the model only.
-        live.maybe_refresh();
-        Arc::new(Self {
-            model,
-            drift,
-            store,
-            forecasts: forecast::Cache::default(),
-            forecast_log,
-            live,
-            started_at: chrono::Utc::now(),
-            openapi: openapi::serialized(&config),
+        metrics::set_refresh_interval(config.serve.refresh);
+        let locations = Locations::new(&config, fleet, store, registry);
+        let state = Arc::new(Self {
+            openapi: openapi::serialized(&config, &locations),
+            locations,
             config,
-        })
+            started_at: chrono::Utc::now(),
+        });
+        let first = state.locations.primary().await;
+        if first.model.current().is_none() {
+            tracing::error!(
+                location = %first.id(),
+                "no model loaded at start (or not within {:?}); serving 503 until one loads",
+                state.config.serve.model_load_timeout
+            );
+        }
+        state
+    }
+
+    /// The first location's service (loaded at start and never unloaded).
+    pub fn primary(&self) -> Arc<LocationService> {
+        self.locations
+            .resident(0)
+            .expect("the first location is loaded at start and kept")
     }
 
     /// Before the process ends: writes the forecasts still waiting for the log.
     pub async fn finish(&self) {
-        let n = self.forecast_log.flush_now().await;
+        let mut n = 0;
+        for svc in self.locations.all_resident() {
+            n += svc.forecast_log.flush_now().await;
+        }
         if n > 0 {
             tracing::info!("wrote {n} sampled forecasts to the log at shutdown");
         }
@@ -170,6 +161,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/model", get(model_info))
         .route("/drift", get(drift_handler))
         .route("/verification", get(verification_handler))
+        .route("/locations", get(locations_handler))
         .route("/metrics", get(metrics_handler))
         .route("/openapi.json", get(openapi::handler))
         .fallback(not_found)
@@ -204,7 +196,11 @@ async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiError {
     )
 }
 
-/// Per request: metrics, a due model re-check, and an EMF line on Lambda.
+/// The location a `/predict` answer came from, for the EMF line.
+#[derive(Clone)]
+struct Answered(Arc<LocationService>);
+
+/// Per request: metrics, due re-checks, and an EMF line on Lambda.
 async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = req
@@ -212,17 +208,27 @@ async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = req.method().to_string();
-    state.model.maybe_refresh();
-    state.live.maybe_refresh();
+    if state.locations.configured() {
+        state.locations.sweep_if_due();
+    } else {
+        let one = state.primary();
+        one.model.maybe_refresh();
+        one.live.maybe_refresh();
+    }
     let resp = next.run(req).await;
-    state.forecast_log.maybe_flush();
+    if !state.locations.configured() {
+        state.primary().forecast_log.maybe_flush();
+    }
     let secs = started.elapsed().as_secs_f64();
     let status = resp.status().as_u16();
     metrics::record_request(&route, &method, status, secs);
     if state.config.serve.emf {
         let predicted = u64::from(route == "/predict" && status == 200);
-        let drift = (route == "/predict").then(|| state.drift.verdict());
-        let version = state.model.current().map(|m| m.version.clone());
+        let answered = resp.extensions().get::<Answered>().map(|a| a.0.clone());
+        let svc = answered.clone().unwrap_or_else(|| state.primary());
+        let drift = (route == "/predict" && (answered.is_some() || !state.locations.configured()))
+            .then(|| svc.drift.verdict());
+        let version = svc.model.current().map(|m| m.version.clone());
         println!(
             "{}",
             metrics::emf_line(
@@ -232,7 +238,10 @@ async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -
                 secs * 1000.0,
                 predicted,
                 drift,
-                version.as_deref()
+                metrics::AnsweredBy {
+                    version: version.as_deref(),
+                    location: svc.label.as_deref(),
+                },
             )
         );
     }
@@ -243,17 +252,18 @@ async fn health() -> Json<Health> {
     Json(Health { status: "ok".into() })
 }
 
-fn summary(m: &Served) -> ModelSummary {
+fn summary(svc: &LocationService, m: &Served) -> ModelSummary {
     ModelSummary {
         name: m.name.clone(),
         version: m.version.clone(),
         alias: m.alias.clone(),
+        location: svc.id().to_owned(),
     }
 }
 
-fn require_model(state: &AppState) -> Result<Arc<Served>, ApiError> {
-    state.model.current().ok_or_else(|| {
-        let st = state.model.status();
+fn require_model(svc: &LocationService) -> Result<Arc<Served>, ApiError> {
+    svc.model.current().ok_or_else(|| {
+        let st = svc.model.status();
         ApiError::unavailable(
             "no_model",
             format!(
@@ -265,12 +275,31 @@ fn require_model(state: &AppState) -> Result<Arc<Served>, ApiError> {
     })
 }
 
-async fn ready(State(state): State<Arc<AppState>>) -> Response {
-    let registry = state.model.status();
-    match state.model.current() {
+/// `?location=` of the GET routes.
+#[derive(Debug, serde::Deserialize)]
+pub struct At {
+    location: Option<String>,
+}
+
+type AtQuery = Result<Query<At>, QueryRejection>;
+
+/// The location `?location=` names (loading it if need be). `first`: without it, the
+/// first location rather than an error.
+async fn located(state: &AppState, q: AtQuery, first: bool) -> Result<Arc<LocationService>, ApiError> {
+    let Query(at) = q.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()).at("query"))?;
+    let i = state
+        .locations
+        .find(at.location.as_deref(), Named::Query, first)?;
+    Ok(state.locations.service(i).await)
+}
+
+async fn ready(State(state): State<Arc<AppState>>, q: AtQuery) -> Result<Response, ApiError> {
+    let svc = located(&state, q, true).await?;
+    let registry = svc.model.status();
+    Ok(match svc.model.current() {
         Some(m) => Json(Ready {
             status: "ready".into(),
-            model: summary(&m),
+            model: summary(&svc, &m),
             loaded_at: m.loaded_at,
             registry,
         })
@@ -289,7 +318,7 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
             }),
         )
             .into_response(),
-    }
+    })
 }
 
 fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
@@ -333,7 +362,7 @@ async fn predict(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<PredictResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     check_content_type(&headers)?;
     let limit = state.config.serve.max_body_bytes;
     if let Some(len) = headers
@@ -349,8 +378,12 @@ async fn predict(
         ));
     }
     let bytes = read_body(body, limit).await?;
-    let series = request::parse_observations(&bytes, state.config.serve.max_observations)?;
-    let m = require_model(&state)?;
+    let value = request::parse_json(&bytes)?;
+    let named = request::location_of(&value)?;
+    let series = request::observations_of(&value, state.config.serve.max_observations)?;
+    let i = state.locations.find(named, Named::Body, false)?;
+    let svc = state.locations.service(i).await;
+    let m = require_model(&svc)?;
     let row =
         serving_row(&series).map_err(|e| ApiError::unprocessable("invalid_observations", e.to_string()))?;
     let mut forecasts = m.bundle.predict(&row).map_err(|e| {
@@ -361,42 +394,49 @@ async fn predict(
             e.to_string(),
         )
     })?;
-    let live = state.live.current();
-    let scales = scales(&state, live.as_deref(), &m.version);
+    let live = svc.live.current();
+    let scales = scales(&svc, live.as_deref(), &m.version);
     crate::recalibration::apply(&mut forecasts, scales);
-    let (out, weather_out) = state.drift.observe(&row.values);
-    metrics::record_forecasts("predict", &forecasts);
-    state.forecast_log.offer(&m, &row, &forecasts, scales);
-    Ok(Json(PredictResponse {
-        model: summary(&m),
+    let (out, weather_out) = svc.drift.observe(&row.values);
+    metrics::record_forecasts("predict", svc.label.as_deref(), &forecasts);
+    svc.forecast_log.offer(&m, &row, &forecasts, scales);
+    let mut resp = Json(PredictResponse {
+        model: summary(&svc, &m),
         issued_at: format_time(row.time),
         forecasts,
         drift: RequestDrift {
             out_of_range: weather_out,
             features_out_of_range: out,
         },
-    }))
+    })
+    .into_response();
+    resp.extensions_mut().insert(Answered(svc.clone()));
+    Ok(resp)
 }
 
 async fn forecast_handler(
     State(state): State<Arc<AppState>>,
+    q: AtQuery,
 ) -> Result<Json<forecast::ForecastResponse>, ApiError> {
-    let m = require_model(&state)?;
-    let mut resp = state.forecasts.get_or_compute(&state, &m).await?;
+    let svc = located(&state, q, false).await?;
+    let m = require_model(&svc)?;
+    let mut resp = svc.forecasts.get_or_compute(&svc, &m).await?;
     // Cached as calibrated; re-calibrated by the latest verification on every answer.
-    let live = state.live.current();
-    crate::recalibration::apply(&mut resp.forecasts, scales(&state, live.as_deref(), &m.version));
-    metrics::set_observations_age(resp.observations_age_minutes * 60.0);
+    let live = svc.live.current();
+    crate::recalibration::apply(&mut resp.forecasts, scales(&svc, live.as_deref(), &m.version));
+    metrics::set_observations_age(svc.label.as_deref(), resp.observations_age_minutes * 60.0);
     Ok(Json(resp))
 }
 
-async fn model_info(State(state): State<Arc<AppState>>) -> Result<Json<ModelInfo>, ApiError> {
-    let m = require_model(&state)?;
+async fn model_info(State(state): State<Arc<AppState>>, q: AtQuery) -> Result<Json<ModelInfo>, ApiError> {
+    let svc = located(&state, q, false).await?;
+    let m = require_model(&svc)?;
     let meta = &m.bundle.metadata;
     Ok(Json(ModelInfo {
         name: m.name.clone(),
         version: m.version.clone(),
         alias: m.alias.clone(),
+        location: svc.id().to_owned(),
         sha256: m.sha256.clone(),
         loaded_at: m.loaded_at,
         algorithm: meta.algorithm.clone(),
@@ -411,10 +451,10 @@ async fn model_info(State(state): State<Arc<AppState>>) -> Result<Json<ModelInfo
         horizons: m.bundle.schema.horizons.clone(),
         variables: m.bundle.schema.variables.clone(),
         bundle_format_version: m.bundle.format_version,
-        registry: state.model.status(),
-        live: state.live.skill_of(&m.version),
+        registry: svc.model.status(),
+        live: svc.live.skill_of(&m.version),
         intervals: IntervalsInfo {
-            recalibration: scales(&state, state.live.current().as_deref(), &m.version).to_vec(),
+            recalibration: scales(&svc, svc.live.current().as_deref(), &m.version).to_vec(),
             ..intervals_info(&m.bundle)
         },
     }))
@@ -423,11 +463,11 @@ async fn model_info(State(state): State<Arc<AppState>>) -> Result<Json<ModelInfo
 /// The live re-calibration `version`'s answers carry now: none when it is turned off
 /// (`RPS_RECALIBRATE_MIN_HOURS=0`), the latest verification found none, or it is stale.
 fn scales<'a>(
-    state: &AppState,
+    svc: &LocationService,
     live: Option<&'a live::LiveState>,
     version: &str,
 ) -> &'a [crate::records::skill::IntervalScale] {
-    match (state.config.verify.recalibrate_min_hours, live) {
+    match (svc.config().verify.recalibrate_min_hours, live) {
         (0, _) | (_, None) => &[],
         (_, Some(l)) => l.scales(version, chrono::Utc::now()),
     }
@@ -459,9 +499,10 @@ fn intervals_info(bundle: &crate::bundle::ModelBundle) -> IntervalsInfo {
 
 async fn verification_handler(
     State(state): State<Arc<AppState>>,
+    q: AtQuery,
 ) -> Result<Json<crate::records::verification::Verification>, ApiError> {
-    state
-        .live
+    let svc = located(&state, q, false).await?;
+    svc.live
         .current()
         .and_then(|l| l.verification.clone())
         .map(Json)
@@ -475,29 +516,74 @@ async fn verification_handler(
         })
 }
 
-async fn drift_handler(State(state): State<Arc<AppState>>) -> Json<drift::DriftSnapshot> {
-    Json(state.drift.snapshot())
+async fn drift_handler(
+    State(state): State<Arc<AppState>>,
+    q: AtQuery,
+) -> Result<Json<drift::DriftSnapshot>, ApiError> {
+    let svc = located(&state, q, false).await?;
+    Ok(Json(svc.drift.snapshot()))
+}
+
+/// Every location and whether its model is loaded; loads nothing.
+async fn locations_handler(State(state): State<Arc<AppState>>) -> Json<LocationList> {
+    let locations = state
+        .locations
+        .sites()
+        .enumerate()
+        .map(|(i, site)| {
+            let version = state
+                .locations
+                .resident(i)
+                .and_then(|svc| svc.model.current())
+                .map(|m| m.version.clone());
+            LocationEntry {
+                id: site.id.to_string(),
+                name: site.name.clone(),
+                latitude: site.location.latitude.get(),
+                longitude: site.location.longitude.get(),
+                model: site.config.registry.model_name.clone(),
+                loaded: version.is_some(),
+                version,
+            }
+        })
+        .collect();
+    let (resident, cache_bytes, cache_limit_bytes) = state.locations.cache();
+    Json(LocationList {
+        locations,
+        resident,
+        cache_bytes,
+        cache_limit_bytes,
+    })
 }
 
 async fn metrics_handler(State(state): State<Arc<AppState>>) -> Response {
-    metrics::set_drift(&state.drift.snapshot());
-    let served = state.model.current();
-    let levels = served
-        .as_ref()
-        .and_then(|m| m.bundle.calibration.as_ref())
-        .map(|c| c.levels.as_slice())
-        .unwrap_or_default();
-    let live = state.live.current();
-    let served_scales = served
-        .as_ref()
-        .map_or(&[][..], |m| scales(&state, live.as_deref(), &m.version));
-    metrics::set_live(
-        live.as_deref(),
-        served.as_ref().map(|m| m.version.as_str()),
-        levels,
-        served_scales,
-        &state.config.verify,
-    );
+    for svc in state.locations.all_resident() {
+        let label = svc.label.as_deref();
+        metrics::set_drift_thresholds(label, &svc.config().serve.drift);
+        metrics::set_drift(label, &svc.drift.snapshot());
+        let served = svc.model.current();
+        let levels = served
+            .as_ref()
+            .and_then(|m| m.bundle.calibration.as_ref())
+            .map(|c| c.levels.as_slice())
+            .unwrap_or_default();
+        let live = svc.live.current();
+        let served_scales = served
+            .as_ref()
+            .map_or(&[][..], |m| scales(&svc, live.as_deref(), &m.version));
+        metrics::set_live(
+            label,
+            live.as_deref(),
+            served.as_ref().map(|m| m.version.as_str()),
+            levels,
+            served_scales,
+            &svc.config().verify,
+        );
+    }
+    if state.locations.configured() {
+        let (resident, bytes, limit) = state.locations.cache();
+        metrics::set_model_cache(resident, bytes, limit);
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         metrics::handle().render(),
@@ -505,23 +591,62 @@ async fn metrics_handler(State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
-/// Builds the state from the configuration (store, registry) and returns the app.
+/// Builds the state from the configuration (store, registry, `RPS_LOCATIONS`) and
+/// returns the app.
 pub async fn app(config: Config) -> Result<(Arc<AppState>, Router), ServeError> {
-    // The service only ever does what its grants allow (the API function's IAM role).
-    let grants = crate::layout::access("api").unwrap_or_default();
-    let store: Arc<dyn crate::store::ObjectStore> = Arc::new(crate::store::Scoped::new(
-        crate::store::open(&config.store, &config.s3).await?,
-        "api",
-        grants,
-        "",
-    ));
-    let registry = crate::registry::open(&config, store.clone())?;
-    let state = AppState::new(config, store, registry).await;
-    state.model.spawn_refresh_loop();
-    state.live.spawn_refresh_loop();
-    state.forecast_log.spawn_flush_loop();
+    let fleet = Fleet::load(&config, &|k| std::env::var(k).ok()).await?;
+    app_with(config, fleet).await
+}
+
+/// The app for `fleet`'s locations (one: that location's configuration as `config`).
+pub async fn app_with(config: Config, fleet: Fleet) -> Result<(Arc<AppState>, Router), ServeError> {
+    let root = crate::store::open(&config.store, &config.s3).await?;
+    let state = if fleet.configured {
+        if let Some(path) = &config.serve.model_path {
+            return Err(ServeError::Config(ConfigError::Invalid {
+                var: crate::config::vars::RPS_MODEL_PATH.name,
+                value: path.display().to_string(),
+                expected: "unset while RPS_LOCATIONS lists locations: one bundle serves one location (`rps serve --location ID`)",
+            }));
+        }
+        // MLflow holds every location's model; without it each location's store does.
+        let registry = match &config.mlflow {
+            Some(_) => Some(crate::registry::open(&config, root.clone())?),
+            None => None,
+        };
+        let state = AppState::with_locations(config, &fleet, root, registry).await;
+        spawn_sweeper(&state);
+        state
+    } else {
+        // The service only ever does what its grants allow (the API function's IAM role).
+        let grants = crate::layout::access("api").unwrap_or_default();
+        let store: Arc<dyn ObjectStore> = Arc::new(crate::store::Scoped::new(root, "api", grants, ""));
+        let registry = crate::registry::open(&config, store.clone())?;
+        let state = AppState::new(config, store, registry).await;
+        let one = state.primary();
+        one.model.spawn_refresh_loop();
+        one.live.spawn_refresh_loop();
+        one.forecast_log.spawn_flush_loop();
+        state
+    };
     metrics::spawn_upkeep();
     Ok((state.clone(), router(state)))
+}
+
+/// Servers: what is due for every loaded location, every second. The task holds no
+/// location, so an unloaded one is freed.
+fn spawn_sweeper(state: &Arc<AppState>) {
+    let weak = Arc::downgrade(state);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            match weak.upgrade() {
+                Some(state) => state.locations.sweep_if_due(),
+                None => break,
+            }
+        }
+    });
 }
 
 /// The server's limits on slow clients.

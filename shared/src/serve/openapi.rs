@@ -15,12 +15,15 @@ use serde_json::{Map, Value, json};
 
 use super::AppState;
 use super::forecast::ForecastResponse;
+use super::locations::Locations;
 use crate::config::Config;
 use crate::drift::DriftSnapshot;
 use crate::features::{HORIZONS, INPUT_HOURS};
 use crate::observations::KEY_VARIABLES;
 use crate::records::verification::Verification;
-use crate::records::wire::{ErrorResponse, Health, ModelInfo, NotReady, PredictResponse, Ready};
+use crate::records::wire::{
+    ErrorResponse, Health, LocationList, ModelInfo, NotReady, PredictResponse, Ready,
+};
 
 pub async fn handler(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     (
@@ -29,9 +32,11 @@ pub async fn handler(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     )
 }
 
-/// The document for `config`, serialized (once per server: [`AppState::openapi`]).
-pub fn serialized(config: &Config) -> bytes::Bytes {
-    let doc = document(config.serve.max_observations, config.serve.max_body_bytes);
+/// The document for `config` and its locations, serialized (once per server:
+/// [`AppState::openapi`]).
+pub fn serialized(config: &Config, locations: &Locations) -> bytes::Bytes {
+    let ids: Vec<String> = locations.sites().map(|s| s.id.to_string()).collect();
+    let doc = document(config.serve.max_observations, config.serve.max_body_bytes, &ids);
     serde_json::to_vec(&doc).expect("a JSON value serializes").into()
 }
 
@@ -65,7 +70,7 @@ fn text(description: &str, media: &str) -> Value {
 
 /// `POST /predict`'s body: the variables the handler requires, with the ranges it
 /// accepts, and how many hours.
-fn predict_request(max_observations: usize) -> (Value, Value) {
+fn predict_request(max_observations: usize, ids: &[String]) -> (Value, Value) {
     let mut props = Map::new();
     props.insert(
         "time".into(),
@@ -82,48 +87,73 @@ fn predict_request(max_observations: usize) -> (Value, Value) {
     }
     let observation =
         json!({"type": "object", "required": required, "properties": props, "additionalProperties": true});
-    let request = json!({"type": "object", "required": ["observations"], "properties": {
+    let mut required = vec![json!("observations")];
+    if ids.len() > 1 {
+        required.push(json!("location"));
+    }
+    let request = json!({"type": "object", "required": required, "properties": {
         "observations": {"type": "array", "minItems": INPUT_HOURS, "maxItems": max_observations,
             "description": format!("Consecutive UTC hours, oldest first; the last {INPUT_HOURS} are used."),
-            "items": {"$ref": "#/components/schemas/Observation"}}
+            "items": {"$ref": "#/components/schemas/Observation"}},
+        "location": location_schema(ids, "The location to forecast (`GET /locations`); required when there are several.")
     }});
     (observation, request)
 }
 
-pub fn document(max_observations: usize, max_body_bytes: usize) -> Value {
+/// A location id: one of the configured ones.
+fn location_schema(ids: &[String], description: &str) -> Value {
+    json!({"type": "string", "enum": ids, "description": description})
+}
+
+/// `?location=`: required on `route` when there are several locations, unless `first`.
+fn location_parameter(ids: &[String], first: bool) -> Value {
+    let description = if first {
+        "The location (`GET /locations`); without it, the first one."
+    } else {
+        "The location (`GET /locations`); required when there are several."
+    };
+    json!([{"name": "location", "in": "query", "required": ids.len() > 1 && !first,
+        "schema": location_schema(ids, description)}])
+}
+
+pub fn document(max_observations: usize, max_body_bytes: usize, ids: &[String]) -> Value {
     let mut s = Schemas::new();
-    let paths = json!({
+    let at = location_parameter(ids, false);
+    let mut paths = json!({
         "/health": {"get": {"summary": "The process is alive", "responses": {
             "200": s.json::<Health>("alive")
         }}},
-        "/ready": {"get": {"summary": "A model is loaded", "responses": {
+        "/ready": {"get": {"summary": "A model is loaded", "parameters": location_parameter(ids, true), "responses": {
             "200": s.json::<Ready>("ready, with the model and registry status"),
             "503": s.json::<NotReady>("no model loaded yet")
+        }}},
+        "/locations": {"get": {"summary": "The locations served, and which are loaded", "responses": {
+            "200": s.json::<LocationList>("every location in the locations file's order")
         }}},
         "/predict": {"post": {
             "summary": "Forecast every horizon from trailing hourly observations",
             "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}}},
             "responses": {
                 "200": s.json::<PredictResponse>("forecasts per horizon, the model that made them, drift flags"),
-                "400": s.error("malformed JSON, wrong shape or types, missing variables, bad time format"),
+                "400": s.error("malformed JSON, wrong shape or types, missing variables, bad time format, no location named where there are several"),
                 "413": s.error("the body is too large"),
                 "415": s.error("the body is not JSON"),
-                "422": s.error("null or implausible values, times not hourly or not increasing, too few or too many hours"),
+                "422": s.error("null or implausible values, times not hourly or not increasing, too few or too many hours, an unknown location"),
                 "503": s.error("no model is loaded")
             }
         }},
-        "/forecast": {"get": {"summary": "The forecast from the newest validated observations in the store", "responses": {
+        "/forecast": {"get": {"summary": "The forecast from the newest validated observations in the store", "parameters": at.clone(), "responses": {
             "200": s.json::<ForecastResponse>("forecasts and the last 48 observed hours"),
             "503": s.error("no model, or no usable observations in the store")
         }}},
-        "/model": {"get": {"summary": "The served model", "responses": {
+        "/model": {"get": {"summary": "The served model", "parameters": at.clone(), "responses": {
             "200": s.json::<ModelInfo>("name, version, alias, windows, data version, commit, metrics, input_hours, the intervals its forecasts carry, live skill"),
             "503": s.error("no model is loaded")
         }}},
-        "/drift": {"get": {"summary": "Drift of recent prediction requests against the training data", "responses": {
+        "/drift": {"get": {"summary": "Drift of recent prediction requests against the training data", "parameters": at.clone(), "responses": {
             "200": s.json::<DriftSnapshot>("the drift window")
         }}},
-        "/verification": {"get": {"summary": "How the forecasts did: the latest verification against what was observed", "responses": {
+        "/verification": {"get": {"summary": "How the forecasts did: the latest verification against what was observed", "parameters": at.clone(), "responses": {
             "200": s.json::<Verification>("live skill per model version and window, drift of the observations, the retrain decision, forecast against observed for the last 72 hours"),
             "404": s.error("no verification has run yet (a new deployment's normal state)")
         }}},
@@ -131,8 +161,18 @@ pub fn document(max_observations: usize, max_body_bytes: usize) -> Value {
         "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.0", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
         "/": {"get": {"summary": "The web page", "responses": {"200": text("HTML", "text/html")}}}
     });
+    // Naming a location: none where there are several, a malformed query, an unknown id.
+    for route in ["/ready", "/forecast", "/model", "/drift", "/verification"] {
+        let responses = &mut paths[route]["get"]["responses"];
+        responses["400"] = s.error("no location named where there are several, or a malformed query");
+        responses["404"] = s.error(if route == "/verification" {
+            "no verification has run yet (a new deployment's normal state), or an unknown location"
+        } else {
+            "an unknown location"
+        });
+    }
     let mut schemas = s.take();
-    let (observation, request) = predict_request(max_observations);
+    let (observation, request) = predict_request(max_observations, ids);
     schemas.insert("Observation".into(), observation);
     schemas.insert("PredictRequest".into(), request);
     json!({
@@ -173,7 +213,7 @@ mod tests {
 
     #[test]
     fn every_reference_resolves_and_the_answers_schemas_are_the_types() {
-        let doc = document(10_000, 1 << 20);
+        let doc = document(10_000, 1 << 20, &["default".to_owned()]);
         let schemas = doc["components"]["schemas"].as_object().unwrap();
         let mut all = Vec::new();
         refs(&doc, &mut all);

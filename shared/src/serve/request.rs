@@ -15,9 +15,32 @@ use crate::observations::{HourlySeries, KEY_VARIABLES, Variable, format_time, pa
 
 /// Parses and checks a request body into the series the features are built from.
 pub fn parse_observations(body: &[u8], max_observations: usize) -> Result<HourlySeries, ApiError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}")))?;
-    let obs = observations_array(&value, max_observations)?;
+    observations_of(&parse_json(body)?, max_observations)
+}
+
+/// The body as JSON.
+pub fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}")))
+}
+
+/// The location the body names (`"location": "<id>"`), if it names one. Whether there
+/// is such a location is [`super::locations::Locations::find`]'s to say.
+pub fn location_of(value: &Value) -> Result<Option<&str>, ApiError> {
+    match value.as_object().and_then(|o| o.get("location")) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(ApiError::bad_request(
+            "invalid_type",
+            "\"location\" must be a location's id (a string; GET /locations lists them)",
+        )
+        .at("/location")),
+    }
+}
+
+/// The checked series of a parsed body.
+pub fn observations_of(value: &Value, max_observations: usize) -> Result<HourlySeries, ApiError> {
+    let obs = observations_array(value, max_observations)?;
     let mut times: Vec<NaiveDateTime> = Vec::with_capacity(obs.len());
     let mut columns: Vec<Vec<Option<f64>>> = vec![Vec::with_capacity(obs.len()); KEY_VARIABLES.len()];
     for (i, item) in obs.iter().enumerate() {
@@ -196,6 +219,28 @@ fn value_of(item: &Map<String, Value>, i: usize, var: Variable) -> Result<f64, A
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_location_is_named_by_a_string_or_not_at_all() {
+        assert_eq!(
+            location_of(&json!({"location": "kodiak"})).unwrap(),
+            Some("kodiak")
+        );
+        assert_eq!(location_of(&json!({"observations": []})).unwrap(), None);
+        assert_eq!(location_of(&json!({"location": null})).unwrap(), None);
+        assert_eq!(
+            location_of(&json!([1])).unwrap(),
+            None,
+            "the shape is judged later"
+        );
+        for bad in [json!(3), json!(["kodiak"]), json!({"id": "kodiak"})] {
+            let e = location_of(&json!({"location": bad})).unwrap_err();
+            assert_eq!(
+                (e.status.as_u16(), e.code, e.location.as_deref()),
+                (400, "invalid_type", Some("/location"))
+            );
+        }
+    }
 
     fn obs(n: usize) -> Vec<Value> {
         (0..n)

@@ -62,6 +62,10 @@ pub struct ModelHandle {
     status: Mutex<RegistryStatus>,
     refreshing: AtomicBool,
     drift: Arc<DriftTracker>,
+    /// The `location` label of its metrics (serving several locations).
+    location: Option<String>,
+    /// Unloaded to make room: a refresh still in flight no longer publishes.
+    retired: AtomicBool,
 }
 
 /// What a refresh did.
@@ -123,6 +127,23 @@ impl ModelHandle {
             status: Mutex::new(status),
             refreshing: AtomicBool::new(false),
             drift,
+            location: None,
+            retired: AtomicBool::new(false),
+        }
+    }
+
+    /// Its metrics carry `location` (a configured id).
+    pub fn with_location(mut self, id: &str) -> Self {
+        self.location = Some(id.to_owned());
+        self
+    }
+
+    /// Unloaded to make room for other locations' models: says so in the metrics, and
+    /// a refresh still running publishes nothing more.
+    pub fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
+        if let Some(location) = &self.location {
+            metrics::set_model_unloaded(location, self.current().map(|c| c.labels()));
         }
     }
 
@@ -150,7 +171,13 @@ impl ModelHandle {
         let previous = self.current.swap(Some(served));
         // After the swap: requests on the new model count against its own statistics.
         self.drift.reset(stats);
-        metrics::set_model(previous.as_ref().map(|p| p.labels()), Some(labels));
+        if !self.retired.load(Ordering::Acquire) {
+            metrics::set_model(
+                self.location.as_deref(),
+                previous.as_ref().map(|p| p.labels()),
+                Some(labels),
+            );
+        }
         tracing::info!(from = ?previous.as_ref().map(|p| &p.version), to = %to, "serving a new model version");
         Refresh::Swapped {
             from: previous.map(|p| p.version.clone()),

@@ -10,6 +10,7 @@ mod docs;
 #[cfg(feature = "lambda")]
 mod events;
 mod features;
+mod fleet_router;
 mod ingest;
 mod mlflow;
 mod mlflow_auth;

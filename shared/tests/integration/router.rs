@@ -67,7 +67,7 @@ fn build_on_store() -> (tokio::runtime::Runtime, Arc<AppState>, Arc<MemoryStore>
     (rt, state.0, state.1)
 }
 
-async fn call(method: &str, path: &str, body: Option<&str>) -> (StatusCode, Value) {
+pub(crate) async fn call(method: &str, path: &str, body: Option<&str>) -> (StatusCode, Value) {
     let mut req = Request::builder().method(method).uri(path);
     if body.is_some() {
         req = req.header("content-type", "application/json");
@@ -82,7 +82,7 @@ async fn call(method: &str, path: &str, body: Option<&str>) -> (StatusCode, Valu
 }
 
 /// `count` consecutive hours of the sample from hour `start`, as `/predict` takes them.
-fn observations(start: usize, count: usize) -> String {
+pub(crate) fn observations(start: usize, count: usize) -> String {
     let doc: Value = serde_json::from_slice(&testkit::sample_bytes()).unwrap();
     let h = doc["hourly"].as_object().unwrap();
     let obs: Vec<Value> = (start..start + count)
@@ -246,7 +246,7 @@ async fn the_latest_verification_re_calibrates_the_served_intervals_everywhere_t
             rps_core::store::put_json(store.as_ref(), &key, &v, false)
                 .await
                 .unwrap();
-            state.live.refresh().await;
+            state.primary().live.refresh().await;
         }
     };
     // Factors from a verification three days old (verification stopped) are not served.

@@ -448,7 +448,20 @@ fn live_prometheus_and_alertmanager_alert_on_drift_and_every_panel_has_data() {
     assert_eq!(drift["drifting"], false, "ordinary traffic: {drift}");
     let firing = prom.query("ALERTS");
     assert!(firing.is_empty(), "ordinary traffic raised alerts: {firing:?}");
-    assert!(logged(&alerts_file).is_empty(), "{:?}", logged(&alerts_file));
+    // Before Prometheus first scrapes the API it has no `up` for it, and with `for:`
+    // shortened to seconds RpsApiMissing can fire in that gap on a loaded machine (and
+    // resolve at the first scrape): a start-up artefact of the test, not of the traffic.
+    let seen_up = chrono::DateTime::from_timestamp(traffic_from + 5, 0).unwrap();
+    let false_alarms: Vec<Value> = logged(&alerts_file)
+        .into_iter()
+        .filter(|a| {
+            let started = a["starts_at"]
+                .as_str()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+            !(a["alertname"] == "RpsApiMissing" && started.is_some_and(|t| t <= seen_up))
+        })
+        .collect();
+    assert!(false_alarms.is_empty(), "{false_alarms:?}");
 
     // The loop: the first days of April arrive, a client asks another replica of the
     // API about every hour from April 2 (after the model's data; another replica, so

@@ -185,11 +185,33 @@ function drawLive(v, served) {
   $("live-table").innerHTML = `<tr><th>horizon</th><th>n (24 h)</th><th>RMSE °C</th><th>persistence</th><th>skill</th><th>n (7 d)</th><th>RMSE °C</th><th>skill</th></tr>${rows.join("")}`;
 }
 
+// The location shown (`?location=` of the page): with several, the picker sets it.
+let site = new URLSearchParams(window.location.search).get("location");
+const at = (path) => (site ? `${path}?location=${encodeURIComponent(site)}` : path);
+
+async function pickSite() {
+  const list = await getJson("/locations").catch(() => null);
+  if (!list || list.locations.length < 2) return;
+  const select = $("site");
+  if (!site || !list.locations.some((l) => l.id === site)) site = list.locations[0].id;
+  if (!select.options.length) {
+    for (const l of list.locations) select.add(new Option(`${l.name} (${l.id})`, l.id));
+    select.addEventListener("change", () => {
+      site = select.value;
+      history.replaceState(null, "", `?location=${encodeURIComponent(site)}`);
+      main().catch((e) => setStatus(e.message, true));
+    });
+    $("site-picker").hidden = false;
+  }
+  select.value = site;
+}
+
 async function main() {
-  const [fc, model, drift] = await Promise.allSettled([getJson("/forecast"), getJson("/model"), getJson("/drift")]);
+  await pickSite();
+  const [fc, model, drift] = await Promise.allSettled([getJson(at("/forecast")), getJson(at("/model")), getJson(at("/drift"))]);
   // /model says whether a verification has run; only then is there one to fetch.
   const verified = model.status === "fulfilled" && model.value.live;
-  const [live] = verified ? await Promise.allSettled([getJson("/verification")]) : [null];
+  const [live] = verified ? await Promise.allSettled([getJson(at("/verification"))]) : [null];
   const problems = [];
   if (model.status === "fulfilled") drawModel(model.value); else problems.push(model.reason.message);
   if (fc.status === "fulfilled") drawChart(fc.value); else problems.push(fc.reason.message);
