@@ -130,7 +130,9 @@ class StageInvoke(LambdaInvokeFunctionOperator):
 
     ui_color = "#f4a261"
 
-    def __init__(self, *, stage: str, needs: tuple[str, ...], event: Event, **kwargs: Any) -> None:
+    def __init__(
+        self, *, stage: str, needs: tuple[str, ...], event: Event, group: str | None = None, **kwargs: Any
+    ) -> None:
         # Airflow retries, not boto: a refusal must reach the function once. A stage may
         # run up to Lambda's 15 minutes.
         botocore = {"retries": {"total_max_attempts": 1}, "read_timeout": 900, "connect_timeout": 10}
@@ -139,12 +141,25 @@ class StageInvoke(LambdaInvokeFunctionOperator):
         self.stage = stage
         self.needs = needs
         self.event = event
+        # In a task group mapped over the locations (rps_fleet): the group's id.
+        self.group = group
 
     def execute(self, context: Any) -> str:
         self.function_name = Variable.get("rps_function_prefix", default="rps-prod-") + self.stage
         self.aws_conn_id = Variable.get("rps_aws_conn_id", default="aws_default")
         self.region_name = Variable.get("rps_aws_region", default=None) or None
-        answers = {need: json.loads(context["ti"].xcom_pull(task_ids=need)) for need in self.needs}
+        ti = context["ti"]
+        if self.group:
+            # One location's chain: its own answers (this map index), and its id from
+            # the list the group was mapped over.
+            location = ti.xcom_pull(task_ids=LOCATIONS_TASK, map_indexes=None)[ti.map_index]
+            answers = {
+                need: json.loads(ti.xcom_pull(task_ids=f"{self.group}.{need}", map_indexes=ti.map_index))
+                for need in self.needs
+            }
+        else:
+            location = None
+            answers = {need: json.loads(ti.xcom_pull(task_ids=need)) for need in self.needs}
         conf = {**context["params"], **(context["dag_run"].conf or {}), "run_id": context["dag_run"].run_id}
         if self.stage == "promote" and conf.get("promote") is False:
             # A challenger run (the pull-request gate): trained and evaluated, the
@@ -159,7 +174,9 @@ class StageInvoke(LambdaInvokeFunctionOperator):
                 f"(report: {e.get('report')}); a refusal is final, promote is not asked to measure again"
             )
         try:
-            self.payload = json.dumps(self.event(answers, conf))
+            event = self.event(answers, conf)
+            # A location's stage event names it (docs/events.md): {"location", "input"}.
+            self.payload = json.dumps(event if location is None else {"location": location, "input": event})
         except (KeyError, TypeError) as e:
             raise StageRefused(f"{self.stage}: an earlier stage's answer lacks {e}") from e
         try:
@@ -183,9 +200,14 @@ def verify_task() -> StageInvoke:
     return StageInvoke(stage=stage, needs=needs, event=event)
 
 
-def stage_tasks() -> list[StageInvoke]:
-    """One task per stage, chained in the pipeline's order (inside a DAG context)."""
-    tasks = [StageInvoke(stage=s, needs=needs, event=event) for s, needs, event in PIPELINE]
+# The task whose answer is the list of location ids a fleet's task group is mapped over.
+LOCATIONS_TASK = "locations"
+
+
+def stage_tasks(group: str | None = None) -> list[StageInvoke]:
+    """One task per stage, chained in the pipeline's order (inside a DAG context; inside
+    the task group `group` mapped over the locations, for rps_fleet)."""
+    tasks = [StageInvoke(stage=s, needs=needs, event=event, group=group) for s, needs, event in PIPELINE]
     for before, after in zip(tasks, tasks[1:]):
         before >> after
     return tasks

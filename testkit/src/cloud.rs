@@ -27,7 +27,13 @@ pub struct Stack {
     /// Outputs of the stack as CloudFormation (moto) describes it, beside the bucket,
     /// the state machine and the verify function (e.g. `{"ApiUrl": …}`).
     pub outputs: Option<Value>,
+    /// Many locations: the locations file (JSON), put at `config/locations.json` in the
+    /// bucket before the functions start, and named by the stack's `LocationsKey`.
+    pub locations: Option<Value>,
 }
+
+/// Where [`Stack::locations`] is put in the bucket.
+pub const LOCATIONS_KEY: &str = "config/locations.json";
 
 pub struct LocalCloud {
     /// The Lambda service: Invoke is `POST {emulator}/2015-03-31/functions/<name>/invocations`,
@@ -171,6 +177,7 @@ impl LocalCloud {
                 "MlflowSecretName": secret,
                 "MlflowReadSecretName": read_secret,
                 "ModelName": model,
+                "LocationsKey": if options.locations.is_some() { LOCATIONS_KEY } else { "" },
             },
             "region": "us-east-1",
             "moto": moto.endpoint,
@@ -199,6 +206,9 @@ impl LocalCloud {
         let mut spec = spec;
         if let Some(outputs) = options.outputs {
             spec["outputs"] = outputs;
+        }
+        if let Some(locations) = &options.locations {
+            spec["objects"] = serde_json::json!({ LOCATIONS_KEY: locations.to_string() });
         }
         let spec_file = dir.path().join("spec.json");
         std::fs::write(&spec_file, spec.to_string()).unwrap();
@@ -368,6 +378,11 @@ impl LocalCloud {
         ]
     }
 
+    /// Open-Meteo answers from `replay` from now on.
+    pub fn serve_replay(&self, replay: &Replay) {
+        self.open_meteo.retarget(&format!("http://{}", replay.addr));
+    }
+
     /// Open-Meteo answers with the clean sample from now on.
     pub fn serve_clean(&self) {
         self.open_meteo.retarget(&format!("http://{}", self.clean.addr));
@@ -495,6 +510,23 @@ impl LambdaService {
 
 fn encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// The shipped Greensboro year (`data/sample`).
+pub fn greensboro_path() -> PathBuf {
+    workspace_root().join("data/sample/open-meteo-tmy3-greensboro-nc.json")
+}
+
+/// The Greensboro year moved to Kansas (38.5, -98.0) with every twentieth temperature
+/// missing: a third station whose data the gate refuses. Written into `dir`.
+pub fn corrupt_kansas(dir: &Path) -> PathBuf {
+    let mut doc: Value = serde_json::from_slice(&std::fs::read(greensboro_path()).unwrap()).unwrap();
+    doc["latitude"] = serde_json::json!(38.5);
+    doc["longitude"] = serde_json::json!(-98.0);
+    null_every_twentieth(&mut doc, "temperature_2m");
+    let file = dir.join("kansas-corrupt.json");
+    std::fs::write(&file, doc.to_string()).unwrap();
+    file
 }
 
 /// Nulls every twentieth value of `variable` in an Open-Meteo document (5%, over the

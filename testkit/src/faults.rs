@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 pub struct Rule {
     /// Requests whose method is this (`None`: any).
     pub method: Option<String>,
-    /// Requests whose path contains this.
+    /// Requests whose path (with its query) contains this.
     pub path_contains: String,
     /// Matching requests to let through before failing.
     pub pass_first: usize,
@@ -50,6 +50,8 @@ struct Faults {
     rules: Vec<Rule>,
     /// Requests that were failed, as `METHOD path`.
     failed: Vec<String>,
+    /// Every request, as `METHOD path?query`.
+    seen: Vec<String>,
 }
 
 /// The proxy; it stops with the test process.
@@ -120,6 +122,11 @@ impl Proxy {
         self.lock().failed.clone()
     }
 
+    /// Every request so far, failed or passed (`GET /v1/archive?latitude=…`).
+    pub fn requests(&self) -> Vec<String> {
+        self.lock().seen.clone()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Faults> {
         self.faults.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -134,10 +141,11 @@ async fn forward(State(s): State<Shared>, req: Request) -> Response {
     let path = req.uri().path().to_owned();
     {
         let mut f = s.faults.lock().unwrap_or_else(|p| p.into_inner());
+        f.seen.push(format!("{method} {path_and_query}"));
         let mut fail = None;
         for rule in &mut f.rules {
-            let matches =
-                path.contains(&rule.path_contains) && rule.method.as_deref().is_none_or(|m| m == method);
+            let matches = path_and_query.contains(&rule.path_contains)
+                && rule.method.as_deref().is_none_or(|m| m == method);
             if matches {
                 rule.seen += 1;
                 if rule.seen > rule.pass_first {

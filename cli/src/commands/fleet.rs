@@ -11,6 +11,7 @@ use comfy_table::{Table, presets};
 use indicatif::{ProgressBar, ProgressStyle};
 use rps_core::config::Config;
 use rps_core::fleet::{Fleet, Site};
+use rps_core::source::{Batch, IngestRequest};
 use rps_core::stage::{Context, ErrorKind, StageError};
 use serde::Serialize;
 use tokio::task::JoinSet;
@@ -161,12 +162,15 @@ impl std::fmt::Display for NotAllDone {
 
 impl std::error::Error for NotAllDone {}
 
-/// Runs `job` on each site's own context, `concurrency` at a time.
+/// Runs `job` on each site's own context, `concurrency` at a time. With `ingest`, the
+/// sites' fetches of it are batched into as few Open-Meteo calls as
+/// `RPS_OPEN_METEO_BATCH` allows ([`rps_core::source::Batch`]).
 pub async fn run_each<F, Fut>(
     command: &'static str,
     sites: Vec<Arc<Site>>,
     concurrency: usize,
     out: &Out,
+    ingest: Option<IngestRequest>,
     job: F,
 ) -> anyhow::Result<()>
 where
@@ -174,6 +178,23 @@ where
     Fut: Future<Output = Result<Finished, StageError>> + Send + 'static,
 {
     let total = sites.len();
+    let batch = match (ingest, sites.first()) {
+        (Some(request), Some(first)) if total > 1 => {
+            let places: Vec<_> = sites.iter().map(|s| s.location).collect();
+            let source = &first.config.source;
+            match Batch::new(source, request, &places, source.batch) {
+                Ok(b) => {
+                    tracing::info!(calls = b.calls(), locations = total, "Open-Meteo calls batched");
+                    Some(b)
+                }
+                Err(e) => {
+                    tracing::warn!("fetching each location alone: {e}");
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
     let bar = progress_bar(total, command);
     let mut queue = sites.into_iter().enumerate();
     let mut running = JoinSet::new();
@@ -190,10 +211,22 @@ where
             let span = tracing::info_span!("location", id = %site.id);
             let task = site.clone();
             let handle = running.spawn(
-                async move {
-                    match Context::new(task.config.clone()).await {
-                        Ok(ctx) => job(task, ctx).await,
-                        Err(e) => Err(e),
+                {
+                    let batch = batch.clone();
+                    async move {
+                        match Context::new(task.config.clone()).await {
+                            Ok(ctx) => {
+                                let ctx = match batch {
+                                    Some(b) => {
+                                        let alone = ctx.source.clone();
+                                        ctx.with_source(Arc::new(b.source(index, alone)))
+                                    }
+                                    None => ctx,
+                                };
+                                job(task, ctx).await
+                            }
+                            Err(e) => Err(e),
+                        }
                     }
                 }
                 .instrument(span),

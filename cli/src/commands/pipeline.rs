@@ -107,29 +107,36 @@ async fn run_fleet(
                 "--dvc-file and --version-file write one location's run: add --location ID"
             );
             let request = range.request()?;
-            fleet::run_each("pipeline run", sites, concurrency, out, move |_, ctx| {
-                let input = RunInput {
-                    ingest: request,
-                    trigger: None,
-                };
-                async move {
-                    let done = run_all(&ctx, input, &Quiet).await?;
-                    Ok(Finished {
-                        model_version: Some(done.model_version.clone()),
-                        summary: format!(
-                            "{} @candidate on {} rows (6 h RMSE {})",
-                            done.algorithm.split('(').next().unwrap_or(&done.algorithm),
-                            done.rows,
-                            done.metrics
-                                .get("rmse_h6")
-                                .map_or("–".into(), |v| format!("{v:.3} °C"))
-                        ),
-                        output: serde_json::to_value(&done).map_err(|e| {
-                            rps_core::stage::StageError::Internal(format!("serialising the run: {e}"))
-                        })?,
-                    })
-                }
-            })
+            fleet::run_each(
+                "pipeline run",
+                sites,
+                concurrency,
+                out,
+                Some(request),
+                move |_, ctx| {
+                    let input = RunInput {
+                        ingest: request,
+                        trigger: None,
+                    };
+                    async move {
+                        let done = run_all(&ctx, input, &Quiet).await?;
+                        Ok(Finished {
+                            model_version: Some(done.model_version.clone()),
+                            summary: format!(
+                                "{} @candidate on {} rows (6 h RMSE {})",
+                                done.algorithm.split('(').next().unwrap_or(&done.algorithm),
+                                done.rows,
+                                done.metrics
+                                    .get("rmse_h6")
+                                    .map_or("–".into(), |v| format!("{v:.3} °C"))
+                            ),
+                            output: serde_json::to_value(&done).map_err(|e| {
+                                rps_core::stage::StageError::Internal(format!("serialising the run: {e}"))
+                            })?,
+                        })
+                    }
+                },
+            )
             .await
         }
         Command::Promote { range, actor, .. } => {
@@ -146,33 +153,40 @@ async fn run_fleet(
                 "RPS_STAGING_URL names one staging API, which serves one location's model: give each location its own in its overrides, or unset it"
             );
             let request = range.request()?;
-            fleet::run_each("pipeline promote", sites, concurrency, out, move |_, ctx| {
-                let input = ReleaseInput {
-                    run: RunInput {
-                        ingest: request,
-                        trigger: None,
-                    },
-                    actor: Some(
-                        actor
-                            .clone()
-                            .unwrap_or_else(|| ctx.config.provenance.actor.clone()),
-                    ),
-                };
-                async move {
-                    let done = release(&ctx, input, &Quiet).await?;
-                    Ok(Finished {
-                        model_version: Some(done.promote.version.clone()),
-                        summary: format!(
-                            "promoted: version {} is production (previous: {})",
-                            done.promote.version,
-                            done.promote.previous.as_deref().unwrap_or("none")
+            fleet::run_each(
+                "pipeline promote",
+                sites,
+                concurrency,
+                out,
+                Some(request),
+                move |_, ctx| {
+                    let input = ReleaseInput {
+                        run: RunInput {
+                            ingest: request,
+                            trigger: None,
+                        },
+                        actor: Some(
+                            actor
+                                .clone()
+                                .unwrap_or_else(|| ctx.config.provenance.actor.clone()),
                         ),
-                        output: serde_json::to_value(&done).map_err(|e| {
-                            rps_core::stage::StageError::Internal(format!("serialising the release: {e}"))
-                        })?,
-                    })
-                }
-            })
+                    };
+                    async move {
+                        let done = release(&ctx, input, &Quiet).await?;
+                        Ok(Finished {
+                            model_version: Some(done.promote.version.clone()),
+                            summary: format!(
+                                "promoted: version {} is production (previous: {})",
+                                done.promote.version,
+                                done.promote.previous.as_deref().unwrap_or("none")
+                            ),
+                            output: serde_json::to_value(&done).map_err(|e| {
+                                rps_core::stage::StageError::Internal(format!("serialising the release: {e}"))
+                            })?,
+                        })
+                    }
+                },
+            )
             .await
         }
     }

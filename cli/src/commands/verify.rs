@@ -45,7 +45,7 @@ pub async fn run(a: Args, out: &Out) -> anyhow::Result<()> {
                 "--snapshot names one location's snapshot: add --location ID"
             );
             let retrain = a.retrain;
-            return fleet::run_each("verify", sites, concurrency, out, move |_, ctx| {
+            return fleet::run_each("verify", sites, concurrency, out, None, move |_, ctx| {
                 let input = input.clone();
                 async move { verify_location(&ctx, input, retrain).await }
             })

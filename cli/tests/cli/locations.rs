@@ -20,13 +20,7 @@ fn station(file: &str) -> PathBuf {
 /// The Greensboro year moved to Kansas with every twentieth temperature missing (5%,
 /// over the 1% limit): the replay answers Kansas with it.
 fn corrupt_station(dir: &Path) -> PathBuf {
-    let mut doc: Value = serde_json::from_slice(&std::fs::read(station(GREENSBORO)).unwrap()).unwrap();
-    doc["latitude"] = json!(38.5);
-    doc["longitude"] = json!(-98.0);
-    testkit::cloud::null_every_twentieth(&mut doc, "temperature_2m");
-    let file = dir.join("kansas-corrupt.json");
-    std::fs::write(&file, doc.to_string()).unwrap();
-    file
+    testkit::cloud::corrupt_kansas(dir)
 }
 
 fn snapshots(store: &Path) -> usize {
@@ -371,4 +365,98 @@ fn one_locations_drift_retrains_only_that_location() {
             .exists(),
         "Sand Point was never asked to retrain"
     );
+}
+
+/// Item 5 of the issue: a fleet's ingests go to Open-Meteo together, in as few calls as
+/// RPS_OPEN_METEO_BATCH allows (comma-separated coordinates, an array answered), each
+/// location still storing its own snapshot of its own place; a batched call that fails
+/// leaves each location to fetch alone.
+#[test]
+fn a_fleet_ingests_in_one_call_and_a_failed_call_falls_back_to_a_call_each() {
+    let _turn = testkit::turn(module_path!());
+    let dir = tempfile::tempdir().unwrap();
+    let replay = Replay::files(&[&station(SAND_POINT), &station(GREENSBORO)]);
+    let proxy = testkit::faults::Proxy::start(&format!("http://{}", replay.addr));
+    let store = dir.path().join("store");
+    let mut env = Env::new(&store, &replay);
+    env.set("OPEN_METEO_ARCHIVE_URL", format!("{}/v1/archive", proxy.url));
+    env.set("RPS_HTTP_MAX_ATTEMPTS", "1");
+    let file = dir.path().join("locations.json");
+    std::fs::write(
+        &file,
+        json!([
+            {"id": "sand-point", "latitude": 55.317, "longitude": -160.517},
+            {"id": "kodiak", "latitude": 57.79, "longitude": -152.4},
+            {"id": "greensboro", "latitude": 36.1, "longitude": -79.95}
+        ])
+        .to_string(),
+    )
+    .unwrap();
+    env.set("RPS_LOCATIONS", file.display().to_string());
+    let ingest = |env: &Env| {
+        let out = last_json(&env.ok(&["ingest", "--start", "2023-01-01", "--end", "2023-01-31", "--json"]));
+        assert_eq!(
+            (out["done"].as_u64(), out["command"].as_str()),
+            (Some(3), Some("ingest")),
+            "{out}"
+        );
+        out
+    };
+    ingest(&env);
+    let calls = proxy.requests();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert!(
+        calls[0].contains("latitude=55.317%2C57.79%2C36.1&longitude=-160.517%2C-152.4%2C-79.95"),
+        "{calls:?}"
+    );
+    // Each location's snapshot is its own place's answer: Kodiak's from the nearest
+    // station (Sand Point), Greensboro's from Greensboro.
+    let newest = |id: &str| -> Value {
+        let mut raw: Vec<PathBuf> = walk(&store.join("locations").join(id).join("raw/open-meteo"))
+            .into_iter()
+            .filter(|p| !p.to_string_lossy().ends_with(".meta.json"))
+            .collect();
+        raw.sort();
+        serde_json::from_slice(&std::fs::read(raw.last().expect("a snapshot")).unwrap()).unwrap()
+    };
+    let latitude = |id: &str| newest(id)["latitude"].as_f64().unwrap();
+    assert!(
+        (latitude("sand-point") - 55.3).abs() < 0.1,
+        "{}",
+        latitude("sand-point")
+    );
+    assert_eq!(latitude("kodiak"), latitude("sand-point"));
+    assert!(
+        (latitude("greensboro") - 36.1).abs() < 0.2,
+        "{}",
+        latitude("greensboro")
+    );
+    // Exactly what a call of its own answers (asked of the replay directly).
+    let alone: Value = reqwest::blocking::get(format!(
+        "http://{}/v1/archive?latitude=36.1&longitude=-79.95&start_date=2023-01-01&end_date=2023-01-31&timezone=GMT&hourly={}",
+        replay.addr,
+        rps_core::observations::ALL_VARIABLES.map(|v| v.name()).join(",")
+    ))
+    .unwrap()
+    .json()
+    .unwrap();
+    assert_eq!(newest("greensboro"), alone);
+
+    // The batched call fails: each location fetches alone, and all three are stored.
+    proxy.add(testkit::faults::Rule::fail(
+        Some("GET"),
+        "latitude=55.317%2C",
+        503,
+    ));
+    ingest(&env);
+    let calls = proxy.requests();
+    assert_eq!(calls.len(), 5, "one failed batch, then one call each: {calls:?}");
+    assert_eq!(proxy.failed().len(), 1, "{:?}", proxy.failed());
+    for id in ["sand-point", "kodiak", "greensboro"] {
+        let raw = walk(&store.join("locations").join(id).join("raw/open-meteo"))
+            .into_iter()
+            .filter(|p| !p.to_string_lossy().ends_with(".meta.json"))
+            .count();
+        assert_eq!(raw, 2, "{id}");
+    }
 }

@@ -249,6 +249,8 @@ pub struct SourceConfig {
     pub max_retry_time: Duration,
     /// Hours of history the live (forecast) endpoint is asked for, as `past_days`.
     pub past_days: u8,
+    /// Places one call asks for when a fleet ingests together.
+    pub batch: usize,
 }
 
 /// Thresholds of the data quality gate.

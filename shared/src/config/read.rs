@@ -87,6 +87,7 @@ impl SourceConfig {
             max_attempts: env.parse(&vars::RPS_HTTP_MAX_ATTEMPTS, number_in(1..=10))?,
             max_retry_time: seconds(env.parse(&vars::RPS_HTTP_MAX_RETRY_SECS, number_in(0.0..=3600.0))?),
             past_days: env.parse(&vars::RPS_PAST_DAYS, number_in(2..=92))?,
+            batch: env.parse(&vars::RPS_OPEN_METEO_BATCH, number_in(1..=200))?,
         })
     }
 }

@@ -162,6 +162,12 @@ pub const RPS_PAST_DAYS: Var = Var::new(
     "a whole number of days between 2 and 92",
     "`past_days` for live ingests",
 );
+pub const RPS_OPEN_METEO_BATCH: Var = Var::new(
+    "RPS_OPEN_METEO_BATCH",
+    "50",
+    "a whole number of places between 1 and 200",
+    "with RPS_LOCATIONS: how many locations one Open-Meteo call asks for (`rps pipeline`, `rps ingest` over a fleet); each place still counts as a call against the quota",
+);
 pub const RPS_HTTP_TIMEOUT_SECS: Var = Var::new(
     "RPS_HTTP_TIMEOUT_SECS",
     "30",
@@ -633,6 +639,7 @@ pub const ALL: &[&Var] = &[
     &OPEN_METEO_FORECAST_URL,
     &OPEN_METEO_API_KEY,
     &RPS_PAST_DAYS,
+    &RPS_OPEN_METEO_BATCH,
     &RPS_HTTP_TIMEOUT_SECS,
     &RPS_HTTP_MAX_ATTEMPTS,
     &RPS_HTTP_MAX_RETRY_SECS,

@@ -5,6 +5,7 @@
 //! [`RecordedSource`] answers from a recorded year in memory, and [`replay`] serves the
 //! same recording over HTTP in Open-Meteo's shape, so everything runs offline.
 
+mod batch;
 mod open_meteo;
 mod recording;
 pub mod replay;
@@ -17,7 +18,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-pub use open_meteo::{OpenMeteo, fetch, request_url, retry_policy};
+pub use batch::{Batch, BatchedSource};
+pub use open_meteo::{OpenMeteo, fetch, places_url, request_url, retry_policy};
 pub use recording::{RecordedSource, Recording};
 
 /// An inclusive range of UTC dates, start not after end.

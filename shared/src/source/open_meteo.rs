@@ -63,7 +63,20 @@ impl WeatherSource for OpenMeteo {
     }
 
     async fn fetch(&self, request: &IngestRequest) -> Result<Fetched, SourceError> {
-        let url = request_url(request, &self.cfg, &self.location);
+        self.fetch_places(request, std::slice::from_ref(&self.location))
+            .await
+    }
+}
+
+impl OpenMeteo {
+    /// `request` for every place of `places` in one call (Open-Meteo answers an array
+    /// for several).
+    pub async fn fetch_places(
+        &self,
+        request: &IngestRequest,
+        places: &[Location],
+    ) -> Result<Fetched, SourceError> {
+        let url = places_url(request, &self.cfg, places);
         match &self.cfg.api_key {
             // The key goes on the wire only: the URL stored with the snapshot and every
             // message name the request without it.
@@ -79,6 +92,11 @@ impl WeatherSource for OpenMeteo {
 
 /// The full request URL of `request`.
 pub fn request_url(request: &IngestRequest, cfg: &SourceConfig, location: &Location) -> Url {
+    places_url(request, cfg, std::slice::from_ref(location))
+}
+
+/// The request URL of `request` for several places (comma-separated coordinates).
+pub fn places_url(request: &IngestRequest, cfg: &SourceConfig, places: &[Location]) -> Url {
     let hourly = ALL_VARIABLES.map(|v| v.name()).join(",");
     let request = request.resolved(Utc::now().date_naive());
     let (mut url, extra): (Url, Vec<(&str, String)>) = match request {
@@ -101,8 +119,15 @@ pub fn request_url(request: &IngestRequest, cfg: &SourceConfig, location: &Locat
     };
     {
         let mut q = url.query_pairs_mut();
-        q.append_pair("latitude", &location.latitude.get().to_string());
-        q.append_pair("longitude", &location.longitude.get().to_string());
+        let join = |f: fn(&Location) -> f64| {
+            places
+                .iter()
+                .map(|p| f(p).to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        q.append_pair("latitude", &join(|p| p.latitude.get()));
+        q.append_pair("longitude", &join(|p| p.longitude.get()));
         q.append_pair("hourly", &hourly);
         q.append_pair("timezone", "GMT");
         for (k, v) in &extra {

@@ -9,7 +9,9 @@
 //!
 //! Given several recordings (station years), each request is answered from the one
 //! nearest its coordinates, as the real API answers from its nearest grid cell: a
-//! fleet of locations runs offline on a few stations.
+//! fleet of locations runs offline on a few stations. As the real API, a request may
+//! name several places (comma-separated `latitude` and `longitude`, up to
+//! [`MAX_LOCATIONS`]): the answer is then an array, one document per place in order.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -71,32 +73,62 @@ fn great_circle(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
     2.0 * h.sqrt().min(1.0).asin()
 }
 
-/// Checks the parameters every endpoint needs; returns the recording nearest the
-/// requested place and the requested variables.
+/// The most places one request may name (Open-Meteo's limit).
+pub const MAX_LOCATIONS: usize = 1000;
+
+/// Checks the parameters every endpoint needs; returns the recording nearest each
+/// requested place, in order, and the requested variables.
 fn common<'a>(
     stations: &'a Stations,
     q: &HashMap<String, String>,
-) -> Result<(&'a Recording, Vec<String>), BadRequest> {
-    let mut at = [0.0; 2];
+) -> Result<(Vec<&'a Recording>, Vec<String>), BadRequest> {
+    let mut at: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
     for (i, p) in ["latitude", "longitude"].into_iter().enumerate() {
         let v = q
             .get(p)
             .ok_or_else(|| bad_request(format!("Parameter '{p}' is required")))?;
         at[i] = v
-            .parse::<f64>()
+            .split(',')
+            .map(|x| x.trim().parse::<f64>())
+            .collect::<Result<_, _>>()
             .map_err(|_| bad_request(format!("Parameter '{p}' must be a number")))?;
     }
-    let rec = stations.nearest(at[0], at[1]);
+    if at[0].len() != at[1].len() {
+        return Err(bad_request(
+            "Parameter 'latitude' and 'longitude' must have the same number of elements",
+        ));
+    }
+    if at[0].len() > MAX_LOCATIONS {
+        return Err(bad_request(format!(
+            "At most {MAX_LOCATIONS} locations are allowed in one request"
+        )));
+    }
+    let recs: Vec<&Recording> = at[0]
+        .iter()
+        .zip(&at[1])
+        .map(|(lat, lon)| stations.nearest(*lat, *lon))
+        .collect();
     let hourly = q
         .get("hourly")
         .ok_or_else(|| bad_request("Parameter 'hourly' is required"))?;
     let vars: Vec<String> = hourly.split(',').map(|s| s.trim().to_owned()).collect();
-    if let Some(bad) = rec.unknown_variable(&vars) {
-        return Err(bad_request(format!(
-            "Cannot initialize WeatherVariable from invalid String value {bad}"
-        )));
+    for rec in &recs {
+        if let Some(bad) = rec.unknown_variable(&vars) {
+            return Err(bad_request(format!(
+                "Cannot initialize WeatherVariable from invalid String value {bad}"
+            )));
+        }
     }
-    Ok((rec, vars))
+    Ok((recs, vars))
+}
+
+/// One place's document, or an array of them for several.
+fn answer(mut docs: Vec<serde_json::Value>) -> Response {
+    if docs.len() == 1 {
+        Json(docs.remove(0)).into_response()
+    } else {
+        Json(serde_json::Value::Array(docs)).into_response()
+    }
 }
 
 fn date(q: &HashMap<String, String>, p: &str) -> Result<NaiveDate, BadRequest> {
@@ -114,17 +146,20 @@ async fn archive(
     State(stations): State<Arc<Stations>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, BadRequest> {
-    let (rec, vars) = common(&stations, &q)?;
+    let (recs, vars) = common(&stations, &q)?;
     let (start, end) = (date(&q, "start_date")?, date(&q, "end_date")?);
-    let body = rec.archive(&vars, start, end).map_err(bad_request)?;
-    Ok(Json(body).into_response())
+    let docs = recs
+        .into_iter()
+        .map(|rec| rec.archive(&vars, start, end).map_err(bad_request))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(answer(docs))
 }
 
 async fn forecast(
     State(stations): State<Arc<Stations>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, BadRequest> {
-    let (rec, vars) = common(&stations, &q)?;
+    let (recs, vars) = common(&stations, &q)?;
     let days = |p: &str, default: i64, max: i64| -> Result<i64, BadRequest> {
         match q.get(p) {
             None => Ok(default),
@@ -137,7 +172,12 @@ async fn forecast(
     };
     let past = days("past_days", 0, 92)?;
     let ahead = days("forecast_days", 7, 16)?;
-    Ok(Json(rec.forecast(&vars, past, ahead, Utc::now().date_naive())).into_response())
+    let today = Utc::now().date_naive();
+    Ok(answer(
+        recs.into_iter()
+            .map(|rec| rec.forecast(&vars, past, ahead, today))
+            .collect(),
+    ))
 }
 
 /// The replay of `recordings` (at least one): each request is answered from the one

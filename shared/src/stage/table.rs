@@ -245,12 +245,15 @@ pub fn task_state(s: &StageSpec) -> Value {
     let mut state = Map::new();
     state.insert("Type".into(), json!("Task"));
     state.insert("Resource".into(), json!(format!("${{{}FunctionArn}}", s.state)));
+    // Every event names the execution's location (`crate::lambda::envelope`).
+    let mut params = Map::new();
+    params.insert("location.$".into(), json!("$.location"));
     match s.event {
         Event::Path(p) => {
-            state.insert("InputPath".into(), json!(p));
+            params.insert("input.$".into(), json!(p));
         }
         Event::Fields(fields) => {
-            let params: Map<String, Value> = fields
+            let input: Map<String, Value> = fields
                 .iter()
                 .map(|(k, v)| {
                     let v = if k.ends_with(".$") {
@@ -261,9 +264,10 @@ pub fn task_state(s: &StageSpec) -> Value {
                     ((*k).to_owned(), v)
                 })
                 .collect();
-            state.insert("Parameters".into(), Value::Object(params));
+            params.insert("input".into(), Value::Object(input));
         }
     }
+    state.insert("Parameters".into(), Value::Object(params));
     if !s.keep.is_empty() {
         let keep: Map<String, Value> = s
             .keep

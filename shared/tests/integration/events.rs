@@ -49,6 +49,16 @@ fn every_documented_event_and_response_parses() {
 }
 
 #[test]
+fn the_documented_location_envelope_unwraps_to_its_stage_event() {
+    let _turn = testkit::turn(module_path!());
+    for e in examples("location-event") {
+        let (at, input) = rps_core::lambda::envelope(serde_json::from_str(&e).unwrap()).unwrap();
+        assert_eq!(at.as_deref(), Some("kodiak"), "{e}");
+        rps_core::lambda::parse::<rps_core::validate::ValidateInput>(input).unwrap();
+    }
+}
+
+#[test]
 fn a_wrong_event_names_the_field() {
     let _turn = testkit::turn(module_path!());
     let err = rps_core::lambda::parse::<rps_core::validate::ValidateInput>(serde_json::json!({"snap": "x"}))

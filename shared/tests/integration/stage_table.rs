@@ -89,7 +89,7 @@ fn the_state_machine_matches_only_error_types_the_stages_report() {
             for rule in state[list].as_array().into_iter().flatten() {
                 for e in rule["ErrorEquals"].as_array().unwrap() {
                     let e = e.as_str().unwrap();
-                    let aws = ["States.", "Lambda.", "Runtime.", "Sandbox."]
+                    let aws = ["States.", "Lambda.", "Runtime.", "Sandbox.", "StepFunctions."]
                         .iter()
                         .any(|p| e.starts_with(p));
                     assert!(

@@ -29,7 +29,9 @@ Without "params", SPEC_JSON's "functions" ({binary: {"code": dir, "env", "memory
 Writes SPEC.out (JSON) when ready: {"invoke": URL, "functions": {binary: {name, arn,
 ...}}, "definition": <the state machine, substitutions applied>, "topics", "bus",
 "rules": [{logical, bus, pattern, input_transformer}], "admin": {key, secret},
-"credentials": {binary: {key, secret}}, "logs": dir}. Runs until killed.
+"credentials": {binary: {key, secret}} (and "state-machine"), "state_machine": {arn, name},
+"logs": dir}. Runs until killed. SPEC.objects ({key: text}) are put in the bucket before
+the functions start.
 """
 from __future__ import annotations
 
@@ -390,6 +392,25 @@ def main() -> None:
             sys.exit(f"{code}/bootstrap is missing: run `sam build` first (scripts/sam-build.sh)")
         functions[binary] = Function(binary, fn, code, env, log_dir)
 
+    # The state machine's role, as a user of its own: the fan-out's ItemReader reads S3
+    # with it (moto enforcing its policies); its other actions are judged by them here.
+    sm_logical = stack.of_type("AWS::StepFunctions::StateMachine")[0]
+    sm_role_arn = stack.properties(sm_logical)["RoleArn"]
+    sm_role = next(k for k in stack.of_type("AWS::IAM::Role") if stack.arn(k) == sm_role_arn)
+    sm_policies = stack.role_policies(sm_role)
+    iam.create_user(UserName=f"role-{sm_role}"[:64])
+    for i, doc in enumerate(sm_policies):
+        iam.put_user_policy(UserName=f"role-{sm_role}"[:64], PolicyName=f"inline{i}", PolicyDocument=json.dumps(moto_policy(doc)))
+    sm_key = iam.create_access_key(UserName=f"role-{sm_role}"[:64])["AccessKey"]
+    credentials["state-machine"] = {"key": sm_key["AccessKeyId"], "secret": sm_key["SecretAccessKey"]}
+    policies = {b: f["policies"] for b, f in specs.items()}
+    policies["state-machine"] = sm_policies
+
+    # Objects the stack expects to find (the locations file), put as an admin would.
+    admin_put = client("s3", admin["AccessKeyId"], admin["SecretAccessKey"])
+    for key, body in spec.get("objects", {}).items():
+        admin_put.put_object(Bucket=spec["bucket"], Key=key, Body=body.encode())
+
     if "outputs" in spec:
         # The deployed stack as CloudFormation describes it (what scripts/ci/stack-env.sh
         # reads): its outputs, from this local stack.
@@ -421,7 +442,9 @@ def main() -> None:
         """The test's own view of the bucket (admin), and a probe of what one function's
         credentials may do: GET /harness/keys?prefix=, GET /harness/object?key=,
         POST /harness/bucket?name= (another bucket, as an admin would create it),
-        POST /harness/try?as=<binary>&op=put|get|delete|list&key=."""
+        POST /harness/try?as=<binary>&op=put|get|delete|list&key=; GET /harness/read?as=&key=
+        (the object as that role reads it, or its S3 error); GET /harness/allows?as=&action=
+        &resource= (whether that role's policies allow it: {"allowed": bool})."""
         url = urlsplit(path)
         q = {k: v[0] for k, v in parse_qs(url.query).items()}
         try:
@@ -432,6 +455,11 @@ def main() -> None:
             if url.path == "/harness/bucket":
                 admin_s3.create_bucket(Bucket=q["name"])
                 return 200, b"{}"
+            if url.path == "/harness/read":
+                return 200, as_fn[q["as"]].get_object(Bucket=spec["bucket"], Key=q["key"])["Body"].read()
+            if url.path == "/harness/allows":
+                allowed = sam.allows(policies[q["as"]], q["action"], q["resource"])
+                return 200, json.dumps({"allowed": allowed}).encode()
             if url.path == "/harness/object":
                 return 200, admin_s3.get_object(Bucket=spec["bucket"], Key=q["key"])["Body"].read()
             if url.path == "/harness/try":
@@ -466,6 +494,8 @@ def main() -> None:
         "functions": {b: {k: v for k, v in s.items() if k != "policies"} for b, s in specs.items()},
         "definition": definition,
         "topics": {stack.physical_name(t): stack.arn(t) for t in stack.of_type("AWS::SNS::Topic")},
+        "state_machine": {"arn": stack.arn(sm_logical), "name": stack.physical_name(sm_logical)},
+        "bucket": spec["bucket"],
         "bus": [stack.physical_name(b) for b in stack.of_type("AWS::Events::EventBus")],
         "rules": rules,
         "admin": {"key": admin["AccessKeyId"], "secret": admin["SecretAccessKey"]},

@@ -10,6 +10,8 @@ Run with the Airflow virtualenv's python and AIRFLOW_HOME pointing at a scratch 
 - what the DAG retries is what the state machine retries (less the Lambda service's own
   errors, which the operator sees as exceptions), and what it treats as a refusal is
   what the state machine catches as one;
+- rps_fleet maps rps_pipeline's chain (a task group, in the same order) over the
+  locations its first task lists;
 - rps_drift invokes the verify stage function and ends in a trigger of rps_pipeline.
   rps_pipeline hands a trigger in its conf to train, evaluate and promote.
 Exits non-zero with one line per disagreement.
@@ -34,8 +36,8 @@ problems = []
 bag = DagBag(dag_folder=str(root / "dags"))
 for file, error in bag.import_errors.items():
     problems.append(f"{file} does not import: {error}")
-if set(bag.dag_ids) != {"rps_pipeline", "rps_drift"}:
-    problems.append(f"the DAGs are {sorted(bag.dag_ids)}, not rps_pipeline and rps_drift")
+if set(bag.dag_ids) != {"rps_pipeline", "rps_drift", "rps_fleet"}:
+    problems.append(f"the DAGs are {sorted(bag.dag_ids)}, not rps_pipeline, rps_drift and rps_fleet")
 
 pipeline = bag.dags.get("rps_pipeline")
 drift = bag.dags.get("rps_drift")
@@ -62,6 +64,24 @@ if pipeline:
         task = downstream[0] if downstream else None
     if order != stages or len(pipeline.tasks) != len(stages):
         problems.append(f"rps_pipeline runs {order}, the library's stages are {stages}")
+
+fleet = bag.dags.get("rps_fleet")
+if fleet:
+    first = [t for t in fleet.tasks if not t.upstream_task_ids]
+    if [t.task_id for t in first] != [rps_lambda.LOCATIONS_TASK]:
+        problems.append(f"rps_fleet starts with {[t.task_id for t in first]}, not the locations task")
+    grouped = [t for t in fleet.tasks if isinstance(t, rps_lambda.StageInvoke)]
+    order, task = [], next((t for t in grouped if rps_lambda.LOCATIONS_TASK in t.upstream_task_ids), None)
+    while task is not None:
+        order.append(task.task_id)
+        downstream = list(task.downstream_list)
+        task = downstream[0] if len(downstream) == 1 else None
+    if order != [f"location.{s}" for s in stages] or len(grouped) != len(stages):
+        problems.append(f"rps_fleet's location group runs {order}, the library's stages are {stages}")
+    groups = {t.task_group.group_id for t in grouped if t.task_group}
+    mapped = [g for g in fleet.task_group.children.values() if getattr(g, "group_id", None) == "location"]
+    if groups != {"location"} or not mapped or type(mapped[0]).__name__ != "MappedTaskGroup":
+        problems.append(f"rps_fleet's stages are not one task group mapped over the locations: {groups}")
 
 asl = json.loads((root / "infra/statemachine/pipeline.asl.json").read_text())
 states = asl["States"]

@@ -44,6 +44,8 @@ def params(env: str) -> dict[str, str]:
         "MlflowTrackingUri": "https://dagshub.com/owner/repo.mlflow",
         "MlflowSecretName": f"rps/{env}/mlflow",
         "MlflowReadSecretName": f"rps/{env}/mlflow-read",
+        # prod has many locations, staging the one: both shapes are checked.
+        **({"LocationsKey": "config/locations.json"} if env == "prod" else {}),
     }
 
 
@@ -116,17 +118,25 @@ def check_function(stack: sam.Stack, binary: str, fn: dict, access: dict, proble
     def obj(prefix: str) -> str:
         return f"arn:aws:s3:::{bucket}/store/{prefix}probe/key.json"
 
+    # A location's folder (RPS_LOCATIONS) holds the same layout, with the same grants.
+    def in_location(prefix: str) -> str:
+        return f"arn:aws:s3:::{bucket}/store/locations/kodiak/{prefix}probe/key.json"
+
     grants = {g["prefix"]: g for g in access.get(binary, [])}
     if binary not in access:
         problems.append(f"{where}: no store access is declared for it in rps_core::layout::access")
     for area in AREAS:
         g = grants.get(area, {"read": False, "write": False, "delete": False})
         for action, need in (("s3:GetObject", g["read"]), ("s3:PutObject", g["write"]), ("s3:DeleteObject", g["delete"])):
-            got = sam.allows(policies, action, obj(area))
-            if need and not got:
-                problems.append(f"{where}: the role may not {action} store/{area}*, which its code needs (layout::access)")
-            if got and not need:
-                problems.append(f"{where}: the role may {action} store/{area}*, which its code never needs (least privilege)")
+            for shown, arn in ((f"store/{area}*", obj(area)), (f"store/locations/<id>/{area}*", in_location(area))):
+                got = sam.allows(policies, action, arn)
+                if need and not got:
+                    problems.append(f"{where}: the role may not {action} {shown}, which its code needs (layout::access)")
+                if got and not need:
+                    problems.append(f"{where}: the role may {action} {shown}, which its code never needs (least privilege)")
+    locations = stack.params.get("LocationsKey", "")
+    if locations and not sam.allows(policies, "s3:GetObject", f"arn:aws:s3:::{bucket}/{locations}"):
+        problems.append(f"{where}: the role may not read the locations file {locations}, which every function reads at start")
     reads = any(g["read"] for g in grants.values())
     # What S3 checks to answer a missing key with 404: ListBucket on the bucket, in the
     # GetObject request's context (which carries no s3:prefix).
@@ -161,12 +171,45 @@ def check_function(stack: sam.Stack, binary: str, fn: dict, access: dict, proble
             problems.append(f"{where}: the role may read another secret too ({secret_arn(other)})")
 
 
+def all_states(states: dict) -> list[tuple[str, dict]]:
+    """Every state, those of Map states' processors too."""
+    out = []
+    for name, state in states.items():
+        out.append((name, state))
+        inner = state.get("ItemProcessor") or state.get("Iterator")
+        if inner:
+            out.extend(all_states(inner["States"]))
+    return out
+
+
 def check_wiring(stack: sam.Stack, problems: list[str]) -> None:
-    definition, _ = stack.state_machine()
+    definition, props = stack.state_machine()
     fns = {f["arn"] for f in stack.functions().values()}
     topics = {stack.arn(t) for t in stack.of_type("AWS::SNS::Topic")}
     buses = {stack.physical_name(b) for b in stack.of_type("AWS::Events::EventBus")}
-    for name, state in definition["States"].items():
+    sm = stack.of_type("AWS::StepFunctions::StateMachine")[0]
+    role = next(k for k in stack.of_type("AWS::IAM::Role") if stack.arn(k) == props["RoleArn"])
+    sm_policies = stack.role_policies(role)
+    bucket = stack.physical_name(stack.of_type("AWS::S3::Bucket")[0])
+    for name, state in all_states(definition["States"]):
+        r = state.get("Resource", "")
+        if r.startswith("arn:aws:states:::states:startExecution"):
+            target = state.get("Parameters", {}).get("StateMachineArn")
+            if target != stack.arn(sm):
+                problems.append(f"{stack.name} state {name}: starts {target}, not the stack's own state machine {stack.arn(sm)}")
+            elif not sam.allows(sm_policies, "states:StartExecution", target):
+                problems.append(f"{stack.name} state {name}: the state machine's role may not states:StartExecution on {target}")
+            child = f"{stack.arn(sm).replace(':stateMachine:', ':execution:')}:child"
+            if not sam.allows(sm_policies, "states:DescribeExecution", child):
+                problems.append(f"{stack.name} state {name}: the role may not states:DescribeExecution its child executions (.sync)")
+        reader = state.get("ItemReader")
+        if reader:
+            p = reader.get("Parameters", {})
+            if p.get("Bucket") != bucket:
+                problems.append(f"{stack.name} state {name}: reads its items from {p.get('Bucket')!r}, not the stack's bucket")
+            key = stack.params.get("LocationsKey", "")
+            if key and not sam.allows(sm_policies, "s3:GetObject", f"arn:aws:s3:::{bucket}/{key}"):
+                problems.append(f"{stack.name} state {name}: the role may not read the locations file {key}")
         r = state.get("Resource", "")
         if r.startswith("arn:aws:lambda:") and r not in fns:
             problems.append(f"{stack.name} state {name}: invokes {r}, not one of the stack's functions")

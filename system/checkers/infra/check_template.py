@@ -218,9 +218,13 @@ else:
         problems.append(f"the retrain rule's pattern {r['Pattern']} does not match the event the state machine puts")
     if "trigger.$" not in e["Detail"]:
         problems.append("the RetrainRequested event does not carry the trigger")
-    got = render(r["InputTransformer"], {"source": e["Source"], "detail": {"trigger": trigger}})
+    if "location.$" not in e["Detail"]:
+        problems.append("the RetrainRequested event does not carry the location whose verification asked")
+    got = render(r["InputTransformer"], {"source": e["Source"], "detail": {"trigger": trigger, "location": "kodiak"}})
     if got.get("train") is not True or got.get("trigger") != trigger or got.get("ingest") != trigger["ingest"]:
         problems.append(f"the retrain rule makes {got}, not a training run on the trigger's data carrying it")
+    if got.get("location") != "kodiak":
+        problems.append(f"the retrain rule makes {got}, not a run of the location that asked")
 drift_rule = [r for r in rules.values() if r["Pattern"].get("source") == ["aws.cloudwatch"]]
 if len(drift_rule) != 1 or drift_rule[0]["Pattern"].get("resources") != [{"Fn::GetAtt": ["ApiDriftAlarm", "Arn"]}]:
     problems.append("no rule turns the API's drift alarm into a verification")

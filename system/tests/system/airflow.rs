@@ -260,3 +260,90 @@ fn airflow_promotes_stops_at_a_refused_gate_and_retrains_on_drift() {
         "no retrain was requested"
     );
 }
+
+/// Many locations (issue 28): rps_fleet maps the stage chain over the locations (a
+/// task group per location id, Airflow's dynamic task mapping) on a stack whose
+/// functions read the locations file. Three real station years, one of them corrupt:
+/// its validate fails and nothing after it runs, the other two promote, each its own
+/// model.
+#[test]
+fn rps_fleet_runs_every_location_and_the_corrupt_one_alone_is_refused() {
+    let _turn = testkit::turn(module_path!());
+    let Some(mut a) = Airflow::setup() else { return };
+    let ids = ["sand-point", "greensboro", "kansas"];
+    let locations = json!([
+        {"id": ids[0], "latitude": 55.317, "longitude": -160.517},
+        {"id": ids[1], "latitude": 36.1, "longitude": -79.95},
+        {"id": ids[2], "latitude": 38.5, "longitude": -98.0}
+    ]);
+    let Some(cloud) = LocalCloud::start_with(
+        "airflow-fleet",
+        "prod",
+        testkit::cloud::Stack {
+            locations: Some(locations),
+            ..Default::default()
+        },
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let kansas = testkit::cloud::corrupt_kansas(dir.path());
+    let greensboro = testkit::cloud::greensboro_path();
+    let replay = testkit::replay::Replay::files(&[&testkit::sample_path(), &greensboro, &kansas]);
+    cloud.serve_replay(&replay);
+    a.set(
+        "AIRFLOW_CONN_AWS_DEFAULT",
+        json!({"conn_type": "aws", "login": "testing", "password": "testing",
+               "extra": {"endpoint_url": cloud.emulator, "region_name": "us-east-1"}})
+        .to_string(),
+    );
+    a.set(
+        "AIRFLOW_VAR_RPS_FUNCTION_PREFIX",
+        format!("rps-{}-", cloud.environment),
+    );
+
+    let (log, _) = a.dags_test(
+        "rps_fleet",
+        &json!({"ingest": {"mode": "backfill", "start": "2023-01-01", "end": "2023-12-31"}, "locations": ids}),
+    );
+    let run = a.sql("select run_id from dag_run where dag_id = 'rps_fleet' order by id desc limit 1");
+    let rows = a.sql(&format!(
+        "select task_id, map_index, state from task_instance where dag_id = 'rps_fleet' and run_id = '{}'",
+        run[0][0]
+    ));
+    let state_of = |task: &str, index: i64| {
+        rows.iter()
+            .find(|r| r[0] == task && r[1] == index.to_string())
+            .map_or("absent".to_owned(), |r| r[2].clone())
+    };
+    assert_eq!(state_of("locations", -1), "success", "{rows:?}\n{log}");
+    for (index, id) in (0..).zip(ids) {
+        for stage in rps_core::stage::STAGES {
+            let want = match (id, stage) {
+                ("kansas", "ingest") => "success",
+                ("kansas", "validate") => "failed",
+                ("kansas", _) => "upstream_failed",
+                _ => "success",
+            };
+            assert_eq!(
+                state_of(&format!("location.{stage}"), index),
+                want,
+                "{id} {stage}: {rows:?}\n{log}"
+            );
+        }
+    }
+    assert!(log.contains("DataQualityGateFailed"), "{log}");
+    let version = |id: &str| {
+        let c = testkit::mlflow::client(&cloud.mlflow.uri);
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(c.get_version_by_alias(&format!("{}-{id}", cloud.model), "production"))
+            .ok()
+            .map(|v| v.version)
+    };
+    assert_eq!(version("sand-point").as_deref(), Some("1"), "{log}");
+    assert_eq!(version("greensboro").as_deref(), Some("1"), "{log}");
+    assert_eq!(version("kansas"), None);
+    assert!(cloud.keys("locations/kansas/datasets/").is_empty());
+    assert!(!cloud.keys("locations/sand-point/datasets/").is_empty());
+}

@@ -62,6 +62,7 @@ fn the_state_machine_promotes_refuses_bad_data_and_refuses_a_worse_model() {
         states(&r),
         [
             "Defaults",
+            "FanOut",
             "Ingest",
             "Validate",
             "TrainOrStop",
@@ -136,6 +137,7 @@ fn the_state_machine_promotes_refuses_bad_data_and_refuses_a_worse_model() {
         states(&r),
         [
             "Defaults",
+            "FanOut",
             "Ingest",
             "Validate",
             "TrainOrStop",
@@ -178,6 +180,7 @@ fn the_state_machine_promotes_refuses_bad_data_and_refuses_a_worse_model() {
         states(&r),
         [
             "Defaults",
+            "FanOut",
             "Ingest",
             "Validate",
             "TrainOrStop",
@@ -347,7 +350,7 @@ fn the_state_machine_promotes_refuses_bad_data_and_refuses_a_worse_model() {
     assert_eq!(r["error"], "PipelineFailed", "{r}");
     assert_eq!(
         states(&r),
-        ["Defaults", "Ingest", "NotifyFailure", "Failed"],
+        ["Defaults", "FanOut", "Ingest", "NotifyFailure", "Failed"],
         "{r}"
     );
     let note = std::fs::read_to_string(&notes).unwrap();
@@ -375,4 +378,146 @@ fn the_state_machine_promotes_refuses_bad_data_and_refuses_a_worse_model() {
         403
     );
     assert_eq!(cloud.try_as("rps-ingest", "get", "store/models/probe").0, 403);
+}
+
+/// Many locations (issue 28): the stack's LocationsKey names a locations file in the
+/// bucket; every function reads it at start. An execution without a location fans out:
+/// the distributed Map's ItemReader reads the file as the state machine's role, each
+/// location runs as an execution of its own (startExecution.sync:2, which the role may
+/// do on its own state machine only), two at a time. Three real station years, one of
+/// them corrupt: it alone is refused by the data gate, the other two promote, each its
+/// own model in its own folder, and the execution's output lists every outcome.
+#[test]
+fn an_execution_fans_out_over_the_locations_and_the_corrupt_one_alone_is_refused() {
+    let _turn = testkit::turn(module_path!());
+    let root = testkit::workspace_root();
+    let Some(_) = testkit::require(
+        "aws-local-stepfunctions (npm)",
+        &root.join("node_modules/aws-local-stepfunctions"),
+    ) else {
+        return;
+    };
+    let locations = json!([
+        {"id": "sand-point", "name": "Sand Point, AK", "latitude": 55.317, "longitude": -160.517},
+        {"id": "greensboro", "name": "Greensboro, NC", "latitude": 36.1, "longitude": -79.95},
+        {"id": "kansas", "latitude": 38.5, "longitude": -98.0}
+    ]);
+    let Some(cloud) = LocalCloud::start_with(
+        "fleet",
+        "prod",
+        testkit::cloud::Stack {
+            locations: Some(locations),
+            ..Default::default()
+        },
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let kansas = testkit::cloud::corrupt_kansas(dir.path());
+    let greensboro = testkit::cloud::greensboro_path();
+    let replay = testkit::replay::Replay::files(&[&testkit::sample_path(), &greensboro, &kansas]);
+    cloud.serve_replay(&replay);
+    let env = &cloud.stack["functions"]["rps-ingest"]["env"];
+    assert_eq!(
+        env["RPS_LOCATIONS"],
+        format!("s3://{}/{}", cloud.bucket, testkit::cloud::LOCATIONS_KEY),
+        "{env}"
+    );
+
+    let r = cloud.execute(&json!({
+        "ingest": {"mode": "backfill", "start": "2023-01-01", "end": "2023-12-31"},
+        "train": true,
+        "fanout": {"max_concurrency": 2, "tolerated_failures": 0}
+    }));
+    assert_eq!(r["status"], "SUCCEEDED", "{r}");
+    let s = states(&r);
+    assert_eq!(
+        s.iter()
+            .filter(|x| !x.starts_with("Location"))
+            .cloned()
+            .collect::<Vec<_>>(),
+        ["Defaults", "FanOut", "AnyFailed", "SomeFailed", "NoneFailed"],
+        "{r}"
+    );
+    assert_eq!(s.first().map(String::as_str), Some("Defaults"));
+    assert_eq!(s.last().map(String::as_str), Some("LocationsDone"), "{r}");
+    assert!(
+        !s.contains(&"Ingest".to_owned()),
+        "the parent ran a stage itself: {r}"
+    );
+    let out = &r["output"];
+    assert_eq!(
+        out["locations"],
+        json!([
+            {"location": "sand-point", "outcome": "promoted"},
+            {"location": "greensboro", "outcome": "promoted"},
+            {"location": "kansas", "outcome": "refused by the data quality gate"}
+        ]),
+        "{r}"
+    );
+    assert_eq!(out["failed"], json!([]), "{r}");
+    // Each location ran as an execution of its own, to its own end.
+    let children = r["children"].as_array().unwrap();
+    assert_eq!(children.len(), 3, "{r}");
+    for c in children {
+        let ended = c["states"].as_array().unwrap().last().cloned();
+        let want = if c["input"]["location"] == "kansas" {
+            "DataRefused"
+        } else {
+            "Promoted"
+        };
+        assert_eq!(ended, Some(json!(want)), "{c}");
+        assert_eq!(c["states"][1], "FanOut", "{c}");
+        assert_eq!(c["states"][2], "Ingest", "a child fanned out again: {c}");
+    }
+    // Each its own model and folder; the refused one has none, and nothing of the
+    // deployment's own (unprefixed) folders was written.
+    let version = |id: &str| {
+        let c = testkit::mlflow::client(&cloud.mlflow.uri);
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(c.get_version_by_alias(&format!("{}-{id}", cloud.model), "production"))
+            .ok()
+            .map(|v| v.version)
+    };
+    assert_eq!(version("sand-point").as_deref(), Some("1"));
+    assert_eq!(version("greensboro").as_deref(), Some("1"));
+    assert_eq!(version("kansas"), None, "the corrupt location was promoted");
+    for id in ["sand-point", "greensboro", "kansas"] {
+        assert!(
+            !cloud.keys(&format!("locations/{id}/raw/")).is_empty(),
+            "{id} has no raw snapshot"
+        );
+    }
+    assert!(cloud.keys("locations/kansas/datasets/").is_empty());
+    assert!(!cloud.keys("locations/greensboro/datasets/").is_empty());
+    assert!(
+        cloud.keys("raw/").is_empty(),
+        "the deployment's own folder was written"
+    );
+
+    // A location's folder is granted as the deployment's is: ingest writes raw/ there,
+    // never models/.
+    assert_eq!(
+        cloud
+            .try_as("rps-ingest", "put", "store/locations/kansas/raw/probe.json")
+            .0,
+        200
+    );
+    assert_eq!(
+        cloud
+            .try_as("rps-ingest", "put", "store/locations/kansas/models/probe")
+            .0,
+        403
+    );
+    // A stage event must name its location when there are several.
+    let e = cloud.invoke("rps-validate", &json!({"snapshot": "raw/x"}));
+    assert_eq!(e["errorType"], "InvalidInput", "{e}");
+    assert!(
+        e["errorMessage"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("3 locations"),
+        "{e}"
+    );
 }

@@ -145,6 +145,7 @@ fn the_workflows_run_here_up_to_the_first_real_call() {
             Stack {
                 model: Some(model.clone()),
                 outputs: Some(serde_json::json!({"ApiUrl": format!("http://127.0.0.1:{port}")})),
+                ..Stack::default()
             },
         )
     };
