@@ -67,6 +67,9 @@ unset RPS_STAGING_URL
 echo
 echo "== Your own fleet: the three locations of data/locations.json, each its own model, two at a time"
 RPS_LOCATIONS="$ROOT/data/locations.json" "$RPS" pipeline promote "${range[@]}"
+echo "== The fleet's latest hours: one batched Open-Meteo call for the three, each validated"
+RPS_LOCATIONS="$ROOT/data/locations.json" "$RPS" ingest --live
+RPS_LOCATIONS="$ROOT/data/locations.json" "$RPS" validate >/dev/null
 
 echo
 "$RPS" models list
@@ -84,6 +87,12 @@ RPS_MODEL_ALIAS="${RPS_MODEL_ALIAS:-production}" RPS_MODEL_REFRESH_SECS=5 RPS_FO
   start_bg api "$RPS" serve --port "$api_port"
 wait_http "http://127.0.0.1:$api_port/ready" 60 || { tail -20 "$STATE/run/api.log"; exit 1; }
 echo "http://127.0.0.1:$api_port" >"$STATE/run/api.uri"
+# One API for every location of the fleet: models load on first use.
+stop_bg fleet-api
+fleet_port=$(free_port 8090)
+RPS_LOCATIONS="$ROOT/data/locations.json" RPS_MODEL_ALIAS="${RPS_MODEL_ALIAS:-production}" \
+  start_bg fleet-api "$RPS" serve --port "$fleet_port"
+wait_http "http://127.0.0.1:$fleet_port/ready" 60 || { tail -20 "$STATE/run/fleet-api.log"; exit 1; }
 
 # The loop: a client asks the API about the last day and a half of observed hours (the
 # API samples its answers into the forecast log), and the verification scores them
@@ -100,6 +109,7 @@ cat <<MSG
 data.dvc    data version $(awk '/md5:/ {print $NF; exit}' data.dvc): \`dvc pull\` or \`rps data pull data.dvc\` restores it
 MLflow UI:  $MLFLOW_TRACKING_URI
 Web page:   http://127.0.0.1:$api_port/   (the API: /predict, /forecast, /model, /verification, /metrics, /openapi.json)
+Fleet:      http://127.0.0.1:$fleet_port/   (every location of data/locations.json: the page's picker, /locations, "location" in /predict)
 Verify:     \`$RPS verify\` hourly (after \`rps ingest --live\` and \`rps validate\`) closes the loop; --retrain acts on it
 Both keep running; \`make down\` stops them.
 MSG

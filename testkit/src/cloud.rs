@@ -305,6 +305,11 @@ impl LocalCloud {
         reqwest::blocking::get(format!("{}/harness/{path}", self.emulator)).unwrap()
     }
 
+    /// Each started function's peak resident memory so far, in MB (benchmarks).
+    pub fn peak_memory_mb(&self) -> Value {
+        self.harness("peaks").json().unwrap_or(Value::Null)
+    }
+
     /// The keys under `store/<prefix>` in the bucket (read as the harness's admin).
     pub fn keys(&self, prefix: &str) -> Vec<String> {
         let r = self.harness(&format!("keys?prefix={}", encode(&format!("store/{prefix}"))));

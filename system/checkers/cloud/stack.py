@@ -455,6 +455,10 @@ def main() -> None:
             if url.path == "/harness/bucket":
                 admin_s3.create_bucket(Bucket=q["name"])
                 return 200, b"{}"
+            if url.path == "/harness/peaks":
+                # Each function's instance: its peak resident memory so far (MB).
+                peaks = {b: round(f.instance.peak_mb(), 1) for b, f in functions.items() if f.instance}
+                return 200, json.dumps(peaks).encode()
             if url.path == "/harness/read":
                 return 200, as_fn[q["as"]].get_object(Bucket=spec["bucket"], Key=q["key"])["Body"].read()
             if url.path == "/harness/allows":

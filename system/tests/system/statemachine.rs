@@ -521,3 +521,77 @@ fn an_execution_fans_out_over_the_locations_and_the_corrupt_one_alone_is_refused
         "{e}"
     );
 }
+
+/// The fan-out measured (a benchmark, not a test: `bash bench/fanout.sh`, which runs it
+/// with `--ignored`): the state machine over `RPS_BENCH_LOCATIONS` locations (default
+/// 50) of a year each, `RPS_BENCH_CONCURRENCY` at a time (default 10), on the local
+/// stack. Writes the wall time, the outcomes and the functions' peak memory to
+/// `bench/results/fanout.json`; asserts only that every location promoted.
+#[test]
+#[ignore = "a benchmark: bash bench/fanout.sh"]
+fn bench_the_fan_out() {
+    let _turn = testkit::turn(module_path!());
+    let n: usize = std::env::var("RPS_BENCH_LOCATIONS").map_or(50, |v| v.parse().unwrap());
+    let concurrency: usize = std::env::var("RPS_BENCH_CONCURRENCY").map_or(10, |v| v.parse().unwrap());
+    // Alternating between the two shipped stations, each at coordinates of its own.
+    let stations = [(55.317, -160.517), (36.1, -79.95)];
+    let locations: Vec<Value> = (0..n)
+        .map(|i| {
+            let (lat, lon) = stations[i % 2];
+            let step = 0.01 * (i / 2) as f64;
+            json!({"id": format!("site-{i:04}"), "latitude": lat + step, "longitude": lon + step})
+        })
+        .collect();
+    let Some(cloud) = LocalCloud::start_with(
+        "fanout",
+        "prod",
+        testkit::cloud::Stack {
+            locations: Some(Value::Array(locations)),
+            ..Default::default()
+        },
+    ) else {
+        return;
+    };
+    let greensboro = testkit::cloud::greensboro_path();
+    let replay = testkit::replay::Replay::files(&[&testkit::sample_path(), &greensboro]);
+    cloud.serve_replay(&replay);
+    let started = Instant::now();
+    let r = cloud.execute(&json!({
+        "ingest": {"mode": "backfill", "start": "2023-01-01", "end": "2023-12-31"},
+        "train": true,
+        "fanout": {"max_concurrency": concurrency, "tolerated_failures": 0}
+    }));
+    let wall = started.elapsed().as_secs_f64();
+    assert_eq!(r["status"], "SUCCEEDED", "{r}");
+    let outcomes = r["output"]["locations"].as_array().unwrap();
+    let promoted = outcomes.iter().filter(|o| o["outcome"] == "promoted").count();
+    assert_eq!(promoted, n, "{r}");
+    let peaks = cloud.peak_memory_mb();
+    let result = json!({
+        "machine": machine(),
+        "locations": n,
+        "concurrency": concurrency,
+        "wall_seconds": wall,
+        "seconds_per_location": wall / n as f64,
+        "promoted": promoted,
+        "function_peak_mb": peaks,
+    });
+    eprintln!("{result}");
+    let out = testkit::workspace_root().join("bench/results/fanout.json");
+    std::fs::write(&out, serde_json::to_string_pretty(&result).unwrap()).unwrap();
+}
+
+/// This machine, for a benchmark's record: its cores and CPU model.
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    format!("{cores} cores, {cpu}")
+}
