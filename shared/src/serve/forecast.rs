@@ -13,7 +13,6 @@ use serde::Serialize;
 use tokio::sync::Mutex;
 
 use super::error::ApiError;
-use super::locations::LocationService;
 use super::served::Served;
 use crate::bundle::Forecast;
 use crate::features::{INPUT_HOURS, serving_row};
@@ -55,6 +54,16 @@ pub struct ForecastModel {
     pub location: String,
 }
 
+/// Where a `/forecast` is made: the location's store and its id.
+#[derive(Clone, Copy)]
+pub struct Place<'a> {
+    pub store: &'a dyn ObjectStore,
+    pub store_timeout: Duration,
+    pub id: &'a str,
+    /// Its metrics' `location` label (several locations served).
+    pub label: Option<&'a str>,
+}
+
 #[derive(Default)]
 pub struct Cache {
     entry: Mutex<Option<(Instant, String, ForecastResponse)>>,
@@ -90,11 +99,7 @@ async fn latest(
 }
 
 impl Cache {
-    pub async fn get_or_compute(
-        &self,
-        svc: &LocationService,
-        m: &Served,
-    ) -> Result<ForecastResponse, ApiError> {
+    pub async fn get_or_compute(&self, at: Place<'_>, m: &Served) -> Result<ForecastResponse, ApiError> {
         // The lock guards only the cached answer, never store I/O: one slow call cannot
         // hold every other /forecast.
         if let Some((at, version, resp)) = self.entry.lock().await.as_ref()
@@ -103,13 +108,10 @@ impl Cache {
         {
             return Ok(refresh_age(resp.clone()));
         }
-        let found = tokio::time::timeout(svc.config().serve.store_timeout, latest(svc.store.as_ref()))
+        let found = tokio::time::timeout(at.store_timeout, latest(at.store))
             .await
             .map_err(|_| {
-                tracing::error!(
-                    "the store did not answer within {:?}",
-                    svc.config().serve.store_timeout
-                );
+                tracing::error!("the store did not answer within {:?}", at.store_timeout);
                 ApiError::unavailable(
                     "store_unavailable",
                     "the store did not answer in time; see the service's log",
@@ -123,7 +125,7 @@ impl Cache {
         })?;
         let tail = series.tail(INPUT_HOURS.max(CONTEXT_HOURS));
         let row = serving_row(&tail).map_err(|e| {
-            tracing::warn!(snapshot = %svc.store.url(&key), "the newest observations cannot make a forecast: {e}");
+            tracing::warn!(snapshot = %at.store.url(&key), "the newest observations cannot make a forecast: {e}");
             ApiError::unavailable(
                 "observations_incomplete",
                 format!("the newest validated observations cannot make a forecast: {e}"),
@@ -133,7 +135,7 @@ impl Cache {
             .bundle
             .predict(&row)
             .map_err(|e| ApiError::unavailable("prediction_failed", e.to_string()))?;
-        super::metrics::record_forecasts("forecast", svc.label.as_deref(), &forecasts);
+        super::metrics::record_forecasts("forecast", at.label, &forecasts);
         let context = series.tail(CONTEXT_HOURS);
         let temps = context.column(TARGET);
         let resp = ForecastResponse {
@@ -141,7 +143,7 @@ impl Cache {
                 name: m.name.clone(),
                 version: m.version.clone(),
                 alias: m.alias.clone(),
-                location: svc.id().to_owned(),
+                location: at.id.to_owned(),
             },
             issued_at: format_time(row.time),
             observations_age_minutes: 0.0,

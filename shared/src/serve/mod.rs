@@ -420,7 +420,13 @@ async fn forecast_handler(
 ) -> Result<Json<forecast::ForecastResponse>, ApiError> {
     let svc = located(&state, q, false).await?;
     let m = require_model(&svc)?;
-    let mut resp = svc.forecasts.get_or_compute(&svc, &m).await?;
+    let place = forecast::Place {
+        store: svc.store.as_ref(),
+        store_timeout: svc.config().serve.store_timeout,
+        id: svc.id(),
+        label: svc.label.as_deref(),
+    };
+    let mut resp = svc.forecasts.get_or_compute(place, &m).await?;
     // Cached as calibrated; re-calibrated by the latest verification on every answer.
     let live = svc.live.current();
     crate::recalibration::apply(&mut resp.forecasts, scales(&svc, live.as_deref(), &m.version));
