@@ -112,16 +112,4 @@ impl Live {
             });
         }
     }
-
-    /// Re-reads on a timer (servers; Lambda relies on [`Live::maybe_refresh`]).
-    pub fn spawn_refresh_loop(self: &Arc<Self>) {
-        let this = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(this.every);
-            loop {
-                tick.tick().await;
-                this.maybe_refresh();
-            }
-        });
-    }
 }

@@ -207,7 +207,12 @@ impl Locations {
             load_timeout: config.serve.model_load_timeout,
             clock: AtomicU64::new(1),
             loads: tokio::sync::Semaphore::new(4),
-            last_sweep: Mutex::new(Instant::now()),
+            // Due at the first request.
+            last_sweep: Mutex::new(
+                Instant::now()
+                    .checked_sub(Duration::from_secs(1))
+                    .unwrap_or_else(Instant::now),
+            ),
         }
     }
 
@@ -372,8 +377,10 @@ impl Locations {
         metrics::set_model_cache(count, total, self.limit);
     }
 
-    /// What is due for every loaded location, at most once a second (servers call it
-    /// on a timer; Lambda, frozen between invocations, on requests).
+    /// What is due for every loaded location, at most once a second: the alias, the
+    /// verification, the forecast log (servers call it on a timer and on requests;
+    /// Lambda, frozen between invocations, on requests only). One mechanism for one
+    /// location or a thousand.
     pub fn sweep_if_due(&self) {
         {
             let mut last = self.last_sweep.lock().unwrap_or_else(|p| p.into_inner());

@@ -208,17 +208,10 @@ async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = req.method().to_string();
-    if state.locations.configured() {
-        state.locations.sweep_if_due();
-    } else {
-        let one = state.primary();
-        one.model.maybe_refresh();
-        one.live.maybe_refresh();
-    }
+    // What is due for the loaded locations (Lambda, frozen between invocations,
+    // has no timer: this is its only upkeep).
+    state.locations.sweep_if_due();
     let resp = next.run(req).await;
-    if !state.locations.configured() {
-        state.primary().forecast_log.maybe_flush();
-    }
     let secs = started.elapsed().as_secs_f64();
     let status = resp.status().as_u16();
     metrics::record_request(&route, &method, status, secs);
@@ -620,21 +613,15 @@ pub async fn app_with(config: Config, fleet: Fleet) -> Result<(Arc<AppState>, Ro
             Some(_) => Some(crate::registry::open(&config, root.clone())?),
             None => None,
         };
-        let state = AppState::with_locations(config, &fleet, root, registry).await;
-        spawn_sweeper(&state);
-        state
+        AppState::with_locations(config, &fleet, root, registry).await
     } else {
         // The service only ever does what its grants allow (the API function's IAM role).
         let grants = crate::layout::access("api").unwrap_or_default();
         let store: Arc<dyn ObjectStore> = Arc::new(crate::store::Scoped::new(root, "api", grants, ""));
         let registry = crate::registry::open(&config, store.clone())?;
-        let state = AppState::new(config, store, registry).await;
-        let one = state.primary();
-        one.model.spawn_refresh_loop();
-        one.live.spawn_refresh_loop();
-        one.forecast_log.spawn_flush_loop();
-        state
+        AppState::new(config, store, registry).await
     };
+    spawn_sweeper(&state);
     metrics::spawn_upkeep();
     Ok((state.clone(), router(state)))
 }

@@ -111,20 +111,4 @@ impl ForecastSampler {
             }
         }
     }
-
-    /// Flushes on a timer (servers; Lambda relies on [`ForecastSampler::maybe_flush`]).
-    pub fn spawn_flush_loop(self: &Arc<Self>) {
-        if !self.sampler.enabled() {
-            return;
-        }
-        let this = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(this.every);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                this.maybe_flush();
-            }
-        });
-    }
 }

@@ -345,22 +345,6 @@ impl ModelHandle {
         let mut st = self.status.lock().unwrap_or_else(|p| p.into_inner());
         st.last_error = Some("the first model load has not finished yet".into());
     }
-
-    /// Re-checks on a timer (servers; Lambda relies on `maybe_refresh`).
-    pub fn spawn_refresh_loop(self: &Arc<Self>) {
-        if self.refresh.is_zero() {
-            return;
-        }
-        let this = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(this.refresh);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                this.maybe_refresh();
-            }
-        });
-    }
 }
 
 /// Refuses a bundle this build cannot compute inputs for.
